@@ -1,0 +1,81 @@
+//! Opaque C handle types and their ownership. Each `c2rs_*` struct is a zero-sized marker
+//! that cbindgen emits as an incomplete type; `BoxHandle` binds it to the Rust value it
+//! stands for. Exports convert pointers only through the functions here, so a handle can
+//! never be cast to the wrong type or freed the wrong way.
+#![allow(non_camel_case_types)]
+
+use std::ffi::CString;
+
+use super::guard::null_arg;
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// A CPU tensor. Created by `c2rs_tensor_*` constructors, released by `c2rs_tensor_free`.
+pub struct c2rs_tensor {
+    _private: [u8; 0],
+}
+
+/// An owned byte buffer returned by the library (serialized protobufs, JSON reports).
+/// Released by `c2rs_buffer_free`.
+pub struct c2rs_buffer {
+    _private: [u8; 0],
+}
+
+/// An owned list of NUL-terminated UTF-8 strings. Released by `c2rs_string_list_free`.
+pub struct c2rs_string_list {
+    _private: [u8; 0],
+}
+
+/// An owned list of tensors (a decoded TensorProtos). Released by `c2rs_tensor_list_free`.
+pub struct c2rs_tensor_list {
+    _private: [u8; 0],
+}
+
+/// A handle owned through a `Box`: created once, freed once by its `*_free`.
+pub(crate) trait BoxHandle {
+    type Target;
+}
+impl BoxHandle for c2rs_tensor {
+    type Target = Tensor;
+}
+impl BoxHandle for c2rs_buffer {
+    type Target = Vec<u8>;
+}
+impl BoxHandle for c2rs_string_list {
+    type Target = Vec<CString>;
+}
+impl BoxHandle for c2rs_tensor_list {
+    type Target = Vec<Tensor>;
+}
+
+/// Moves `value` to the heap and returns the C handle that now owns it.
+pub(crate) fn into_handle<H: BoxHandle>(value: H::Target) -> *mut H {
+    Box::into_raw(Box::new(value)) as *mut H
+}
+
+/// Borrows the value behind a handle; NULL is `C2RS_INVALID_ARGUMENT` naming `name`.
+pub(crate) fn handle_ref<'a, H: BoxHandle>(ptr: *const H, name: &str) -> Result<&'a H::Target> {
+    if ptr.is_null() {
+        return Err(null_arg(name));
+    }
+    // SAFETY: non-NULL handles come from `into_handle::<H>` (the C contract: only pass live
+    // handles of the right type), so the pointer is a live `Box<H::Target>`.
+    Ok(unsafe { &*(ptr as *const H::Target) })
+}
+
+/// Mutably borrows the value behind a handle.
+pub(crate) fn handle_mut<'a, H: BoxHandle>(ptr: *mut H, name: &str) -> Result<&'a mut H::Target> {
+    if ptr.is_null() {
+        return Err(null_arg(name));
+    }
+    // SAFETY: as in `handle_ref`; the C contract forbids concurrent use of a mutable handle.
+    Ok(unsafe { &mut *(ptr as *mut H::Target) })
+}
+
+/// Frees a handle; NULL is a no-op.
+pub(crate) fn free_handle<H: BoxHandle>(ptr: *mut H) {
+    if !ptr.is_null() {
+        // SAFETY: as in `take_handle`; freeing twice is excluded by the C contract.
+        drop(unsafe { Box::from_raw(ptr as *mut H::Target) });
+    }
+}

@@ -1,0 +1,14 @@
+//! The C ABI: every `extern "C"` function, grouped by the C object family it acts on, plus
+//! the plumbing they share (`guard`: panic boundary, argument conversion, last error;
+//! `status`: codes; `handle`: opaque types and ownership).
+//!
+//! Exports take raw pointers by design and are safe to call from C under the documented
+//! contract (valid, live handles); NULL is checked, everything else is the caller's promise.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+pub mod buffer;
+pub(crate) mod guard;
+pub mod handle;
+pub mod status;
+pub mod tensor;
+pub mod version;

@@ -1,0 +1,369 @@
+//! CPU tensors: a Caffe2 dtype, int64 dims (row-major, contiguous; empty dims = scalar) and
+//! storage shared cheaply through `Arc` with copy-on-write for writers.
+
+pub mod dlpack;
+mod dtype;
+mod serialize;
+mod storage;
+
+use std::sync::Arc;
+
+pub use dtype::DataType;
+pub use serialize::{tensor_from_proto, tensor_to_proto};
+pub use storage::{ALIGNMENT, Pod, Storage, cast_slice, cast_slice_mut};
+
+use crate::error::{C2rsError, Result};
+
+/// Element storage of a tensor.
+#[derive(Clone)]
+enum Elements {
+    /// Fixed-size elements in one aligned (or adopted) buffer of exactly `numel * item_size` bytes.
+    Bytes(Arc<Storage>),
+    /// One byte string per element (STRING); arbitrary bytes, not necessarily UTF-8.
+    Strings(Arc<Vec<Vec<u8>>>),
+}
+
+/// A CPU tensor.
+///
+/// Invariants: `numel == product(dims)` and every dim is ≥ 0; `Bytes` storage holds exactly
+/// `numel * dtype.item_size()` bytes; `Strings` holds exactly `numel` entries and is used iff
+/// `dtype == STRING`. `Clone` is shallow (shares storage); writers copy first when shared.
+#[derive(Clone)]
+pub struct Tensor {
+    dtype: DataType,
+    dims: Vec<i64>,
+    numel: usize,
+    elements: Elements,
+}
+
+/// Number of elements for `dims`, rejecting negative dims and overflow.
+pub fn checked_numel(dims: &[i64]) -> Result<usize> {
+    let mut n: usize = 1;
+    for (i, &d) in dims.iter().enumerate() {
+        let d = usize::try_from(d)
+            .map_err(|_| C2rsError::invalid_argument(format!("dims[{i}] = {d} is negative")))?;
+        n = n.checked_mul(d).ok_or_else(|| {
+            C2rsError::invalid_argument(format!("dims {dims:?} overflow the element count"))
+        })?;
+    }
+    Ok(n)
+}
+
+/// Byte size of `numel` elements of `dtype`, rejecting sizes no allocation can hold.
+fn checked_nbytes(dtype: DataType, numel: usize, dims: &[i64]) -> Result<usize> {
+    let item = dtype.item_size().unwrap_or(0);
+    numel
+        .checked_mul(item)
+        .filter(|&n| n <= isize::MAX as usize)
+        .ok_or_else(|| {
+            C2rsError::invalid_argument(format!(
+                "a {dtype} tensor of dims {dims:?} is too large to allocate"
+            ))
+        })
+}
+
+impl Tensor {
+    /// A zero-filled tensor (empty strings for STRING).
+    pub fn zeros(dtype: DataType, dims: &[i64]) -> Result<Self> {
+        let numel = checked_numel(dims)?;
+        let elements = match dtype.item_size() {
+            Some(_) => Elements::Bytes(Arc::new(Storage::zeroed(checked_nbytes(
+                dtype, numel, dims,
+            )?)?)),
+            None => {
+                // Refuse before allocating `numel` Vec headers the host could never fill.
+                checked_nbytes(DataType::Int64, numel, dims)?;
+                Elements::Strings(Arc::new(vec![Vec::new(); numel]))
+            }
+        };
+        Ok(Self {
+            dtype,
+            dims: dims.to_vec(),
+            numel,
+            elements,
+        })
+    }
+
+    /// A tensor over existing storage, which must hold exactly the bytes `dims` need.
+    pub fn from_storage(dtype: DataType, dims: &[i64], storage: Arc<Storage>) -> Result<Self> {
+        let numel = checked_numel(dims)?;
+        if dtype == DataType::String {
+            return Err(C2rsError::type_mismatch(
+                "STRING tensors cannot be built over raw storage",
+            ));
+        }
+        let nbytes = checked_nbytes(dtype, numel, dims)?;
+        if storage.len() != nbytes {
+            return Err(C2rsError::invalid_argument(format!(
+                "a {dtype} tensor of dims {dims:?} needs {nbytes} bytes, the storage has {}",
+                storage.len()
+            )));
+        }
+        Ok(Self {
+            dtype,
+            dims: dims.to_vec(),
+            numel,
+            elements: Elements::Bytes(storage),
+        })
+    }
+
+    /// A STRING tensor holding `values` (one per element).
+    pub fn from_strings(dims: &[i64], values: Vec<Vec<u8>>) -> Result<Self> {
+        let numel = checked_numel(dims)?;
+        if values.len() != numel {
+            return Err(C2rsError::invalid_argument(format!(
+                "dims {dims:?} need {numel} strings, got {}",
+                values.len()
+            )));
+        }
+        Ok(Self {
+            dtype: DataType::String,
+            dims: dims.to_vec(),
+            numel,
+            elements: Elements::Strings(Arc::new(values)),
+        })
+    }
+
+    /// A tensor holding a copy of `values`; `T` must match the dtype's element size.
+    pub fn from_slice<T: Pod>(dtype: DataType, dims: &[i64], values: &[T]) -> Result<Self> {
+        let mut t = Self::zeros(dtype, dims)?;
+        let values = values_of_len(values, t.numel)?;
+        t.typed_mut::<T>()?.copy_from_slice(values);
+        Ok(t)
+    }
+
+    pub fn dtype(&self) -> DataType {
+        self.dtype
+    }
+
+    pub fn dims(&self) -> &[i64] {
+        &self.dims
+    }
+
+    pub fn numel(&self) -> usize {
+        self.numel
+    }
+
+    /// Byte size of the elements (0 for STRING).
+    pub fn nbytes(&self) -> usize {
+        match &self.elements {
+            Elements::Bytes(s) => s.len(),
+            Elements::Strings(_) => 0,
+        }
+    }
+
+    fn not_for_strings(&self) -> C2rsError {
+        C2rsError::type_mismatch("STRING tensors have no raw data; use the string accessors")
+    }
+
+    /// The element bytes (native = little-endian layout). Not for STRING.
+    pub fn bytes(&self) -> Result<&[u8]> {
+        match &self.elements {
+            Elements::Bytes(s) => Ok(s.as_slice()),
+            Elements::Strings(_) => Err(self.not_for_strings()),
+        }
+    }
+
+    /// Exclusive access to the element bytes, copying first if the storage is shared or
+    /// read-only (copy-on-write). Not for STRING.
+    pub fn bytes_mut(&mut self) -> Result<&mut [u8]> {
+        let storage = self.unique_storage()?;
+        Ok(storage.as_mut_slice())
+    }
+
+    /// Pointer to the first element for hosts; NULL when the tensor holds no bytes.
+    pub fn data_ptr(&self) -> Result<*const u8> {
+        match &self.elements {
+            Elements::Bytes(s) => Ok(s.as_ptr()),
+            Elements::Strings(_) => Err(self.not_for_strings()),
+        }
+    }
+
+    /// Writable pointer for hosts after copy-on-write; NULL when the tensor holds no bytes.
+    pub fn mutable_data_ptr(&mut self) -> Result<*mut u8> {
+        Ok(self.unique_storage()?.as_mut_ptr())
+    }
+
+    fn unique_storage(&mut self) -> Result<&mut Storage> {
+        let Elements::Bytes(arc) = &mut self.elements else {
+            return Err(C2rsError::type_mismatch(
+                "STRING tensors have no raw data; use the string accessors",
+            ));
+        };
+        if Arc::get_mut(arc).is_none_or(|s| s.is_read_only()) {
+            *arc = Arc::new(Storage::copy_of(arc.as_slice())?);
+        }
+        Arc::get_mut(arc).ok_or_else(|| C2rsError::internal("fresh storage is not unique"))
+    }
+
+    /// The shared storage (for zero-copy exports); `None` for STRING.
+    pub fn storage(&self) -> Option<&Arc<Storage>> {
+        match &self.elements {
+            Elements::Bytes(s) => Some(s),
+            Elements::Strings(_) => None,
+        }
+    }
+
+    /// Elements as `&[T]`; `T`'s size must equal the dtype's element size.
+    pub fn typed<T: Pod>(&self) -> Result<&[T]> {
+        self.check_item::<T>()?;
+        cast_slice(self.bytes()?).ok_or_else(|| C2rsError::internal("tensor storage is misaligned"))
+    }
+
+    /// Elements as `&mut [T]` after copy-on-write.
+    pub fn typed_mut<T: Pod>(&mut self) -> Result<&mut [T]> {
+        self.check_item::<T>()?;
+        cast_slice_mut(self.bytes_mut()?)
+            .ok_or_else(|| C2rsError::internal("tensor storage is misaligned"))
+    }
+
+    fn check_item<T>(&self) -> Result<()> {
+        match self.dtype.item_size() {
+            Some(n) if n == std::mem::size_of::<T>() => Ok(()),
+            _ => Err(C2rsError::type_mismatch(format!(
+                "a {} tensor cannot be viewed as {}",
+                self.dtype,
+                std::any::type_name::<T>()
+            ))),
+        }
+    }
+
+    /// The elements of a STRING tensor.
+    pub fn strings(&self) -> Result<&[Vec<u8>]> {
+        match &self.elements {
+            Elements::Strings(v) => Ok(v),
+            Elements::Bytes(_) => Err(C2rsError::type_mismatch(format!(
+                "a {} tensor has no string elements",
+                self.dtype
+            ))),
+        }
+    }
+
+    /// Mutable elements of a STRING tensor (copy-on-write).
+    pub fn strings_mut(&mut self) -> Result<&mut [Vec<u8>]> {
+        match &mut self.elements {
+            Elements::Strings(v) => Ok(Arc::make_mut(v).as_mut_slice()),
+            Elements::Bytes(_) => Err(C2rsError::type_mismatch(format!(
+                "a {} tensor has no string elements",
+                self.dtype
+            ))),
+        }
+    }
+
+    /// A copy that shares nothing with `self`.
+    pub fn deep_copy(&self) -> Result<Self> {
+        let elements = match &self.elements {
+            Elements::Bytes(s) => Elements::Bytes(Arc::new(Storage::copy_of(s.as_slice())?)),
+            Elements::Strings(v) => Elements::Strings(Arc::new(v.as_ref().clone())),
+        };
+        Ok(Self {
+            dtype: self.dtype,
+            dims: self.dims.clone(),
+            numel: self.numel,
+            elements,
+        })
+    }
+
+    /// Whether two tensors share element storage (zero-copy views of one another).
+    pub fn shares_storage_with(&self, other: &Tensor) -> bool {
+        match (&self.elements, &other.elements) {
+            (Elements::Bytes(a), Elements::Bytes(b)) => Arc::ptr_eq(a, b),
+            (Elements::Strings(a), Elements::Strings(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tensor")
+            .field("dtype", &self.dtype)
+            .field("dims", &self.dims)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Tensor {
+    /// Same dtype, dims and element bytes (bitwise: NaNs with equal bits compare equal).
+    fn eq(&self, other: &Self) -> bool {
+        if self.dtype != other.dtype || self.dims != other.dims {
+            return false;
+        }
+        match (&self.elements, &other.elements) {
+            (Elements::Bytes(a), Elements::Bytes(b)) => a.as_slice() == b.as_slice(),
+            (Elements::Strings(a), Elements::Strings(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+fn values_of_len<T>(values: &[T], numel: usize) -> Result<&[T]> {
+    if values.len() != numel {
+        return Err(C2rsError::invalid_argument(format!(
+            "expected {numel} values, got {}",
+            values.len()
+        )));
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeros_covers_scalars_and_zero_size_dims() {
+        let s = Tensor::zeros(DataType::Float, &[]).unwrap();
+        assert_eq!(s.numel(), 1);
+        assert_eq!(s.typed::<f32>().unwrap(), &[0.0]);
+        let e = Tensor::zeros(DataType::Double, &[0, 5]).unwrap();
+        assert_eq!(e.numel(), 0);
+        assert_eq!(e.nbytes(), 0);
+        let st = Tensor::zeros(DataType::String, &[2]).unwrap();
+        assert_eq!(st.strings().unwrap(), &[Vec::<u8>::new(), Vec::new()]);
+    }
+
+    #[test]
+    fn storage_is_64_byte_aligned() {
+        for d in DataType::ALL.iter().filter(|d| d.item_size().is_some()) {
+            let t = Tensor::zeros(*d, &[3, 5]).unwrap();
+            assert_eq!(t.data_ptr().unwrap() as usize % 64, 0, "{d}");
+        }
+    }
+
+    #[test]
+    fn negative_or_overflowing_dims_are_rejected() {
+        assert!(
+            Tensor::zeros(DataType::Float, &[2, -1])
+                .unwrap_err()
+                .message()
+                .contains("dims[1] = -1")
+        );
+        assert!(Tensor::zeros(DataType::Float, &[i64::MAX, 4]).is_err());
+        assert!(Tensor::zeros(DataType::String, &[i64::MAX / 2]).is_err());
+    }
+
+    #[test]
+    fn writes_copy_shared_storage_first() {
+        let a = Tensor::from_slice(DataType::Int32, &[2], &[1i32, 2]).unwrap();
+        let mut b = a.clone();
+        assert!(a.shares_storage_with(&b));
+        b.typed_mut::<i32>().unwrap()[0] = 7;
+        assert!(!a.shares_storage_with(&b));
+        assert_eq!(a.typed::<i32>().unwrap(), &[1, 2]);
+        assert_eq!(b.typed::<i32>().unwrap(), &[7, 2]);
+    }
+
+    #[test]
+    fn typed_views_check_element_size() {
+        let t = Tensor::zeros(DataType::Int64, &[2]).unwrap();
+        assert_eq!(
+            t.typed::<f32>().unwrap_err().kind(),
+            crate::ErrorKind::TypeMismatch
+        );
+        assert_eq!(
+            t.strings().unwrap_err().kind(),
+            crate::ErrorKind::TypeMismatch
+        );
+    }
+}

@@ -458,3 +458,131 @@ const _: () = {
     assert!(C2RS_DTYPE_FLOAT16 == DataType::Float16 as i32);
     assert!(C2RS_DTYPE_DOUBLE == DataType::Double as i32);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::status::*;
+    use crate::ffi::version::c2rs_last_error_message;
+    use std::ffi::CStr;
+
+    fn last_error() -> String {
+        // SAFETY: a valid NUL-terminated string owned by this thread.
+        unsafe { CStr::from_ptr(c2rs_last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn null_arguments_are_invalid_and_named() {
+        let mut t: *mut c2rs_tensor = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_tensor_new(C2RS_DTYPE_FLOAT, std::ptr::null(), 0, std::ptr::null_mut()),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert!(last_error().contains("`out`"), "{}", last_error());
+        assert_eq!(
+            c2rs_tensor_new(C2RS_DTYPE_FLOAT, std::ptr::null(), 2, &mut t),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert!(last_error().contains("`dims`"), "{}", last_error());
+        let mut n = 5i64;
+        assert_eq!(
+            c2rs_tensor_numel(std::ptr::null(), &mut n),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert_eq!(n, 0, "out-param reset before the failure");
+        assert!(
+            last_error().starts_with("c2rs_tensor_numel: argument `t` is NULL"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(
+            c2rs_tensor_from_proto(std::ptr::null(), 3, &mut t),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            c2rs_tensor_from_dlpack(std::ptr::null_mut(), &mut t),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert!(last_error().contains("`in`"));
+        c2rs_tensor_free(std::ptr::null_mut());
+        c2rs_tensor_list_free(std::ptr::null_mut());
+        assert_eq!(c2rs_tensor_list_len(std::ptr::null()), 0);
+    }
+
+    #[test]
+    fn bad_dtype_numbers_are_rejected_by_name() {
+        let mut t: *mut c2rs_tensor = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_tensor_new(11, std::ptr::null(), 0, &mut t),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert!(
+            last_error().contains("argument `dtype`: Unknown data type: 11"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(
+            c2rs_tensor_new(0, std::ptr::null(), 0, &mut t),
+            C2RS_UNSUPPORTED
+        );
+        assert!(t.is_null());
+        let dims = [2i64, -3];
+        assert_eq!(
+            c2rs_tensor_new(C2RS_DTYPE_INT32, dims.as_ptr(), 2, &mut t),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert!(last_error().contains("dims[1] = -3"));
+    }
+
+    #[test]
+    fn string_elements_are_set_and_read_back_with_any_bytes() {
+        let dims = [3i64];
+        let mut t: *mut c2rs_tensor = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_tensor_new(C2RS_DTYPE_STRING, dims.as_ptr(), 1, &mut t),
+            C2RS_OK
+        );
+        let value = b"a\0b\xff";
+        assert_eq!(
+            c2rs_tensor_set_string(t, 1, value.as_ptr(), value.len()),
+            C2RS_OK
+        );
+        assert_eq!(
+            c2rs_tensor_set_string(t, 3, value.as_ptr(), 1),
+            C2RS_INVALID_ARGUMENT
+        );
+        let (mut p, mut len) = (std::ptr::null(), 0usize);
+        assert_eq!(c2rs_tensor_string_at(t, 1, &mut p, &mut len), C2RS_OK);
+        // SAFETY: `len` bytes at `p`, owned by the live tensor.
+        assert_eq!(unsafe { std::slice::from_raw_parts(p, len) }, value);
+        assert_eq!(c2rs_tensor_string_at(t, 0, &mut p, &mut len), C2RS_OK);
+        assert_eq!((p.is_null(), len), (false, 0));
+        let mut data: *const c_void = std::ptr::null();
+        assert_eq!(c2rs_tensor_data(t, &mut data), C2RS_TYPE_MISMATCH);
+        c2rs_tensor_free(t);
+    }
+
+    #[test]
+    fn mutable_data_after_export_does_not_change_the_export() {
+        let dims = [2i64];
+        let mut t: *mut c2rs_tensor = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_tensor_new(C2RS_DTYPE_INT32, dims.as_ptr(), 1, &mut t),
+            C2RS_OK
+        );
+        let mut m: *mut DLManagedTensorVersioned = std::ptr::null_mut();
+        assert_eq!(c2rs_tensor_to_dlpack(t, &mut m), C2RS_OK);
+        let mut data: *mut c_void = std::ptr::null_mut();
+        assert_eq!(c2rs_tensor_mutable_data(t, &mut data), C2RS_OK);
+        // SAFETY: `data` points to 2 writable i32; `m` is a live export of 2 i32.
+        unsafe {
+            *(data as *mut i32) = 9;
+            assert_ne!((*m).dl_tensor.data, data);
+            assert_eq!(*((*m).dl_tensor.data as *const i32), 0);
+            ((*m).deleter.expect("deleter"))(m);
+        }
+        c2rs_tensor_free(t);
+    }
+}

@@ -1,0 +1,156 @@
+//! Key-value databases as Caffe2 used them: `DB` / `Cursor` / `Transaction` with modes READ,
+//! WRITE and NEW, a registry by type name, minidb (in-house) and LMDB (heed), and the
+//! thread-safe, sharded `DbReader`.
+
+mod lmdb;
+mod minidb;
+mod reader;
+
+pub use reader::DbReader;
+
+use crate::error::{C2rsError, Result};
+
+/// How a DB is opened (Caffe2's `db::Mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Read existing records.
+    Read,
+    /// Append to an existing DB.
+    Write,
+    /// Create a new DB, truncating (minidb) or refusing (LMDB) an existing one.
+    New,
+}
+
+impl TryFrom<i32> for Mode {
+    type Error = C2rsError;
+    /// Caffe2 numbering: READ 0, WRITE 1, NEW 2.
+    fn try_from(value: i32) -> Result<Self> {
+        match value {
+            0 => Ok(Mode::Read),
+            1 => Ok(Mode::Write),
+            2 => Ok(Mode::New),
+            _ => Err(C2rsError::invalid_argument(format!(
+                "DB mode {value} is not READ 0, WRITE 1 or NEW 2"
+            ))),
+        }
+    }
+}
+
+/// An open database. Cursors and transactions hold what they need, so they may outlive it.
+pub trait Db: Send + Sync {
+    /// A cursor positioned at the first record (invalid when the DB is empty).
+    fn new_cursor(&self) -> Result<Box<dyn Cursor>>;
+    /// A transaction for `put`s; committed on `commit` and when dropped.
+    fn new_transaction(&self) -> Result<Box<dyn Transaction>>;
+}
+
+/// Iterates records in the DB's order (insertion order for minidb, bytewise key order for LMDB).
+pub trait Cursor: Send {
+    /// Moves to the first record whose key is ≥ `key` (invalid if none).
+    fn seek(&mut self, key: &[u8]) -> Result<()>;
+    fn supports_seek(&self) -> bool;
+    fn seek_to_first(&mut self) -> Result<()>;
+    /// Moves to the next record; invalid past the end.
+    fn next(&mut self) -> Result<()>;
+    /// Key of the current record; empty when invalid.
+    fn key(&self) -> &[u8];
+    /// Value of the current record; empty when invalid.
+    fn value(&self) -> &[u8];
+    fn valid(&self) -> bool;
+}
+
+/// Writes records. `commit` makes what was put durable (flushed) and keeps the transaction usable.
+pub trait Transaction: Send {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()>;
+    fn commit(&mut self) -> Result<()>;
+}
+
+/// DB types that Caffe2 knew but this build does not include.
+const NOT_BUILT: [&str; 6] = ["leveldb", "LevelDB", "rocksdb", "RocksDB", "zmqdb", "ZmqDB"];
+/// Registered type names (both spellings, case-sensitive, as Caffe2 registered them).
+pub const REGISTERED: [&str; 4] = ["lmdb", "LMDB", "minidb", "MiniDB"];
+
+/// Opens `source` as a DB of `db_type`. An unknown type and a failed open are distinct errors.
+pub fn open_db(db_type: &str, source: &str, mode: Mode) -> Result<Box<dyn Db>> {
+    let opened: Result<Box<dyn Db>> = match db_type {
+        "minidb" | "MiniDB" => {
+            minidb::MiniDb::open(source, mode).map(|d| Box::new(d) as Box<dyn Db>)
+        }
+        "lmdb" | "LMDB" => lmdb::LmDb::open(source, mode).map(|d| Box::new(d) as Box<dyn Db>),
+        t if NOT_BUILT.contains(&t) => {
+            return Err(C2rsError::unsupported(format!(
+                "caffe2rs was built without {t} support"
+            )));
+        }
+        t => {
+            return Err(C2rsError::not_found(format!(
+                "Unknown db type: {t} (registered: {})",
+                REGISTERED.join(", ")
+            )));
+        }
+    };
+    opened.map_err(|e| {
+        C2rsError::new(
+            e.kind(),
+            format!(
+                "Cannot open db: {source} of type {db_type}: {}",
+                e.message()
+            ),
+        )
+    })
+}
+
+/// The error for an OS failure on `path`: missing files are `NotFound`, the rest `Io`.
+fn io_error(path: &str, what: &str, e: &std::io::Error) -> C2rsError {
+    let message = format!("{what} {path}: {e}");
+    if e.kind() == std::io::ErrorKind::NotFound {
+        C2rsError::not_found(message)
+    } else {
+        C2rsError::io(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn unknown_and_unbuilt_types_are_distinct_errors() {
+        let e = open_db("foodb", "/tmp/x", Mode::Read)
+            .err()
+            .expect("unknown type");
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(
+            e.message(),
+            "Unknown db type: foodb (registered: lmdb, LMDB, minidb, MiniDB)"
+        );
+        let e = open_db("leveldb", "/tmp/x", Mode::Read)
+            .err()
+            .expect("not built");
+        assert_eq!(
+            (e.kind(), e.message()),
+            (
+                ErrorKind::Unsupported,
+                "caffe2rs was built without leveldb support"
+            )
+        );
+        let e = open_db("minidb", "/nonexistent/dir/file", Mode::Read)
+            .err()
+            .expect("missing file");
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(
+            e.message()
+                .starts_with("Cannot open db: /nonexistent/dir/file of type minidb: "),
+            "{}",
+            e.message()
+        );
+    }
+
+    #[test]
+    fn mode_numbers_follow_caffe2() {
+        assert_eq!(Mode::try_from(0).unwrap(), Mode::Read);
+        assert_eq!(Mode::try_from(2).unwrap(), Mode::New);
+        assert!(Mode::try_from(3).is_err());
+    }
+}

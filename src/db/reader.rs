@@ -1,0 +1,197 @@
+//! `DbReader`: one DB cursor shared by many readers (operators, host threads), with sharding
+//! and silent wrap-around, as Caffe2's `DBReader`.
+
+use parking_lot::Mutex;
+
+use super::{Cursor, Db, Mode, open_db};
+use crate::error::{C2rsError, Result};
+
+/// Cursor state behind the reader's lock.
+///
+/// Invariant (between calls): the cursor is valid and rests on a record whose index is
+/// `shard_id (mod num_shards)` — the next record `read` returns.
+struct State {
+    /// Kept open for as long as the cursor reads from it.
+    _db: Box<dyn Db>,
+    cursor: Box<dyn Cursor>,
+}
+
+pub struct DbReader {
+    db_type: String,
+    source: String,
+    num_shards: u32,
+    shard_id: u32,
+    /// Guards the cursor; held for one `read` (one record copy plus `num_shards` moves).
+    state: Mutex<State>,
+}
+
+impl DbReader {
+    /// Opens `source` for reading and moves to the shard's first record.
+    pub fn open(db_type: &str, source: &str, num_shards: u32, shard_id: u32) -> Result<Self> {
+        if num_shards < 1 {
+            return Err(C2rsError::enforce(format!(
+                "num_shards must be at least 1, got {num_shards}"
+            )));
+        }
+        if shard_id >= num_shards {
+            return Err(C2rsError::enforce(format!(
+                "shard_id {shard_id} must be less than num_shards {num_shards}"
+            )));
+        }
+        let db = open_db(db_type, source, Mode::Read)?;
+        let cursor = db.new_cursor()?;
+        let mut state = State { _db: db, cursor };
+        Self::move_to_beginning(&mut state, shard_id)?;
+        Ok(Self {
+            db_type: db_type.to_string(),
+            source: source.to_string(),
+            num_shards,
+            shard_id,
+            state: Mutex::new(state),
+        })
+    }
+
+    fn move_to_beginning(state: &mut State, shard_id: u32) -> Result<()> {
+        state.cursor.seek_to_first()?;
+        for _ in 0..shard_id {
+            state.cursor.next()?;
+            if !state.cursor.valid() {
+                return Err(C2rsError::enforce("Db has less rows than shard id"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the current record and advances by `num_shards`, wrapping to the shard's first
+    /// record at the end (silently, as Caffe2). Each record goes to exactly one caller.
+    pub fn read(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        let mut state = self.state.lock();
+        if !state.cursor.valid() {
+            return Err(C2rsError::enforce(format!(
+                "Cursor is at invalid location! ({} of type {} has no records for shard {})",
+                self.source, self.db_type, self.shard_id
+            )));
+        }
+        let record = (state.cursor.key().to_vec(), state.cursor.value().to_vec());
+        for _ in 0..self.num_shards {
+            state.cursor.next()?;
+            if !state.cursor.valid() {
+                Self::move_to_beginning(&mut state, self.shard_id)?;
+                break;
+            }
+        }
+        Ok(record)
+    }
+
+    /// Runs `f` with exclusive access to the raw cursor (used by Load, which iterates from the
+    /// current position).
+    pub fn with_cursor<T>(&self, f: impl FnOnce(&mut dyn Cursor) -> Result<T>) -> Result<T> {
+        let mut state = self.state.lock();
+        f(state.cursor.as_mut())
+    }
+
+    pub fn db_type(&self) -> &str {
+        &self.db_type
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn num_shards(&self) -> u32 {
+        self.num_shards
+    }
+
+    pub fn shard_id(&self) -> u32 {
+        self.shard_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ten_row_lmdb(name: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("c2rs-reader-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.to_string_lossy().into_owned();
+        let db = open_db("lmdb", &path, Mode::New).unwrap();
+        let mut t = db.new_transaction().unwrap();
+        for i in 0..10 {
+            let k = format!("{i:02}");
+            t.put(k.as_bytes(), k.as_bytes()).unwrap();
+        }
+        t.commit().unwrap();
+        path
+    }
+
+    fn keys(reader: &DbReader, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| String::from_utf8(reader.read().unwrap().0).unwrap())
+            .collect()
+    }
+
+    // Ported from caffe2/core/db_test.cc DBReaderShardedTest: 10 rows, 3 shards.
+    #[test]
+    fn shards_read_strided_records_and_wrap_to_their_first() {
+        let path = ten_row_lmdb("sharded");
+        assert_eq!(
+            keys(&DbReader::open("lmdb", &path, 3, 0).unwrap(), 6),
+            ["00", "03", "06", "09", "00", "03"]
+        );
+        assert_eq!(
+            keys(&DbReader::open("lmdb", &path, 3, 1).unwrap(), 5),
+            ["01", "04", "07", "01", "04"]
+        );
+        assert_eq!(
+            keys(&DbReader::open("lmdb", &path, 3, 2).unwrap(), 5),
+            ["02", "05", "08", "02", "05"]
+        );
+    }
+
+    // Ported from DBReaderTest: after a seek the reader continues from there; 10 threads each
+    // read once and get 10 distinct keys.
+    #[test]
+    fn reads_continue_from_a_seek_and_threads_share_records() {
+        let path = ten_row_lmdb("threads");
+        let reader = DbReader::open("lmdb", &path, 1, 0).unwrap();
+        reader.with_cursor(|c| c.seek(b"05")).unwrap();
+        assert_eq!(keys(&reader, 2), ["05", "06"]);
+        let reader = std::sync::Arc::new(DbReader::open("lmdb", &path, 1, 0).unwrap());
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let r = reader.clone();
+                std::thread::spawn(move || r.read().unwrap().0)
+            })
+            .collect();
+        let mut got: Vec<Vec<u8>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), 10);
+        assert!(got.iter().all(|k| !k.is_empty()));
+    }
+
+    #[test]
+    fn bad_shards_and_empty_dbs_are_errors() {
+        let path = ten_row_lmdb("bad");
+        assert!(DbReader::open("lmdb", &path, 0, 0).is_err());
+        assert!(DbReader::open("lmdb", &path, 3, 3).is_err());
+        assert_eq!(
+            DbReader::open("lmdb", &path, 20, 12)
+                .err()
+                .unwrap()
+                .message(),
+            "Db has less rows than shard id"
+        );
+        let empty =
+            std::env::temp_dir().join(format!("c2rs-reader-{}-empty.minidb", std::process::id()));
+        std::fs::write(&empty, b"").unwrap();
+        let r = DbReader::open("minidb", empty.to_str().unwrap(), 1, 0).unwrap();
+        assert!(
+            r.read()
+                .unwrap_err()
+                .message()
+                .starts_with("Cursor is at invalid location!")
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! The golden minidb and LMDB files (written by an independent reference writer and py-lmdb)
+//! yield exactly the records of ../shared/golden/db/manifest.json, in order, and wrap around.
+
+use std::path::PathBuf;
+
+use caffe2rs::db::{DbReader, Mode, open_db};
+use caffe2rs::proto::TensorProtos;
+use caffe2rs::tensor::{DataType, Tensor, tensor_from_proto};
+use prost::Message;
+use serde_json::Value;
+
+fn golden(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/golden/db")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn manifest() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(golden("manifest.json")).expect("manifest"))
+        .expect("JSON")
+}
+
+fn values_of(t: &Tensor) -> Vec<Value> {
+    match t.dtype() {
+        DataType::Byte | DataType::Uint8 => {
+            t.bytes().unwrap().iter().map(|&v| Value::from(v)).collect()
+        }
+        DataType::Int32 => t
+            .typed::<i32>()
+            .unwrap()
+            .iter()
+            .map(|&v| Value::from(v))
+            .collect(),
+        DataType::Float => t
+            .typed::<f32>()
+            .unwrap()
+            .iter()
+            .map(|&v| Value::from(f64::from(v)))
+            .collect(),
+        DataType::Int64 => t
+            .typed::<i64>()
+            .unwrap()
+            .iter()
+            .map(|&v| Value::from(v))
+            .collect(),
+        DataType::String => t
+            .strings()
+            .unwrap()
+            .iter()
+            .map(|s| Value::from(String::from_utf8_lossy(s).into_owned()))
+            .collect(),
+        other => panic!("unexpected dtype {other} in the golden DB"),
+    }
+}
+
+fn check_record(key: &[u8], value: &[u8], expected: &Value) {
+    assert_eq!(
+        std::str::from_utf8(key).unwrap(),
+        expected["key"].as_str().unwrap()
+    );
+    let protos = TensorProtos::decode(value).expect("value is a TensorProtos");
+    let tensors = expected["tensors"].as_array().unwrap();
+    assert_eq!(protos.protos.len(), tensors.len());
+    for (proto, want) in protos.protos.iter().zip(tensors) {
+        let t = tensor_from_proto(proto).unwrap();
+        assert_eq!(t.dtype().name(), want["data_type"].as_str().unwrap());
+        let dims: Vec<i64> = want["dims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_i64().unwrap())
+            .collect();
+        assert_eq!(t.dims(), dims.as_slice());
+        assert_eq!(values_of(&t), *want["values"].as_array().unwrap());
+    }
+}
+
+#[test]
+fn golden_minidb_and_lmdb_hold_the_manifest_records_in_order() {
+    let manifest = manifest();
+    let records = manifest["records"].as_array().unwrap();
+    assert_eq!(records.len(), 10);
+    for (db_type, file) in [("minidb", "records.minidb"), ("lmdb", "records.lmdb")] {
+        let db = open_db(db_type, &golden(file), Mode::Read).unwrap();
+        let mut cursor = db.new_cursor().unwrap();
+        for expected in records {
+            assert!(cursor.valid(), "{db_type}: too few records");
+            check_record(cursor.key(), cursor.value(), expected);
+            cursor.next().unwrap();
+        }
+        assert!(!cursor.valid(), "{db_type}: more records than the manifest");
+    }
+}
+
+#[test]
+fn golden_dbs_wrap_around_through_a_reader() {
+    let manifest = manifest();
+    let records = manifest["records"].as_array().unwrap();
+    for (db_type, file) in [("minidb", "records.minidb"), ("lmdb", "records.lmdb")] {
+        let reader = DbReader::open(db_type, &golden(file), 1, 0).unwrap();
+        for i in 0..25 {
+            let (k, v) = reader.read().unwrap();
+            check_record(&k, &v, &records[i % records.len()]);
+        }
+    }
+}
+
+#[test]
+fn golden_checkpoint_holds_tensor_blob_protos() {
+    let manifest = manifest();
+    let blobs = manifest["checkpoint.minidb"]["blobs"].as_array().unwrap();
+    let db = open_db("minidb", &golden("checkpoint.minidb"), Mode::Read).unwrap();
+    let mut cursor = db.new_cursor().unwrap();
+    let mut seen = 0;
+    while cursor.valid() {
+        let blob = caffe2rs::proto::BlobProto::decode(cursor.value()).unwrap();
+        assert_eq!(blob.r#type.as_deref(), Some("Tensor"));
+        let name = String::from_utf8(blob.name.clone().unwrap()).unwrap();
+        let want = blobs
+            .iter()
+            .find(|b| b["name"] == name.as_str())
+            .expect("blob listed in the manifest");
+        let t = tensor_from_proto(blob.tensor.as_ref().unwrap()).unwrap();
+        assert_eq!(t.dtype().name(), want["data_type"].as_str().unwrap());
+        assert_eq!(values_of(&t), *want["values"].as_array().unwrap());
+        seen += 1;
+        cursor.next().unwrap();
+    }
+    assert_eq!(seen, blobs.len());
+}

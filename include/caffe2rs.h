@@ -101,6 +101,21 @@ typedef struct DLManagedTensorVersioned {
 
 
 /**
+ * Open for reading existing records (Caffe2 `db::READ`).
+ */
+#define C2RS_DB_READ 0
+
+/**
+ * Open for appending (Caffe2 `db::WRITE`).
+ */
+#define C2RS_DB_WRITE 1
+
+/**
+ * Create: truncate a minidb file, create a new LMDB directory (Caffe2 `db::NEW`).
+ */
+#define C2RS_DB_NEW 2
+
+/**
  * Success.
  */
 #define C2RS_OK 0
@@ -262,6 +277,27 @@ typedef struct DLManagedTensorVersioned {
 typedef struct c2rs_buffer c2rs_buffer;
 
 /**
+ * An open database. Released by `c2rs_db_free`; its cursors and transactions stay usable.
+ */
+typedef struct c2rs_db c2rs_db;
+
+/**
+ * A cursor over a database's records. Released by `c2rs_db_cursor_free`.
+ */
+typedef struct c2rs_db_cursor c2rs_db_cursor;
+
+/**
+ * A shared, thread-safe, sharded record reader (Caffe2's DBReader). Released by
+ * `c2rs_db_reader_free`.
+ */
+typedef struct c2rs_db_reader c2rs_db_reader;
+
+/**
+ * A write transaction. Released (and committed) by `c2rs_db_transaction_free`.
+ */
+typedef struct c2rs_db_transaction c2rs_db_transaction;
+
+/**
  * An owned list of NUL-terminated UTF-8 strings. Released by `c2rs_string_list_free`.
  */
 typedef struct c2rs_string_list c2rs_string_list;
@@ -331,6 +367,208 @@ const char *c2rs_string_list_get(const c2rs_string_list *list, size_t i);
  * Returns: nothing.
  */
 void c2rs_string_list_free(c2rs_string_list *list);
+
+/**
+ * Opens `source` as a database of `db_type` ("minidb"/"MiniDB": a file; "lmdb"/"LMDB": a
+ * directory) in `mode` (C2RS_DB_READ, C2RS_DB_WRITE or C2RS_DB_NEW).
+ *
+ * Ownership: the strings are only read; on success the caller owns `*out` (`c2rs_db_free`).
+ * Thread safety: safe from any thread; the DB handle may be shared by threads that only
+ * create cursors and transactions.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for NULL or non-UTF-8 arguments, a bad `mode` or an
+ * LMDB source that is a file; C2RS_NOT_FOUND for an unknown `db_type` (the message lists the
+ * registered ones) or a missing file or directory; C2RS_UNSUPPORTED for types this build lacks
+ * (leveldb, rocksdb, zmqdb); C2RS_IO_ERROR when the OS refuses the open. Messages read
+ * "Cannot open db: <source> of type <type>: <reason>".
+ */
+C2RS_NODISCARD
+int32_t c2rs_db_open(const char *db_type,
+                     const char *source,
+                     int32_t mode,
+                     c2rs_db **out);
+
+/**
+ * Closes `db`. Cursors and transactions made from it stay valid until freed.
+ *
+ * Ownership: `db` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+ * Thread safety: no other call may use `db` concurrently.
+ * Returns: nothing.
+ */
+void c2rs_db_free(c2rs_db *db);
+
+/**
+ * A cursor on the first record of `db` (invalid when the DB is empty). minidb allows one live
+ * cursor or transaction per DB at a time; LMDB cursors read a consistent snapshot.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_db_cursor_free`).
+ * Thread safety: safe on a shared `db`; a cursor is used by one thread at a time.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `db` or `out` is NULL; C2RS_ENFORCE_NOT_MET
+ * when a minidb is busy or open for writing; C2RS_PARSE_ERROR for a corrupt first record;
+ * C2RS_IO_ERROR on read failures.
+ */
+C2RS_NODISCARD int32_t c2rs_db_cursor_new(const c2rs_db *db, c2rs_db_cursor **out);
+
+/**
+ * Whether the cursor rests on a record.
+ *
+ * Thread safety: read-only; the cursor is used by one thread at a time.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_db_cursor_valid(const c2rs_db_cursor *cursor, bool *out);
+
+/**
+ * Whether `c2rs_db_cursor_seek` works on this cursor (LMDB yes, minidb no).
+ *
+ * Thread safety: read-only; the cursor is used by one thread at a time.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_db_cursor_supports_seek(const c2rs_db_cursor *cursor, bool *out);
+
+/**
+ * Moves to the next record; the cursor becomes invalid past the last one.
+ *
+ * Thread safety: the cursor is used by one thread at a time.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` is NULL; C2RS_PARSE_ERROR for a
+ * corrupt or truncated record (the message names the file and offset); C2RS_IO_ERROR.
+ */
+C2RS_NODISCARD int32_t c2rs_db_cursor_next(c2rs_db_cursor *cursor);
+
+/**
+ * Moves to the first record.
+ *
+ * Thread safety: the cursor is used by one thread at a time.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` is NULL; C2RS_PARSE_ERROR or
+ * C2RS_IO_ERROR as for `c2rs_db_cursor_next`.
+ */
+C2RS_NODISCARD int32_t c2rs_db_cursor_seek_to_first(c2rs_db_cursor *cursor);
+
+/**
+ * Moves to the first record whose key is ≥ the `len` bytes at `key` (bytewise order; an
+ * empty key means the first record); invalid when there is none.
+ *
+ * Thread safety: the cursor is used by one thread at a time.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` is NULL or `key` is NULL with
+ * `len > 0`; C2RS_UNSUPPORTED for minidb, which cannot seek.
+ */
+C2RS_NODISCARD int32_t c2rs_db_cursor_seek(c2rs_db_cursor *cursor, const uint8_t *key, size_t len);
+
+/**
+ * Key of the current record: `*len` bytes at `*ptr` (empty when the cursor is invalid).
+ *
+ * Borrowed: valid until the cursor moves or is freed.
+ * Thread safety: read-only; the cursor is used by one thread at a time.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor`, `ptr` or `len` is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_db_cursor_key(const c2rs_db_cursor *cursor,
+                           const uint8_t **ptr,
+                           size_t *len);
+
+/**
+ * Value of the current record: `*len` bytes at `*ptr` (empty when the cursor is invalid).
+ *
+ * Borrowed: valid until the cursor moves or is freed.
+ * Thread safety: read-only; the cursor is used by one thread at a time.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor`, `ptr` or `len` is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_db_cursor_value(const c2rs_db_cursor *cursor,
+                             const uint8_t **ptr,
+                             size_t *len);
+
+/**
+ * Releases `cursor` (and, for minidb, lets the DB make another cursor or transaction).
+ *
+ * Ownership: `cursor` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+ * Thread safety: no other call may use `cursor` concurrently.
+ * Returns: nothing.
+ */
+void c2rs_db_cursor_free(c2rs_db_cursor *cursor);
+
+/**
+ * A write transaction on `db` (opened WRITE or NEW).
+ *
+ * Ownership: the caller owns `*out` (`c2rs_db_transaction_free`, which commits).
+ * Thread safety: safe on a shared `db`; a transaction is used by one thread at a time.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `db` or `out` is NULL; C2RS_ENFORCE_NOT_MET
+ * when the DB was opened READ or a minidb is busy; C2RS_IO_ERROR.
+ */
+C2RS_NODISCARD int32_t c2rs_db_transaction_new(const c2rs_db *db, c2rs_db_transaction **out);
+
+/**
+ * Adds a record (copies of both byte strings). Not visible to readers until committed.
+ *
+ * Thread safety: the transaction is used by one thread at a time.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `txn` is NULL or a pointer is NULL with a
+ * non-zero length; C2RS_ENFORCE_NOT_MET for an empty key or value (minidb), an empty key or a
+ * key over 511 bytes (LMDB); C2RS_IO_ERROR.
+ */
+C2RS_NODISCARD
+int32_t c2rs_db_transaction_put(c2rs_db_transaction *txn,
+                                const uint8_t *key,
+                                size_t key_len,
+                                const uint8_t *value,
+                                size_t value_len);
+
+/**
+ * Commits what was put (minidb: flushed to the file) and keeps the transaction usable.
+ *
+ * Thread safety: the transaction is used by one thread at a time.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `txn` is NULL; C2RS_IO_ERROR when the write
+ * fails (the records stay pending for LMDB).
+ */
+C2RS_NODISCARD int32_t c2rs_db_transaction_commit(c2rs_db_transaction *txn);
+
+/**
+ * Commits what is pending and releases `txn`. A commit failure here cannot be reported:
+ * call `c2rs_db_transaction_commit` first to see it.
+ *
+ * Ownership: `txn` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+ * Thread safety: no other call may use `txn` concurrently.
+ * Returns: nothing.
+ */
+void c2rs_db_transaction_free(c2rs_db_transaction *txn);
+
+/**
+ * Opens a reader over `source` for shard `shard_id` of `num_shards`: record i goes to shard
+ * i mod num_shards; reading past the end silently wraps to the shard's first record.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_db_reader_free`).
+ * Thread safety: safe from any thread; the reader itself is fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for NULL or non-UTF-8 arguments;
+ * C2RS_ENFORCE_NOT_MET when `num_shards` is 0, `shard_id >= num_shards` or the DB has fewer
+ * rows than `shard_id`; the statuses of `c2rs_db_open` for open failures.
+ */
+C2RS_NODISCARD
+int32_t c2rs_db_reader_new(const char *db_type,
+                           const char *source,
+                           uint32_t num_shards,
+                           uint32_t shard_id,
+                           c2rs_db_reader **out);
+
+/**
+ * Reads the next record of the reader's shard: copies of its key and value. Concurrent
+ * callers each get a different record.
+ *
+ * Ownership: on success the caller owns `*key` and `*value` (`c2rs_buffer_free`).
+ * Thread safety: fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when an argument is NULL; C2RS_ENFORCE_NOT_MET
+ * when the DB is empty ("Cursor is at invalid location!"); C2RS_PARSE_ERROR or C2RS_IO_ERROR
+ * for a corrupt or unreadable DB.
+ */
+C2RS_NODISCARD
+int32_t c2rs_db_reader_read(const c2rs_db_reader *reader,
+                            c2rs_buffer **key,
+                            c2rs_buffer **value);
+
+/**
+ * Releases this handle's reference to the reader (blobs holding it keep it alive).
+ *
+ * Ownership: `reader` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+ * Thread safety: no other call may use this handle concurrently.
+ * Returns: nothing.
+ */
+void c2rs_db_reader_free(c2rs_db_reader *reader);
 
 /**
  * Creates a zero-filled CPU tensor (empty strings for STRING), 64-byte aligned.

@@ -178,6 +178,18 @@ pub(crate) fn array_arg<'a, T>(ptr: *const T, count: usize, name: &str) -> Resul
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
 }
 
+/// A NUL-terminated UTF-8 string argument.
+pub(crate) fn name_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(null_arg(name));
+    }
+    // SAFETY: non-NULL; the caller guarantees a NUL-terminated string that outlives the call.
+    let cstr = unsafe { std::ffi::CStr::from_ptr(ptr) };
+    cstr.to_str().map_err(|e| {
+        C2rsError::invalid_argument(format!("argument `{name}` is not valid UTF-8: {e}"))
+    })
+}
+
 /// A dtype integer (Caffe2 `TensorProto.DataType` numbering).
 pub(crate) fn dtype_arg(value: i32, name: &str) -> Result<crate::tensor::DataType> {
     crate::tensor::DataType::try_from(value)

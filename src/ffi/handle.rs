@@ -5,8 +5,10 @@
 #![allow(non_camel_case_types)]
 
 use std::ffi::CString;
+use std::sync::Arc;
 
 use super::guard::null_arg;
+use crate::db::{Cursor, Db, DbReader, Transaction};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -31,6 +33,27 @@ pub struct c2rs_tensor_list {
     _private: [u8; 0],
 }
 
+/// An open database. Released by `c2rs_db_free`; its cursors and transactions stay usable.
+pub struct c2rs_db {
+    _private: [u8; 0],
+}
+
+/// A cursor over a database's records. Released by `c2rs_db_cursor_free`.
+pub struct c2rs_db_cursor {
+    _private: [u8; 0],
+}
+
+/// A write transaction. Released (and committed) by `c2rs_db_transaction_free`.
+pub struct c2rs_db_transaction {
+    _private: [u8; 0],
+}
+
+/// A shared, thread-safe, sharded record reader (Caffe2's DBReader). Released by
+/// `c2rs_db_reader_free`.
+pub struct c2rs_db_reader {
+    _private: [u8; 0],
+}
+
 /// A handle owned through a `Box`: created once, freed once by its `*_free`.
 pub(crate) trait BoxHandle {
     type Target;
@@ -46,6 +69,19 @@ impl BoxHandle for c2rs_string_list {
 }
 impl BoxHandle for c2rs_tensor_list {
     type Target = Vec<Tensor>;
+}
+impl BoxHandle for c2rs_db {
+    type Target = Box<dyn Db>;
+}
+impl BoxHandle for c2rs_db_cursor {
+    type Target = Box<dyn Cursor>;
+}
+impl BoxHandle for c2rs_db_transaction {
+    type Target = Box<dyn Transaction>;
+}
+/// The handle holds one reference; operators and workspace blobs may hold others.
+impl BoxHandle for c2rs_db_reader {
+    type Target = Arc<DbReader>;
 }
 
 /// Moves `value` to the heap and returns the C handle that now owns it.

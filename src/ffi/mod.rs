@@ -7,6 +7,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod buffer;
+pub mod db;
 pub(crate) mod guard;
 pub mod handle;
 pub mod status;

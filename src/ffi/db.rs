@@ -1,0 +1,486 @@
+//! Databases (minidb, LMDB): open, iterate with cursors, write with transactions, and the
+//! shared sharded reader.
+
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use super::guard::{byte_slice, ffi_fn, ffi_fn_or, name_arg, out_param};
+use super::handle::{
+    c2rs_buffer, c2rs_db, c2rs_db_cursor, c2rs_db_reader, c2rs_db_transaction, free_handle,
+    handle_mut, handle_ref, into_handle,
+};
+use crate::db::{DbReader, Mode, open_db};
+use crate::error::C2rsError;
+
+/// Open for reading existing records (Caffe2 `db::READ`).
+pub const C2RS_DB_READ: i32 = 0;
+/// Open for appending (Caffe2 `db::WRITE`).
+pub const C2RS_DB_WRITE: i32 = 1;
+/// Create: truncate a minidb file, create a new LMDB directory (Caffe2 `db::NEW`).
+pub const C2RS_DB_NEW: i32 = 2;
+
+/// Opens `source` as a database of `db_type` ("minidb"/"MiniDB": a file; "lmdb"/"LMDB": a
+/// directory) in `mode` (C2RS_DB_READ, C2RS_DB_WRITE or C2RS_DB_NEW).
+///
+/// Ownership: the strings are only read; on success the caller owns `*out` (`c2rs_db_free`).
+/// Thread safety: safe from any thread; the DB handle may be shared by threads that only
+/// create cursors and transactions.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for NULL or non-UTF-8 arguments, a bad `mode` or an
+/// LMDB source that is a file; C2RS_NOT_FOUND for an unknown `db_type` (the message lists the
+/// registered ones) or a missing file or directory; C2RS_UNSUPPORTED for types this build lacks
+/// (leveldb, rocksdb, zmqdb); C2RS_IO_ERROR when the OS refuses the open. Messages read
+/// "Cannot open db: <source> of type <type>: <reason>".
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_open(
+    db_type: *const c_char,
+    source: *const c_char,
+    mode: i32,
+    out: *mut *mut c2rs_db,
+) -> i32 {
+    ffi_fn!("c2rs_db_open", {
+        let out = out_param(out, "out")?;
+        let db_type = name_arg(db_type, "db_type")?;
+        let source = name_arg(source, "source")?;
+        let mode = Mode::try_from(mode).map_err(|e| {
+            C2rsError::invalid_argument(format!("argument `mode`: {}", e.message()))
+        })?;
+        out.set(into_handle(open_db(db_type, source, mode)?));
+        Ok(())
+    })
+}
+
+/// Closes `db`. Cursors and transactions made from it stay valid until freed.
+///
+/// Ownership: `db` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+/// Thread safety: no other call may use `db` concurrently.
+/// Returns: nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn c2rs_db_free(db: *mut c2rs_db) {
+    ffi_fn_or!("c2rs_db_free", (), {
+        free_handle(db);
+        Ok(())
+    })
+}
+
+/// A cursor on the first record of `db` (invalid when the DB is empty). minidb allows one live
+/// cursor or transaction per DB at a time; LMDB cursors read a consistent snapshot.
+///
+/// Ownership: the caller owns `*out` (`c2rs_db_cursor_free`).
+/// Thread safety: safe on a shared `db`; a cursor is used by one thread at a time.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `db` or `out` is NULL; C2RS_ENFORCE_NOT_MET
+/// when a minidb is busy or open for writing; C2RS_PARSE_ERROR for a corrupt first record;
+/// C2RS_IO_ERROR on read failures.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_cursor_new(db: *const c2rs_db, out: *mut *mut c2rs_db_cursor) -> i32 {
+    ffi_fn!("c2rs_db_cursor_new", {
+        let out = out_param(out, "out")?;
+        out.set(into_handle(handle_ref(db, "db")?.new_cursor()?));
+        Ok(())
+    })
+}
+
+/// Whether the cursor rests on a record.
+///
+/// Thread safety: read-only; the cursor is used by one thread at a time.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` or `out` is NULL.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_cursor_valid(cursor: *const c2rs_db_cursor, out: *mut bool) -> i32 {
+    ffi_fn!("c2rs_db_cursor_valid", {
+        let out = out_param(out, "out")?;
+        out.set(handle_ref(cursor, "cursor")?.valid());
+        Ok(())
+    })
+}
+
+/// Whether `c2rs_db_cursor_seek` works on this cursor (LMDB yes, minidb no).
+///
+/// Thread safety: read-only; the cursor is used by one thread at a time.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` or `out` is NULL.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_cursor_supports_seek(
+    cursor: *const c2rs_db_cursor,
+    out: *mut bool,
+) -> i32 {
+    ffi_fn!("c2rs_db_cursor_supports_seek", {
+        let out = out_param(out, "out")?;
+        out.set(handle_ref(cursor, "cursor")?.supports_seek());
+        Ok(())
+    })
+}
+
+/// Moves to the next record; the cursor becomes invalid past the last one.
+///
+/// Thread safety: the cursor is used by one thread at a time.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` is NULL; C2RS_PARSE_ERROR for a
+/// corrupt or truncated record (the message names the file and offset); C2RS_IO_ERROR.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_cursor_next(cursor: *mut c2rs_db_cursor) -> i32 {
+    ffi_fn!("c2rs_db_cursor_next", {
+        handle_mut(cursor, "cursor")?.next()
+    })
+}
+
+/// Moves to the first record.
+///
+/// Thread safety: the cursor is used by one thread at a time.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` is NULL; C2RS_PARSE_ERROR or
+/// C2RS_IO_ERROR as for `c2rs_db_cursor_next`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_cursor_seek_to_first(cursor: *mut c2rs_db_cursor) -> i32 {
+    ffi_fn!("c2rs_db_cursor_seek_to_first", {
+        handle_mut(cursor, "cursor")?.seek_to_first()
+    })
+}
+
+/// Moves to the first record whose key is ≥ the `len` bytes at `key` (bytewise order; an
+/// empty key means the first record); invalid when there is none.
+///
+/// Thread safety: the cursor is used by one thread at a time.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` is NULL or `key` is NULL with
+/// `len > 0`; C2RS_UNSUPPORTED for minidb, which cannot seek.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_cursor_seek(
+    cursor: *mut c2rs_db_cursor,
+    key: *const u8,
+    len: usize,
+) -> i32 {
+    ffi_fn!("c2rs_db_cursor_seek", {
+        let key = byte_slice(key, len, "key")?;
+        handle_mut(cursor, "cursor")?.seek(key)
+    })
+}
+
+/// Key of the current record: `*len` bytes at `*ptr` (empty when the cursor is invalid).
+///
+/// Borrowed: valid until the cursor moves or is freed.
+/// Thread safety: read-only; the cursor is used by one thread at a time.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor`, `ptr` or `len` is NULL.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_cursor_key(
+    cursor: *const c2rs_db_cursor,
+    ptr: *mut *const u8,
+    len: *mut usize,
+) -> i32 {
+    ffi_fn!("c2rs_db_cursor_key", {
+        let (ptr, len) = (out_param(ptr, "ptr")?, out_param(len, "len")?);
+        let key = handle_ref(cursor, "cursor")?.key();
+        ptr.set(key.as_ptr());
+        len.set(key.len());
+        Ok(())
+    })
+}
+
+/// Value of the current record: `*len` bytes at `*ptr` (empty when the cursor is invalid).
+///
+/// Borrowed: valid until the cursor moves or is freed.
+/// Thread safety: read-only; the cursor is used by one thread at a time.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor`, `ptr` or `len` is NULL.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_cursor_value(
+    cursor: *const c2rs_db_cursor,
+    ptr: *mut *const u8,
+    len: *mut usize,
+) -> i32 {
+    ffi_fn!("c2rs_db_cursor_value", {
+        let (ptr, len) = (out_param(ptr, "ptr")?, out_param(len, "len")?);
+        let value = handle_ref(cursor, "cursor")?.value();
+        ptr.set(value.as_ptr());
+        len.set(value.len());
+        Ok(())
+    })
+}
+
+/// Releases `cursor` (and, for minidb, lets the DB make another cursor or transaction).
+///
+/// Ownership: `cursor` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+/// Thread safety: no other call may use `cursor` concurrently.
+/// Returns: nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn c2rs_db_cursor_free(cursor: *mut c2rs_db_cursor) {
+    ffi_fn_or!("c2rs_db_cursor_free", (), {
+        free_handle(cursor);
+        Ok(())
+    })
+}
+
+/// A write transaction on `db` (opened WRITE or NEW).
+///
+/// Ownership: the caller owns `*out` (`c2rs_db_transaction_free`, which commits).
+/// Thread safety: safe on a shared `db`; a transaction is used by one thread at a time.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `db` or `out` is NULL; C2RS_ENFORCE_NOT_MET
+/// when the DB was opened READ or a minidb is busy; C2RS_IO_ERROR.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_transaction_new(
+    db: *const c2rs_db,
+    out: *mut *mut c2rs_db_transaction,
+) -> i32 {
+    ffi_fn!("c2rs_db_transaction_new", {
+        let out = out_param(out, "out")?;
+        out.set(into_handle(handle_ref(db, "db")?.new_transaction()?));
+        Ok(())
+    })
+}
+
+/// Adds a record (copies of both byte strings). Not visible to readers until committed.
+///
+/// Thread safety: the transaction is used by one thread at a time.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `txn` is NULL or a pointer is NULL with a
+/// non-zero length; C2RS_ENFORCE_NOT_MET for an empty key or value (minidb), an empty key or a
+/// key over 511 bytes (LMDB); C2RS_IO_ERROR.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_transaction_put(
+    txn: *mut c2rs_db_transaction,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+) -> i32 {
+    ffi_fn!("c2rs_db_transaction_put", {
+        let key = byte_slice(key, key_len, "key")?;
+        let value = byte_slice(value, value_len, "value")?;
+        handle_mut(txn, "txn")?.put(key, value)
+    })
+}
+
+/// Commits what was put (minidb: flushed to the file) and keeps the transaction usable.
+///
+/// Thread safety: the transaction is used by one thread at a time.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `txn` is NULL; C2RS_IO_ERROR when the write
+/// fails (the records stay pending for LMDB).
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_transaction_commit(txn: *mut c2rs_db_transaction) -> i32 {
+    ffi_fn!("c2rs_db_transaction_commit", {
+        handle_mut(txn, "txn")?.commit()
+    })
+}
+
+/// Commits what is pending and releases `txn`. A commit failure here cannot be reported:
+/// call `c2rs_db_transaction_commit` first to see it.
+///
+/// Ownership: `txn` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+/// Thread safety: no other call may use `txn` concurrently.
+/// Returns: nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn c2rs_db_transaction_free(txn: *mut c2rs_db_transaction) {
+    ffi_fn_or!("c2rs_db_transaction_free", (), {
+        free_handle(txn);
+        Ok(())
+    })
+}
+
+/// Opens a reader over `source` for shard `shard_id` of `num_shards`: record i goes to shard
+/// i mod num_shards; reading past the end silently wraps to the shard's first record.
+///
+/// Ownership: the caller owns `*out` (`c2rs_db_reader_free`).
+/// Thread safety: safe from any thread; the reader itself is fully thread-safe.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for NULL or non-UTF-8 arguments;
+/// C2RS_ENFORCE_NOT_MET when `num_shards` is 0, `shard_id >= num_shards` or the DB has fewer
+/// rows than `shard_id`; the statuses of `c2rs_db_open` for open failures.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_reader_new(
+    db_type: *const c_char,
+    source: *const c_char,
+    num_shards: u32,
+    shard_id: u32,
+    out: *mut *mut c2rs_db_reader,
+) -> i32 {
+    ffi_fn!("c2rs_db_reader_new", {
+        let out = out_param(out, "out")?;
+        let db_type = name_arg(db_type, "db_type")?;
+        let source = name_arg(source, "source")?;
+        out.set(into_handle(Arc::new(DbReader::open(
+            db_type, source, num_shards, shard_id,
+        )?)));
+        Ok(())
+    })
+}
+
+/// Reads the next record of the reader's shard: copies of its key and value. Concurrent
+/// callers each get a different record.
+///
+/// Ownership: on success the caller owns `*key` and `*value` (`c2rs_buffer_free`).
+/// Thread safety: fully thread-safe.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when an argument is NULL; C2RS_ENFORCE_NOT_MET
+/// when the DB is empty ("Cursor is at invalid location!"); C2RS_PARSE_ERROR or C2RS_IO_ERROR
+/// for a corrupt or unreadable DB.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_reader_read(
+    reader: *const c2rs_db_reader,
+    key: *mut *mut c2rs_buffer,
+    value: *mut *mut c2rs_buffer,
+) -> i32 {
+    ffi_fn!("c2rs_db_reader_read", {
+        let (key_out, value_out) = (out_param(key, "key")?, out_param(value, "value")?);
+        let (k, v) = handle_ref(reader, "reader")?.read()?;
+        key_out.set(into_handle(k));
+        value_out.set(into_handle(v));
+        Ok(())
+    })
+}
+
+/// Releases this handle's reference to the reader (blobs holding it keep it alive).
+///
+/// Ownership: `reader` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+/// Thread safety: no other call may use this handle concurrently.
+/// Returns: nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn c2rs_db_reader_free(reader: *mut c2rs_db_reader) {
+    ffi_fn_or!("c2rs_db_reader_free", (), {
+        free_handle(reader);
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::buffer::{c2rs_buffer_data, c2rs_buffer_free, c2rs_buffer_len};
+    use crate::ffi::status::*;
+
+    fn temp(name: &str) -> std::ffi::CString {
+        let p = std::env::temp_dir().join(format!("c2rs-ffi-db-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        let _ = std::fs::remove_file(&p);
+        std::ffi::CString::new(p.to_string_lossy().into_owned()).unwrap()
+    }
+
+    #[test]
+    fn write_then_read_records_through_the_c_abi() {
+        let path = temp("rw");
+        let mut db = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_db_open(c"minidb".as_ptr(), path.as_ptr(), C2RS_DB_NEW, &mut db),
+            C2RS_OK
+        );
+        let mut txn = std::ptr::null_mut();
+        assert_eq!(c2rs_db_transaction_new(db, &mut txn), C2RS_OK);
+        for (k, v) in [(&b"k1"[..], &b"v1"[..]), (b"k2", b"v\x002")] {
+            assert_eq!(
+                c2rs_db_transaction_put(txn, k.as_ptr(), k.len(), v.as_ptr(), v.len()),
+                C2RS_OK
+            );
+        }
+        assert_eq!(
+            c2rs_db_transaction_put(txn, std::ptr::null(), 0, b"v".as_ptr(), 1),
+            C2RS_ENFORCE_NOT_MET
+        );
+        assert_eq!(c2rs_db_transaction_commit(txn), C2RS_OK);
+        c2rs_db_transaction_free(txn);
+        c2rs_db_free(db);
+
+        let mut reader = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_db_reader_new(c"minidb".as_ptr(), path.as_ptr(), 1, 0, &mut reader),
+            C2RS_OK
+        );
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let (mut k, mut v) = (std::ptr::null_mut(), std::ptr::null_mut());
+            assert_eq!(c2rs_db_reader_read(reader, &mut k, &mut v), C2RS_OK);
+            // SAFETY: live buffers of the stated lengths.
+            unsafe {
+                seen.push((
+                    std::slice::from_raw_parts(c2rs_buffer_data(k), c2rs_buffer_len(k)).to_vec(),
+                    std::slice::from_raw_parts(c2rs_buffer_data(v), c2rs_buffer_len(v)).to_vec(),
+                ));
+            }
+            c2rs_buffer_free(k);
+            c2rs_buffer_free(v);
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (b"k1".to_vec(), b"v1".to_vec()),
+                (b"k2".to_vec(), b"v\x002".to_vec()),
+                (b"k1".to_vec(), b"v1".to_vec())
+            ]
+        );
+        c2rs_db_reader_free(reader);
+    }
+
+    #[test]
+    fn open_failures_say_which_failure() {
+        let mut db = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_db_open(
+                c"nosuchdb".as_ptr(),
+                c"/tmp/x".as_ptr(),
+                C2RS_DB_READ,
+                &mut db
+            ),
+            C2RS_NOT_FOUND
+        );
+        assert_eq!(
+            c2rs_db_open(
+                c"minidb".as_ptr(),
+                c"/nonexistent/x".as_ptr(),
+                C2RS_DB_READ,
+                &mut db
+            ),
+            C2RS_NOT_FOUND
+        );
+        assert_eq!(
+            c2rs_db_open(c"minidb".as_ptr(), c"/tmp/x".as_ptr(), 7, &mut db),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            c2rs_db_open(std::ptr::null(), c"/tmp/x".as_ptr(), 0, &mut db),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert!(db.is_null());
+        c2rs_db_free(std::ptr::null_mut());
+        c2rs_db_cursor_free(std::ptr::null_mut());
+        c2rs_db_transaction_free(std::ptr::null_mut());
+        c2rs_db_reader_free(std::ptr::null_mut());
+    }
+
+    #[test]
+    fn cursor_walks_and_seeks_lmdb() {
+        let path = temp("lmdb");
+        let mut db = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_db_open(c"lmdb".as_ptr(), path.as_ptr(), C2RS_DB_NEW, &mut db),
+            C2RS_OK
+        );
+        let mut txn = std::ptr::null_mut();
+        assert_eq!(c2rs_db_transaction_new(db, &mut txn), C2RS_OK);
+        for k in ["b", "a", "c"] {
+            assert_eq!(
+                c2rs_db_transaction_put(txn, k.as_ptr(), 1, k.as_ptr(), 1),
+                C2RS_OK
+            );
+        }
+        c2rs_db_transaction_free(txn);
+        let mut cursor = std::ptr::null_mut();
+        assert_eq!(c2rs_db_cursor_new(db, &mut cursor), C2RS_OK);
+        let key = |c| {
+            let (mut p, mut n) = (std::ptr::null(), 0);
+            assert_eq!(c2rs_db_cursor_key(c, &mut p, &mut n), C2RS_OK);
+            // SAFETY: borrowed key bytes of a live cursor.
+            unsafe { std::slice::from_raw_parts(p, n) }.to_vec()
+        };
+        assert_eq!(key(cursor), b"a");
+        assert_eq!(c2rs_db_cursor_seek(cursor, b"bb".as_ptr(), 2), C2RS_OK);
+        assert_eq!(key(cursor), b"c");
+        assert_eq!(c2rs_db_cursor_next(cursor), C2RS_OK);
+        let mut valid = true;
+        assert_eq!(c2rs_db_cursor_valid(cursor, &mut valid), C2RS_OK);
+        assert!(!valid);
+        c2rs_db_cursor_free(cursor);
+        c2rs_db_free(db);
+    }
+}

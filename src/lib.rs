@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod ffi;
 pub mod proto;
+pub mod queue;
 pub mod tensor;
 
 pub use error::{C2rsError, ErrorKind, Result};

@@ -3,6 +3,7 @@
 
 pub mod dlpack;
 mod dtype;
+pub mod rows;
 mod serialize;
 mod storage;
 

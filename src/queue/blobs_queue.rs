@@ -1,0 +1,496 @@
+//! `BlobsQueue`: Caffe2's bounded FIFO of records, each `num_blobs` slots wide. Records move
+//! by swapping slot contents with the caller's (zero copy); the swap itself is the caller's
+//! closure, so the queue works for any slot type (workspace blobs, tensors in tests).
+//!
+//! Synchronisation: one mutex over the ring, two condition variables (`not_empty` for readers,
+//! `not_full` for writers) with `notify_one` after each transfer and `notify_all` on close.
+//! Every blocking call has one shape (STYLE.md §5.9): fast path under the lock → absolute
+//! deadline → predicate loop → re-check under the lock and act if possible → only then report
+//! closed or timed out. A waiter woken by `notify_one` therefore never leaves without acting
+//! while it could, and a timed-out reader leaves no residue.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::stats::QueueStats;
+use crate::error::{C2rsError, Result};
+
+/// How a blocking call ended (errors from the caller's closure are `Err`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The record was transferred.
+    Done,
+    /// Read: closed and empty. Write: closed and full (or closed at all, in strict mode).
+    Closed,
+    /// Read only: the deadline passed with nothing to read.
+    TimedOut,
+    /// `try_write` only: the queue was full.
+    Full,
+}
+
+/// Guarded by `BlobsQueue::ring`. Invariant: `reader <= writer <= reader + capacity`; the slot
+/// row of record n is `slots[n % capacity]`. Lock order: this mutex, then blob locks (taken by
+/// the swap closures); never the reverse.
+struct Ring<S> {
+    /// Next record to read; only grows.
+    reader: u64,
+    /// Next record to write; only grows.
+    writer: u64,
+    slots: Vec<Vec<S>>,
+}
+
+impl<S> Ring<S> {
+    fn can_read(&self) -> bool {
+        self.reader != self.writer
+    }
+
+    fn can_write(&self, capacity: u64) -> bool {
+        self.writer != self.reader + capacity
+    }
+
+    fn check(&self, capacity: u64) {
+        debug_assert!(
+            self.reader <= self.writer && self.writer <= self.reader + capacity,
+            "ring invariant broken: reader {} writer {} capacity {capacity}",
+            self.reader,
+            self.writer
+        );
+    }
+}
+
+pub struct BlobsQueue<S> {
+    name: String,
+    capacity: u64,
+    num_blobs: usize,
+    /// Refuse every write once closed (TensorFlow-style) instead of Caffe2's "closed and full".
+    strict: bool,
+    ring: Mutex<Ring<S>>,
+    /// Readers wait here for `can_read || closing`.
+    not_empty: Condvar,
+    /// Writers wait here for `can_write || closing`.
+    not_full: Condvar,
+    /// Set once by `close` (Release) before it takes the lock and wakes everyone; waiters read
+    /// it under the lock (Acquire), so a close is never missed between check and wait.
+    closing: AtomicBool,
+    stats: QueueStats,
+}
+
+impl<S> BlobsQueue<S> {
+    /// A queue of `capacity` records of `num_blobs` slots, each made by `make_slot(slot, column)`.
+    pub fn new(
+        name: &str,
+        capacity: i64,
+        num_blobs: i64,
+        field_names: &[String],
+        strict: bool,
+        mut make_slot: impl FnMut(usize, usize) -> Result<S>,
+    ) -> Result<Self> {
+        if capacity < 1 {
+            return Err(C2rsError::enforce(format!(
+                "capacity must be >= 1, got {capacity}"
+            )));
+        }
+        if num_blobs < 1 {
+            return Err(C2rsError::enforce(format!(
+                "num_blobs must be >= 1, got {num_blobs}"
+            )));
+        }
+        if !field_names.is_empty() && field_names.len() as i64 != num_blobs {
+            return Err(C2rsError::enforce("Wrong number of fieldNames provided."));
+        }
+        let (cap, nb) = (capacity as usize, num_blobs as usize);
+        let slots = (0..cap)
+            .map(|i| (0..nb).map(|j| make_slot(i, j)).collect::<Result<Vec<S>>>())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            name: name.to_string(),
+            capacity: capacity as u64,
+            num_blobs: nb,
+            strict,
+            ring: Mutex::new(Ring {
+                reader: 0,
+                writer: 0,
+                slots,
+            }),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+            closing: AtomicBool::new(false),
+            stats: QueueStats::new(name, field_names),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    pub fn num_blobs(&self) -> usize {
+        self.num_blobs
+    }
+
+    pub fn is_strict(&self) -> bool {
+        self.strict
+    }
+
+    pub fn stats(&self) -> &QueueStats {
+        &self.stats
+    }
+
+    /// Records currently queued.
+    pub fn size(&self) -> usize {
+        let ring = self.ring.lock();
+        (ring.writer - ring.reader) as usize
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Waits on `cv` until `ready` holds, the queue closes, or `deadline` passes.
+    fn wait_until(
+        &self,
+        ring: &mut MutexGuard<'_, Ring<S>>,
+        cv: &Condvar,
+        ready: impl Fn(&Ring<S>) -> bool,
+        deadline: Option<Instant>,
+    ) {
+        while !ready(ring) && !self.closing.load(Ordering::Acquire) {
+            match deadline {
+                None => cv.wait(ring),
+                Some(d) => {
+                    if cv.wait_until(ring, d).timed_out() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads one record: `take` receives the slot row and swaps its contents out, returning the
+    /// byte size of each column (for the stats). Blocks until data, close, or `deadline`.
+    /// After close, remaining records are still read (drain).
+    pub fn blocking_read(
+        &self,
+        deadline: Option<Instant>,
+        take: impl FnOnce(&mut [S]) -> Result<Vec<usize>>,
+    ) -> Result<Outcome> {
+        let start = Instant::now();
+        self.stats.read_attempt();
+        let mut ring = self.ring.lock();
+        self.wait_until(&mut ring, &self.not_empty, Ring::can_read, deadline);
+        // Re-check under the lock: read if possible, even past the deadline.
+        if !ring.can_read() {
+            drop(ring);
+            self.stats.read_time(start.elapsed().as_nanos());
+            return Ok(if self.is_closed() {
+                Outcome::Closed
+            } else {
+                Outcome::TimedOut
+            });
+        }
+        let index = (ring.reader % self.capacity) as usize;
+        let bytes = take(&mut ring.slots[index])?;
+        ring.reader += 1;
+        ring.check(self.capacity);
+        drop(ring);
+        self.not_full.notify_one();
+        self.stats.dequeued(&bytes);
+        self.stats.read_time(start.elapsed().as_nanos());
+        Ok(Outcome::Done)
+    }
+
+    /// Writes one record: `put` receives the slot row and swaps the caller's contents in.
+    /// Blocks while full; fails only when closed and full (strict mode: whenever closed).
+    pub fn blocking_write(&self, put: impl FnOnce(&mut [S]) -> Result<()>) -> Result<Outcome> {
+        let start = Instant::now();
+        self.stats.write_attempt();
+        let mut ring = self.ring.lock();
+        if self.strict && self.is_closed() {
+            return Ok(Outcome::Closed);
+        }
+        let capacity = self.capacity;
+        self.wait_until(&mut ring, &self.not_full, |r| r.can_write(capacity), None);
+        if !ring.can_write(capacity) || (self.strict && self.is_closed()) {
+            drop(ring);
+            self.stats.write_time(start.elapsed().as_nanos());
+            return Ok(Outcome::Closed);
+        }
+        self.write_locked(&mut ring, put)?;
+        drop(ring);
+        self.not_empty.notify_one();
+        self.stats.write_time(start.elapsed().as_nanos());
+        Ok(Outcome::Done)
+    }
+
+    /// Writes one record if there is room right now (ignores close, as Caffe2's `tryWrite`,
+    /// except in strict mode). Never blocks.
+    pub fn try_write(&self, put: impl FnOnce(&mut [S]) -> Result<()>) -> Result<Outcome> {
+        let mut ring = self.ring.lock();
+        if self.strict && self.is_closed() {
+            return Ok(Outcome::Closed);
+        }
+        if !ring.can_write(self.capacity) {
+            return Ok(Outcome::Full);
+        }
+        self.stats.write_attempt();
+        self.write_locked(&mut ring, put)?;
+        drop(ring);
+        self.not_empty.notify_one();
+        Ok(Outcome::Done)
+    }
+
+    fn write_locked(
+        &self,
+        ring: &mut MutexGuard<'_, Ring<S>>,
+        put: impl FnOnce(&mut [S]) -> Result<()>,
+    ) -> Result<()> {
+        let index = (ring.writer % self.capacity) as usize;
+        put(&mut ring.slots[index])?;
+        ring.writer += 1;
+        ring.check(self.capacity);
+        Ok(())
+    }
+
+    /// Closes the queue (idempotent, no reopen) and wakes every waiter at once.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        // Taking the lock orders the flag before any waiter's next predicate check.
+        let _ring = self.ring.lock();
+        self.not_empty.notify_all();
+        self.not_full.notify_all();
+    }
+}
+
+impl<S> Drop for BlobsQueue<S> {
+    fn drop(&mut self) {
+        // Nobody can be waiting: waiters hold an Arc to the queue.
+        self.closing.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A queue of `Option<u64>` slots: writes swap a value in, reads swap it out.
+    fn queue(capacity: i64, strict: bool) -> Arc<BlobsQueue<Option<u64>>> {
+        Arc::new(BlobsQueue::new("q", capacity, 1, &[], strict, |_, _| Ok(None)).unwrap())
+    }
+
+    fn write(q: &BlobsQueue<Option<u64>>, v: u64) -> Outcome {
+        q.blocking_write(|row| {
+            row[0] = Some(v);
+            Ok(())
+        })
+        .unwrap()
+    }
+
+    fn read(q: &BlobsQueue<Option<u64>>, timeout: Option<Duration>) -> (Outcome, Option<u64>) {
+        let mut got = None;
+        let outcome = q
+            .blocking_read(timeout.map(|t| Instant::now() + t), |row| {
+                got = row[0].take();
+                Ok(vec![8])
+            })
+            .unwrap();
+        (outcome, got)
+    }
+
+    #[test]
+    fn read_blocks_until_write() {
+        let q = queue(2, false);
+        let q2 = q.clone();
+        let reader = std::thread::spawn(move || read(&q2, None));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(write(&q, 7), Outcome::Done);
+        assert_eq!(reader.join().unwrap(), (Outcome::Done, Some(7)));
+    }
+
+    #[test]
+    fn read_times_out_after_deadline() {
+        let q = queue(5, false);
+        let start = Instant::now();
+        assert_eq!(
+            read(&q, Some(Duration::from_millis(30))).0,
+            Outcome::TimedOut
+        );
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        // A timed-out read leaves no residue: the next write/read pair works.
+        assert_eq!(write(&q, 1), Outcome::Done);
+        assert_eq!(
+            read(&q, Some(Duration::from_millis(1))),
+            (Outcome::Done, Some(1))
+        );
+    }
+
+    #[test]
+    fn close_wakes_blocked_reader_and_writer() {
+        let q = queue(1, false);
+        let qr = queue(1, false);
+        assert_eq!(write(&q, 1), Outcome::Done);
+        let (qw, qrr) = (q.clone(), qr.clone());
+        let writer = std::thread::spawn(move || write(&qw, 2));
+        let reader = std::thread::spawn(move || read(&qrr, None));
+        std::thread::sleep(Duration::from_millis(20));
+        q.close();
+        qr.close();
+        assert_eq!(writer.join().unwrap(), Outcome::Closed);
+        assert_eq!(reader.join().unwrap(), (Outcome::Closed, None));
+    }
+
+    // spec queues.md §2.4, cell by cell.
+    #[test]
+    fn outcome_table_matches_caffe2() {
+        let q = queue(2, false);
+        assert_eq!(write(&q, 1), Outcome::Done); // open, empty: write
+        assert_eq!(read(&q, None), (Outcome::Done, Some(1)));
+        assert_eq!(
+            read(&q, Some(Duration::from_millis(5))).0,
+            Outcome::TimedOut
+        ); // open, empty: read blocks
+        assert_eq!(write(&q, 2), Outcome::Done);
+        assert_eq!(write(&q, 3), Outcome::Done); // open, partial: write
+        q.close();
+        assert_eq!(write(&q, 4), Outcome::Closed); // closed, full: write fails
+        assert_eq!(read(&q, None), (Outcome::Done, Some(2))); // closed, full: read drains
+        assert_eq!(write(&q, 5), Outcome::Done); // closed, partial: write accepted
+        assert_eq!(read(&q, None), (Outcome::Done, Some(3))); // closed, partial: read
+        assert_eq!(read(&q, None), (Outcome::Done, Some(5)));
+        assert_eq!(read(&q, None), (Outcome::Closed, None)); // closed, empty: read fails at once
+        assert_eq!(write(&q, 6), Outcome::Done); // closed, empty: write accepted
+    }
+
+    #[test]
+    fn write_after_close_succeeds_when_not_full_unless_strict() {
+        let q = queue(2, false);
+        q.close();
+        assert_eq!(write(&q, 1), Outcome::Done);
+        let s = queue(2, true);
+        s.close();
+        assert_eq!(write(&s, 1), Outcome::Closed);
+        assert_eq!(s.try_write(|_| Ok(())).unwrap(), Outcome::Closed);
+    }
+
+    #[test]
+    fn try_write_reports_full_without_blocking() {
+        let q = queue(1, false);
+        assert_eq!(
+            q.try_write(|r| {
+                r[0] = Some(1);
+                Ok(())
+            })
+            .unwrap(),
+            Outcome::Done
+        );
+        assert_eq!(q.try_write(|_| Ok(())).unwrap(), Outcome::Full);
+        assert_eq!(q.size(), 1);
+    }
+
+    #[test]
+    fn bad_construction_is_refused() {
+        assert_eq!(
+            BlobsQueue::<()>::new("q", 0, 1, &[], false, |_, _| Ok(()))
+                .err()
+                .unwrap()
+                .message(),
+            "capacity must be >= 1, got 0"
+        );
+        assert_eq!(
+            BlobsQueue::<()>::new("q", 1, 0, &[], false, |_, _| Ok(()))
+                .err()
+                .unwrap()
+                .message(),
+            "num_blobs must be >= 1, got 0"
+        );
+        assert!(BlobsQueue::<()>::new("q", -3, 1, &[], false, |_, _| Ok(())).is_err());
+        let e = BlobsQueue::<()>::new("q", 1, 2, &["a".into()], false, |_, _| Ok(()))
+            .err()
+            .unwrap();
+        assert_eq!(e.message(), "Wrong number of fieldNames provided.");
+    }
+
+    #[test]
+    fn every_record_dequeued_exactly_once_in_producer_order() {
+        const PRODUCERS: u64 = 4;
+        let per_producer: u64 = if cfg!(miri) { 50 } else { 25_000 };
+        let q = queue(4, false);
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    for i in 0..per_producer {
+                        assert_eq!(write(&q, p << 32 | i), Outcome::Done);
+                    }
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..4)
+            .map(|_| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    while let (Outcome::Done, Some(v)) = read(&q, Some(Duration::from_secs(30))) {
+                        got.push(v);
+                    }
+                    got
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        q.close();
+        let mut all = Vec::new();
+        for c in consumers {
+            let got = c.join().unwrap();
+            // Per consumer, each producer's values arrive in increasing order (FIFO).
+            for p in 0..PRODUCERS {
+                let mine: Vec<u64> = got
+                    .iter()
+                    .filter(|v| *v >> 32 == p)
+                    .map(|v| v & 0xffff_ffff)
+                    .collect();
+                assert!(
+                    mine.windows(2).all(|w| w[0] < w[1]),
+                    "producer {p} out of order"
+                );
+            }
+            all.extend(got);
+        }
+        all.sort_unstable();
+        let expected: Vec<u64> = (0..PRODUCERS)
+            .flat_map(|p| (0..per_producer).map(move |i| p << 32 | i))
+            .collect();
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn stats_count_attempts_records_and_bytes() {
+        let q = Arc::new(
+            BlobsQueue::new("stats_q", 2, 1, &["data".to_string()], false, |_, _| {
+                Ok(None::<u64>)
+            })
+            .unwrap(),
+        );
+        write(&q, 1);
+        write(&q, 2);
+        read(&q, None);
+        read(&q, Some(Duration::from_millis(1)));
+        read(&q, Some(Duration::from_millis(1)));
+        let keyed = q.stats().keyed();
+        let get = |k: &str| keyed.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
+        assert_eq!(get("stats_q/queue_balance"), Some(2 - 3));
+        assert_eq!(get("stats_q/queue_dequeued_records"), Some(2));
+        assert_eq!(get("stats_q/queue_dequeued_bytes"), Some(16));
+        assert_eq!(get("stats_q/queue_dequeued_bytes/data"), Some(16));
+        assert_eq!(get("stats_q/read_time_ns/count"), Some(3));
+        assert_eq!(get("stats_q/write_time_ns/count"), Some(2));
+    }
+}

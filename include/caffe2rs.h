@@ -271,6 +271,12 @@ typedef struct DLManagedTensorVersioned {
 #define C2RS_DEVICE_CUDA 1
 
 /**
+ * A prefetching batch reader over a `c2rs_db_reader` (TensorProtosDBInput for hosts).
+ * Released by `c2rs_batch_reader_free`, which stops and joins its threads.
+ */
+typedef struct c2rs_batch_reader c2rs_batch_reader;
+
+/**
  * An owned byte buffer returned by the library (serialized protobufs, JSON reports).
  * Released by `c2rs_buffer_free`.
  */
@@ -569,6 +575,49 @@ int32_t c2rs_db_reader_read(const c2rs_db_reader *reader,
  * Returns: nothing.
  */
 void c2rs_db_reader_free(c2rs_db_reader *reader);
+
+/**
+ * A prefetching batch reader: `num_threads` workers read records (serialized TensorProtos)
+ * from `reader` and assemble up to `depth` batches ahead, in record order. With
+ * `batch_size` B > 0 each batch holds `num_outputs` tensors of shape `[B] + record dims`; all
+ * B records must agree in dims and dtype per output. With B = 0 a batch is one record's own
+ * tensors. `num_threads == 0` reads inline in `c2rs_batch_reader_next` (no prefetch).
+ *
+ * Ownership: `reader` is shared, not consumed (the caller still frees its handle); on
+ * success the caller owns `*out` (`c2rs_batch_reader_free`).
+ * Thread safety: safe from any thread; `c2rs_batch_reader_next` may be called from several
+ * threads (each batch goes to one caller).
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `reader` or `out` is NULL, `num_outputs` is
+ * 0, or `depth` is 0 with threads; C2RS_IO_ERROR when a thread cannot start.
+ */
+C2RS_NODISCARD
+int32_t c2rs_batch_reader_new(const c2rs_db_reader *reader,
+                              size_t batch_size,
+                              size_t num_outputs,
+                              size_t depth,
+                              size_t num_threads,
+                              c2rs_batch_reader **out);
+
+/**
+ * The next batch, in record order, blocking until it is ready.
+ *
+ * Ownership: on success the caller owns `*out` (`c2rs_tensor_list_free`).
+ * Thread safety: fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `br` or `out` is NULL; for a bad record
+ * C2RS_ENFORCE_NOT_MET (tensor count or dims/dtype mismatch) or C2RS_PARSE_ERROR (bytes),
+ * with the record's key in the message. After a failure every later call returns the same
+ * error (the reader stays failed, as Caffe2's prefetching ops did).
+ */
+C2RS_NODISCARD int32_t c2rs_batch_reader_next(const c2rs_batch_reader *br, c2rs_tensor_list **out);
+
+/**
+ * Stops the workers (after the batch each is decoding), joins them and releases `br`.
+ *
+ * Ownership: `br` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+ * Thread safety: no other call may use `br` concurrently.
+ * Returns: nothing.
+ */
+void c2rs_batch_reader_free(c2rs_batch_reader *br);
 
 /**
  * Creates a zero-filled CPU tensor (empty strings for STRING), 64-byte aligned.

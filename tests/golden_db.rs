@@ -130,3 +130,59 @@ fn golden_checkpoint_holds_tensor_blob_protos() {
     }
     assert_eq!(seen, blobs.len());
 }
+
+/// TensorProtosDBInput semantics through the host batch reader: batches of 4 and 3 over the
+/// golden DBs are `[B] + dims` stacks of consecutive records, wrapping to the first record.
+#[test]
+fn golden_dbs_batch_in_record_order_and_wrap() {
+    use caffe2rs::db::{BatchAssembler, BatchReader};
+    use std::sync::Arc;
+    let manifest = manifest();
+    let records = manifest["records"].as_array().unwrap();
+    for (db_type, file) in [("minidb", "records.minidb"), ("lmdb", "records.lmdb")] {
+        for (batch_size, threads) in [(4usize, 2usize), (3, 0), (3, 1)] {
+            let reader = Arc::new(DbReader::open(db_type, &golden(file), 1, 0).unwrap());
+            let br = BatchReader::new(
+                reader,
+                BatchAssembler {
+                    batch_size,
+                    num_outputs: 4,
+                },
+                2,
+                threads,
+            )
+            .unwrap();
+            let mut next_record = 0usize;
+            for _ in 0..5 {
+                let batch = br.next().unwrap();
+                assert_eq!(batch.len(), 4);
+                for (o, out) in batch.iter().enumerate() {
+                    let want = &records[0]["tensors"][o];
+                    let mut dims = vec![batch_size as i64];
+                    dims.extend(
+                        want["dims"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|d| d.as_i64().unwrap()),
+                    );
+                    assert_eq!(
+                        out.dims(),
+                        dims.as_slice(),
+                        "{db_type} B={batch_size} output {o}"
+                    );
+                    let per_row = values_of(out).len() / batch_size;
+                    for k in 0..batch_size {
+                        let expected =
+                            &records[(next_record + k) % records.len()]["tensors"][o]["values"];
+                        assert_eq!(
+                            &values_of(out)[k * per_row..(k + 1) * per_row],
+                            expected.as_array().unwrap().as_slice()
+                        );
+                    }
+                }
+                next_record += batch_size;
+            }
+        }
+    }
+}

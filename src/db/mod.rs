@@ -2,10 +2,15 @@
 //! WRITE and NEW, a registry by type name, minidb (in-house) and LMDB (heed), and the
 //! thread-safe, sharded `DbReader`.
 
+mod batch;
 mod lmdb;
 mod minidb;
+mod prefetch;
 mod reader;
+mod scan;
 
+pub use batch::{BatchAssembler, Record, decode_record};
+pub use prefetch::BatchReader;
 pub use reader::DbReader;
 
 use crate::error::{C2rsError, Result};

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use super::guard::{byte_slice, ffi_fn, ffi_fn_or, name_arg, out_param};
 use super::handle::{
-    c2rs_buffer, c2rs_db, c2rs_db_cursor, c2rs_db_reader, c2rs_db_transaction, free_handle,
-    handle_mut, handle_ref, into_handle,
+    c2rs_batch_reader, c2rs_buffer, c2rs_db, c2rs_db_cursor, c2rs_db_reader, c2rs_db_transaction,
+    c2rs_tensor_list, free_handle, handle_mut, handle_ref, into_handle,
 };
-use crate::db::{DbReader, Mode, open_db};
+use crate::db::{BatchAssembler, BatchReader, DbReader, Mode, open_db};
 use crate::error::C2rsError;
 
 /// Open for reading existing records (Caffe2 `db::READ`).
@@ -341,6 +341,84 @@ pub extern "C" fn c2rs_db_reader_read(
 pub extern "C" fn c2rs_db_reader_free(reader: *mut c2rs_db_reader) {
     ffi_fn_or!("c2rs_db_reader_free", (), {
         free_handle(reader);
+        Ok(())
+    })
+}
+
+/// A prefetching batch reader: `num_threads` workers read records (serialized TensorProtos)
+/// from `reader` and assemble up to `depth` batches ahead, in record order. With
+/// `batch_size` B > 0 each batch holds `num_outputs` tensors of shape `[B] + record dims`; all
+/// B records must agree in dims and dtype per output. With B = 0 a batch is one record's own
+/// tensors. `num_threads == 0` reads inline in `c2rs_batch_reader_next` (no prefetch).
+///
+/// Ownership: `reader` is shared, not consumed (the caller still frees its handle); on
+/// success the caller owns `*out` (`c2rs_batch_reader_free`).
+/// Thread safety: safe from any thread; `c2rs_batch_reader_next` may be called from several
+/// threads (each batch goes to one caller).
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `reader` or `out` is NULL, `num_outputs` is
+/// 0, or `depth` is 0 with threads; C2RS_IO_ERROR when a thread cannot start.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_batch_reader_new(
+    reader: *const c2rs_db_reader,
+    batch_size: usize,
+    num_outputs: usize,
+    depth: usize,
+    num_threads: usize,
+    out: *mut *mut c2rs_batch_reader,
+) -> i32 {
+    ffi_fn!("c2rs_batch_reader_new", {
+        let out = out_param(out, "out")?;
+        let reader = handle_ref(reader, "reader")?.clone();
+        if num_outputs == 0 {
+            return Err(C2rsError::invalid_argument(
+                "argument `num_outputs` must be at least 1",
+            ));
+        }
+        let assembler = BatchAssembler {
+            batch_size,
+            num_outputs,
+        };
+        out.set(into_handle(BatchReader::new(
+            reader,
+            assembler,
+            depth,
+            num_threads,
+        )?));
+        Ok(())
+    })
+}
+
+/// The next batch, in record order, blocking until it is ready.
+///
+/// Ownership: on success the caller owns `*out` (`c2rs_tensor_list_free`).
+/// Thread safety: fully thread-safe.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `br` or `out` is NULL; for a bad record
+/// C2RS_ENFORCE_NOT_MET (tensor count or dims/dtype mismatch) or C2RS_PARSE_ERROR (bytes),
+/// with the record's key in the message. After a failure every later call returns the same
+/// error (the reader stays failed, as Caffe2's prefetching ops did).
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_batch_reader_next(
+    br: *const c2rs_batch_reader,
+    out: *mut *mut c2rs_tensor_list,
+) -> i32 {
+    ffi_fn!("c2rs_batch_reader_next", {
+        let out = out_param(out, "out")?;
+        out.set(into_handle(handle_ref(br, "br")?.next()?));
+        Ok(())
+    })
+}
+
+/// Stops the workers (after the batch each is decoding), joins them and releases `br`.
+///
+/// Ownership: `br` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+/// Thread safety: no other call may use `br` concurrently.
+/// Returns: nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn c2rs_batch_reader_free(br: *mut c2rs_batch_reader) {
+    ffi_fn_or!("c2rs_batch_reader_free", (), {
+        free_handle(br);
         Ok(())
     })
 }

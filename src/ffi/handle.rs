@@ -8,7 +8,7 @@ use std::ffi::CString;
 use std::sync::Arc;
 
 use super::guard::null_arg;
-use crate::db::{Cursor, Db, DbReader, Transaction};
+use crate::db::{BatchReader, Cursor, Db, DbReader, Transaction};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -54,6 +54,12 @@ pub struct c2rs_db_reader {
     _private: [u8; 0],
 }
 
+/// A prefetching batch reader over a `c2rs_db_reader` (TensorProtosDBInput for hosts).
+/// Released by `c2rs_batch_reader_free`, which stops and joins its threads.
+pub struct c2rs_batch_reader {
+    _private: [u8; 0],
+}
+
 /// A handle owned through a `Box`: created once, freed once by its `*_free`.
 pub(crate) trait BoxHandle {
     type Target;
@@ -78,6 +84,9 @@ impl BoxHandle for c2rs_db_cursor {
 }
 impl BoxHandle for c2rs_db_transaction {
     type Target = Box<dyn Transaction>;
+}
+impl BoxHandle for c2rs_batch_reader {
+    type Target = BatchReader;
 }
 /// The handle holds one reference; operators and workspace blobs may hold others.
 impl BoxHandle for c2rs_db_reader {

@@ -1,0 +1,502 @@
+//! Batch assembly for TensorProtosDBInput: records (serialized TensorProtos) become one tensor
+//! per output, `[B] + dims` for `batch_size` B > 0, or the record's own tensors for B = 0.
+//! Payloads go straight from the record bytes into the batch buffer (see `scan`); forms the
+//! scanner does not handle are decoded with the full decoder and copied.
+
+use prost::Message;
+
+use super::scan::{Payload, TensorView, for_each_varint, scan_tensor_protos};
+use crate::error::{C2rsError, Result};
+use crate::proto::{TensorProto, TensorProtos};
+use crate::tensor::{DataType, Tensor, tensor_from_proto};
+
+/// A record as read from a DB: key and value bytes.
+pub type Record = (Vec<u8>, Vec<u8>);
+
+fn key_text(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).into_owned()
+}
+
+/// Says when a value that is not a TensorProtos looks like a Caffe `Datum` (field 1 a varint),
+/// the most common mistake (pytorch/pytorch#14348).
+fn datum_hint(value: &[u8]) -> &'static str {
+    if value.first() == Some(&0x08) {
+        " (the value looks like a Caffe Datum; TensorProtosDBInput needs serialized TensorProtos)"
+    } else {
+        ""
+    }
+}
+
+/// Decodes every tensor of one record with the full decoder (prost + `tensor_from_proto`).
+pub fn decode_record(key: &[u8], value: &[u8], num_outputs: usize) -> Result<Vec<Tensor>> {
+    let protos = TensorProtos::decode(value).map_err(|e| {
+        C2rsError::parse(format!(
+            "TensorProtosDBInput: record '{}' is not a TensorProtos: {e}{}",
+            key_text(key),
+            datum_hint(value)
+        ))
+    })?;
+    check_count(key, value, protos.protos.len(), num_outputs)?;
+    protos
+        .protos
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            tensor_from_proto(p).map_err(|e| {
+                e.context(format!(
+                    "TensorProtosDBInput: record '{}' output {i}",
+                    key_text(key)
+                ))
+            })
+        })
+        .collect()
+}
+
+fn check_count(key: &[u8], value: &[u8], found: usize, num_outputs: usize) -> Result<()> {
+    if found != num_outputs {
+        return Err(C2rsError::enforce(format!(
+            "TensorProtosDBInput: record '{}' has {found} TensorProtos, the op has {num_outputs} outputs{}",
+            key_text(key),
+            datum_hint(value)
+        )));
+    }
+    Ok(())
+}
+
+/// Builds batches of `batch_size` records with `num_outputs` tensors each.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchAssembler {
+    pub batch_size: usize,
+    pub num_outputs: usize,
+}
+
+impl BatchAssembler {
+    /// Records this assembler consumes per batch (1 when `batch_size` is 0).
+    pub fn records_per_batch(&self) -> usize {
+        self.batch_size.max(1)
+    }
+
+    pub fn assemble(&self, records: &[Record]) -> Result<Vec<Tensor>> {
+        if records.len() != self.records_per_batch() {
+            return Err(C2rsError::internal(format!(
+                "batch of {} records, expected {}",
+                records.len(),
+                self.records_per_batch()
+            )));
+        }
+        if self.batch_size == 0 {
+            let (key, value) = &records[0];
+            return decode_record(key, value, self.num_outputs);
+        }
+        let (key0, value0) = &records[0];
+        let Ok(first) = scan_tensor_protos(value0) else {
+            // Malformed bytes: the full decoder produces the precise error.
+            return decode_record(key0, value0, self.num_outputs).map(|_| Vec::new());
+        };
+        check_count(key0, value0, first.len(), self.num_outputs)?;
+        let mut outputs = Vec::with_capacity(self.num_outputs);
+        for (i, view) in first.iter().enumerate() {
+            let dtype = DataType::try_from(view.data_type).map_err(|e| {
+                C2rsError::new(
+                    e.kind(),
+                    format!(
+                        "TensorProtosDBInput: record '{}' output {i}: {}",
+                        key_text(key0),
+                        e.message()
+                    ),
+                )
+            })?;
+            let mut dims = Vec::with_capacity(view.dims.len() + 1);
+            dims.push(self.batch_size as i64);
+            dims.extend_from_slice(&view.dims);
+            outputs.push(Tensor::zeros(dtype, &dims)?);
+        }
+        for (k, (key, value)) in records.iter().enumerate() {
+            let scanned;
+            let views = if k == 0 {
+                &first
+            } else {
+                scanned = match scan_tensor_protos(value) {
+                    Ok(v) => v,
+                    Err(_) => {
+                        return decode_record(key, value, self.num_outputs).map(|_| Vec::new());
+                    }
+                };
+                &scanned
+            };
+            check_count(key, value, views.len(), self.num_outputs)?;
+            for (i, (view, out)) in views.iter().zip(outputs.iter_mut()).enumerate() {
+                let expected_dims = &out.dims()[1..];
+                if view.dims != expected_dims || view.data_type != out.dtype().as_i32() {
+                    let got = DataType::try_from(view.data_type)
+                        .map(|d| d.name().to_string())
+                        .unwrap_or_else(|_| view.data_type.to_string());
+                    return Err(C2rsError::enforce(format!(
+                        "TensorProtosDBInput: record '{}' output {i} has {:?}/{got}, batch expects {:?}/{}",
+                        key_text(key),
+                        view.dims,
+                        expected_dims,
+                        out.dtype()
+                    )));
+                }
+                write_slot(view, out, k).map_err(|e| {
+                    e.context(format!(
+                        "TensorProtosDBInput: record '{}' output {i}",
+                        key_text(key)
+                    ))
+                })?;
+            }
+        }
+        Ok(outputs)
+    }
+}
+
+/// Copies one record's tensor into item `k` of the batch tensor `out`.
+fn write_slot(view: &TensorView<'_>, out: &mut Tensor, k: usize) -> Result<()> {
+    let dtype = out.dtype();
+    let row_numel = out.numel() / out.dims()[0].max(1) as usize;
+    if dtype == DataType::String {
+        let strings = &mut out.strings_mut()?[k * row_numel..(k + 1) * row_numel];
+        match &view.payload {
+            Payload::Strings(parts)
+                if !view.needs_full_decode && view.field == 6 && parts.len() == row_numel =>
+            {
+                for (dst, src) in strings.iter_mut().zip(parts) {
+                    dst.clear();
+                    dst.extend_from_slice(src);
+                }
+                return Ok(());
+            }
+            Payload::None if !view.needs_full_decode && row_numel == 0 => return Ok(()),
+            _ => {
+                let t = full_decode(view)?;
+                strings.clone_from_slice(t.strings()?);
+                return Ok(());
+            }
+        }
+    }
+    let item = dtype.item_size().unwrap_or(0);
+    let row_bytes = row_numel * item;
+    let dst = &mut out.bytes_mut()?[k * row_bytes..(k + 1) * row_bytes];
+    if !view.needs_full_decode && fast_write(view, dtype, dst, row_numel)? {
+        return Ok(());
+    }
+    let t = full_decode(view)?;
+    dst.copy_from_slice(t.bytes()?);
+    Ok(())
+}
+
+fn full_decode(view: &TensorView<'_>) -> Result<Tensor> {
+    let proto = TensorProto::decode(view.bytes)
+        .map_err(|e| C2rsError::parse(format!("not a valid TensorProto: {e}")))?;
+    tensor_from_proto(&proto)
+}
+
+fn size_error(dtype: DataType, numel: usize, found: usize) -> C2rsError {
+    C2rsError::parse(format!(
+        "Incorrect proto field size: a {dtype} tensor of {numel} elements, found {found} items"
+    ))
+}
+
+/// Writes the payload straight into `dst` when its form is one the scanner understood.
+/// Returns false when the caller must use the full decoder.
+fn fast_write(
+    view: &TensorView<'_>,
+    dtype: DataType,
+    dst: &mut [u8],
+    numel: usize,
+) -> Result<bool> {
+    use DataType as D;
+    match (&view.payload, dtype, view.field) {
+        (Payload::None, _, _) if numel == 0 => Ok(true),
+        (Payload::Raw(parts), D::Float, 3)
+        | (Payload::Raw(parts), D::Double, 9)
+        | (
+            Payload::Raw(parts),
+            D::Byte | D::Uint8 | D::Int8 | D::Uint16 | D::Int16 | D::Float16,
+            5,
+        ) => {
+            let total: usize = parts.iter().map(|p| p.len()).sum();
+            if total != dst.len() {
+                let item = dtype.item_size().unwrap_or(1);
+                return Err(size_error(dtype, numel, total / item));
+            }
+            let mut at = 0;
+            for p in parts {
+                dst[at..at + p.len()].copy_from_slice(p);
+                at += p.len();
+            }
+            Ok(true)
+        }
+        (Payload::Raw(parts), D::Bool, 5) => {
+            let total: usize = parts.iter().map(|p| p.len()).sum();
+            if total != dst.len() {
+                return Err(size_error(dtype, numel, total));
+            }
+            for (d, s) in dst.iter_mut().zip(parts.iter().flat_map(|p| p.iter())) {
+                *d = u8::from(*s != 0);
+            }
+            Ok(true)
+        }
+        (Payload::Fixed(parts), D::Float, 3) | (Payload::Fixed(parts), D::Double, 9) => {
+            let item = dtype.item_size().unwrap_or(1);
+            if parts.len() != numel {
+                return Err(size_error(dtype, numel, parts.len()));
+            }
+            for (d, s) in dst.chunks_exact_mut(item).zip(parts) {
+                d.copy_from_slice(s);
+            }
+            Ok(true)
+        }
+        (Payload::Varints(parts), _, 4)
+            if matches!(
+                dtype,
+                D::Int32 | D::Bool | D::Uint8 | D::Int8 | D::Uint16 | D::Int16 | D::Float16
+            ) =>
+        {
+            let item = dtype.item_size().unwrap_or(1);
+            let n = for_each_varint(parts, |i, v| {
+                let Some(d) = dst.get_mut(i * item..(i + 1) * item) else {
+                    return Err(size_error(dtype, numel, i + 1));
+                };
+                // int32 values travel sign-extended; C++ narrowed them with static_cast.
+                let v = v as i32;
+                match dtype {
+                    D::Int32 => d.copy_from_slice(&v.to_le_bytes()),
+                    D::Bool => d[0] = u8::from(v != 0),
+                    D::Uint8 | D::Int8 => d[0] = v as u8,
+                    _ => d.copy_from_slice(&(v as u16).to_le_bytes()),
+                }
+                Ok(())
+            })?;
+            if n != numel {
+                return Err(size_error(dtype, numel, n));
+            }
+            Ok(true)
+        }
+        (Payload::Varints(parts), D::Int64, 10) => {
+            let n = for_each_varint(parts, |i, v| {
+                let Some(d) = dst.get_mut(i * 8..(i + 1) * 8) else {
+                    return Err(size_error(dtype, numel, i + 1));
+                };
+                d.copy_from_slice(&(v as i64).to_le_bytes());
+                Ok(())
+            })?;
+            if n != numel {
+                return Err(size_error(dtype, numel, n));
+            }
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::TensorProto;
+    use crate::tensor::tensor_to_proto;
+
+    fn record(key: &str, tensors: &[Tensor]) -> Record {
+        let protos = TensorProtos {
+            protos: tensors
+                .iter()
+                .map(|t| tensor_to_proto(t).unwrap())
+                .collect(),
+        };
+        (key.as_bytes().to_vec(), protos.encode_to_vec())
+    }
+
+    fn sample(i: i32) -> Vec<Tensor> {
+        vec![
+            Tensor::from_slice(DataType::Float, &[2, 2], &[i as f32, 1.5, -2.0, 0.25]).unwrap(),
+            Tensor::from_slice(DataType::Int32, &[], &[i * 1000 - 7]).unwrap(),
+            Tensor::from_slice(DataType::Int64, &[2], &[i64::MIN, i as i64]).unwrap(),
+            Tensor::from_slice(DataType::Int8, &[3], &[-128i8, i as i8, 127]).unwrap(),
+            Tensor::from_slice(DataType::Bool, &[2], &[1u8, 0]).unwrap(),
+            Tensor::from_slice(DataType::Double, &[1], &[f64::from(i) / 3.0]).unwrap(),
+            Tensor::from_strings(&[], vec![format!("rec-{i}").into_bytes()]).unwrap(),
+            Tensor::from_slice(DataType::Float16, &[2], &[0x3c00u16, i as u16]).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn fast_batches_equal_stacked_full_decodes() {
+        let records: Vec<Record> = (0..4)
+            .map(|i| record(&format!("k{i}"), &sample(i)))
+            .collect();
+        let batch = BatchAssembler {
+            batch_size: 4,
+            num_outputs: 8,
+        }
+        .assemble(&records)
+        .unwrap();
+        for (o, out) in batch.iter().enumerate() {
+            let rows: Vec<Tensor> = records
+                .iter()
+                .map(|(k, v)| decode_record(k, v, 8).unwrap().swap_remove(o))
+                .collect();
+            let expected =
+                crate::tensor::rows::stack_rows(&rows.iter().collect::<Vec<_>>()).unwrap();
+            assert_eq!(*out, expected, "output {o}");
+        }
+        assert_eq!(batch[1].dims(), &[4], "scalars batch to [B]");
+    }
+
+    #[test]
+    fn unpacked_and_byte_data_forms_take_the_fast_or_the_full_path_with_equal_results() {
+        // float_data unpacked (wire type 5), int32 in byte_data-free form, a segment (full path).
+        let mut unpacked = Vec::new();
+        for v in [1.0f32, 2.0] {
+            unpacked.extend_from_slice(&[0x1d]);
+            unpacked.extend_from_slice(&v.to_le_bytes());
+        }
+        let t_unpacked = [&[0x08u8, 0x02, 0x10, 0x01][..], &unpacked].concat();
+        let mut seg = TensorProto {
+            dims: vec![2],
+            data_type: Some(1),
+            float_data: vec![1.0, 2.0],
+            ..Default::default()
+        };
+        seg.segment = Some(crate::proto::tensor_proto::Segment { begin: 0, end: 2 });
+        let encode_one = |t: &[u8]| {
+            let mut v = vec![0x0a, t.len() as u8];
+            v.extend_from_slice(t);
+            v
+        };
+        let records = vec![
+            (b"a".to_vec(), encode_one(&t_unpacked)),
+            (b"b".to_vec(), encode_one(&seg.encode_to_vec())),
+        ];
+        let batch = BatchAssembler {
+            batch_size: 2,
+            num_outputs: 1,
+        }
+        .assemble(&records)
+        .unwrap();
+        assert_eq!(batch[0].typed::<f32>().unwrap(), &[1.0, 2.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn mismatched_records_name_the_key_and_both_shapes() {
+        let records = vec![
+            record("k0", &[Tensor::zeros(DataType::Float, &[2]).unwrap()]),
+            record("k1", &[Tensor::zeros(DataType::Float, &[3]).unwrap()]),
+        ];
+        let e = BatchAssembler {
+            batch_size: 2,
+            num_outputs: 1,
+        }
+        .assemble(&records)
+        .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "TensorProtosDBInput: record 'k1' output 0 has [3]/FLOAT, batch expects [2]/FLOAT"
+        );
+        let records = vec![
+            record("k0", &[Tensor::zeros(DataType::Float, &[2]).unwrap()]),
+            record("k1", &[Tensor::zeros(DataType::Int32, &[2]).unwrap()]),
+        ];
+        assert!(
+            BatchAssembler {
+                batch_size: 2,
+                num_outputs: 1
+            }
+            .assemble(&records)
+            .unwrap_err()
+            .message()
+            .contains("has [2]/INT32, batch expects [2]/FLOAT")
+        );
+    }
+
+    #[test]
+    fn wrong_tensor_counts_and_datums_are_explained() {
+        let records = vec![record("k0", &sample(0))];
+        let e = BatchAssembler {
+            batch_size: 1,
+            num_outputs: 2,
+        }
+        .assemble(&records)
+        .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "TensorProtosDBInput: record 'k0' has 8 TensorProtos, the op has 2 outputs"
+        );
+        // A Caffe Datum: channels=3 (field 1 varint), height, width, data.
+        let datum = (
+            b"d".to_vec(),
+            vec![0x08, 0x03, 0x10, 0x01, 0x18, 0x01, 0x22, 0x03, 1, 2, 3],
+        );
+        for b in [0, 1] {
+            let e = BatchAssembler {
+                batch_size: b,
+                num_outputs: 1,
+            }
+            .assemble(std::slice::from_ref(&datum))
+            .unwrap_err();
+            assert!(
+                e.message().contains("looks like a Caffe Datum"),
+                "{}",
+                e.message()
+            );
+        }
+    }
+
+    #[test]
+    fn payload_shorter_than_dims_is_a_parse_error() {
+        let bad = TensorProto {
+            dims: vec![3],
+            data_type: Some(1),
+            float_data: vec![1.0, 2.0],
+            ..Default::default()
+        };
+        let good = TensorProto {
+            dims: vec![3],
+            data_type: Some(1),
+            float_data: vec![1.0, 2.0, 3.0],
+            ..Default::default()
+        };
+        let records: Vec<Record> = [good, bad]
+            .into_iter()
+            .map(|p| {
+                (
+                    b"k".to_vec(),
+                    TensorProtos { protos: vec![p] }.encode_to_vec(),
+                )
+            })
+            .collect();
+        let e = BatchAssembler {
+            batch_size: 2,
+            num_outputs: 1,
+        }
+        .assemble(&records)
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Parse);
+        assert!(
+            e.message().contains("Incorrect proto field size"),
+            "{}",
+            e.message()
+        );
+    }
+
+    #[test]
+    fn batch_size_zero_keeps_each_records_own_shape() {
+        let a = BatchAssembler {
+            batch_size: 0,
+            num_outputs: 1,
+        };
+        let t1 = a
+            .assemble(&[record(
+                "x",
+                &[Tensor::zeros(DataType::Float, &[2]).unwrap()],
+            )])
+            .unwrap();
+        let t2 = a
+            .assemble(&[record(
+                "y",
+                &[Tensor::zeros(DataType::Float, &[5, 1]).unwrap()],
+            )])
+            .unwrap();
+        assert_eq!((t1[0].dims(), t2[0].dims()), (&[2i64][..], &[5i64, 1][..]));
+    }
+}

@@ -1,0 +1,155 @@
+//! Batch assembly throughput for TensorProtosDBInput (issue 5 benchmark, Rust part).
+//!
+//! Scenarios (records already in memory, so only decode + batch assembly is timed):
+//!   (a) image records: one BYTE tensor 3×224×224 in byte_data, plus an INT32 label;
+//!   (b) float records: one FLOAT tensor of 2048 values, packed float_data.
+//! Contenders, run back to back in one process:
+//!   fast    — caffe2rs's scanner path (`BatchAssembler`), payload copied straight into the batch;
+//!   prost   — full prost decode of each record, then a copy into the batch;
+//!   memcpy  — copying just the payload bytes of the same records into a batch buffer (the floor).
+//! Prints records/s, GB/s of payload and the ratios fast/prost and fast/memcpy.
+//! Run: `cargo bench --bench db_input`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use caffe2rs::db::{BatchAssembler, Record, decode_record};
+use caffe2rs::proto::{TensorProto, TensorProtos};
+use caffe2rs::tensor::rows::stack_rows;
+use prost::Message;
+
+const BATCH: usize = 32;
+
+fn image_record(i: usize) -> (Record, usize) {
+    let pixels: Vec<u8> = (0..3 * 224 * 224)
+        .map(|j| ((i * 31 + j) % 251) as u8)
+        .collect();
+    let image = TensorProto {
+        dims: vec![3, 224, 224],
+        data_type: Some(3),
+        byte_data: Some(pixels),
+        ..Default::default()
+    };
+    let label = TensorProto {
+        dims: vec![],
+        data_type: Some(2),
+        int32_data: vec![i as i32 % 1000],
+        ..Default::default()
+    };
+    let payload = 3 * 224 * 224 + 4;
+    (
+        (
+            format!("{i:08}").into_bytes(),
+            TensorProtos {
+                protos: vec![image, label],
+            }
+            .encode_to_vec(),
+        ),
+        payload,
+    )
+}
+
+fn float_record(i: usize) -> (Record, usize) {
+    let values: Vec<f32> = (0..2048).map(|j| (i * 2048 + j) as f32 * 0.001).collect();
+    let t = TensorProto {
+        dims: vec![2048],
+        data_type: Some(1),
+        float_data: values,
+        ..Default::default()
+    };
+    (
+        (
+            format!("{i:08}").into_bytes(),
+            TensorProtos { protos: vec![t] }.encode_to_vec(),
+        ),
+        2048 * 4,
+    )
+}
+
+/// Runs `f` once per batch until `budget` passes; returns batches per second.
+fn rate(budget: Duration, mut f: impl FnMut(usize)) -> f64 {
+    f(0); // warm-up
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < budget {
+        f(n);
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn scenario(name: &str, make: fn(usize) -> (Record, usize), num_outputs: usize) {
+    let pool: Vec<(Record, usize)> = (0..BATCH * 4).map(make).collect();
+    let payload_per_record = pool[0].1;
+    let batches: Vec<Vec<Record>> = pool
+        .chunks(BATCH)
+        .map(|c| c.iter().map(|(r, _)| r.clone()).collect())
+        .collect();
+    let assembler = BatchAssembler {
+        batch_size: BATCH,
+        num_outputs,
+    };
+    let budget = Duration::from_millis(1500);
+
+    let fast = rate(budget, |n| {
+        black_box(
+            assembler
+                .assemble(&batches[n % batches.len()])
+                .expect("valid records"),
+        );
+    });
+    let prost = rate(budget, |n| {
+        let decoded: Vec<Vec<_>> = batches[n % batches.len()]
+            .iter()
+            .map(|(k, v)| decode_record(k, v, num_outputs).expect("valid"))
+            .collect();
+        for o in 0..num_outputs {
+            black_box(
+                stack_rows(&decoded.iter().map(|r| &r[o]).collect::<Vec<_>>())
+                    .expect("same shapes"),
+            );
+        }
+    });
+    // The floor: the payload bytes of each record (found once, outside the timing) copied into a batch.
+    let payload_slices: Vec<Vec<(usize, usize)>> = batches
+        .iter()
+        .map(|b| {
+            b.iter()
+                .map(|(_, v)| {
+                    let start = v.len() - payload_per_record.min(v.len());
+                    (start, v.len())
+                })
+                .collect()
+        })
+        .collect();
+    let mut dst = vec![0u8; BATCH * payload_per_record];
+    let memcpy = rate(budget, |n| {
+        let i = n % batches.len();
+        for (k, ((_, v), &(s, e))) in batches[i].iter().zip(&payload_slices[i]).enumerate() {
+            dst[k * payload_per_record..k * payload_per_record + (e - s)].copy_from_slice(&v[s..e]);
+        }
+        black_box(&dst);
+    });
+    let gbps = |batches_per_s: f64| batches_per_s * (BATCH * payload_per_record) as f64 / 1e9;
+    println!("{name}: batch {BATCH}, payload {payload_per_record} B/record");
+    for (label, r) in [("fast", fast), ("prost", prost), ("memcpy", memcpy)] {
+        println!(
+            "  {label:<7} {:>12.0} records/s  {:>7.2} GB/s",
+            r * BATCH as f64,
+            gbps(r)
+        );
+    }
+    println!(
+        "  ratio fast/prost = {:.2}x, fast/memcpy = {:.0}%",
+        fast / prost,
+        100.0 * fast / memcpy
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    scenario("(a) image uint8 3x224x224 byte_data", image_record, 2);
+    scenario("(b) float 2048 packed", float_record, 1);
+}

@@ -353,7 +353,8 @@ TEST(TensorGolden, AllTensorProtosMatchesManifestEntriesInOrder) {
 }
 
 TEST(TensorGolden, ReencodedTensorDecodesEqual) {
-  for (const json& entry : manifest()["tensors"]) {
+  const json m = manifest();  // kept alive: range-for over a temporary's member would dangle
+  for (const json& entry : m["tensors"]) {
     const std::string file = entry["file"].get<std::string>();
     SCOPED_TRACE(file);
     TensorPtr t = decode(read_file(golden_path("tensors/" + file)));
@@ -410,7 +411,8 @@ TEST(TensorDecode, GarbageBytesAreParseErrorWithMessage) {
 
 TEST(TensorDecode, EveryPrefixOfEveryGoldenFileGivesOkOrDocumentedStatus) {
   std::vector<std::string> files;
-  for (const json& e : manifest()["tensors"]) files.push_back(e["file"].get<std::string>());
+  const json m = manifest();
+  for (const json& e : m["tensors"]) files.push_back(e["file"].get<std::string>());
   for (const std::string& file : files) {
     const std::vector<uint8_t> bytes = read_file(golden_path("tensors/" + file));
     for (size_t n = 0; n <= bytes.size(); ++n) {

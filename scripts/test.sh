@@ -3,7 +3,8 @@
 # Debug: cargo's dev profile, shared with `cargo test`), then checks that the generated C header
 # is the committed one. Exits non-zero on any failure.
 # Environment: BUILD_DIR (default build), BUILD_TYPE (default Debug), JOBS (default nproc),
-# CMAKE_ARGS (extra configure arguments, e.g. -DCAFFE2RS_SANITIZE=ON).
+# CMAKE_ARGS (extra configure arguments), SANITIZE (default 1: also build and run the C++ tests
+# with ASan + UBSan in build-asan/; 0 skips that pass).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,6 +22,14 @@ cmake --build "$BUILD_DIR" -j "$JOBS"
 
 echo "== ctest"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
+
+if [ "${SANITIZE:-1}" = 1 ]; then
+  echo "== ctest under AddressSanitizer + UBSan ($BUILD_DIR-asan/)"
+  # shellcheck disable=SC2086
+  cmake -S . -B "$BUILD_DIR-asan" -DCMAKE_BUILD_TYPE=Debug -DCAFFE2RS_SANITIZE=ON ${CMAKE_ARGS:-}
+  cmake --build "$BUILD_DIR-asan" -j "$JOBS"
+  ctest --test-dir "$BUILD_DIR-asan" --output-on-failure -j "$JOBS"
+fi
 
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   echo "== generated header is committed"

@@ -250,3 +250,23 @@ TEST(HeaderSymbols, ExportedSymbolsEqualDeclaredFunctions) {
     EXPECT_TRUE(exported.count(name)) << name << " is declared in caffe2rs.h but not exported";
   }
 }
+
+TEST(HeaderFree, EveryDeclaredFreeFunctionAcceptsNull) {
+  // Every `c2rs_*_free` the header declares (other areas' included) is looked up in the loaded
+  // library and called with NULL: it must be a no-op (ARCHITECTURE.md convention 3).
+  size_t called = 0;
+  for (const Declaration& d : declared_functions(header_text())) {
+    const std::string suffix = "_free";
+    if (d.name.size() <= suffix.size() ||
+        d.name.compare(d.name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    void* symbol = dlsym(RTLD_DEFAULT, d.name.c_str());
+    ASSERT_NE(symbol, nullptr) << d.name;
+    // Every *_free takes one handle pointer and returns nothing.
+    auto free_fn = reinterpret_cast<void (*)(void*)>(symbol);
+    free_fn(nullptr);
+    ++called;
+  }
+  EXPECT_GE(called, 4u) << "buffer, string list, tensor and tensor list frees at least";
+}

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod ffi;
+pub mod memonger;
 pub mod proto;
 pub mod tensor;
 

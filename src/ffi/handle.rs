@@ -31,6 +31,11 @@ pub struct c2rs_tensor_list {
     _private: [u8; 0],
 }
 
+/// A memory plan made by `c2rs_memonger_plan`. Released by `c2rs_memory_plan_free`.
+pub struct c2rs_memory_plan {
+    _private: [u8; 0],
+}
+
 /// A handle owned through a `Box`: created once, freed once by its `*_free`.
 pub(crate) trait BoxHandle {
     type Target;
@@ -46,6 +51,10 @@ impl BoxHandle for c2rs_string_list {
 }
 impl BoxHandle for c2rs_tensor_list {
     type Target = Vec<Tensor>;
+}
+
+impl BoxHandle for c2rs_memory_plan {
+    type Target = crate::memonger::planner::MemoryPlan;
 }
 
 /// Moves `value` to the heap and returns the C handle that now owns it.

@@ -9,6 +9,7 @@
 pub mod buffer;
 pub(crate) mod guard;
 pub mod handle;
+pub mod memonger;
 pub mod status;
 pub mod tensor;
 pub mod version;

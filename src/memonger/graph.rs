@@ -3,8 +3,63 @@
 //! op's subnet arguments reference, and each op's effective device.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::proto::{Argument, DeviceOption, NetDef, OperatorDef};
+
+/// A small multiplicative hasher (the Fx scheme) for maps keyed by blob names: the keys
+/// come from the caller's own net, so hash flooding is not a concern, and SipHash
+/// dominated planner time on large nets.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // splitmix64 finaliser: spreads entropy into the high bits hashbrown uses for tags.
+        let mut z = self.hash;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// A HashMap with [`FxHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// A blob name id: index into [`NetGraph::names`].
 pub type BlobId = u32;
@@ -32,7 +87,7 @@ pub struct OpNode {
 #[derive(Clone, Debug, Default)]
 pub struct NetGraph {
     pub names: Vec<String>,
-    index: HashMap<String, BlobId>,
+    index: FastMap<String, BlobId>,
     pub ops: Vec<OpNode>,
     pub external_input: Vec<BlobId>,
     pub external_output: Vec<BlobId>,

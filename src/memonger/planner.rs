@@ -178,7 +178,7 @@ const REASONS: [&str; 5] = [
 
 /// Name cost of a final-name assignment: (names hosting ≥ 1 activation, Σ of max sizes).
 fn score<'a>(acts: &[BlobId], final_of: impl Fn(BlobId) -> &'a str, size: &[u64]) -> (usize, u64) {
-    let mut max: HashMap<&str, u64> = HashMap::new();
+    let mut max: super::graph::FastMap<&str, u64> = Default::default();
     for &b in acts {
         let e = max.entry(final_of(b)).or_insert(0);
         *e = (*e).max(size[b as usize]);

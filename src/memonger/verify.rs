@@ -2,9 +2,7 @@
 //! same in-place pairs, distinct outputs, statics untouched, and no two activations alive at
 //! one op sharing a final name. O((N + E) log E).
 
-use std::collections::HashMap;
-
-use super::graph::{NetGraph, effective_device, is_subnet_arg};
+use super::graph::{FastMap as HashMap, NetGraph, effective_device, is_subnet_arg};
 use super::liveness::Liveness;
 use crate::proto::{Argument, NetDef, OperatorDef};
 
@@ -38,7 +36,7 @@ fn comparable_args(args: &[Argument]) -> Vec<Argument> {
 
 /// Per op input slot (and control input), the index of the latest earlier op writing it.
 fn producers(net: &NetDef) -> Vec<Vec<Option<usize>>> {
-    let mut last: HashMap<&str, usize> = HashMap::new();
+    let mut last: HashMap<&str, usize> = HashMap::default();
     let mut out = Vec::with_capacity(net.op.len());
     for (i, op) in net.op.iter().enumerate() {
         out.push(
@@ -109,7 +107,7 @@ pub fn verify_graph_equality(before: &NetDef, after: &NetDef) -> Vec<Violation> 
 }
 
 fn inplace_pairs(op: &OperatorDef) -> Vec<(usize, usize)> {
-    let mut outs: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut outs: HashMap<&str, Vec<usize>> = HashMap::default();
     for (k, o) in op.output.iter().enumerate() {
         outs.entry(o).or_default().push(k);
     }
@@ -150,7 +148,7 @@ pub fn verify(before: &NetDef, after: &NetDef, static_blobs: &[String]) -> Vec<V
         if comparable_args(&a.arg) != comparable_args(&b.arg) {
             v.push(Violation(format!("{}: arguments changed", op_label(a, i))));
         }
-        let mut seen: HashMap<&str, ()> = HashMap::new();
+        let mut seen: HashMap<&str, ()> = HashMap::default();
         for o in &b.output {
             if seen.insert(o, ()).is_some() {
                 v.push(Violation(format!(
@@ -208,7 +206,7 @@ pub fn verify(before: &NetDef, after: &NetDef, static_blobs: &[String]) -> Vec<V
         .filter(|&b| live.interval[b].is_none())
         .map(|b| (g.names[b].as_str(), ()))
         .collect();
-    let mut tenants: HashMap<&str, Vec<u32>> = HashMap::new();
+    let mut tenants: HashMap<&str, Vec<u32>> = HashMap::default();
     for &b in &live.activations {
         let name = final_of[b as usize].unwrap_or(g.name(b));
         if name != g.name(b) && kept.contains_key(name) {

@@ -15,6 +15,9 @@ pub struct Item {
     pub class: u32,
     /// External output: may only be the last member of its chain.
     pub ext_out: bool,
+    /// Keeps its own name (external output, blob a subnet references): a chain holds at
+    /// most one pinned member and then takes its name.
+    pub pinned: bool,
 }
 
 /// Chain index per item.
@@ -37,6 +40,7 @@ pub fn left_edge(items: &[Item]) -> Chains {
     let mut chains = vec![0u32; items.len()];
     let mut max: Vec<u64> = Vec::new();
     let mut class_of: Vec<u32> = Vec::new();
+    let mut pinned: Vec<bool> = Vec::new();
     // Busy chains by the last op of their newest member.
     let mut busy: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::new();
     // Free chains per class, keyed by (largest size, chain).
@@ -52,8 +56,9 @@ pub fn left_edge(items: &[Item]) -> Chains {
                 .insert((max[c as usize], c));
         }
         let pick = free.get(&it.class).and_then(|set| {
-            let ge = set.range((it.size, 0)..).next().copied();
-            let lt = set.range(..(it.size, 0)).next_back().copied();
+            let ok = |k: &&(u64, u32)| !(it.pinned && pinned[k.1 as usize]);
+            let ge = set.range((it.size, 0)..).find(ok).copied();
+            let lt = set.range(..(it.size, 0)).rev().find(ok).copied();
             match (ge, lt) {
                 (Some(g), Some(l)) => Some(if g.0 - it.size <= it.size - l.0 { g } else { l }),
                 (g, l) => g.or(l),
@@ -69,10 +74,12 @@ pub fn left_edge(items: &[Item]) -> Chains {
             None => {
                 max.push(0);
                 class_of.push(it.class);
+                pinned.push(false);
                 (max.len() - 1) as u32
             }
         };
         max[c as usize] = max[c as usize].max(it.size);
+        pinned[c as usize] |= it.pinned;
         chains[i] = c;
         busy.push(Reverse((it.last, c)));
     }
@@ -88,12 +95,13 @@ pub fn greedy_by_size(items: &[Item]) -> Chains {
     order.sort_by_key(|&i| (Reverse(items[i].size), items[i].first, i));
     let mut members: Vec<BTreeMap<u32, u32>> = Vec::new();
     let mut class_of: Vec<u32> = Vec::new();
+    let mut pinned: Vec<bool> = Vec::new();
     let mut chains = vec![0u32; items.len()];
     for &i in &order {
         let it = items[i];
         let mut chosen = None;
         for c in (0..members.len()).rev() {
-            if class_of[c] != it.class {
+            if class_of[c] != it.class || (it.pinned && pinned[c]) {
                 continue;
             }
             let m = &members[c];
@@ -114,8 +122,10 @@ pub fn greedy_by_size(items: &[Item]) -> Chains {
         let c = chosen.unwrap_or_else(|| {
             members.push(BTreeMap::new());
             class_of.push(it.class);
+            pinned.push(false);
             members.len() - 1
         });
+        pinned[c] |= it.pinned;
         members[c].insert(it.first, it.last);
         chains[i] = c as u32;
     }
@@ -154,6 +164,17 @@ pub fn check(items: &[Item], chains: &Chains) -> Option<(usize, usize)> {
             return Some((a, b));
         }
     }
+    // At most one pinned member per chain.
+    let n = chains.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
+    let mut pin: Vec<Option<usize>> = vec![None; n];
+    for (i, (&c, it)) in chains.iter().zip(items).enumerate() {
+        if it.pinned {
+            if let Some(j) = pin[c as usize] {
+                return Some((j, i));
+            }
+            pin[c as usize] = Some(i);
+        }
+    }
     None
 }
 
@@ -165,12 +186,13 @@ pub fn greedy_by_size_time_fit(items: &[Item], horizon: u32) -> Chains {
     order.sort_by_key(|&i| (Reverse(items[i].size), items[i].first, i));
     let mut members: Vec<BTreeMap<u32, u32>> = Vec::new();
     let mut class_of: Vec<u32> = Vec::new();
+    let mut pinned: Vec<bool> = Vec::new();
     let mut chains = vec![0u32; items.len()];
     for &i in &order {
         let it = items[i];
         let mut chosen: Option<(u64, usize)> = None;
         for c in (0..members.len()).rev() {
-            if class_of[c] != it.class {
+            if class_of[c] != it.class || (it.pinned && pinned[c]) {
                 continue;
             }
             let Some(gap) = fit_gap(&members[c], &it, horizon) else {
@@ -185,9 +207,11 @@ pub fn greedy_by_size_time_fit(items: &[Item], horizon: u32) -> Chains {
             None => {
                 members.push(BTreeMap::new());
                 class_of.push(it.class);
+                pinned.push(false);
                 members.len() - 1
             }
         };
+        pinned[c] |= it.pinned;
         members[c].insert(it.first, it.last);
         chains[i] = c as u32;
     }
@@ -220,8 +244,10 @@ pub fn improve(items: &[Item], chains: &Chains, max_passes: usize) -> Chains {
     let mut members: Vec<BTreeMap<u32, (u32, usize)>> = vec![BTreeMap::new(); n_chains];
     let mut sizes: Vec<BTreeMap<u64, u32>> = vec![BTreeMap::new(); n_chains];
     let mut class_of = vec![0u32; n_chains];
+    let mut pins = vec![0u32; n_chains];
     let mut chain = chains.clone();
     for (i, (&c, it)) in chains.iter().zip(items).enumerate() {
+        pins[c as usize] += it.pinned as u32;
         members[c as usize].insert(it.first, (it.last, i));
         *sizes[c as usize].entry(it.size).or_default() += 1;
         class_of[c as usize] = it.class;
@@ -263,7 +289,10 @@ pub fn improve(items: &[Item], chains: &Chains, max_passes: usize) -> Chains {
                 }
                 let old_d = max_of(&sizes[d]);
                 let extra = it.size.saturating_sub(old_d);
-                if extra >= gain || best.is_some_and(|(e, _)| extra >= e) {
+                if extra >= gain
+                    || best.is_some_and(|(e, _)| extra >= e)
+                    || (it.pinned && pins[d] > 0)
+                {
                     continue;
                 }
                 if fits(&members[d], &it) {
@@ -279,6 +308,8 @@ pub fn improve(items: &[Item], chains: &Chains, max_passes: usize) -> Chains {
                 }
                 members[d].insert(it.first, (it.last, i));
                 *sizes[d].entry(it.size).or_default() += 1;
+                pins[c] -= it.pinned as u32;
+                pins[d] += it.pinned as u32;
                 chain[i] = d as u32;
                 improved = true;
             }
@@ -305,7 +336,7 @@ pub fn improve(items: &[Item], chains: &Chains, max_passes: usize) -> Chains {
                         continue;
                     }
                     let extra = it.size.saturating_sub(max_of(&sizes[d]));
-                    if best.is_some_and(|(e, _)| extra >= e) {
+                    if best.is_some_and(|(e, _)| extra >= e) || (it.pinned && pins[d] > 0) {
                         continue;
                     }
                     if fits(&members[d], &it) {
@@ -321,6 +352,7 @@ pub fn improve(items: &[Item], chains: &Chains, max_passes: usize) -> Chains {
                     ok = false;
                 }
                 moved.push((i, d, max_of(&sizes[d])));
+                pins[d] += it.pinned as u32;
                 members[d].insert(it.first, (it.last, i));
                 *sizes[d].entry(it.size).or_default() += 1;
                 if !ok {
@@ -330,6 +362,7 @@ pub fn improve(items: &[Item], chains: &Chains, max_passes: usize) -> Chains {
             if ok {
                 for &(i, d, _) in &moved {
                     members[c].remove(&items[i].first);
+                    pins[c] -= items[i].pinned as u32;
                     chain[i] = d as u32;
                 }
                 sizes[c].clear();
@@ -337,6 +370,7 @@ pub fn improve(items: &[Item], chains: &Chains, max_passes: usize) -> Chains {
             } else {
                 for &(i, d, _) in moved.iter().rev() {
                     let it = items[i];
+                    pins[d] -= it.pinned as u32;
                     members[d].remove(&it.first);
                     let s = sizes[d].entry(it.size).or_default();
                     *s -= 1;
@@ -392,6 +426,7 @@ pub fn from_offsets(items: &[Item], offsets: &[u64], bytes: &[u64]) -> Chains {
             next += 1;
         }
         let mut members: BTreeMap<u32, BTreeMap<u32, u32>> = BTreeMap::new();
+        let mut pinned_chains: BTreeSet<u32> = BTreeSet::new();
         let mut order: Vec<usize> = idx.clone();
         order.sort_by_key(|&i| (Reverse(items[i].size), items[i].first, i));
         for &i in &order {
@@ -404,7 +439,9 @@ pub fn from_offsets(items: &[Item], offsets: &[u64], bytes: &[u64]) -> Chains {
                     break;
                 }
                 let m = members.get(&point_chain[p]);
-                if m.is_some_and(|m| fit_gap(m, &it, u32::MAX).is_none()) {
+                if m.is_some_and(|m| fit_gap(m, &it, u32::MAX).is_none())
+                    || (it.pinned && pinned_chains.contains(&point_chain[p]))
+                {
                     continue;
                 }
                 if best.is_none_or(|b| point_max[p] > point_max[b]) {
@@ -422,6 +459,9 @@ pub fn from_offsets(items: &[Item], offsets: &[u64], bytes: &[u64]) -> Chains {
                 }
             };
             members.entry(c).or_default().insert(it.first, it.last);
+            if it.pinned {
+                pinned_chains.insert(c);
+            }
             chains[i] = c;
         }
     }
@@ -454,12 +494,13 @@ pub fn greedy_bucketed(items: &[Item], ratio: f64, horizon: u32) -> Chains {
     let mut members: Vec<BTreeMap<u32, u32>> = Vec::new();
     let mut max: Vec<u64> = Vec::new();
     let mut class_of: Vec<u32> = Vec::new();
+    let mut pinned: Vec<bool> = Vec::new();
     let mut chains = vec![0u32; items.len()];
     for &i in &order {
         let it = items[i];
         let mut chosen: Option<(u64, u64, usize)> = None;
         for c in 0..members.len() {
-            if class_of[c] != it.class {
+            if class_of[c] != it.class || (it.pinned && pinned[c]) {
                 continue;
             }
             let Some(gap) = fit_gap(&members[c], &it, horizon) else {
@@ -476,9 +517,11 @@ pub fn greedy_bucketed(items: &[Item], ratio: f64, horizon: u32) -> Chains {
                 members.push(BTreeMap::new());
                 max.push(0);
                 class_of.push(it.class);
+                pinned.push(false);
                 members.len() - 1
             }
         };
+        pinned[c] |= it.pinned;
         members[c].insert(it.first, it.last);
         max[c] = max[c].max(it.size);
         chains[i] = c as u32;

@@ -292,10 +292,15 @@ pub fn plan(
         }
     };
     let mut device: Vec<Option<Device>> = vec![None; names];
+    let mut pinned_subnet = vec![false; names];
     for op in &g.ops {
         if op.has_subnet {
+            // Subnets are never rewritten: these blobs keep their names (pinned) but may
+            // host other activations, whose lifetimes avoid the subnet's reads.
             for &b in op.subnet_names.iter().chain(&op.inputs).chain(&op.outputs) {
-                mark(b, 1, &mut reason);
+                if live.interval[b as usize].is_some() {
+                    pinned_subnet[b as usize] = true;
+                }
             }
         }
         if opts.aliasing_ops.contains(&op.op_type) {
@@ -370,6 +375,7 @@ pub fn plan(
                 size: size[b as usize],
                 class,
                 ext_out: is_ext_out[b as usize],
+                pinned: is_ext_out[b as usize] || pinned_subnet[b as usize],
             }
         })
         .collect();
@@ -495,7 +501,7 @@ pub fn plan(
         if m.len() < 2 {
             continue;
         }
-        let target = match m.iter().find(|&&i| items[i].ext_out) {
+        let target = match m.iter().find(|&&i| items[i].pinned) {
             Some(&i) => g.name(plannable[i]).to_string(),
             None => {
                 let s = format!("{}__m{k}_shared", opts.namescope);
@@ -662,6 +668,12 @@ pub fn plan(
             .collect();
         excluded.strs(label, list);
     }
+    let pinned_list: Vec<&str> = live
+        .activations
+        .iter()
+        .filter(|&&b| pinned_subnet[b as usize])
+        .map(|&b| g.name(b))
+        .collect();
     let refused_text = refused.as_ref().map(|r| r.message());
     let per_op_json = format!(
         "[{}]",
@@ -677,6 +689,7 @@ pub fn plan(
         .num("activations", f.activations)
         .num("plannable", f.plannable)
         .raw("excluded", excluded.finish())
+        .strs("pinned_subnet", pinned_list)
         .num("naive_bytes", f.naive_bytes)
         .num("lb_bytes", f.lb_bytes)
         .num("lb_count", f.lb_count)

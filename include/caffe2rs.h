@@ -304,6 +304,11 @@ typedef struct c2rs_db_reader c2rs_db_reader;
 typedef struct c2rs_db_transaction c2rs_db_transaction;
 
 /**
+ * A memory plan made by `c2rs_memonger_plan`. Released by `c2rs_memory_plan_free`.
+ */
+typedef struct c2rs_memory_plan c2rs_memory_plan;
+
+/**
  * An owned list of NUL-terminated UTF-8 strings. Released by `c2rs_string_list_free`.
  */
 typedef struct c2rs_string_list c2rs_string_list;
@@ -618,6 +623,142 @@ C2RS_NODISCARD int32_t c2rs_batch_reader_next(const c2rs_batch_reader *br, c2rs_
  * Returns: nothing.
  */
 void c2rs_batch_reader_free(c2rs_batch_reader *br);
+
+/**
+ * Caffe2's `optimize_inference_net`: sequential free-list recycling giving `__m<k>_shared`
+ * names, with the safety fixes of spec/memonger.md §3 (external inputs and outputs always
+ * static, ranges end at the last access, blobs read inside subnets kept).
+ *
+ * Nets Caffe2 refuses (type other than "" or "simple", a `RecurrentNetwork` op, an
+ * already-optimized net) come back byte-identical.
+ * Ownership: inputs are only read; on success the caller owns `*out_net_def`
+ * (`c2rs_buffer_free`), a serialized NetDef.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK (also for refusals); C2RS_INVALID_ARGUMENT for a NULL `out_net_def`, a
+ * NULL pointer with a non-zero length or count, or a NULL or non-UTF-8 name;
+ * C2RS_PARSE_ERROR when `net_def` is not a NetDef.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_optimize_inference_net(const uint8_t *net_def,
+                                             size_t len,
+                                             const char *const *static_blobs,
+                                             size_t n_static,
+                                             c2rs_buffer **out_net_def);
+
+/**
+ * Plans memory for a sequential net: renames activations so that blobs with disjoint
+ * lifetimes share names (each name sized by its largest tenant), places every activation
+ * in one arena per device, verifies the result and writes a JSON report.
+ *
+ * `tensor_shapes` is a serialized `TensorShapes`; with `shapes_len == 0` every activation
+ * counts as size 1 and the plan minimises the number of names. `keep_blobs` are never
+ * renamed or recycled (external inputs never are). Shapes naming no blob of the net and
+ * shapes with negative or unknown dims are listed under `warnings` in the report (such
+ * blobs keep their names). A net Caffe2 would refuse is returned unchanged with a naive
+ * arena and the reason under `refused`.
+ * Ownership: inputs are only read; on success the caller owns `*out`
+ * (`c2rs_memory_plan_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out`, a NULL pointer with a non-zero
+ * length or count, a NULL or non-UTF-8 name, two different shapes for one blob, or a net
+ * reading a blob that no op writes and that is neither an external input nor kept;
+ * C2RS_PARSE_ERROR when `net_def` is not a NetDef or `tensor_shapes` not a TensorShapes.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_plan(const uint8_t *net_def,
+                           size_t len,
+                           const uint8_t *tensor_shapes,
+                           size_t shapes_len,
+                           const char *const *keep_blobs,
+                           size_t n_keep,
+                           c2rs_memory_plan **out);
+
+/**
+ * The renamed NetDef of `plan`, serialized.
+ *
+ * Ownership: the caller owns `*out_net_def` (`c2rs_buffer_free`); `plan` is unchanged.
+ * Thread safety: read-only; concurrent readers are fine.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `plan` or `out_net_def` is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memory_plan_net(const c2rs_memory_plan *plan,
+                             c2rs_buffer **out_net_def);
+
+/**
+ * Total arena bytes of `plan` (the sum over devices; one device for most nets).
+ *
+ * Thread safety: read-only; concurrent readers are fine.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `plan` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_memory_plan_arena_bytes(const c2rs_memory_plan *plan, uint64_t *out);
+
+/**
+ * Offset and aligned size of the original activation `blob` in its device's arena.
+ *
+ * Thread safety: read-only; concurrent readers are fine.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `blob` is not UTF-8;
+ * C2RS_NOT_FOUND when `blob` has no arena slice (static, kept, excluded or unknown).
+ */
+C2RS_NODISCARD
+int32_t c2rs_memory_plan_offset(const c2rs_memory_plan *plan,
+                                const char *blob,
+                                uint64_t *offset,
+                                uint64_t *bytes);
+
+/**
+ * The JSON report of `plan` (keys of spec/memonger.md §5.5: `naive_bytes`, `lb_bytes`,
+ * `lb_count`, `names`, `name_bytes`, `arena_bytes`, ratios, exclusions, warnings …).
+ *
+ * Ownership: the caller owns `*out_json` (`c2rs_buffer_free`), UTF-8 without a NUL.
+ * Thread safety: read-only; concurrent readers are fine.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `plan` or `out_json` is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memory_plan_report(const c2rs_memory_plan *plan,
+                                c2rs_buffer **out_json);
+
+/**
+ * The arena plan of `plan` as JSON: `{"alignment", "devices": [{"device_type",
+ * "device_id", "arena_bytes", "entries": [{"blob", "final_name", "offset", "bytes",
+ * "first", "last"}]}]}`.
+ *
+ * Ownership: the caller owns `*out_json` (`c2rs_buffer_free`), UTF-8 without a NUL.
+ * Thread safety: read-only; concurrent readers are fine.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `plan` or `out_json` is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memory_plan_arena_json(const c2rs_memory_plan *plan,
+                                    c2rs_buffer **out_json);
+
+/**
+ * Releases `plan`.
+ *
+ * Ownership: `plan` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+ * Thread safety: no other call may use `plan` concurrently.
+ * Returns: nothing.
+ */
+void c2rs_memory_plan_free(c2rs_memory_plan *plan);
+
+/**
+ * Checks that `after` is a safe renaming of `before`: same ops (type, engine, device,
+ * arguments), same producer for every read, same in-place pairs, distinct outputs per op,
+ * static blobs (`static_blobs`, external inputs and outputs) and external lists untouched,
+ * and no two activations alive at one op sharing a name.
+ *
+ * Ownership: inputs are only read.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK when the rewrite is safe; C2RS_ENFORCE_NOT_MET with every violation in
+ * the message (naming the blobs and the op); C2RS_INVALID_ARGUMENT for a NULL pointer
+ * with a non-zero length or count or a bad name; C2RS_PARSE_ERROR when either net does
+ * not decode.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_verify(const uint8_t *before,
+                             size_t before_len,
+                             const uint8_t *after,
+                             size_t after_len,
+                             const char *const *static_blobs,
+                             size_t n_static);
 
 /**
  * Creates a zero-filled CPU tensor (empty strings for STRING), 64-byte aligned.

@@ -7,6 +7,7 @@
 pub mod db;
 pub mod error;
 pub mod ffi;
+pub mod memonger;
 pub mod proto;
 pub mod queue;
 pub mod tensor;

@@ -60,6 +60,11 @@ pub struct c2rs_batch_reader {
     _private: [u8; 0],
 }
 
+/// A memory plan made by `c2rs_memonger_plan`. Released by `c2rs_memory_plan_free`.
+pub struct c2rs_memory_plan {
+    _private: [u8; 0],
+}
+
 /// A handle owned through a `Box`: created once, freed once by its `*_free`.
 pub(crate) trait BoxHandle {
     type Target;
@@ -91,6 +96,10 @@ impl BoxHandle for c2rs_batch_reader {
 /// The handle holds one reference; operators and workspace blobs may hold others.
 impl BoxHandle for c2rs_db_reader {
     type Target = Arc<DbReader>;
+}
+
+impl BoxHandle for c2rs_memory_plan {
+    type Target = crate::memonger::planner::MemoryPlan;
 }
 
 /// Moves `value` to the heap and returns the C handle that now owns it.

@@ -10,6 +10,7 @@ pub mod buffer;
 pub mod db;
 pub(crate) mod guard;
 pub mod handle;
+pub mod memonger;
 pub mod status;
 pub mod tensor;
 pub mod version;

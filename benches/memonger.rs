@@ -1,0 +1,105 @@
+//! Planner scaling on random DAG nets of 10^4, 10^5 and 10^6 ops (plain std::time, one
+//! core). Each op reads one to three earlier activations (mostly recent, sometimes far
+//! back: long-lived skips), some ops are in place; every activation has a random shape.
+//! Timed: shape decoding + `planner::plan` (liveness, lower bounds, naming, arena, verifier,
+//! report). Printed: n, seconds, and time/(n log n) relative to the 10^4 case.
+
+use std::time::Instant;
+
+use caffe2rs::memonger::{planner, shapes};
+use caffe2rs::proto::{NetDef, OperatorDef, TensorShape, TensorShapes};
+use prost::Message;
+
+/// xorshift64*: deterministic, no crate needed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn random_net(n: usize, seed: u64) -> (NetDef, Vec<u8>) {
+    let mut rng = Rng(seed);
+    let mut ops = Vec::with_capacity(n);
+    let mut acts: Vec<String> = vec!["data".into()];
+    let mut shapes = Vec::with_capacity(n);
+    for i in 0..n {
+        let k = 1 + rng.below(3) as usize;
+        let mut inputs = Vec::with_capacity(k);
+        for _ in 0..k {
+            let back = if rng.below(20) == 0 {
+                rng.below(acts.len() as u64)
+            } else {
+                rng.below(8)
+            };
+            let idx = acts.len() - 1 - (back as usize).min(acts.len() - 1);
+            inputs.push(acts[idx].clone());
+        }
+        inputs.push(format!("w{}", i % 64));
+        let in_place = rng.below(10) == 0 && acts.len() > 1;
+        let out = if in_place {
+            inputs[0].clone()
+        } else {
+            format!("a{i}")
+        };
+        if !in_place {
+            shapes.push(TensorShape {
+                dims: vec![32, 1 + rng.below(256) as i64, 14, 14],
+                data_type: Some(1),
+                name: Some(out.as_bytes().to_vec()),
+                ..Default::default()
+            });
+            acts.push(out.clone());
+        }
+        ops.push(OperatorDef {
+            r#type: Some(if in_place { "Relu" } else { "Conv" }.into()),
+            input: inputs,
+            output: vec![out],
+            ..Default::default()
+        });
+    }
+    let mut external_input: Vec<String> = (0..64).map(|i| format!("w{i}")).collect();
+    external_input.push("data".into());
+    let net = NetDef {
+        name: Some(format!("random_{n}")),
+        op: ops,
+        external_input,
+        external_output: vec![acts[acts.len() - 1].clone()],
+        ..Default::default()
+    };
+    (net, TensorShapes { shapes }.encode_to_vec())
+}
+
+fn main() {
+    let sizes = [10_000usize, 100_000, 1_000_000];
+    println!(
+        "{:>9} {:>10} {:>12} {:>8} {:>9} {:>9}",
+        "ops", "seconds", "t/(nlogn)", "ratio", "name/lb", "arena/lb"
+    );
+    let mut base = None;
+    for &n in &sizes {
+        let (net, shape_bytes) = random_net(n, 0x9e37_79b9_7f4a_7c15 ^ n as u64);
+        let start = Instant::now();
+        let sh = shapes::parse_shapes(&shape_bytes).expect("shapes");
+        let plan = planner::plan(&net, Some(&sh), &planner::PlanOptions::default()).expect("plan");
+        let secs = start.elapsed().as_secs_f64();
+        assert!(plan.violations.is_empty());
+        let nlogn = n as f64 * (n as f64).log2();
+        let per = secs / nlogn;
+        let b = *base.get_or_insert(per);
+        let f = &plan.figures;
+        println!(
+            "{n:>9} {secs:>10.3} {:>12.3e} {:>8.2} {:>9.3} {:>9.3}",
+            per,
+            per / b,
+            f.name_bytes as f64 / f.lb_bytes as f64,
+            f.arena_bytes as f64 / f.lb_bytes as f64
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! Helpers shared by the memonger integration tests: golden paths, a tiny reader for the
+//! flat golden manifests (no JSON crate needed), and net builders.
+#![allow(dead_code)]
+
+use caffe2rs::proto::{NetDef, OperatorDef};
+use prost::Message;
+use std::path::PathBuf;
+
+pub fn golden(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/golden")
+        .join(rel)
+}
+
+pub fn read_net(rel: &str) -> NetDef {
+    NetDef::decode(&std::fs::read(golden(rel)).expect("golden file")[..]).expect("golden NetDef")
+}
+
+/// Each top-level object of the manifest's net list as (file, text of the object).
+pub fn manifest_entries(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(pos) = rest.find("\"file\":") {
+        let after = &rest[pos + 7..];
+        let q1 = after.find('"').unwrap();
+        let q2 = after[q1 + 1..].find('"').unwrap();
+        let file = after[q1 + 1..q1 + 1 + q2].to_string();
+        let end = after.find("\"file\":").unwrap_or(after.len());
+        out.push((file, after[..end].to_string()));
+        rest = &after[end..];
+    }
+    out
+}
+
+/// The integer after `"key":` in `obj`.
+pub fn int_field(obj: &str, key: &str) -> Option<u64> {
+    let pat = format!("\"{key}\":");
+    let pos = obj.find(&pat)?;
+    let tail = obj[pos + pat.len()..].trim_start();
+    let digits: String = tail.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+pub fn op(ty: &str, inputs: &[&str], outputs: &[&str]) -> OperatorDef {
+    OperatorDef {
+        r#type: Some(ty.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+pub fn net(ops: Vec<OperatorDef>, ext_in: &[&str], ext_out: &[&str]) -> NetDef {
+    NetDef {
+        name: Some("test".into()),
+        op: ops,
+        external_input: ext_in.iter().map(|s| s.to_string()).collect(),
+        external_output: ext_out.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Distinct names across op inputs and outputs (Caffe2's `count_blobs`).
+pub fn count_blobs(net: &NetDef) -> usize {
+    let mut s = std::collections::HashSet::new();
+    for op in &net.op {
+        s.extend(op.input.iter().cloned());
+        s.extend(op.output.iter().cloned());
+    }
+    s.len()
+}
+
+/// Names containing "_shared" (Caffe2's `count_shared_blobs`).
+pub fn count_shared_blobs(net: &NetDef) -> usize {
+    let mut s = std::collections::HashSet::new();
+    for op in &net.op {
+        s.extend(
+            op.input
+                .iter()
+                .chain(op.output.iter())
+                .filter(|n| n.contains("_shared"))
+                .cloned(),
+        );
+    }
+    s.len()
+}

@@ -177,12 +177,13 @@ impl Event {
         self.device_type
     }
 
-    /// Caffe2's `Event::Record(type, context, err)`: `recording_type` must be the event's
+    /// type (MKLDNN counts as CPU); with `err` the event fails with that message. A CUDA event
+    /// needs the CUDA context whose stream it records; a CPU event ignores `ctx`.
     /// type (MKLDNN counts as CPU); with `err` the event fails with that message.
     pub fn record(
         &self,
         recording_type: DeviceType,
-        ctx: &Context,
+        ctx: Option<&Context>,
         err: Option<&str>,
     ) -> Result<()> {
         if recording_type.canonical() != self.device_type.canonical() {
@@ -192,10 +193,12 @@ impl Event {
         }
         match &self.inner {
             EventImpl::Cpu(e) => e.record(err),
-            EventImpl::Cuda(e) => match ctx {
-                Context::Cuda(c) => e.record(c, err),
-                Context::Cpu(_) => Err(C2rsError::enforce(
-                    "You are trying to record with a wrong device type.",
+            EventImpl::Cuda(e) => match (ctx, err) {
+                (Some(Context::Cuda(c)), _) => e.record(c, err),
+                // A failure needs no stream.
+                (_, Some(msg)) => e.record_failure(msg),
+                _ => Err(C2rsError::enforce(
+                    "Recording a CUDA event needs the CUDA context whose stream it follows",
                 )),
             },
         }
@@ -203,16 +206,17 @@ impl Event {
 
     /// Caffe2's `Event::Wait(waiter_type, context)` through the wait table:
     /// CPU←CPU finishes; CUDA←CUDA makes the context's stream wait (host not blocked);
-    /// CPU←CUDA and CUDA←CPU block the host until the event finishes.
-    pub fn wait(&self, waiter_type: DeviceType, ctx: &Context) -> Result<()> {
+    /// CPU←CUDA and CUDA←CPU block the host until the event finishes. Only CUDA←CUDA uses
+    /// `ctx` (the waiting CUDA context).
+    pub fn wait(&self, waiter_type: DeviceType, ctx: Option<&Context>) -> Result<()> {
         match (&self.inner, waiter_type.canonical()) {
             (EventImpl::Cpu(e), _) => {
                 e.finish();
                 Ok(())
             }
             (EventImpl::Cuda(e), DeviceType::Cuda) => match ctx {
-                Context::Cuda(c) => e.wait_on_stream(c),
-                Context::Cpu(_) => Err(C2rsError::enforce(
+                Some(Context::Cuda(c)) => e.wait_on_stream(c),
+                _ => Err(C2rsError::enforce(
                     "A CUDA waiter needs a CUDA context to wait on a CUDA event",
                 )),
             },

@@ -197,12 +197,12 @@ impl Context {
 
     /// Records `event` for the work issued so far (or fails it with `err`).
     pub fn record(&self, event: &Event, err: Option<&str>) -> Result<()> {
-        event.record(self.device_type(), self, err)
+        event.record(self.device_type(), Some(self), err)
     }
 
     /// Makes this context wait for `event` (the host blocks where the pair requires it).
     pub fn wait_event(&self, event: &Event) -> Result<()> {
-        event.wait(self.device_type(), self)
+        event.wait(self.device_type(), Some(self))
     }
 
     /// Caffe2's `HasAsyncPartDefault` for a device type.

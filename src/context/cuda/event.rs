@@ -113,6 +113,18 @@ impl CudaEvent {
         Ok(())
     }
 
+    /// Record with an error: FAILED with `err` (no stream involved).
+    pub fn record_failure(&self, err: &str) -> Result<()> {
+        let mut st = self.state.lock();
+        if self.status() != EventStatus::Initialized {
+            return Err(C2rsError::enforce("Calling Record multiple times"));
+        }
+        st.message = err.to_string();
+        self.set_status(EventStatus::Failed);
+        self.recorded.notify_all();
+        Ok(())
+    }
+
     fn wait_recorded(&self) -> parking_lot::MutexGuard<'_, Recorded> {
         let mut st = self.state.lock();
         while self.status() == EventStatus::Initialized {

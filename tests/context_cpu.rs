@@ -14,7 +14,12 @@ use context_common::*;
 fn alloc(ctx: *const caffe2rs::ffi::handle::c2rs_context, n: usize) -> (*mut c_void, c2rs_deleter) {
     let mut p = std::ptr::null_mut();
     let mut d = None;
-    assert_eq!(c2rs_context_alloc(ctx, n, &mut p, &mut d), 0, "{}", last_error());
+    assert_eq!(
+        c2rs_context_alloc(ctx, n, &mut p, &mut d),
+        0,
+        "{}",
+        last_error()
+    );
     assert!(!p.is_null());
     (p, d)
 }
@@ -50,7 +55,12 @@ fn alloc_then_copy_floats_between_allocations() {
     for (i, v) in fa.iter_mut().enumerate() {
         *v = i as f32;
     }
-    assert_eq!(c2rs_context_copy_items(ctx, 1, 10, a, b), 0, "{}", last_error());
+    assert_eq!(
+        c2rs_context_copy_items(ctx, 1, 10, a, b),
+        0,
+        "{}",
+        last_error()
+    );
     for (i, v) in fb.iter().enumerate() {
         assert_eq!(*v, i as f32);
     }
@@ -85,7 +95,10 @@ fn seeded_context_draws_the_mt19937_sequence_of_its_seed() {
     assert_eq!(seed, 1701);
     let mut drawn = [0u32; 700];
     assert_eq!(c2rs_context_rand_u32(ctx, drawn.as_mut_ptr(), 300), 0);
-    assert_eq!(c2rs_context_rand_u32(ctx, drawn[300..].as_mut_ptr(), 400), 0);
+    assert_eq!(
+        c2rs_context_rand_u32(ctx, drawn[300..].as_mut_ptr(), 400),
+        0
+    );
     let mut reference = Mt19937::new(1701);
     let expected: Vec<u32> = (0..700).map(|_| reference.next_u32()).collect();
     assert_eq!(drawn.to_vec(), expected);
@@ -109,7 +122,10 @@ fn unseeded_contexts_get_different_seeds() {
     assert_eq!(c2rs_context_random_seed(a, &mut sa), 0);
     assert_eq!(c2rs_context_random_seed(b, &mut sb), 0);
     assert_ne!(sa, sb);
-    assert_ne!(c2rs_context_random_number_seed(), c2rs_context_random_number_seed());
+    assert_ne!(
+        c2rs_context_random_number_seed(),
+        c2rs_context_random_number_seed()
+    );
     c2rs_context_free(a);
     c2rs_context_free(b);
 }
@@ -129,12 +145,23 @@ fn zero_byte_copy_accepts_null_and_null_with_bytes_is_an_enforce() {
     assert!(last_error().starts_with("c2rs_context_copy_bytes: CopyBytes of 4 bytes"));
     let src = [1u8, 2, 3, 4];
     assert_eq!(
-        c2rs_context_copy_bytes(ctx, 4, src.as_ptr() as *const c_void, dst.as_mut_ptr() as *mut c_void),
+        c2rs_context_copy_bytes(
+            ctx,
+            4,
+            src.as_ptr() as *const c_void,
+            dst.as_mut_ptr() as *mut c_void
+        ),
         0
     );
     assert_eq!(dst, src);
     assert_eq!(
-        c2rs_context_copy_items(ctx, 4, 1, src.as_ptr() as *const c_void, dst.as_mut_ptr() as *mut c_void),
+        c2rs_context_copy_items(
+            ctx,
+            4,
+            1,
+            src.as_ptr() as *const c_void,
+            dst.as_mut_ptr() as *mut c_void
+        ),
         7,
         "STRING items have no byte copy"
     );
@@ -155,7 +182,10 @@ fn cpu_switch_and_finish_are_no_ops_and_capabilities_match_caffe2() {
     assert!(b);
     let opt = option_bytes(0, None, None);
     b = false;
-    assert_eq!(c2rs_context_is_stream_free(opt.as_ptr(), opt.len(), 3, &mut b), 0);
+    assert_eq!(
+        c2rs_context_is_stream_free(opt.as_ptr(), opt.len(), 3, &mut b),
+        0
+    );
     assert!(b);
     let mut t = -1;
     assert_eq!(c2rs_context_device_type(ctx, &mut t), 0);
@@ -173,7 +203,11 @@ fn mkldnn_option_makes_a_cpu_context_and_opengl_is_not_registered() {
     let opt = option_bytes(3, None, None);
     let mut out = std::ptr::null_mut();
     assert_eq!(c2rs_context_new(opt.as_ptr(), opt.len(), &mut out), 1);
-    assert!(last_error().ends_with("Device type 3 not registered."), "{}", last_error());
+    assert!(
+        last_error().ends_with("Device type 3 not registered."),
+        "{}",
+        last_error()
+    );
 }
 
 #[test]
@@ -182,9 +216,15 @@ fn same_device_compares_type_id_node_and_numa_but_not_seed() {
     let b = option_bytes(1, Some(0), Some(2));
     let c = option_bytes(1, Some(1), Some(1));
     let mut same = false;
-    assert_eq!(c2rs_context_is_same_device(a.as_ptr(), a.len(), b.as_ptr(), b.len(), &mut same), 0);
+    assert_eq!(
+        c2rs_context_is_same_device(a.as_ptr(), a.len(), b.as_ptr(), b.len(), &mut same),
+        0
+    );
     assert!(same);
-    assert_eq!(c2rs_context_is_same_device(a.as_ptr(), a.len(), c.as_ptr(), c.len(), &mut same), 0);
+    assert_eq!(
+        c2rs_context_is_same_device(a.as_ptr(), a.len(), c.as_ptr(), c.len(), &mut same),
+        0
+    );
     assert!(!same);
 }
 

@@ -87,6 +87,9 @@ pub fn gpus_or_skip(test: &str, min: i32) -> bool {
     if n == 0 && std::env::var("C2RS_REQUIRE_GPU").is_ok_and(|v| v == "1") {
         panic!("{test}: C2RS_REQUIRE_GPU=1 but no GPU: {}", probe_report());
     }
-    eprintln!("{test}: skipped, {n} GPU(s) (needs {min}): {}", probe_report());
+    eprintln!(
+        "{test}: skipped, {n} GPU(s) (needs {min}): {}",
+        probe_report()
+    );
     false
 }

@@ -44,7 +44,10 @@ fn main() {
                 let mut p = std::ptr::null_mut();
                 let mut d = None;
                 assert_eq!(c2rs_context_alloc(ctx, n, &mut p, &mut d), 0);
-                assert_eq!(c2rs_context_copy_bytes(ctx, n, src.as_ptr() as *const c_void, p), 0);
+                assert_eq!(
+                    c2rs_context_copy_bytes(ctx, n, src.as_ptr() as *const c_void, p),
+                    0
+                );
                 black_box(p);
                 // SAFETY: freed once with its deleter.
                 unsafe { d.unwrap()(p) };

@@ -116,6 +116,26 @@ typedef struct DLManagedTensorVersioned {
 #define C2RS_DB_NEW 2
 
 /**
+ * Event status: created or reset, not recorded.
+ */
+#define C2RS_EVENT_INITIALIZED 0
+
+/**
+ * Recorded; the work it follows may still run.
+ */
+#define C2RS_EVENT_SCHEDULED 1
+
+/**
+ * Finished without error.
+ */
+#define C2RS_EVENT_SUCCESS 2
+
+/**
+ * Finished with an error (see `c2rs_event_error_message`).
+ */
+#define C2RS_EVENT_FAILED 3
+
+/**
  * Success.
  */
 #define C2RS_OK 0
@@ -283,6 +303,17 @@ typedef struct c2rs_batch_reader c2rs_batch_reader;
 typedef struct c2rs_buffer c2rs_buffer;
 
 /**
+ * A device context (Caffe2's CPUContext or CUDAContext). Created by `c2rs_context_new`,
+ * released by `c2rs_context_free`. Used by one thread at a time.
+ */
+typedef struct c2rs_context c2rs_context;
+
+/**
+ * The cuDNN state lent to a `c2rs_cuda_with_cudnn_state` callback; valid only during it.
+ */
+typedef struct c2rs_cudnn_scope c2rs_cudnn_scope;
+
+/**
  * An open database. Released by `c2rs_db_free`; its cursors and transactions stay usable.
  */
 typedef struct c2rs_db c2rs_db;
@@ -304,6 +335,12 @@ typedef struct c2rs_db_reader c2rs_db_reader;
 typedef struct c2rs_db_transaction c2rs_db_transaction;
 
 /**
+ * An event (CPU or CUDA) with Caffe2's state machine. Created by `c2rs_event_new`, released
+ * by `c2rs_event_free`. Wait, Finish and Query may run concurrently from any thread.
+ */
+typedef struct c2rs_event c2rs_event;
+
+/**
  * A memory plan made by `c2rs_memonger_plan`. Released by `c2rs_memory_plan_free`.
  */
 typedef struct c2rs_memory_plan c2rs_memory_plan;
@@ -322,6 +359,55 @@ typedef struct c2rs_tensor c2rs_tensor;
  * An owned list of tensors (a decoded TensorProtos). Released by `c2rs_tensor_list_free`.
  */
 typedef struct c2rs_tensor_list c2rs_tensor_list;
+
+/**
+ * Frees memory a caffe2rs allocator returned; takes only the pointer (as Caffe2's
+ * `MemoryDeleter`). NULL is a no-op.
+ *
+ * Thread safety: callable from any thread; each pointer is freed once.
+ * Returns: nothing.
+ */
+typedef void (*c2rs_deleter)(void *ptr);
+
+/**
+ * Counters of one memory pool, in bytes (allocation counts for the last two).
+ */
+typedef struct {
+  /**
+   * Handed out and not yet freed.
+   */
+  uint64_t in_use;
+  /**
+   * Freed into the pool's cache, kept for reuse.
+   */
+  uint64_t cached;
+  /**
+   * Highest `in_use` seen.
+   */
+  uint64_t peak;
+  /**
+   * Allocations served from the cache.
+   */
+  uint64_t cache_hits;
+  /**
+   * Allocations that went to the driver.
+   */
+  uint64_t driver_allocs;
+} c2rs_memory_stats;
+
+/**
+ * Runs inside `c2rs_cuda_with_cudnn_state` with the state's cuDNN handle (a
+ * `cudnnHandle_t`), its stream (a `CUstream` / `cudaStream_t`) and the scope for
+ * `c2rs_cuda_cudnn_workspace`.
+ *
+ * Thread safety: called on the thread that called `c2rs_cuda_with_cudnn_state`, with the
+ * state's lock held.
+ * Returns: 0 on success; anything else fails the call with C2RS_RUN_FAILED.
+ */
+typedef int32_t (*c2rs_cudnn_fn)(void *user,
+                                 void *cudnn_handle,
+                                 void *stream,
+                                 c2rs_cudnn_scope *scope);
 
 #ifdef __cplusplus
 extern "C" {
@@ -378,6 +464,538 @@ const char *c2rs_string_list_get(const c2rs_string_list *list, size_t i);
  * Returns: nothing.
  */
 void c2rs_string_list_free(c2rs_string_list *list);
+
+/**
+ * Creates a context from a serialized Caffe2 DeviceOption: device_type CPU (0) or MKLDNN (2)
+ * → a CPU context, CUDA (1) → a CUDA context on `device_id` (unset or −1: the thread's
+ * current device). `random_seed` seeds the context's generator; unset draws a fresh seed.
+ *
+ * `len == 0` (NULL allowed) means a default CPU context.
+ * Ownership: `device_option` is only read; the caller owns `*out` (`c2rs_context_free`).
+ * Thread safety: safe from any thread; the context itself is for one thread at a time (a
+ * CUDA context uses the stream of the thread that calls it).
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or `device_option` is NULL with
+ * `len > 0`; C2RS_PARSE_ERROR for bytes that are not a DeviceOption; C2RS_ENFORCE_NOT_MET for
+ * an unregistered device type ("Device type <n> not registered."); C2RS_UNSUPPORTED for CUDA
+ * without a usable GPU; C2RS_INVALID_ARGUMENT for a GPU id out of range.
+ */
+C2RS_NODISCARD
+int32_t c2rs_context_new(const uint8_t *device_option,
+                         size_t len,
+                         c2rs_context **out);
+
+/**
+ * Frees a context (a CUDA context first waits for its stream's work).
+ *
+ * Ownership: consumes `ctx`; NULL is a no-op.
+ * Thread safety: not concurrently with other calls on `ctx`.
+ * Returns: nothing.
+ */
+void c2rs_context_free(c2rs_context *ctx);
+
+/**
+ * The context's device type: 0 CPU, 1 CUDA.
+ *
+ * Thread safety: read-only; concurrent readers are fine.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_context_device_type(const c2rs_context *ctx, int32_t *out);
+
+/**
+ * The context's random seed (the DeviceOption's, or the one drawn at creation).
+ *
+ * Thread safety: read-only; concurrent readers are fine.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_context_random_seed(const c2rs_context *ctx, uint32_t *out);
+
+/**
+ * Draws `n` values from a CPU context's MT19937 generator (created on first use from the
+ * seed): the same sequence as `std::mt19937(seed)`; later calls continue it.
+ *
+ * Thread safety: not concurrently with other calls on `ctx`.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` is NULL or `out` is NULL with `n > 0`;
+ * C2RS_UNSUPPORTED for a CUDA context (its generator is cuRAND's).
+ */
+C2RS_NODISCARD int32_t c2rs_context_rand_u32(c2rs_context *ctx, uint32_t *out, size_t n);
+
+/**
+ * Caffe2's `RandomNumberSeed()`: a fresh seed from a process counter, pid and clock;
+ * consecutive calls differ.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: the seed.
+ */
+uint32_t c2rs_context_random_number_seed(void);
+
+/**
+ * Caffe2's `SwitchToDevice(stream_id)`: no-op for CPU; for CUDA selects the stream id and
+ * makes the context's GPU current on the calling thread.
+ *
+ * Thread safety: not concurrently with other calls on `ctx`; changes the calling thread's
+ * current device.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` is NULL or (CUDA) `stream_id` < 0;
+ * C2RS_ENFORCE_NOT_MET when the driver refuses.
+ */
+C2RS_NODISCARD int32_t c2rs_context_switch_to_device(c2rs_context *ctx, int32_t stream_id);
+
+/**
+ * Caffe2's `FinishDeviceComputation()`: no-op for CPU; for CUDA waits for this thread's
+ * stream of the context and reports any CUDA error, including sticky errors of earlier
+ * kernels ("Encountered CUDA error: <NAME>: <text> (device d, stream s)").
+ *
+ * Thread safety: not concurrently with other calls on `ctx`.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` is NULL; C2RS_ENFORCE_NOT_MET with the
+ * CUDA error.
+ */
+C2RS_NODISCARD int32_t c2rs_context_finish_device_computation(c2rs_context *ctx);
+
+/**
+ * Caffe2's `Context::New(nbytes)`: CPU → the global CPU allocator (64-byte aligned,
+ * zero-filled unless turned off, pinned once CUDA is initialised); CUDA → the device pool
+ * on the context's GPU. `nbytes == 0` still gives a valid, freeable pointer.
+ *
+ * Ownership: the caller owns `*out` and frees it with `(*deleter)(*out)`, from any thread.
+ * Thread safety: safe from any thread for different contexts; allocation itself is
+ * thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx`, `out` or `deleter` is NULL;
+ * C2RS_ENFORCE_NOT_MET when out of memory ("out of memory: requested <n> bytes ...").
+ */
+C2RS_NODISCARD
+int32_t c2rs_context_alloc(const c2rs_context *ctx,
+                           size_t nbytes,
+                           void **out,
+                           c2rs_deleter *deleter);
+
+/**
+ * Caffe2's `CopyBytes`: CPU context → memcpy (host to host); CUDA context → asynchronous
+ * copy on the context's stream, direction inferred from the pointers (host↔device,
+ * device↔device); call `c2rs_context_finish_device_computation` before reading the result.
+ * `n == 0` does nothing (NULL allowed).
+ *
+ * Borrowed: both buffers must stay valid until the copy has run.
+ * Thread safety: not concurrently with other calls on `ctx`; raw data pointers are not protected.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` is NULL; C2RS_ENFORCE_NOT_MET when `n > 0`
+ * and `src` or `dst` is NULL, or the driver refuses the copy.
+ */
+C2RS_NODISCARD
+int32_t c2rs_context_copy_bytes(const c2rs_context *ctx,
+                                size_t n,
+                                const void *src,
+                                void *dst);
+
+/**
+ * Caffe2's `CopyItems` for `n` items of a plain dtype (bytes = n · item size).
+ *
+ * Borrowed: as `c2rs_context_copy_bytes`.
+ * Thread safety: not concurrently with other calls on `ctx`; raw data pointers are not protected.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` is NULL or `dtype` is not a Caffe2
+ * dtype; C2RS_ENFORCE_NOT_MET for NULL buffers with `n > 0` and, on a CUDA context, for STRING
+ * ("CUDAContext requires fundamental types."); C2RS_UNSUPPORTED for STRING on a CPU context
+ * (copy string tensors as tensors).
+ */
+C2RS_NODISCARD
+int32_t c2rs_context_copy_items(const c2rs_context *ctx,
+                                int32_t dtype,
+                                size_t n,
+                                const void *src,
+                                void *dst);
+
+/**
+ * Caffe2's `Context::Record(event, err)`: records `event` for the work issued so far on the
+ * context (CUDA: on its stream); with `err` (non-NULL) the event fails with that message.
+ *
+ * Thread safety: record an event from one thread, at most once until reset; the context as
+ * for other calls.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `event` is NULL; C2RS_ENFORCE_NOT_MET
+ * for "You are trying to record with a wrong device type.", "Calling Record multiple
+ * times" and (CUDA) a current device other than the event's.
+ */
+C2RS_NODISCARD
+int32_t c2rs_context_record_event(const c2rs_context *ctx,
+                                  const c2rs_event *event,
+                                  const char *err);
+
+/**
+ * Caffe2's `Context::WaitEvent(event)`: a CPU context blocks until the event finishes; a
+ * CUDA context makes its stream wait for a CUDA event (the host does not block) and blocks
+ * the host for a CPU event.
+ *
+ * Thread safety: safe concurrently with other waits, finishes and queries of `event`.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `event` is NULL; C2RS_ENFORCE_NOT_MET
+ * when the driver refuses the wait.
+ */
+C2RS_NODISCARD int32_t c2rs_context_wait_event(const c2rs_context *ctx, const c2rs_event *event);
+
+/**
+ * Caffe2's `HasAsyncPartDefault()` for a device type: false for CPU, true for CUDA.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL; C2RS_ENFORCE_NOT_MET for an
+ * unregistered device type.
+ */
+C2RS_NODISCARD int32_t c2rs_context_has_async_part(int32_t device_type, bool *out);
+
+/**
+ * Caffe2's `SupportsAsyncScheduling()` for a device type: false for CPU, true for CUDA.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL; C2RS_ENFORCE_NOT_MET for an
+ * unregistered device type.
+ */
+C2RS_NODISCARD int32_t c2rs_context_supports_async_scheduling(int32_t device_type, bool *out);
+
+/**
+ * Caffe2's `IsStreamFree(option, stream_id)`: always true for CPU; for CUDA whether the
+ * calling thread's stream has no pending work (the stream is created if missing). Takes no
+ * global lock; never call it from teardown code.
+ *
+ * Thread safety: safe from any thread (per-thread streams).
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or `device_option` is NULL with
+ * `len > 0`; C2RS_PARSE_ERROR for bad bytes; C2RS_UNSUPPORTED for CUDA without a GPU.
+ */
+C2RS_NODISCARD
+int32_t c2rs_context_is_stream_free(const uint8_t *device_option,
+                                    size_t len,
+                                    int32_t stream_id,
+                                    bool *out);
+
+/**
+ * Caffe2's `IsSameDevice(a, b)`: same device type, GPU id, node name and NUMA node (the seed
+ * is ignored). Both are serialized DeviceOptions.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or a buffer is NULL with a
+ * length; C2RS_PARSE_ERROR for bad bytes; C2RS_ENFORCE_NOT_MET for an unregistered type.
+ */
+C2RS_NODISCARD
+int32_t c2rs_context_is_same_device(const uint8_t *a,
+                                    size_t a_len,
+                                    const uint8_t *b,
+                                    size_t b_len,
+                                    bool *out);
+
+/**
+ * Sets `caffe2_cpu_allocator_do_zero_fill` (default true): whether CPU allocations are
+ * zero-filled.
+ *
+ * Thread safety: safe from any thread; affects later allocations.
+ * Returns: nothing.
+ */
+void c2rs_context_cpu_set_zero_fill(bool on);
+
+/**
+ * Sets `caffe2_report_cpu_memory_usage` (default false): CPU allocations made while it is on
+ * are counted (and logged to stderr) until freed.
+ *
+ * Thread safety: safe from any thread; affects later allocations.
+ * Returns: nothing.
+ */
+void c2rs_context_cpu_set_report_usage(bool on);
+
+/**
+ * Bytes the CPU memory reporter counts as allocated and not yet freed.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: the byte count (0 when reporting was never on).
+ */
+uint64_t c2rs_context_cpu_reported_bytes(void);
+
+/**
+ * Name of the current global CPU allocator: "default" or "pinned" (after CUDA init).
+ *
+ * Borrowed: static; never freed.
+ * Thread safety: safe from any thread.
+ * Returns: the name, never NULL.
+ */
+const char *c2rs_context_cpu_allocator_name(void);
+
+/**
+ * A CUDA context's GPU ordinal.
+ *
+ * Thread safety: read-only; concurrent readers are fine.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `out` is NULL; C2RS_UNSUPPORTED for a
+ * CPU context.
+ */
+C2RS_NODISCARD int32_t c2rs_context_gpu_id(const c2rs_context *ctx, int32_t *out);
+
+/**
+ * The calling thread's stream (a `CUstream`, usable as `cudaStream_t`) for the CUDA
+ * context's GPU and current stream id; created on first use, non-blocking.
+ *
+ * Borrowed: owned by the calling thread's stream table; valid until that thread exits.
+ * Thread safety: per thread: another thread gets another stream for the same context.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `out` is NULL; C2RS_UNSUPPORTED for a
+ * CPU context; C2RS_ENFORCE_NOT_MET when the driver refuses.
+ */
+C2RS_NODISCARD int32_t c2rs_context_cuda_stream(const c2rs_context *ctx, void **out);
+
+/**
+ * The calling thread's cuBLAS handle (`cublasHandle_t`) for the context's GPU and stream id:
+ * pointer mode HOST, bound to `c2rs_context_cuda_stream`.
+ *
+ * Borrowed: as `c2rs_context_cuda_stream`; do not destroy it.
+ * Thread safety: per thread, as the stream.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `out` is NULL; C2RS_UNSUPPORTED for a
+ * CPU context or without libcublas; C2RS_ENFORCE_NOT_MET when cuBLAS refuses.
+ */
+C2RS_NODISCARD int32_t c2rs_context_cublas_handle(const c2rs_context *ctx, void **out);
+
+/**
+ * The calling thread's cuDNN handle (`cudnnHandle_t`) for the context's GPU and stream id,
+ * bound to `c2rs_context_cuda_stream`.
+ *
+ * Borrowed: as `c2rs_context_cuda_stream`; do not destroy it.
+ * Thread safety: per thread, as the stream.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `out` is NULL; C2RS_UNSUPPORTED for a
+ * CPU context or without libcudnn; C2RS_ENFORCE_NOT_MET for an incompatible cuDNN version.
+ */
+C2RS_NODISCARD int32_t c2rs_context_cudnn_handle(const c2rs_context *ctx, void **out);
+
+/**
+ * The CUDA context's own cuRAND generator (`curandGenerator_t`, PSEUDO_DEFAULT, seeded with
+ * the context's seed), re-bound to the current stream on every call.
+ *
+ * Borrowed: owned by `ctx`; valid until `ctx` is freed; do not destroy it.
+ * Thread safety: not concurrently with other calls on `ctx`.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `out` is NULL; C2RS_UNSUPPORTED for a
+ * CPU context or without libcurand; C2RS_ENFORCE_NOT_MET when cuRAND refuses.
+ */
+C2RS_NODISCARD int32_t c2rs_context_curand_generator(c2rs_context *ctx, void **out);
+
+/**
+ * Caffe2's `HasCudaRuntime()`: whether this build has the CUDA path (feature `cuda`),
+ * whether or not a driver or GPU exists.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: true when built with CUDA support.
+ */
+bool c2rs_cuda_has_runtime(void);
+
+/**
+ * Caffe2's `NumCudaDevices()`: probes once (libcuda present, `cuInit`, device count); 0
+ * without a driver or device, or with `C2RS_DISABLE_CUDA=1` in the environment. Never aborts.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: the number of visible CUDA devices.
+ */
+int32_t c2rs_cuda_device_count(void);
+
+/**
+ * One line describing the probe: driver version and device count, or why there is no GPU
+ * (no libcuda, the `cuInit` error, `CUDA_VISIBLE_DEVICES`, disabled by environment).
+ *
+ * Ownership: the caller owns `*out` (`c2rs_buffer_free`); UTF-8 text without a NUL.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_probe_report(c2rs_buffer **out);
+
+/**
+ * Caffe2's `CaffeCudaGetDevice()`: the calling thread's current device (0 when the thread
+ * never chose one).
+ *
+ * Thread safety: per thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL; C2RS_UNSUPPORTED without a GPU.
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_get_device(int32_t *out);
+
+/**
+ * Caffe2's `CaffeCudaSetDevice(id)`: makes `id`'s primary context current on the calling
+ * thread (interoperates with the CUDA runtime API's `cudaSetDevice`).
+ *
+ * Thread safety: per thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for an id out of range; C2RS_UNSUPPORTED without a
+ * GPU.
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_set_device(int32_t id);
+
+/**
+ * Sets `caffe2_cuda_full_device_control`: the library caches each thread's current device
+ * and skips unchanged sets (only when nothing else changes the device behind its back).
+ *
+ * Thread safety: safe from any thread.
+ * Returns: nothing.
+ */
+void c2rs_cuda_set_full_device_control(bool on);
+
+/**
+ * Sets `caffe2_cuda_memory_pool`: "cub" (default: size-class caching pool) or "none"/""
+ * (straight to the driver). Blocks remember their pool, so switching mid-run is safe.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `name` is NULL or not UTF-8;
+ * C2RS_ENFORCE_NOT_MET for "cnmem" ("CNMEM is no longer used by Caffe2. Use cub instead.")
+ * and unknown names ("Unrecognized cuda memory pool type").
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_set_memory_pool(const char *name);
+
+/**
+ * Caffe2's `GetCudaMemoryPoolType()`: "cub" or "none".
+ *
+ * Borrowed: static; never freed.
+ * Thread safety: safe from any thread.
+ * Returns: the pool name, never NULL.
+ */
+const char *c2rs_cuda_memory_pool_name(void);
+
+/**
+ * Caffe2's `CUDAContext::New(nbytes)`: device memory on the calling thread's current device
+ * from the pool. Freed memory returns to the pool; with "cub", freeing then allocating the
+ * same size on that device returns the same address.
+ *
+ * Ownership: the caller owns `*out` and frees it with `(*deleter)(*out)` from any thread.
+ * Thread safety: safe from any thread (one process-wide allocation lock).
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` or `deleter` is NULL; C2RS_UNSUPPORTED
+ * without a GPU; C2RS_ENFORCE_NOT_MET when out of memory ("out of memory: requested <n> bytes
+ * on GPU <g> (cached <c>, in use <u>)").
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_alloc(size_t nbytes, void **out, c2rs_deleter *deleter);
+
+/**
+ * Counters of `gpu`'s device pool.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or `gpu` is out of range;
+ * C2RS_UNSUPPORTED without a GPU.
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_memory_stats(int32_t gpu, c2rs_memory_stats *out);
+
+/**
+ * Returns every cached block of `gpu`'s pool to the driver.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `gpu` is out of range; C2RS_UNSUPPORTED
+ * without a GPU.
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_release_cached(int32_t gpu);
+
+/**
+ * Pinned (page-locked, portable) host memory from the pinned pool, zero-filled unless CPU
+ * zero-fill is off: fast, truly asynchronous host↔device copies.
+ *
+ * Ownership: the caller owns `*out` and frees it with `(*deleter)(*out)` from any thread.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` or `deleter` is NULL; C2RS_UNSUPPORTED
+ * without a GPU; C2RS_ENFORCE_NOT_MET when out of pinned memory.
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_pinned_alloc(size_t nbytes, void **out, c2rs_deleter *deleter);
+
+/**
+ * Counters of the pinned host pool.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL; C2RS_UNSUPPORTED without a GPU.
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_pinned_stats(c2rs_memory_stats *out);
+
+/**
+ * Creates a zero-filled CPU tensor whose elements live in pinned host memory (as
+ * `c2rs_tensor_new` otherwise); its data pointer is a fast copy source or target.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_tensor_free`, which returns the memory to the pool).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT as `c2rs_tensor_new`; C2RS_TYPE_MISMATCH for STRING;
+ * C2RS_UNSUPPORTED without a GPU.
+ */
+C2RS_NODISCARD
+int32_t c2rs_cuda_tensor_new_pinned(int32_t dtype,
+                                    const int64_t *dims,
+                                    size_t ndim,
+                                    c2rs_tensor **out);
+
+/**
+ * Caffe2's `CopyBytes<CUDA, CPU>` / `<CPU, CUDA>` from host code: copies `n` bytes between
+ * any host and device pointers on stream 0 of the GPU owning the device side (calling
+ * thread) and waits for it. `n == 0` does nothing.
+ *
+ * Borrowed: both buffers only during the call.
+ * Thread safety: safe from any thread; raw data pointers are not protected.
+ * Returns: C2RS_OK; C2RS_UNSUPPORTED without a GPU; C2RS_ENFORCE_NOT_MET for NULL buffers
+ * with `n > 0` or a driver error (named).
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_copy_bytes_sync(size_t n, const void *src, void *dst);
+
+/**
+ * Caffe2's `GetGPUIDForPointer(ptr)`: the device owning `ptr`; −1 for host memory (pinned or
+ * pageable).
+ *
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL; C2RS_UNSUPPORTED without a GPU.
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_pointer_device(const void *ptr, int32_t *out);
+
+/**
+ * Caffe2's static `CUDAContext::cuda_stream(gpu, stream_id)`: the calling thread's stream.
+ *
+ * Borrowed: valid until the calling thread exits.
+ * Thread safety: per thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL, `gpu` is out of range or
+ * `stream_id` < 0; C2RS_UNSUPPORTED without a GPU.
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_stream(int32_t gpu, int32_t stream_id, void **out);
+
+/**
+ * Caffe2's `GetCudaPeerAccessPattern()[a][b]`: whether device `a` can access device `b`
+ * (true on the diagonal, false when the query fails). Peer access within groups of 8 is
+ * enabled at CUDA init.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or an id is out of range;
+ * C2RS_UNSUPPORTED without a GPU.
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_peer_access(int32_t a, int32_t b, bool *out);
+
+/**
+ * Caffe2's `TensorCoreAvailable()`: the current device has compute capability ≥ 7.
+ *
+ * Thread safety: per thread (current device).
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL; C2RS_UNSUPPORTED without a GPU.
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_tensor_core_available(bool *out);
+
+/**
+ * The loaded cuDNN's version (`cudnnGetVersion()`), after checking it against the bindings:
+ * same major, runtime minor ≥ bindings minor.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL; C2RS_UNSUPPORTED without a GPU
+ * or libcudnn; C2RS_ENFORCE_NOT_MET for "cuDNN compiled (x) and runtime (y) versions mismatch".
+ */
+C2RS_NODISCARD int32_t c2rs_cuda_cudnn_version(size_t *out);
+
+/**
+ * Caffe2's `CudnnWrapper::with_cudnn_state(idx, f)`: runs `f` with cuDNN state `idx` (< 4)
+ * of `gpu` — its own handle, stream and growing workspace — ordered after the work already
+ * on `caller_stream` and before what the caller queues there next. Calls on one (gpu, idx)
+ * are serialised; `gpu` is current during `f`.
+ *
+ * Borrowed: the handle, stream and scope passed to `f` are valid only during `f`.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `f` is NULL or `gpu` is out of range;
+ * C2RS_ENFORCE_NOT_MET for `idx` ≥ 4 or a driver error; C2RS_RUN_FAILED when `f` returns
+ * nonzero; C2RS_UNSUPPORTED without a GPU or libcudnn.
+ */
+C2RS_NODISCARD
+int32_t c2rs_cuda_with_cudnn_state(int32_t gpu,
+                                   size_t idx,
+                                   void *caller_stream,
+                                   c2rs_cudnn_fn f,
+                                   void *user);
+
+/**
+ * Inside a `c2rs_cuda_with_cudnn_state` callback: device scratch of at least `nbytes` from
+ * the state's workspace, which grows to exactly the largest request and never shrinks.
+ *
+ * Borrowed: valid until the callback returns (a later request may replace it).
+ * Thread safety: only from the callback that received `scope`.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `scope` or `out` is NULL; C2RS_ENFORCE_NOT_MET
+ * when out of device memory.
+ */
+C2RS_NODISCARD
+int32_t c2rs_cuda_cudnn_workspace(c2rs_cudnn_scope *scope,
+                                  size_t nbytes,
+                                  void **out);
 
 /**
  * Opens `source` as a database of `db_type` ("minidb"/"MiniDB": a file; "lmdb"/"LMDB": a
@@ -623,6 +1241,136 @@ C2RS_NODISCARD int32_t c2rs_batch_reader_next(const c2rs_batch_reader *br, c2rs_
  * Returns: nothing.
  */
 void c2rs_batch_reader_free(c2rs_batch_reader *br);
+
+/**
+ * Creates an event for the device of a serialized DeviceOption: CPU (0) and MKLDNN (2) →
+ * a CPU event; CUDA (1) → a CUDA event on `device_id` (unset: the current device).
+ * `len == 0` (NULL allowed) makes a CPU event.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_event_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or `device_option` is NULL with
+ * `len > 0`; C2RS_PARSE_ERROR for bad bytes; C2RS_ENFORCE_NOT_MET for an unregistered device
+ * type; C2RS_UNSUPPORTED for CUDA without a GPU.
+ */
+C2RS_NODISCARD int32_t c2rs_event_new(const uint8_t *device_option, size_t len, c2rs_event **out);
+
+/**
+ * Frees an event. Nobody may be waiting on it.
+ *
+ * Ownership: consumes `event`; NULL is a no-op.
+ * Thread safety: not concurrently with any other call on `event`.
+ * Returns: nothing.
+ */
+void c2rs_event_free(c2rs_event *event);
+
+/**
+ * The event's device type (0 CPU, 1 CUDA, 2 MKLDNN).
+ *
+ * Thread safety: safe concurrently with any call on `event`.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `event` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_event_device_type(const c2rs_event *event, int32_t *out);
+
+/**
+ * Caffe2's `Event::Record(device_type, ctx, err)`. `device_type` must be the event's type.
+ * CPU event: INITIALIZED → SCHEDULED (or FAILED with `err`); already SUCCESS/FAILED → no-op
+ * (the async part finished first); SCHEDULED → "Calling Record multiple times". CUDA event:
+ * must be INITIALIZED; records on `ctx`'s stream (`ctx` a CUDA context on the event's device,
+ * which must be current); with `err` it fails without a stream (`ctx` may be NULL). A CPU
+ * event ignores `ctx` (NULL allowed).
+ *
+ * Thread safety: record once per event (until reset); safe concurrently with waits and queries.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `event` is NULL or `err` is not UTF-8;
+ * C2RS_ENFORCE_NOT_MET for "You are trying to record with a wrong device type.", "Calling
+ * Record multiple times", a CUDA record without a CUDA context, or a current device other
+ * than the event's ("When you call EventRecordCUDA, your current device should be the same as
+ * the device specified by the event.").
+ */
+C2RS_NODISCARD
+int32_t c2rs_event_record(const c2rs_event *event,
+                          int32_t device_type,
+                          const c2rs_context *ctx,
+                          const char *err);
+
+/**
+ * Caffe2's `Event::Wait(waiter_type, ctx)`: CPU waiter → blocks until the event finishes
+ * (forever if nobody finishes it); CUDA waiter on a CUDA event → after it is recorded, `ctx`'s
+ * stream waits for it on the device (no host block; same stream: nothing); CUDA waiter on a
+ * CPU event → blocks the host. `ctx` is needed only for a CUDA waiter on a CUDA event.
+ *
+ * Thread safety: safe concurrently with other waits, finishes and queries.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `event` is NULL; C2RS_ENFORCE_NOT_MET for an
+ * unregistered waiter type, a missing CUDA context, or a driver error.
+ */
+C2RS_NODISCARD
+int32_t c2rs_event_wait(const c2rs_event *event,
+                        int32_t waiter_type,
+                        const c2rs_context *ctx);
+
+/**
+ * Caffe2's `Event::Finish()`: blocks until SUCCESS or FAILED (CUDA: until recorded, then
+ * synchronises the recorded work; a device error makes the event FAILED).
+ *
+ * Thread safety: safe concurrently with other waits, finishes and queries.
+ * Returns: C2RS_OK (also when the event FAILED: read its status); C2RS_INVALID_ARGUMENT when
+ * `event` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_event_finish(const c2rs_event *event);
+
+/**
+ * Caffe2's `Event::Query()`: the status (C2RS_EVENT_*), a scheduled CUDA event being
+ * checked on the device first (never blocks).
+ *
+ * Thread safety: safe concurrently with other waits, finishes and queries.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `event` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_event_query(const c2rs_event *event, int32_t *out);
+
+/**
+ * Caffe2's `Event::ErrorMessage()`: the failure message of a FAILED event, "No error"
+ * otherwise (query a CUDA event first to pick up device errors).
+ *
+ * Ownership: the caller owns `*out` (`c2rs_buffer_free`); UTF-8 text without a NUL.
+ * Thread safety: safe concurrently with any call on `event` except free.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `event` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_event_error_message(const c2rs_event *event, c2rs_buffer **out);
+
+/**
+ * Caffe2's `Event::SetFinished(err)`: SUCCESS, or FAILED with `err` (non-NULL), waking every
+ * waiter. A CPU event must be INITIALIZED or SCHEDULED, a CUDA event INITIALIZED.
+ *
+ * Thread safety: safe concurrently with waits and queries.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `event` is NULL or `err` is not UTF-8;
+ * C2RS_ENFORCE_NOT_MET for "Calling SetFinished on finished event" (CPU) and "Calling
+ * SetFinished on recorded CUDA event".
+ */
+C2RS_NODISCARD int32_t c2rs_event_set_finished(const c2rs_event *event, const char *err);
+
+/**
+ * Caffe2's `Event::Reset()`: back to INITIALIZED with no message (CUDA: stream forgotten).
+ *
+ * Thread safety: not while anyone waits on or records `event`.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `event` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_event_reset(const c2rs_event *event);
+
+/**
+ * Caffe2's `Event::CanSchedule`: may a child op of `child_type` start when its parent's
+ * event of `parent_type` has `parent_status`? SUCCESS → true; SCHEDULED → only on the same
+ * device type and when the child supports async scheduling; otherwise false.
+ *
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or `parent_status` is not
+ * 0..=3; C2RS_ENFORCE_NOT_MET for an unregistered device type.
+ */
+C2RS_NODISCARD
+int32_t c2rs_event_can_schedule(int32_t parent_type,
+                                int32_t parent_status,
+                                int32_t child_type,
+                                bool child_supports_async,
+                                bool *out);
 
 /**
  * Caffe2's `optimize_inference_net`: sequential free-list recycling giving `__m<k>_shared`

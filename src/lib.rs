@@ -4,6 +4,7 @@
 //! Module wiring only. Area modules hold the logic as safe Rust; `ffi` converts, checks
 //! and forwards, and is the only module with `extern "C"` functions.
 
+pub mod context;
 pub mod db;
 pub mod error;
 pub mod ffi;

@@ -129,6 +129,11 @@ macro_rules! zero_out_default {
     ($($t:ty),*) => { $(impl OutDefault for $t { fn out_default() -> Self { Default::default() } })* };
 }
 zero_out_default!(bool, i32, u32, i64, u64, usize);
+impl<T> OutDefault for Option<T> {
+    fn out_default() -> Self {
+        None
+    }
+}
 
 /// An out-parameter, already reset to its default; `set` writes the result.
 pub(crate) struct Out<'a, T>(&'a mut T);
@@ -193,6 +198,20 @@ pub(crate) fn name_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str> {
 /// A dtype integer (Caffe2 `TensorProto.DataType` numbering).
 pub(crate) fn dtype_arg(value: i32, name: &str) -> Result<crate::tensor::DataType> {
     crate::tensor::DataType::try_from(value)
+        .map_err(|e| C2rsError::new(e.kind(), format!("argument `{name}`: {}", e.message())))
+}
+
+/// An optional NUL-terminated UTF-8 string argument: NULL → `None`.
+pub(crate) fn opt_name_arg<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    name_arg(ptr, name).map(Some)
+}
+
+/// A device type integer (Caffe2 `DeviceType`: CPU 0, CUDA 1, MKLDNN 2).
+pub(crate) fn device_type_arg(value: i32, name: &str) -> Result<crate::context::DeviceType> {
+    crate::context::DeviceType::try_from(value)
         .map_err(|e| C2rsError::new(e.kind(), format!("argument `{name}`: {}", e.message())))
 }
 

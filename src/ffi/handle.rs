@@ -65,6 +65,23 @@ pub struct c2rs_memory_plan {
     _private: [u8; 0],
 }
 
+/// A device context (Caffe2's CPUContext or CUDAContext). Created by `c2rs_context_new`,
+/// released by `c2rs_context_free`. Used by one thread at a time.
+pub struct c2rs_context {
+    _private: [u8; 0],
+}
+
+/// An event (CPU or CUDA) with Caffe2's state machine. Created by `c2rs_event_new`, released
+/// by `c2rs_event_free`. Wait, Finish and Query may run concurrently from any thread.
+pub struct c2rs_event {
+    _private: [u8; 0],
+}
+
+/// The cuDNN state lent to a `c2rs_cuda_with_cudnn_state` callback; valid only during it.
+pub struct c2rs_cudnn_scope {
+    _private: [u8; 0],
+}
+
 /// A handle owned through a `Box`: created once, freed once by its `*_free`.
 pub(crate) trait BoxHandle {
     type Target;
@@ -92,6 +109,12 @@ impl BoxHandle for c2rs_db_transaction {
 }
 impl BoxHandle for c2rs_batch_reader {
     type Target = BatchReader;
+}
+impl BoxHandle for c2rs_context {
+    type Target = crate::context::Context;
+}
+impl BoxHandle for c2rs_event {
+    type Target = crate::context::Event;
 }
 /// The handle holds one reference; operators and workspace blobs may hold others.
 impl BoxHandle for c2rs_db_reader {

@@ -7,7 +7,9 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod buffer;
+pub mod context;
 pub mod db;
+pub mod event;
 pub(crate) mod guard;
 pub mod handle;
 pub mod memonger;

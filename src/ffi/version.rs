@@ -18,8 +18,13 @@ pub const C2RS_DEVICE_CPU: i32 = 0;
 pub const C2RS_DEVICE_CUDA: i32 = 1;
 
 static VERSION: Lazy<CString> = Lazy::new(|| {
+    let features = if cfg!(feature = "cuda") {
+        "dlpack, cuda"
+    } else {
+        "dlpack"
+    };
     let text = format!(
-        "caffe2rs {} (git {}; abi {C2RS_ABI_MAJOR}.{C2RS_ABI_MINOR}; features: dlpack)",
+        "caffe2rs {} (git {}; abi {C2RS_ABI_MAJOR}.{C2RS_ABI_MINOR}; features: {features})",
         env!("CARGO_PKG_VERSION"),
         env!("C2RS_GIT_REVISION")
     );

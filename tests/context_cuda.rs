@@ -1,0 +1,560 @@
+//! CUDA contexts, events and memory through the C ABI.
+//!
+//! Without a GPU (this includes builds without the `cuda` feature and `C2RS_DISABLE_CUDA=1`)
+//! the `no_gpu_*` tests check that every CUDA entry point answers C2RS_UNSUPPORTED cleanly.
+//! The others are ported from Caffe2 `context_gpu_test.cc` and `event_gpu_test.cc` and
+//! self-skip without a device; `C2RS_REQUIRE_GPU=1` turns those skips into failures.
+
+mod context_common;
+
+use std::ffi::{CString, c_void};
+use std::time::Duration;
+
+use caffe2rs::ffi::context::*;
+use caffe2rs::ffi::event::*;
+use caffe2rs::ffi::handle::c2rs_context;
+use context_common::*;
+
+const UNSUPPORTED: i32 = 7;
+
+fn gpu_context(gpu: i32) -> *mut c2rs_context {
+    new_context(&option_bytes(1, Some(gpu), None))
+}
+
+fn stream_of(ctx: *const c2rs_context) -> *mut c_void {
+    let mut s = std::ptr::null_mut();
+    assert_eq!(c2rs_context_cuda_stream(ctx, &mut s), 0, "{}", last_error());
+    assert!(!s.is_null());
+    s
+}
+
+#[test]
+fn no_gpu_every_cuda_entry_point_is_unsupported() {
+    if c2rs_cuda_device_count() != 0 {
+        eprintln!("no_gpu test skipped: a GPU is present (run with C2RS_DISABLE_CUDA=1)");
+        return;
+    }
+    assert!(
+        probe_report().starts_with("no CUDA GPU: "),
+        "{}",
+        probe_report()
+    );
+    let mut p: *mut c_void = std::ptr::null_mut();
+    let mut d: c2rs_deleter = None;
+    let mut i = 0i32;
+    let mut b = false;
+    let mut u = 0usize;
+    let mut stats = c2rs_memory_stats::default();
+    let cuda_opt = option_bytes(1, Some(0), None);
+    let mut ctx = std::ptr::null_mut();
+    let mut ev = std::ptr::null_mut();
+    let checks: Vec<(&str, i32)> = vec![
+        (
+            "context_new",
+            c2rs_context_new(cuda_opt.as_ptr(), cuda_opt.len(), &mut ctx),
+        ),
+        (
+            "event_new",
+            c2rs_event_new(cuda_opt.as_ptr(), cuda_opt.len(), &mut ev),
+        ),
+        (
+            "is_stream_free",
+            c2rs_context_is_stream_free(cuda_opt.as_ptr(), cuda_opt.len(), 0, &mut b),
+        ),
+        ("get_device", c2rs_cuda_get_device(&mut i)),
+        ("set_device", c2rs_cuda_set_device(0)),
+        ("alloc", c2rs_cuda_alloc(16, &mut p, &mut d)),
+        ("memory_stats", c2rs_cuda_memory_stats(0, &mut stats)),
+        ("release_cached", c2rs_cuda_release_cached(0)),
+        ("pinned_alloc", c2rs_cuda_pinned_alloc(16, &mut p, &mut d)),
+        ("pinned_stats", c2rs_cuda_pinned_stats(&mut stats)),
+        (
+            "copy_bytes_sync",
+            c2rs_cuda_copy_bytes_sync(0, std::ptr::null(), std::ptr::null_mut()),
+        ),
+        (
+            "pointer_device",
+            c2rs_cuda_pointer_device(std::ptr::null(), &mut i),
+        ),
+        ("stream", c2rs_cuda_stream(0, 0, &mut p)),
+        ("peer_access", c2rs_cuda_peer_access(0, 0, &mut b)),
+        (
+            "tensor_core_available",
+            c2rs_cuda_tensor_core_available(&mut b),
+        ),
+        ("cudnn_version", c2rs_cuda_cudnn_version(&mut u)),
+        (
+            "with_cudnn_state",
+            c2rs_cuda_with_cudnn_state(
+                0,
+                0,
+                std::ptr::null_mut(),
+                Some(noop_cudnn),
+                std::ptr::null_mut(),
+            ),
+        ),
+    ];
+    for (name, rc) in checks {
+        assert_eq!(rc, UNSUPPORTED, "{name}: {}", last_error());
+        assert!(
+            last_error().contains("CUDA is not available: "),
+            "{name}: {}",
+            last_error()
+        );
+    }
+    assert!(ctx.is_null() && ev.is_null() && p.is_null() && d.is_none());
+    let mut t = std::ptr::null_mut();
+    let dims = [2i64];
+    assert_eq!(
+        c2rs_cuda_tensor_new_pinned(1, dims.as_ptr(), 1, &mut t),
+        UNSUPPORTED
+    );
+    assert!(t.is_null());
+}
+
+#[test]
+fn no_gpu_flags_still_work() {
+    // Flags are plain settings: valid without a GPU; values follow Caffe2.
+    let name = |p| {
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(name(c2rs_cuda_memory_pool_name()), "cub");
+    let cnmem = CString::new("cnmem").unwrap();
+    assert_eq!(c2rs_cuda_set_memory_pool(cnmem.as_ptr()), 1);
+    assert!(last_error().ends_with("CNMEM is no longer used by Caffe2. Use cub instead."));
+    let bad = CString::new("thrust").unwrap();
+    assert_eq!(c2rs_cuda_set_memory_pool(bad.as_ptr()), 1);
+    assert_eq!(name(c2rs_cuda_memory_pool_name()), "cub");
+}
+
+unsafe extern "C" fn noop_cudnn(
+    _user: *mut c_void,
+    _handle: *mut c_void,
+    _stream: *mut c_void,
+    _scope: *mut caffe2rs::ffi::handle::c2rs_cudnn_scope,
+) -> i32 {
+    0
+}
+
+#[test]
+fn set_get_device_with_full_device_control() {
+    // Ported TestSetGetDeviceWithCaffeMode; vacuous without devices.
+    c2rs_cuda_set_full_device_control(true);
+    let n = c2rs_cuda_device_count();
+    for order in [(0..n).collect::<Vec<_>>(), (0..n).rev().collect()] {
+        for i in order {
+            assert_eq!(c2rs_cuda_set_device(i), 0, "{}", last_error());
+            let mut got = -1;
+            assert_eq!(c2rs_cuda_get_device(&mut got), 0);
+            assert_eq!(got, i);
+        }
+    }
+    c2rs_cuda_set_full_device_control(false);
+}
+
+#[test]
+fn gpu_context_alloc_dealloc() {
+    if !gpus_or_skip("gpu_context_alloc_dealloc", 1) {
+        return;
+    }
+    let ctx = gpu_context(0);
+    assert_eq!(c2rs_context_switch_to_device(ctx, 0), 0);
+    let mut p = std::ptr::null_mut();
+    let mut d = None;
+    assert_eq!(
+        c2rs_context_alloc(ctx, 40, &mut p, &mut d),
+        0,
+        "{}",
+        last_error()
+    );
+    assert!(!p.is_null());
+    let mut owner = -1;
+    assert_eq!(c2rs_cuda_pointer_device(p, &mut owner), 0);
+    assert_eq!(owner, 0);
+    // SAFETY: freed once with its deleter.
+    unsafe { d.unwrap()(p) };
+    c2rs_context_free(ctx);
+}
+
+#[test]
+fn memory_pool_reuses_the_freed_block_and_not_a_held_one() {
+    if !gpus_or_skip("memory_pool_reuses_the_freed_block_and_not_a_held_one", 1) {
+        return;
+    }
+    for gpu in 0..c2rs_cuda_device_count() {
+        assert_eq!(c2rs_cuda_set_device(gpu), 0);
+        let (mut p, mut d) = (std::ptr::null_mut(), None);
+        assert_eq!(
+            c2rs_cuda_alloc(1 << 20, &mut p, &mut d),
+            0,
+            "{}",
+            last_error()
+        );
+        let mut owner = -1;
+        assert_eq!(c2rs_cuda_pointer_device(p, &mut owner), 0);
+        assert_eq!(owner, gpu);
+        // SAFETY: freed once.
+        unsafe { d.unwrap()(p) };
+        let (mut p2, mut d2) = (std::ptr::null_mut(), None);
+        assert_eq!(c2rs_cuda_alloc(1 << 20, &mut p2, &mut d2), 0);
+        assert_eq!(p2, p, "free then re-allocate returns the same block");
+        let (mut p3, mut d3) = (std::ptr::null_mut(), None);
+        assert_eq!(c2rs_cuda_alloc(2 << 20, &mut p3, &mut d3), 0);
+        assert_ne!(p3, p2);
+        let mut stats = c2rs_memory_stats::default();
+        assert_eq!(c2rs_cuda_memory_stats(gpu, &mut stats), 0);
+        assert!(stats.cache_hits >= 1 && stats.in_use >= 2 << 20 && stats.peak >= stats.in_use);
+        // SAFETY: freed once.
+        unsafe {
+            d2.unwrap()(p2);
+            d3.unwrap()(p3);
+        }
+    }
+}
+
+#[test]
+fn same_thread_same_gpu_shares_stream_and_cublas_but_not_curand() {
+    if !gpus_or_skip(
+        "same_thread_same_gpu_shares_stream_and_cublas_but_not_curand",
+        1,
+    ) {
+        return;
+    }
+    let a = gpu_context(0);
+    let b = gpu_context(0);
+    assert_eq!(stream_of(a), stream_of(b));
+    let (mut ha, mut hb) = (std::ptr::null_mut(), std::ptr::null_mut());
+    assert_eq!(
+        c2rs_context_cublas_handle(a, &mut ha),
+        0,
+        "{}",
+        last_error()
+    );
+    assert_eq!(c2rs_context_cublas_handle(b, &mut hb), 0);
+    assert_eq!(ha, hb);
+    let (mut ga, mut gb) = (std::ptr::null_mut(), std::ptr::null_mut());
+    assert_eq!(
+        c2rs_context_curand_generator(a, &mut ga),
+        0,
+        "{}",
+        last_error()
+    );
+    assert_eq!(c2rs_context_curand_generator(b, &mut gb), 0);
+    assert_ne!(ga, gb);
+    c2rs_context_free(a);
+    c2rs_context_free(b);
+}
+
+#[test]
+fn different_gpus_get_different_streams_and_handles() {
+    if !gpus_or_skip("different_gpus_get_different_streams_and_handles", 2) {
+        return;
+    }
+    let a = gpu_context(0);
+    let b = gpu_context(1);
+    assert_ne!(stream_of(a), stream_of(b));
+    let (mut ha, mut hb) = (std::ptr::null_mut(), std::ptr::null_mut());
+    assert_eq!(c2rs_context_cublas_handle(a, &mut ha), 0);
+    assert_eq!(c2rs_context_cublas_handle(b, &mut hb), 0);
+    assert_ne!(ha, hb);
+    c2rs_context_free(a);
+    c2rs_context_free(b);
+}
+
+fn stream_after_a_pause() -> usize {
+    let ctx = gpu_context(0);
+    let s = stream_of(ctx) as usize;
+    std::thread::sleep(Duration::from_millis(200));
+    c2rs_context_free(ctx);
+    s
+}
+
+#[test]
+fn different_threads_get_different_streams() {
+    if !gpus_or_skip("different_threads_get_different_streams", 1) {
+        return;
+    }
+    let (x, y) = (stream_after_a_pause(), stream_after_a_pause());
+    assert_eq!(x, y);
+    assert_ne!(x, 0);
+    let t1 = std::thread::spawn(stream_after_a_pause);
+    let t2 = std::thread::spawn(stream_after_a_pause);
+    let (a, b) = (t1.join().unwrap(), t2.join().unwrap());
+    assert_ne!(a, 0);
+    assert_ne!(b, 0);
+    assert_ne!(a, b);
+}
+
+fn round_trip(n: usize, async_path: bool) {
+    let host: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+    let mut back = vec![0u8; n];
+    let ctx = gpu_context(0);
+    let (mut dev, mut d) = (std::ptr::null_mut(), None);
+    assert_eq!(
+        c2rs_context_alloc(ctx, n, &mut dev, &mut d),
+        0,
+        "{}",
+        last_error()
+    );
+    if async_path {
+        assert_eq!(
+            c2rs_context_copy_bytes(ctx, n, host.as_ptr() as *const c_void, dev),
+            0,
+            "{}",
+            last_error()
+        );
+        assert_eq!(
+            c2rs_context_copy_bytes(ctx, n, dev, back.as_mut_ptr() as *mut c_void),
+            0
+        );
+        assert_eq!(
+            c2rs_context_finish_device_computation(ctx),
+            0,
+            "{}",
+            last_error()
+        );
+    } else {
+        assert_eq!(
+            c2rs_cuda_copy_bytes_sync(n, host.as_ptr() as *const c_void, dev),
+            0,
+            "{}",
+            last_error()
+        );
+        assert_eq!(
+            c2rs_cuda_copy_bytes_sync(n, dev, back.as_mut_ptr() as *mut c_void),
+            0
+        );
+    }
+    assert_eq!(back, host, "{n} bytes, async {async_path}");
+    // SAFETY: freed once.
+    unsafe { d.unwrap()(dev) };
+    c2rs_context_free(ctx);
+}
+
+#[test]
+fn copies_round_trip_cpu_gpu_with_content() {
+    if !gpus_or_skip("copies_round_trip_cpu_gpu_with_content", 1) {
+        return;
+    }
+    for n in [0usize, 1, 4096, 64 << 20] {
+        round_trip(n, false);
+        round_trip(n, true);
+    }
+}
+
+#[test]
+fn pinned_tensor_and_pinned_pool() {
+    if !gpus_or_skip("pinned_tensor_and_pinned_pool", 1) {
+        return;
+    }
+    let (mut p, mut d) = (std::ptr::null_mut(), None);
+    assert_eq!(
+        c2rs_cuda_pinned_alloc(4096, &mut p, &mut d),
+        0,
+        "{}",
+        last_error()
+    );
+    let mut owner = 0;
+    assert_eq!(c2rs_cuda_pointer_device(p, &mut owner), 0);
+    assert_eq!(owner, -1, "pinned memory is host memory");
+    // SAFETY: freed once.
+    unsafe { d.unwrap()(p) };
+    let mut stats = c2rs_memory_stats::default();
+    assert_eq!(c2rs_cuda_pinned_stats(&mut stats), 0);
+    assert!(stats.cached >= 4096);
+    let mut t = std::ptr::null_mut();
+    let dims = [4i64, 4];
+    assert_eq!(
+        c2rs_cuda_tensor_new_pinned(1, dims.as_ptr(), 2, &mut t),
+        0,
+        "{}",
+        last_error()
+    );
+    caffe2rs::ffi::tensor::c2rs_tensor_free(t);
+}
+
+#[test]
+fn cuda_event_basics_follow_caffe2() {
+    if !gpus_or_skip("cuda_event_basics_follow_caffe2", 1) {
+        return;
+    }
+    let ctx = gpu_context(0);
+    assert_eq!(c2rs_context_switch_to_device(ctx, 0), 0);
+    let ev = new_event(&option_bytes(1, Some(0), None));
+    assert_eq!(
+        c2rs_context_record_event(ctx, ev, std::ptr::null()),
+        0,
+        "{}",
+        last_error()
+    );
+    assert_eq!(c2rs_context_wait_event(ctx, ev), 0, "same stream: no-op");
+    assert_eq!(c2rs_event_finish(ev), 0);
+    assert_eq!(query(ev), C2RS_EVENT_SUCCESS);
+    assert_eq!(c2rs_event_reset(ev), 0);
+    assert_eq!(c2rs_event_record(ev, 1, ctx, std::ptr::null()), 0);
+    assert_eq!(c2rs_event_wait(ev, 1, ctx), 0);
+    // A CPU context waits on the CUDA event (host blocks until done).
+    let cpu = cpu_context(None);
+    assert_eq!(c2rs_context_wait_event(cpu, ev), 0);
+    assert_eq!(query(ev), C2RS_EVENT_SUCCESS);
+    // A CUDA context waits on a finished CPU event.
+    let cev = new_event(&[]);
+    assert_eq!(c2rs_event_set_finished(cev, std::ptr::null()), 0);
+    assert_eq!(c2rs_context_wait_event(ctx, cev), 0);
+    // SetFinished after Record is an enforce for CUDA events.
+    assert_eq!(c2rs_event_reset(ev), 0);
+    assert_eq!(c2rs_context_record_event(ctx, ev, std::ptr::null()), 0);
+    assert_eq!(c2rs_event_set_finished(ev, std::ptr::null()), 1);
+    assert!(last_error().ends_with("Calling SetFinished on recorded CUDA event"));
+    assert_eq!(c2rs_event_finish(ev), 0);
+    c2rs_event_free(ev);
+    c2rs_event_free(cev);
+    c2rs_context_free(cpu);
+    c2rs_context_free(ctx);
+}
+
+#[test]
+fn cuda_events_order_work_across_streams() {
+    if !gpus_or_skip("cuda_events_order_work_across_streams", 1) {
+        return;
+    }
+    let n = 8 << 20;
+    let host: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+    let mut back = vec![0u8; n];
+    let producer = gpu_context(0);
+    let consumer = gpu_context(0);
+    assert_eq!(c2rs_context_switch_to_device(consumer, 1), 0);
+    assert_ne!(stream_of(producer), stream_of(consumer));
+    let (mut a, mut da) = (std::ptr::null_mut(), None);
+    let (mut b, mut db) = (std::ptr::null_mut(), None);
+    assert_eq!(c2rs_context_alloc(producer, n, &mut a, &mut da), 0);
+    assert_eq!(c2rs_context_alloc(producer, n, &mut b, &mut db), 0);
+    assert_eq!(
+        c2rs_context_copy_bytes(producer, n, host.as_ptr() as *const c_void, a),
+        0
+    );
+    let ev = new_event(&option_bytes(1, Some(0), None));
+    assert_eq!(c2rs_context_switch_to_device(producer, 0), 0);
+    assert_eq!(
+        c2rs_context_record_event(producer, ev, std::ptr::null()),
+        0,
+        "{}",
+        last_error()
+    );
+    assert_eq!(c2rs_context_wait_event(consumer, ev), 0);
+    assert_eq!(c2rs_context_copy_bytes(consumer, n, a, b), 0);
+    assert_eq!(
+        c2rs_context_copy_bytes(consumer, n, b, back.as_mut_ptr() as *mut c_void),
+        0
+    );
+    assert_eq!(c2rs_context_finish_device_computation(consumer), 0);
+    assert_eq!(back, host);
+    // SAFETY: freed once each.
+    unsafe {
+        da.unwrap()(a);
+        db.unwrap()(b);
+    }
+    c2rs_event_free(ev);
+    c2rs_context_free(producer);
+    c2rs_context_free(consumer);
+}
+
+#[test]
+fn is_stream_free_after_finish() {
+    if !gpus_or_skip("is_stream_free_after_finish", 1) {
+        return;
+    }
+    let ctx = gpu_context(0);
+    assert_eq!(c2rs_context_finish_device_computation(ctx), 0);
+    let opt = option_bytes(1, Some(0), None);
+    let mut free = false;
+    assert_eq!(
+        c2rs_context_is_stream_free(opt.as_ptr(), opt.len(), 0, &mut free),
+        0
+    );
+    assert!(free);
+    c2rs_context_free(ctx);
+}
+
+#[test]
+fn hundred_threads_create_contexts_and_exit_cleanly() {
+    if !gpus_or_skip("hundred_threads_create_contexts_and_exit_cleanly", 1) {
+        return;
+    }
+    let threads: Vec<_> = (0..100)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let ctx = gpu_context(0);
+                let _ = stream_of(ctx);
+                c2rs_context_free(ctx);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+struct CudnnProbe {
+    handle: *mut c_void,
+    sizes: Vec<usize>,
+}
+
+unsafe extern "C" fn grow_workspace(
+    user: *mut c_void,
+    handle: *mut c_void,
+    _stream: *mut c_void,
+    scope: *mut caffe2rs::ffi::handle::c2rs_cudnn_scope,
+) -> i32 {
+    // SAFETY: `user` is the `CudnnProbe` the test passed.
+    let probe = unsafe { &mut *(user as *mut CudnnProbe) };
+    probe.handle = handle;
+    for n in [1024usize, 4096, 512] {
+        let mut ws = std::ptr::null_mut();
+        if c2rs_cuda_cudnn_workspace(scope, n, &mut ws) != 0 || ws.is_null() {
+            return 1;
+        }
+        probe.sizes.push(n);
+    }
+    0
+}
+
+#[test]
+fn cudnn_state_runs_the_callback_with_a_handle_and_workspace() {
+    if !gpus_or_skip(
+        "cudnn_state_runs_the_callback_with_a_handle_and_workspace",
+        1,
+    ) {
+        return;
+    }
+    let mut version = 0usize;
+    if c2rs_cuda_cudnn_version(&mut version) != 0 {
+        eprintln!("cuDNN unavailable: {}", last_error());
+        return;
+    }
+    let ctx = gpu_context(0);
+    let stream = stream_of(ctx);
+    let mut probe = CudnnProbe {
+        handle: std::ptr::null_mut(),
+        sizes: Vec::new(),
+    };
+    let rc = c2rs_cuda_with_cudnn_state(
+        0,
+        0,
+        stream,
+        Some(grow_workspace),
+        &mut probe as *mut CudnnProbe as *mut c_void,
+    );
+    assert_eq!(rc, 0, "{}", last_error());
+    assert!(!probe.handle.is_null());
+    assert_eq!(probe.sizes, vec![1024, 4096, 512]);
+    assert_eq!(
+        c2rs_cuda_with_cudnn_state(0, 4, stream, Some(noop_cudnn), std::ptr::null_mut()),
+        1,
+        "state index 4 is out of range"
+    );
+    c2rs_context_free(ctx);
+}

@@ -6,7 +6,11 @@
 
 pub mod error;
 pub mod ffi;
+pub mod net;
+pub mod operator;
+pub mod ops;
 pub mod proto;
 pub mod tensor;
+pub mod workspace;
 
 pub use error::{C2rsError, ErrorKind, Result};

@@ -129,6 +129,7 @@ macro_rules! zero_out_default {
     ($($t:ty),*) => { $(impl OutDefault for $t { fn out_default() -> Self { Default::default() } })* };
 }
 zero_out_default!(bool, i32, u32, i64, u64, usize);
+zero_out_default!(f32);
 
 /// An out-parameter, already reset to its default; `set` writes the result.
 pub(crate) struct Out<'a, T>(&'a mut T);
@@ -176,6 +177,17 @@ pub(crate) fn array_arg<'a, T>(ptr: *const T, count: usize, name: &str) -> Resul
     }
     // SAFETY: non-NULL; the caller guarantees `count` readable, initialised `T`s.
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
+}
+
+/// A NUL-terminated UTF-8 name; NULL or invalid UTF-8 is `C2RS_INVALID_ARGUMENT` naming it.
+pub(crate) fn name_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(null_arg(name));
+    }
+    // SAFETY: non-NULL; the caller guarantees a NUL-terminated string that outlives the call.
+    let c = unsafe { std::ffi::CStr::from_ptr(ptr) };
+    c.to_str()
+        .map_err(|_| C2rsError::invalid_argument(format!("argument `{name}` is not valid UTF-8")))
 }
 
 /// A dtype integer (Caffe2 `TensorProto.DataType` numbering).

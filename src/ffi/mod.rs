@@ -9,6 +9,8 @@
 pub mod buffer;
 pub(crate) mod guard;
 pub mod handle;
+pub mod operator;
 pub mod status;
 pub mod tensor;
 pub mod version;
+pub mod workspace;

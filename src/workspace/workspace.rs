@@ -401,3 +401,14 @@ enum Local {
     Forwarded(Arc<Workspace>, String),
     Missing,
 }
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workspace")
+            .field("root_folder", &self.root_folder)
+            .field("has_parent", &self.parent.is_some())
+            .field("local_blobs", &self.maps.read().blobs.len())
+            .field("nets", &self.nets.read().len())
+            .finish()
+    }
+}

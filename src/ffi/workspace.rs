@@ -723,3 +723,125 @@ pub extern "C" fn c2rs_workspace_last_failed_op_position(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::status::*;
+    use super::*;
+    use crate::operator::{OpSchema, global_registry};
+    use crate::ops::FnOperator;
+    use std::ptr::{null, null_mut};
+
+    fn last_message() -> String {
+        // SAFETY: this thread's current message, read before any other call.
+        unsafe { CStr::from_ptr(super::super::guard::last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn new_ws() -> *mut c2rs_workspace {
+        let mut ws = null_mut();
+        assert_eq!(c2rs_workspace_new(null_mut(), &mut ws), C2RS_OK);
+        ws
+    }
+
+    #[test]
+    fn null_arguments_name_the_parameter() {
+        let ws = new_ws();
+        let mut b = true;
+        assert_eq!(
+            c2rs_workspace_has_blob(ws, null(), &mut b),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert!(last_message().contains("`name`"));
+        assert!(!b);
+        assert_eq!(
+            c2rs_workspace_create_blob(null_mut(), c"x".as_ptr()),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert!(last_message().contains("`ws`"));
+        assert_eq!(
+            c2rs_workspace_run_net(ws, c"n".as_ptr(), -2),
+            C2RS_INVALID_ARGUMENT
+        );
+        let mut out = null_mut();
+        assert_eq!(
+            c2rs_workspace_fetch(ws, c"x".as_ptr(), &mut out),
+            C2RS_NOT_FOUND
+        );
+        assert!(out.is_null());
+        // Invalid UTF-8 name.
+        let bad = [0xffu8, 0];
+        assert_eq!(
+            c2rs_workspace_create_blob(ws, bad.as_ptr() as *const c_char),
+            C2RS_INVALID_ARGUMENT
+        );
+        c2rs_workspace_free(ws);
+        c2rs_workspace_free(null_mut());
+    }
+
+    #[test]
+    fn feed_move_consumes_the_tensor_even_on_failure() {
+        let ws = new_ws();
+        let t = into_handle::<c2rs_tensor>(
+            Tensor::zeros(crate::tensor::DataType::Float, &[2]).unwrap(),
+        );
+        // NULL name: the tensor is still consumed (freed); a leak checker would see it.
+        assert_eq!(
+            c2rs_workspace_feed_move(ws, null(), t),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            c2rs_workspace_feed_move(ws, c"x".as_ptr(), null_mut()),
+            C2RS_INVALID_ARGUMENT
+        );
+        c2rs_workspace_free(ws);
+    }
+
+    #[test]
+    fn panicking_operator_gives_panic_status_and_workspace_stays_usable() {
+        {
+            let mut r = global_registry().write();
+            if r.schema("FfiTestPanic").is_none() {
+                r.register(OpSchema::new("FfiTestPanic"), |b| {
+                    Ok(FnOperator::boxed(b, |_| panic!("kaboom")))
+                })
+                .unwrap();
+            }
+        }
+        let ws = new_ws();
+        let def = OperatorDef {
+            r#type: Some("FfiTestPanic".into()),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert_eq!(
+            c2rs_workspace_run_operator_once(ws, def.as_ptr(), def.len()),
+            C2RS_PANIC
+        );
+        assert_eq!(
+            last_message(),
+            "c2rs_workspace_run_operator_once: op (FfiTestPanic): panic: kaboom"
+        );
+        assert_eq!(c2rs_workspace_create_blob(ws, c"after".as_ptr()), C2RS_OK);
+        c2rs_workspace_free(ws);
+    }
+
+    #[test]
+    fn blob_type_names_are_static_and_stable() {
+        let ws = new_ws();
+        assert_eq!(c2rs_workspace_create_blob(ws, c"e".as_ptr()), C2RS_OK);
+        let mut a = null();
+        let mut b = null();
+        assert_eq!(c2rs_workspace_blob_type(ws, c"e".as_ptr(), &mut a), C2RS_OK);
+        assert_eq!(c2rs_workspace_blob_type(ws, c"e".as_ptr(), &mut b), C2RS_OK);
+        assert_eq!(a, b);
+        // SAFETY: a static NUL-terminated string.
+        assert_eq!(unsafe { CStr::from_ptr(a) }, c"nullptr (uninitialized)");
+        assert_eq!(
+            c2rs_workspace_blob_type(ws, c"nope".as_ptr(), &mut a),
+            C2RS_NOT_FOUND
+        );
+        c2rs_workspace_free(ws);
+    }
+}

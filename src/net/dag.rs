@@ -6,6 +6,9 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
+use std::sync::Arc;
+
+use once_cell::sync::OnceCell;
 use parking_lot::{Condvar, Mutex};
 
 use super::Net;
@@ -15,12 +18,20 @@ use crate::proto::NetDef;
 
 pub struct DagNet {
     def: NetDef,
+    shared: Arc<Shared>,
+    num_workers: usize,
+    /// Helper threads (`num_workers - 1`; the calling thread is the last worker), started
+    /// on the first run and joined on drop.
+    pool: OnceCell<Pool>,
+}
+
+/// What helper threads need from the net.
+struct Shared {
     ops: Vec<Box<dyn Operator>>,
     /// Number of parents of each op.
     parent_count: Vec<usize>,
     /// Children of each op, sorted, unique.
     children: Vec<Vec<usize>>,
-    num_workers: usize,
 }
 
 /// Dependency edges of `def`'s operators: `parents[i]` are the ops `i` must wait for.
@@ -58,43 +69,99 @@ struct Inner {
     waiting_on: Vec<usize>,
     ready: VecDeque<usize>,
     running: Vec<bool>,
+    /// Ops currently running (number of `true` in `running`).
+    active: usize,
     finished: usize,
     /// The first failure; once set nothing new is scheduled.
     failure: Option<C2rsError>,
 }
 
+/// One run of the net, shared by the calling thread and the helpers that join it.
 struct RunState {
-    /// Invariant: an op is in at most one of `ready`, `running` (true), finished; workers
-    /// exit when `failure` is set or every op finished. Lock order: this mutex only; operator
+    /// Invariant: an op is in at most one of `ready`, running, finished. Workers leave when
+    /// `failure` is set or every op finished. Lock order: this mutex only; operator
     /// `run`/`cancel` are called without it.
     inner: Mutex<Inner>,
-    /// Signalled when an op becomes ready, when the run completes or when it fails.
+    /// Signalled when an op becomes ready or finishes, and when the run fails.
     changed: Condvar,
 }
 
-impl DagNet {
-    pub fn new(def: NetDef, ops: Vec<Box<dyn Operator>>, num_workers: usize) -> Self {
-        let parents = dependencies(&def);
-        let mut children = vec![Vec::new(); ops.len()];
-        for (i, ps) in parents.iter().enumerate() {
-            for &p in ps {
-                children[p].push(i);
+/// Runs handed to helper threads; `shutdown` ends them.
+struct JobQueue {
+    /// Guards the pending runs and the shutdown flag.
+    jobs: Mutex<(VecDeque<Arc<RunState>>, bool)>,
+    /// Signalled when a run is queued or on shutdown.
+    available: Condvar,
+}
+
+struct Pool {
+    queue: Arc<JobQueue>,
+    helpers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    fn start(shared: &Arc<Shared>, helpers: usize) -> Self {
+        let queue = Arc::new(JobQueue {
+            jobs: Mutex::new((VecDeque::new(), false)),
+            available: Condvar::new(),
+        });
+        let mut handles = Vec::with_capacity(helpers);
+        for k in 0..helpers {
+            let (queue, shared) = (Arc::clone(&queue), Arc::clone(shared));
+            let spawned = std::thread::Builder::new()
+                .name(format!("c2rs-dag-{k}"))
+                .spawn(move || helper_loop(&queue, &shared));
+            // Without a helper the calling thread still runs every op: fewer threads, same result.
+            if let Ok(h) = spawned {
+                handles.push(h);
             }
         }
         Self {
-            parent_count: parents.iter().map(BTreeSet::len).collect(),
-            children,
-            def,
-            ops,
-            num_workers: num_workers.max(1),
+            queue,
+            helpers: handles,
         }
     }
 
-    pub fn num_workers(&self) -> usize {
-        self.num_workers
+    fn submit(&self, run: &Arc<RunState>) {
+        let mut jobs = self.queue.jobs.lock();
+        for _ in 0..self.helpers.len() {
+            jobs.0.push_back(Arc::clone(run));
+        }
+        self.queue.available.notify_all();
     }
+}
 
-    fn worker(&self, state: &RunState) {
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.queue.jobs.lock().1 = true;
+        self.queue.available.notify_all();
+        for h in self.helpers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn helper_loop(queue: &JobQueue, shared: &Shared) {
+    loop {
+        let run = {
+            let mut jobs = queue.jobs.lock();
+            loop {
+                if let Some(r) = jobs.0.pop_front() {
+                    break r;
+                }
+                if jobs.1 {
+                    return;
+                }
+                queue.available.wait(&mut jobs);
+            }
+        };
+        shared.work(&run);
+    }
+}
+
+impl Shared {
+    /// Takes ready ops of `state` and runs them until the run is over or has failed.
+    fn work(&self, state: &RunState) {
         let n = self.ops.len();
         let mut inner = state.inner.lock();
         loop {
@@ -106,11 +173,14 @@ impl DagNet {
                 continue;
             };
             inner.running[i] = true;
+            inner.active += 1;
             drop(inner);
             let result = run_operator(self.ops[i].as_ref());
             inner = state.inner.lock();
             inner.running[i] = false;
+            inner.active -= 1;
             inner.finished += 1;
+            state.changed.notify_all();
             match result {
                 Ok(()) => {
                     for &c in &self.children[i] {
@@ -119,13 +189,11 @@ impl DagNet {
                             inner.ready.push_back(c);
                         }
                     }
-                    state.changed.notify_all();
                 }
                 Err(e) => {
                     if inner.failure.is_none() {
                         inner.failure = Some(e);
                         let running: Vec<usize> = (0..n).filter(|&j| inner.running[j]).collect();
-                        state.changed.notify_all();
                         drop(inner);
                         for j in running {
                             self.ops[j].cancel();
@@ -138,41 +206,72 @@ impl DagNet {
     }
 }
 
+impl DagNet {
+    pub fn new(def: NetDef, ops: Vec<Box<dyn Operator>>, num_workers: usize) -> Self {
+        let parents = dependencies(&def);
+        let mut children = vec![Vec::new(); ops.len()];
+        for (i, ps) in parents.iter().enumerate() {
+            for &p in ps {
+                children[p].push(i);
+            }
+        }
+        Self {
+            shared: Arc::new(Shared {
+                parent_count: parents.iter().map(BTreeSet::len).collect(),
+                children,
+                ops,
+            }),
+            def,
+            num_workers: num_workers.max(1),
+            pool: OnceCell::new(),
+        }
+    }
+
+    pub fn num_workers(&self) -> usize {
+        self.num_workers
+    }
+}
+
 impl Net for DagNet {
     fn def(&self) -> &NetDef {
         &self.def
     }
     fn operators(&self) -> &[Box<dyn Operator>] {
-        &self.ops
+        &self.shared.ops
     }
     fn run(&self) -> Result<()> {
-        let n = self.ops.len();
+        let n = self.shared.ops.len();
         if n == 0 {
             return Ok(());
         }
-        let ready: VecDeque<usize> = (0..n).filter(|&i| self.parent_count[i] == 0).collect();
-        let state = RunState {
+        let state = Arc::new(RunState {
             inner: Mutex::new(Inner {
-                waiting_on: self.parent_count.clone(),
-                ready,
+                waiting_on: self.shared.parent_count.clone(),
+                ready: (0..n)
+                    .filter(|&i| self.shared.parent_count[i] == 0)
+                    .collect(),
                 running: vec![false; n],
+                active: 0,
                 finished: 0,
                 failure: None,
             }),
             changed: Condvar::new(),
-        };
-        let workers = self.num_workers.min(n);
-        if workers == 1 {
-            self.worker(&state);
-        } else {
-            std::thread::scope(|s| {
-                for _ in 0..workers {
-                    s.spawn(|| self.worker(&state));
-                }
-            });
+        });
+        let helpers = self.num_workers.min(n) - 1;
+        if helpers > 0 {
+            self.pool
+                .get_or_init(|| Pool::start(&self.shared, self.num_workers - 1))
+                .submit(&state);
         }
-        let inner = state.inner.into_inner();
-        match inner.failure {
+        self.shared.work(&state);
+        // Wait for ops still running on helpers (after a failure, or the last ones).
+        let mut inner = state.inner.lock();
+        while inner.active > 0 || (inner.failure.is_none() && inner.finished < n) {
+            state.changed.wait(&mut inner);
+        }
+        // Clone, not take: helpers may still pick up this run's queued job and must see
+        // that it failed.
+        match inner.failure.clone() {
             Some(e) => Err(e),
             None => {
                 debug_assert_eq!(inner.finished, n);

@@ -136,6 +136,26 @@ typedef struct DLManagedTensorVersioned {
 #define C2RS_EVENT_FAILED 3
 
 /**
+ * In-place rule of a host operator schema: no input may share a name with an output.
+ */
+#define C2RS_INPLACE_NONE 0
+
+/**
+ * Input i may share its name with output i.
+ */
+#define C2RS_INPLACE_ALLOW_ONE_TO_ONE 1
+
+/**
+ * Input i must share its name with output i.
+ */
+#define C2RS_INPLACE_ENFORCE_ONE_TO_ONE 2
+
+/**
+ * Any input may share its name with any output.
+ */
+#define C2RS_INPLACE_ALLOW_ANY 3
+
+/**
  * Success.
  */
 #define C2RS_OK 0
@@ -346,6 +366,12 @@ typedef struct c2rs_event c2rs_event;
 typedef struct c2rs_memory_plan c2rs_memory_plan;
 
 /**
+ * What a host-registered operator's callbacks see: its inputs, outputs and arguments. Lent
+ * by the library for the duration of one callback; never created or freed by the host.
+ */
+typedef struct c2rs_op_context c2rs_op_context;
+
+/**
  * An owned list of NUL-terminated UTF-8 strings. Released by `c2rs_string_list_free`.
  */
 typedef struct c2rs_string_list c2rs_string_list;
@@ -359,6 +385,12 @@ typedef struct c2rs_tensor c2rs_tensor;
  * An owned list of tensors (a decoded TensorProtos). Released by `c2rs_tensor_list_free`.
  */
 typedef struct c2rs_tensor_list c2rs_tensor_list;
+
+/**
+ * A workspace: named blobs and nets. Shared (`Arc`): operators, child workspaces and other
+ * threads may keep it alive. Created by `c2rs_workspace_new`, released by `c2rs_workspace_free`.
+ */
+typedef struct c2rs_workspace c2rs_workspace;
 
 /**
  * Frees memory a caffe2rs allocator returned; takes only the pointer (as Caffe2's
@@ -408,6 +440,67 @@ typedef int32_t (*c2rs_cudnn_fn)(void *user,
                                  void *cudnn_handle,
                                  void *stream,
                                  c2rs_cudnn_scope *scope);
+
+/**
+ * Schema of a host operator, checked on every OperatorDef before `create` is called.
+ */
+typedef struct {
+  /**
+   * Fewest inputs (>= 0).
+   */
+  int32_t min_inputs;
+  /**
+   * Most inputs; -1 = unbounded.
+   */
+  int32_t max_inputs;
+  /**
+   * Fewest outputs (>= 0).
+   */
+  int32_t min_outputs;
+  /**
+   * Most outputs; -1 = unbounded.
+   */
+  int32_t max_outputs;
+  /**
+   * One of the C2RS_INPLACE_* values.
+   */
+  int32_t inplace;
+} c2rs_op_schema;
+
+/**
+ * Builds the per-operator state when an operator is created (in `create_net` or
+ * `run_operator_once`). `ctx` gives arguments and counts (no tensors yet). A non-zero
+ * status fails the creation with the message set by `c2rs_op_context_set_error`;
+ * C2RS_UNSUPPORTED means "this def is not supported" (Caffe2's UnsupportedOperatorFeature).
+ */
+typedef int32_t (*c2rs_op_create_fn)(void *user, c2rs_op_context *ctx, void **state);
+
+/**
+ * Runs the operator once. A non-zero status is a run failure (C2RS_RUN_FAILED) carrying the
+ * message set by `c2rs_op_context_set_error`.
+ */
+typedef int32_t (*c2rs_op_run_fn)(void *user, void *state, c2rs_op_context *ctx);
+
+/**
+ * Asks a running `run` to return early (the DAG net calls it after another op failed). May
+ * be called from another thread while `run` executes.
+ */
+typedef void (*c2rs_op_cancel_fn)(void *user, void *state);
+
+/**
+ * Releases the state made by `create` when the operator is dropped.
+ */
+typedef void (*c2rs_op_destroy_fn)(void *user, void *state);
+
+/**
+ * Callbacks of a host operator; only `run` is required.
+ */
+typedef struct {
+  c2rs_op_create_fn create;
+  c2rs_op_run_fn run;
+  c2rs_op_cancel_fn cancel;
+  c2rs_op_destroy_fn destroy;
+} c2rs_op_callbacks;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1509,6 +1602,185 @@ int32_t c2rs_memonger_verify(const uint8_t *before,
                              size_t n_static);
 
 /**
+ * Registers a host (C/C++) kernel as CPU operator `type`, usable in nets and
+ * `c2rs_workspace_run_operator_once` like a built-in one.
+ *
+ * When an operator of this type is created, `schema` (when not NULL) is checked, inputs are
+ * resolved and outputs created, then `callbacks->create` (when not NULL) makes the per-op
+ * state (NULL otherwise). Each run calls `callbacks->run`; `callbacks->destroy` (when not
+ * NULL) releases the state when the operator is dropped (net deleted or replaced, workspace
+ * freed, `run_operator_once` done). Callbacks must not unwind (throw) into the library.
+ * Ownership: `type`, `schema` and `callbacks` are copied; `user` is kept for the life of the
+ * process (there is no unregistration) and passed to every callback.
+ * Thread safety: safe from any thread. Callbacks may run on any thread, and `run` of one
+ * operator may run concurrently with itself (same net run from two threads) and with
+ * `cancel`; `user` and the state must tolerate that.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `type` or `callbacks` is NULL, `type` is empty
+ * or not UTF-8, `callbacks->run` is NULL or `schema` is inconsistent; C2RS_ALREADY_EXISTS
+ * when `type` is already registered.
+ */
+C2RS_NODISCARD
+int32_t c2rs_register_operator(const char *type,
+                               const c2rs_op_schema *schema,
+                               const c2rs_op_callbacks *callbacks,
+                               void *user);
+
+/**
+ * Lists every registered operator type (and `Type_ENGINE_X` engine variants), sorted.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_string_list_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_registered_operators(c2rs_string_list **out);
+
+/**
+ * Number of inputs of the operator behind `ctx`.
+ *
+ * Thread safety: only inside the callback `ctx` was passed to.
+ * Returns: the count; 0 when `ctx` is NULL.
+ */
+size_t c2rs_op_context_num_inputs(const c2rs_op_context *ctx);
+
+/**
+ * Number of outputs of the operator behind `ctx`.
+ *
+ * Thread safety: only inside the callback `ctx` was passed to.
+ * Returns: the count; 0 when `ctx` is NULL.
+ */
+size_t c2rs_op_context_num_outputs(const c2rs_op_context *ctx);
+
+/**
+ * Input tensor `i` (a snapshot taken when the run started).
+ *
+ * Borrowed: `*out` is valid until the run callback returns; do not free it or write to it.
+ * Thread safety: only inside the run callback `ctx` was passed to.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `out` is NULL, `i` is out of range or
+ * the call is made from `create`; C2RS_TYPE_MISMATCH when the input blob holds no tensor.
+ */
+C2RS_NODISCARD
+int32_t c2rs_op_context_input(c2rs_op_context *ctx,
+                              size_t i,
+                              const c2rs_tensor **out);
+
+/**
+ * Output tensor `i`, shaped `dims` (`ndim` values) with dtype `dtype`, ready for writing. When
+ * the output already holds a tensor of that dtype and shape (from an earlier run, or in
+ * place with an input), its values are kept; otherwise it starts zero-filled. The tensor is
+ * stored in the output blob when `run` returns C2RS_OK.
+ *
+ * Borrowed: `*out` is valid until the run callback returns or output `i` is requested again
+ * or set; do not free it.
+ * Thread safety: only inside the run callback `ctx` was passed to.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `out` is NULL, `dims` is NULL with
+ * `ndim > 0`, a dim is negative, `dtype` is unknown, `i` is out of range or the call is made
+ * from `create`.
+ */
+C2RS_NODISCARD
+int32_t c2rs_op_context_output(c2rs_op_context *ctx,
+                               size_t i,
+                               int32_t dtype,
+                               const int64_t *dims,
+                               size_t ndim,
+                               c2rs_tensor **out);
+
+/**
+ * Sets output `i` to tensor `t`, stored in the output blob when `run` returns C2RS_OK.
+ *
+ * Ownership: `t` is consumed, also on failure (except when `t` itself is NULL).
+ * Thread safety: only inside the run callback `ctx` was passed to.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `t` is NULL, `i` is out of range or
+ * the call is made from `create`.
+ */
+C2RS_NODISCARD int32_t c2rs_op_context_set_output(c2rs_op_context *ctx, size_t i, c2rs_tensor *t);
+
+/**
+ * Sets the message reported when the current callback returns a non-zero status.
+ *
+ * Ownership: `message` is copied.
+ * Thread safety: only inside the callback `ctx` was passed to.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx` or `message` is NULL or not UTF-8.
+ */
+C2RS_NODISCARD int32_t c2rs_op_context_set_error(c2rs_op_context *ctx, const char *message);
+
+/**
+ * Whether the operator's def has an argument `name`.
+ *
+ * Thread safety: only inside the callback `ctx` was passed to.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx`, `name` or `out` is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_op_context_has_arg(const c2rs_op_context *ctx,
+                                const char *name,
+                                bool *out);
+
+/**
+ * Integer argument `name` (field `i`), `default_value` when absent.
+ *
+ * Thread safety: only inside the callback `ctx` was passed to.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx`, `name` or `out` is NULL;
+ * C2RS_ENFORCE_NOT_MET when the argument exists without an `i` field.
+ */
+C2RS_NODISCARD
+int32_t c2rs_op_context_arg_int(const c2rs_op_context *ctx,
+                                const char *name,
+                                int64_t default_value,
+                                int64_t *out);
+
+/**
+ * Float argument `name` (field `f`), `default_value` when absent.
+ *
+ * Thread safety: only inside the callback `ctx` was passed to.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ctx`, `name` or `out` is NULL;
+ * C2RS_ENFORCE_NOT_MET when the argument exists without an `f` field.
+ */
+C2RS_NODISCARD
+int32_t c2rs_op_context_arg_float(const c2rs_op_context *ctx,
+                                  const char *name,
+                                  float default_value,
+                                  float *out);
+
+/**
+ * String argument `name` (field `s`, arbitrary bytes).
+ *
+ * Borrowed: `*ptr` (`*len` bytes, not NUL-terminated) is valid while the operator exists.
+ * Thread safety: only inside the callback `ctx` was passed to.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL; C2RS_NOT_FOUND when the
+ * argument is absent; C2RS_ENFORCE_NOT_MET when it has no `s` field.
+ */
+C2RS_NODISCARD
+int32_t c2rs_op_context_arg_string(const c2rs_op_context *ctx,
+                                   const char *name,
+                                   const uint8_t **ptr,
+                                   size_t *len);
+
+/**
+ * Repeated integer argument `name` (field `ints`); empty when absent.
+ *
+ * Borrowed: `*values` (`*len` entries) is valid while the operator exists; NULL when empty.
+ * Thread safety: only inside the callback `ctx` was passed to.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_op_context_arg_ints(const c2rs_op_context *ctx,
+                                 const char *name,
+                                 const int64_t **values,
+                                 size_t *len);
+
+/**
+ * Repeated float argument `name` (field `floats`); empty when absent.
+ *
+ * Borrowed: `*values` (`*len` entries) is valid while the operator exists; NULL when empty.
+ * Thread safety: only inside the callback `ctx` was passed to.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_op_context_arg_floats(const c2rs_op_context *ctx,
+                                   const char *name,
+                                   const float **values,
+                                   size_t *len);
+
+/**
  * Creates a zero-filled CPU tensor (empty strings for STRING), 64-byte aligned.
  *
  * `dims` holds `ndim` non-negative sizes; `ndim == 0` makes a scalar (one element) and then
@@ -1774,6 +2046,374 @@ int32_t c2rs_last_error_code(void);
  * Returns: the name; "C2RS_UNKNOWN_STATUS" for numbers this version does not define.
  */
 const char *c2rs_status_name(int32_t status);
+
+/**
+ * Creates a workspace, a child of `parent` when `parent` is not NULL: the child sees the
+ * parent's blobs (unless it shadows them) and keeps the parent alive.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_workspace_free`); `parent` is not consumed.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_workspace_new(c2rs_workspace *parent, c2rs_workspace **out);
+
+/**
+ * Creates a workspace that sees only the listed blobs of `parent`, under new names:
+ * `names[i]` here is `parent_names[i]` there (Caffe2's workspace with a blob mapping).
+ *
+ * Ownership: the caller owns `*out` (`c2rs_workspace_free`); the names are copied.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` or a name is NULL or the arrays are
+ * NULL with `n > 0`; C2RS_ENFORCE_NOT_MET when `parent` is NULL ("Parent workspace must be
+ * specified"); C2RS_NOT_FOUND when a parent name does not exist there.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_new_with_mapping(c2rs_workspace *parent,
+                                        const char *const *names,
+                                        const char *const *parent_names,
+                                        size_t n,
+                                        c2rs_workspace **out);
+
+/**
+ * Releases the caller's reference to `ws`. The workspace lives on while children, other
+ * handles or running nets still use it.
+ *
+ * Ownership: `ws` is released; NULL is a no-op; freeing twice is undefined behaviour.
+ * Thread safety: no other call may use this handle concurrently.
+ * Returns: nothing.
+ */
+void c2rs_workspace_free(c2rs_workspace *ws);
+
+/**
+ * Whether blob `name` is visible in `ws` (local, forwarded or in a parent).
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_has_blob(const c2rs_workspace *ws,
+                                const char *name,
+                                bool *out);
+
+/**
+ * Caffe2's `CreateBlob`: makes `name` exist. A name visible in a parent is reused (the
+ * parent's blob, content untouched); otherwise an empty local blob is created. Existing
+ * content is never changed.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when `name` is forwarded to a parent blob that no longer exists.
+ */
+C2RS_NODISCARD int32_t c2rs_workspace_create_blob(c2rs_workspace *ws, const char *name);
+
+/**
+ * Caffe2's `CreateLocalBlob`: makes `name` exist locally, shadowing a parent blob of the
+ * same name. An existing local blob is kept as is.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
+ */
+C2RS_NODISCARD int32_t c2rs_workspace_create_local_blob(c2rs_workspace *ws, const char *name);
+
+/**
+ * Removes the local blob `name` (never a parent's). Nets that use it keep their reference.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK with `*removed` false when there was no local blob `name`;
+ * C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_remove_blob(c2rs_workspace *ws,
+                                   const char *name,
+                                   bool *removed);
+
+/**
+ * Renames local blob `old_name` to `new_name`; the blob object (and its identity) moves.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or a name is not UTF-8;
+ * C2RS_NOT_FOUND when `old_name` is not a local blob; C2RS_ALREADY_EXISTS when `new_name`
+ * is visible in `ws`.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_rename_blob(c2rs_workspace *ws,
+                                   const char *old_name,
+                                   const char *new_name);
+
+/**
+ * Blob names of `ws`: with `include_shared`, Caffe2's `Blobs()` (sorted local names, then
+ * forwarded names, then the parent's list; a shadowed name appears twice); otherwise the
+ * sorted local names only.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_string_list_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_blob_names(const c2rs_workspace *ws,
+                                  bool include_shared,
+                                  c2rs_string_list **out);
+
+/**
+ * Sorted local blob names of `ws` (same as `c2rs_workspace_blob_names(ws, false, out)`).
+ *
+ * Ownership: the caller owns `*out` (`c2rs_string_list_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_local_blob_names(const c2rs_workspace *ws,
+                                        c2rs_string_list **out);
+
+/**
+ * Identity of the blob `name` resolves to: the same blob object always gives the same
+ * value (so a host can tell a parent's blob from a local shadow). NULL when not visible.
+ *
+ * Borrowed: the value is an opaque identity, never to be dereferenced.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_blob_id(const c2rs_workspace *ws,
+                               const char *name,
+                               const void **out);
+
+/**
+ * Type name of what blob `name` holds: "caffe2::Tensor", "std::string",
+ * "nullptr (uninitialized)" or a native type's name (queues, DB readers …).
+ *
+ * Borrowed: `*out` is static (never freed).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when no blob `name` is visible.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_blob_type(const c2rs_workspace *ws,
+                                 const char *name,
+                                 const char **out);
+
+/**
+ * Python's `FeedBlob` for tensors: creates `name` (as `c2rs_workspace_create_blob`: a name
+ * visible in a parent is the parent's blob) and stores a copy of `t` in it.
+ *
+ * Ownership: `t` is copied, not consumed.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * `t` must not be written concurrently.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when `name` is forwarded to a parent blob that no longer exists.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_feed(c2rs_workspace *ws,
+                            const char *name,
+                            const c2rs_tensor *t);
+
+/**
+ * Like `c2rs_workspace_feed`, but moves `t` into the blob without copying its data.
+ *
+ * Ownership: `t` is consumed in every case, success or failure (unless `t` is NULL); do not
+ * use or free it afterwards.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when `name` is forwarded to a parent blob that no longer exists.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_feed_move(c2rs_workspace *ws,
+                                 const char *name,
+                                 c2rs_tensor *t);
+
+/**
+ * Python's `FetchBlob` for tensors: a copy of the tensor in blob `name`, owned by the host
+ * (later writes to the blob do not show in it).
+ *
+ * Ownership: the caller owns `*out` (`c2rs_tensor_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when no blob `name` is visible ("Can't find blob: <name>");
+ * C2RS_TYPE_MISMATCH when the blob holds no tensor.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_fetch(const c2rs_workspace *ws,
+                             const char *name,
+                             c2rs_tensor **out);
+
+/**
+ * Python's `FeedBlob` for `bytes`/`str`: creates `name` (as `c2rs_workspace_create_blob`)
+ * and stores a byte-string blob (may contain NUL bytes).
+ *
+ * Ownership: the bytes are copied.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL (`data` may be NULL when
+ * `len` is 0) or `name` is not UTF-8; C2RS_NOT_FOUND as for `c2rs_workspace_feed`.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_feed_string(c2rs_workspace *ws,
+                                   const char *name,
+                                   const uint8_t *data,
+                                   size_t len);
+
+/**
+ * Python's `FetchBlob` for non-tensor blobs: the bytes of a byte-string blob; for any other
+ * non-tensor content (native objects, an empty blob) Caffe2's description
+ * "<name>, a C++ native class of type <T>.".
+ *
+ * Ownership: the caller owns `*out` (`c2rs_buffer_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when no blob `name` is visible; C2RS_TYPE_MISMATCH when it holds a tensor
+ * (use `c2rs_workspace_fetch`).
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_fetch_string(const c2rs_workspace *ws,
+                                    const char *name,
+                                    c2rs_buffer **out);
+
+/**
+ * Caffe2's `AddBlobMapping`: makes blob `parent_names[i]` of `parent` visible in `ws` as
+ * `names[i]` (resolved at each lookup). Re-adding the same mapping is a no-op; with
+ * `skip_defined`, names already visible in `ws` are skipped.
+ *
+ * Ownership: the names are copied; `ws` keeps `parent` alive.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL; C2RS_NOT_FOUND when a
+ * parent name does not exist in `parent`; C2RS_ENFORCE_NOT_MET when a name is already
+ * forwarded elsewhere ("Redefinition of blob <x>"); C2RS_ALREADY_EXISTS when a name is
+ * already visible and `skip_defined` is false.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_add_blob_mapping(c2rs_workspace *ws,
+                                        c2rs_workspace *parent,
+                                        const char *const *names,
+                                        const char *const *parent_names,
+                                        size_t n,
+                                        bool skip_defined);
+
+/**
+ * Caffe2's `CopyForwardedTensors`: each listed name that is forwarded becomes a local copy
+ * of the tensor it forwards to; other names are ignored.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL; C2RS_TYPE_MISMATCH when a
+ * forwarded blob holds no tensor; C2RS_NOT_FOUND when its source blob no longer exists.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_copy_forwarded_tensors(c2rs_workspace *ws,
+                                              const char *const *names,
+                                              size_t n);
+
+/**
+ * Python's `RunOperatorOnce`: decodes an OperatorDef, checks its schema, resolves inputs,
+ * creates outputs (they stay, even when the run fails) and runs it once.
+ *
+ * Ownership: the bytes are only read.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * No workspace lock is held while the operator runs.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL or `op_def` is NULL with
+ * `len > 0`; C2RS_PARSE_ERROR when the bytes are not an OperatorDef; C2RS_NOT_FOUND when
+ * the type is not registered (the message names it); C2RS_SCHEMA_MISMATCH with the reason;
+ * C2RS_ENFORCE_NOT_MET for a missing input blob ("op Relu: Encountered a non-existing
+ * input blob: X") and other enforces; C2RS_RUN_FAILED when the operator reports failure;
+ * any other status an operator raises. Run messages read "op (<type>): …".
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_run_operator_once(c2rs_workspace *ws,
+                                         const uint8_t *op_def,
+                                         size_t len);
+
+/**
+ * Python's `CreateNet`: decodes a NetDef and builds it under its name (types "simple"
+ * (default), "dag", "async_dag", "async_scheduling", "async_simple", "async_polling",
+ * "singlethread_async"). With `overwrite` an existing net of that name is dropped first
+ * (so a failed rebuild loses it); a failed build leaves no net.
+ *
+ * Ownership: the bytes are only read.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL, `net_def` is NULL with
+ * `len > 0` or the net has no name; C2RS_PARSE_ERROR when the bytes are not a NetDef;
+ * C2RS_ALREADY_EXISTS when the name exists and `overwrite` is false; C2RS_NOT_FOUND for an
+ * unknown net or operator type or an external input missing from the workspace;
+ * C2RS_ENFORCE_NOT_MET when an op input has no source or an external output is never produced; C2RS_SCHEMA_MISMATCH as
+ * for operators. Operator errors read "op #<i> (<type>): …".
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_create_net(c2rs_workspace *ws,
+                                  const uint8_t *net_def,
+                                  size_t len,
+                                  bool overwrite);
+
+/**
+ * Python's `RunNet`: runs net `name` `iterations` times (0 = not at all), stopping at the
+ * first failure.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * No workspace lock is held while the net runs, so other threads may feed, fetch and run
+ * meanwhile (two nets writing one blob still race, as in Caffe2).
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL, `name` is not UTF-8 or
+ * `iterations` is negative; C2RS_NOT_FOUND when there is no net `name`; C2RS_RUN_FAILED when
+ * an operator reports failure; any status an operator raises. Messages read
+ * "op #<i> (<type>): …" (in iteration k > 0 prefixed "iteration <k>: ").
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_run_net(c2rs_workspace *ws,
+                               const char *name,
+                               int32_t iterations);
+
+/**
+ * Python's `RunNetOnce`: builds the NetDef, runs it once and drops it (never registered).
+ *
+ * Ownership: the bytes are only read.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL or `net_def` is NULL with
+ * `len > 0`; C2RS_PARSE_ERROR for bytes that are not a NetDef; C2RS_NOT_FOUND for an unknown
+ * net type ("Could not create net: <n> of type <t>") or operator type; otherwise as for
+ * `c2rs_workspace_create_net` and `c2rs_workspace_run_net`.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_run_net_once(c2rs_workspace *ws,
+                                    const uint8_t *net_def,
+                                    size_t len);
+
+/**
+ * Whether a net `name` exists in `ws`.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_has_net(const c2rs_workspace *ws,
+                               const char *name,
+                               bool *out);
+
+/**
+ * Sorted names of the nets in `ws`.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_string_list_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_workspace_net_names(const c2rs_workspace *ws, c2rs_string_list **out);
+
+/**
+ * Deletes net `name` (a run in progress on another thread finishes first: it holds the net).
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK with `*deleted` false when there was no such net; C2RS_INVALID_ARGUMENT
+ * when a pointer is NULL or `name` is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_delete_net(c2rs_workspace *ws,
+                                  const char *name,
+                                  bool *deleted);
+
+/**
+ * Net position of the last operator that failed to build or run in `ws` (-1 when none, or
+ * when the failing operator ran outside a net).
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_last_failed_op_position(const c2rs_workspace *ws,
+                                               int64_t *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -9,8 +9,12 @@ pub mod db;
 pub mod error;
 pub mod ffi;
 pub mod memonger;
+pub mod net;
+pub mod operator;
+pub mod ops;
 pub mod proto;
 pub mod queue;
 pub mod tensor;
+pub mod workspace;
 
 pub use error::{C2rsError, ErrorKind, Result};

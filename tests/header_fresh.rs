@@ -37,7 +37,12 @@ fn header_declares_every_documented_export_with_its_contract() {
         let line = &header[line_start..];
         let decl_end = line.find(';').unwrap_or(line.len());
         let decl = &line[..decl_end];
-        if !decl.contains('(') || line.trim_start().starts_with('*') {
+        let trimmed = line.trim_start();
+        if !decl.contains('(')
+            || trimmed.starts_with('*')
+            || trimmed.starts_with("typedef")
+            || trimmed.starts_with('}')
+        {
             continue;
         }
         let doc_end = header[..line_start]

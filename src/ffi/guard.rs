@@ -134,6 +134,7 @@ impl<T> OutDefault for Option<T> {
         None
     }
 }
+zero_out_default!(f32);
 
 /// An out-parameter, already reset to its default; `set` writes the result.
 pub(crate) struct Out<'a, T>(&'a mut T);

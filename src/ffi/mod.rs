@@ -13,6 +13,8 @@ pub mod event;
 pub(crate) mod guard;
 pub mod handle;
 pub mod memonger;
+pub mod operator;
 pub mod status;
 pub mod tensor;
 pub mod version;
+pub mod workspace;

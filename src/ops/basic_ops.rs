@@ -1,0 +1,108 @@
+//! A few basic CPU operators with Caffe2's names and semantics, used by tests and simple
+//! hosts: `ConstantFill`, `Copy`, `Relu`.
+
+use crate::error::{C2rsError, Result};
+use crate::operator::{OpBase, OpSchema, Registry};
+use crate::tensor::{DataType, Tensor};
+
+use super::FnOperator;
+
+/// `ConstantFill`: output shape from `shape` (+ `extra_shape`), or from the input's dims, or
+/// (with `input_as_shape`) from the input's INT64 values; every element is `value` of
+/// `dtype` (default FLOAT 0.0).
+fn constant_fill(base: &OpBase) -> Result<bool> {
+    let dtype_num = base.single_arg::<i32>("dtype", DataType::Float.as_i32())?;
+    let dtype = DataType::try_from(dtype_num)?;
+    let mut dims: Vec<i64> = if base.num_inputs() == 1 {
+        let input = base.input_tensor(0)?;
+        if base.single_arg::<bool>("input_as_shape", false)? {
+            if input.dims().len() != 1 {
+                return Err(C2rsError::enforce(
+                    "When input_as_shape is true, the input must be a 1D tensor of data type int64_t",
+                ));
+            }
+            input.typed::<i64>()?.to_vec()
+        } else {
+            input.dims().to_vec()
+        }
+    } else {
+        if base.single_arg::<bool>("input_as_shape", false)? {
+            return Err(C2rsError::enforce(
+                "An input must be given if input_as_shape is true",
+            ));
+        }
+        base.repeated_arg::<i64>("shape")?
+    };
+    dims.extend(base.repeated_arg::<i64>("extra_shape")?);
+    let mut t = Tensor::zeros(dtype, &dims)?;
+    match dtype {
+        DataType::Float => fill(&mut t, base.single_arg::<f32>("value", 0.0)?)?,
+        DataType::Double => fill(&mut t, base.single_arg::<f64>("value", 0.0)?)?,
+        DataType::Int32 => fill(&mut t, base.single_arg::<i32>("value", 0)?)?,
+        DataType::Int64 => fill(&mut t, base.single_arg::<i64>("value", 0)?)?,
+        DataType::Int16 => fill(&mut t, base.single_arg::<i16>("value", 0)?)?,
+        DataType::Int8 => fill(&mut t, base.single_arg::<i8>("value", 0)?)?,
+        DataType::Uint16 => fill(&mut t, base.single_arg::<u16>("value", 0)?)?,
+        DataType::Uint8 | DataType::Byte => fill(&mut t, base.single_arg::<u8>("value", 0)?)?,
+        DataType::Bool => fill(&mut t, u8::from(base.single_arg::<bool>("value", false)?))?,
+        DataType::String => {
+            let v = base.single_arg::<Vec<u8>>("value", Vec::new())?;
+            for s in t.strings_mut()? {
+                s.clone_from(&v);
+            }
+        }
+        DataType::Float16 => {
+            return Err(C2rsError::unsupported("ConstantFill does not fill FLOAT16"));
+        }
+    }
+    base.set_output_tensor(0, t)?;
+    Ok(true)
+}
+
+fn fill<T: crate::tensor::Pod + Copy>(t: &mut Tensor, v: T) -> Result<()> {
+    t.typed_mut::<T>()?.fill(v);
+    Ok(())
+}
+
+/// `Copy`: output = a copy of the input tensor.
+fn copy(base: &OpBase) -> Result<bool> {
+    let t = base.input_tensor(0)?;
+    base.set_output_tensor(0, t.deep_copy()?)?;
+    Ok(true)
+}
+
+/// `Relu`: max(x, 0) on a FLOAT tensor.
+fn relu(base: &OpBase) -> Result<bool> {
+    let x = base.input_tensor(0)?;
+    if x.dtype() != DataType::Float {
+        return Err(C2rsError::type_mismatch(format!(
+            "Relu expects a FLOAT tensor, input {} is {}",
+            base.input_name(0),
+            x.dtype()
+        )));
+    }
+    let values: Vec<f32> = x.typed::<f32>()?.iter().map(|&v| v.max(0.0)).collect();
+    base.set_output_tensor(0, Tensor::from_slice(DataType::Float, x.dims(), &values)?)?;
+    Ok(true)
+}
+
+pub fn register(registry: &mut Registry) -> Result<()> {
+    registry.register(
+        OpSchema::new("ConstantFill")
+            .num_inputs_range(0, 1)
+            .num_outputs(1)
+            .allow_inplace(&[(0, 0)]),
+        |base| Ok(FnOperator::boxed(base, constant_fill)),
+    )?;
+    registry.register(OpSchema::new("Copy").num_inputs(1).num_outputs(1), |base| {
+        Ok(FnOperator::boxed(base, copy))
+    })?;
+    registry.register(
+        OpSchema::new("Relu")
+            .num_inputs(1)
+            .num_outputs(1)
+            .allow_inplace(&[(0, 0)]),
+        |base| Ok(FnOperator::boxed(base, relu)),
+    )?;
+    Ok(())
+}

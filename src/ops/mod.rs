@@ -1,0 +1,29 @@
+//! Operator implementations, one file per family, each with a `register(&mut Registry)`
+//! called from `operator::register_builtin_ops`.
+
+pub mod basic_ops;
+pub mod workspace_ops;
+
+use crate::error::Result;
+use crate::operator::{OpBase, Operator};
+
+/// An operator whose run is a plain function of its base (no state of its own).
+pub struct FnOperator {
+    base: OpBase,
+    run: fn(&OpBase) -> Result<bool>,
+}
+
+impl FnOperator {
+    pub fn boxed(base: OpBase, run: fn(&OpBase) -> Result<bool>) -> Box<dyn Operator> {
+        Box::new(Self { base, run })
+    }
+}
+
+impl Operator for FnOperator {
+    fn base(&self) -> &OpBase {
+        &self.base
+    }
+    fn run(&self) -> Result<bool> {
+        (self.run)(&self.base)
+    }
+}

@@ -83,6 +83,9 @@ struct StringListFree {
 struct TensorFree {
   void operator()(c2rs_tensor* p) const noexcept { c2rs_tensor_free(p); }
 };
+struct WorkspaceFree {
+  void operator()(c2rs_workspace* p) const noexcept { c2rs_workspace_free(p); }
+};
 struct TensorListFree {
   void operator()(c2rs_tensor_list* p) const noexcept { c2rs_tensor_list_free(p); }
 };
@@ -409,6 +412,69 @@ inline std::string dtype_name(int32_t dtype) {
     default: return "DTYPE_" + std::to_string(dtype);
   }
 }
+
+/// A workspace: named blobs and nets (Caffe2's python `workspace` module, as an object).
+/// Move-only; the handle is reference-counted inside the library, so a child keeps its parent
+/// alive. Thread-safe: calls from many threads on one workspace are fine.
+class Workspace {
+ public:
+  /// A new workspace, optionally a child of `parent` (lookups fall back to the parent).
+  explicit Workspace(Workspace* parent = nullptr) {
+    c2rs_workspace* out = nullptr;
+    check(c2rs_workspace_new(parent != nullptr ? parent->get() : nullptr, &out));
+    p_.reset(out);
+  }
+
+  bool has_blob(const std::string& name) const {
+    bool out = false;
+    check(c2rs_workspace_has_blob(p_.get(), name.c_str(), &out));
+    return out;
+  }
+  void create_blob(const std::string& name) { check(c2rs_workspace_create_blob(p_.get(), name.c_str())); }
+  /// Removes a local blob; false when there was none.
+  bool remove_blob(const std::string& name) {
+    bool removed = false;
+    check(c2rs_workspace_remove_blob(p_.get(), name.c_str(), &removed));
+    return removed;
+  }
+  /// Blob names: local ones sorted, then (with `include_shared`) forwarded and parent names.
+  std::vector<std::string> blob_names(bool include_shared = true) const {
+    c2rs_string_list* out = nullptr;
+    check(c2rs_workspace_blob_names(p_.get(), include_shared, &out));
+    return StringList(out).to_vector();
+  }
+  /// FeedBlob: stores a copy of `t` under `name`.
+  void feed(const std::string& name, const Tensor& t) {
+    check(c2rs_workspace_feed(p_.get(), name.c_str(), t.handle()));
+  }
+  /// FeedBlob without a copy: the workspace takes the tensor (moved-from `t` is empty).
+  void feed(const std::string& name, Tensor&& t) {
+    check(c2rs_workspace_feed_move(p_.get(), name.c_str(), t.release()));
+  }
+  /// FetchBlob: a snapshot copy the caller owns.
+  Tensor fetch(const std::string& name) const {
+    c2rs_tensor* out = nullptr;
+    check(c2rs_workspace_fetch(p_.get(), name.c_str(), &out));
+    return Tensor(out);
+  }
+  /// RunOperatorOnce with a serialized OperatorDef.
+  void run_operator_once(std::string_view op_def) {
+    check(c2rs_workspace_run_operator_once(p_.get(), reinterpret_cast<const uint8_t*>(op_def.data()), op_def.size()));
+  }
+  /// CreateNet with a serialized NetDef.
+  void create_net(std::string_view net_def, bool overwrite = false) {
+    check(c2rs_workspace_create_net(p_.get(), reinterpret_cast<const uint8_t*>(net_def.data()), net_def.size(),
+                                    overwrite));
+  }
+  void run_net(const std::string& name, int32_t iterations = 1) {
+    check(c2rs_workspace_run_net(p_.get(), name.c_str(), iterations));
+  }
+
+  c2rs_workspace* get() const noexcept { return p_.get(); }
+
+ private:
+  std::unique_ptr<c2rs_workspace, detail::WorkspaceFree> p_;
+};
 
 /// IEEE half (as its bit pattern) to float, exactly (every half is a float).
 inline float half_to_float(uint16_t bits) noexcept {

@@ -289,3 +289,27 @@ TEST(HppNames, DtypeNames) {
   EXPECT_EQ(c2rs::dtype_name(C2RS_DTYPE_BYTE), "BYTE");
   EXPECT_EQ(c2rs::dtype_name(11), "DTYPE_11");
 }
+
+TEST(HppWorkspace, FeedFetchChildAndErrorsThrow) {
+  c2rs::Workspace parent;
+  c2rs::Tensor t = c2rs::Tensor::create(C2RS_DTYPE_INT32, {2});
+  t.mutable_data<int32_t>()[1] = 7;
+  parent.feed("a", t);
+  EXPECT_EQ(t.data<int32_t>()[1], 7) << "feed copies; the host keeps its tensor";
+  parent.feed("b", std::move(t));
+  EXPECT_EQ(t.handle(), nullptr) << "feed by move takes the handle";
+  c2rs::Workspace child(&parent);
+  EXPECT_TRUE(child.has_blob("a"));
+  EXPECT_EQ(child.fetch("b").data<int32_t>()[1], 7);
+  EXPECT_EQ(child.blob_names(false), std::vector<std::string>{});
+  EXPECT_EQ(child.blob_names(true), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(parent.remove_blob("a"));
+  EXPECT_FALSE(child.has_blob("a"));
+  try {
+    (void)child.fetch("a");
+    FAIL() << "fetching a missing blob must throw";
+  } catch (const c2rs::Error& e) {
+    EXPECT_EQ(e.status(), C2RS_NOT_FOUND);
+    EXPECT_NE(std::string(e.what()).find("a"), std::string::npos);
+  }
+}

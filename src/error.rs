@@ -93,6 +93,18 @@ impl C2rsError {
         Self::new(ErrorKind::Internal, message)
     }
 
+    /// The error for a caught panic: `panic: <payload text>`.
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        let text = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a non-string payload".to_string()
+        };
+        Self::panic(format!("panic: {text}"))
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }

@@ -36,16 +36,6 @@ pub(crate) fn last_error_message() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().message.as_ptr())
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_string()
-    }
-}
-
 /// Runs a status-returning export body. Ok → C2RS_OK; Err → its status and message;
 /// panic → C2RS_PANIC with the panic text.
 pub(crate) fn guard_status(function: &'static str, body: impl FnOnce() -> Result<()>) -> i32 {
@@ -60,7 +50,7 @@ pub(crate) fn guard_status(function: &'static str, body: impl FnOnce() -> Result
             record(
                 function,
                 C2RS_PANIC,
-                &format!("panic: {}", panic_text(payload.as_ref())),
+                C2rsError::from_panic(payload.as_ref()).message(),
             );
             C2RS_PANIC
         }
@@ -84,7 +74,7 @@ pub(crate) fn guard_value<T>(
             record(
                 function,
                 C2RS_PANIC,
-                &format!("panic: {}", panic_text(payload.as_ref())),
+                C2rsError::from_panic(payload.as_ref()).message(),
             );
             fallback
         }

@@ -325,16 +325,6 @@ fn create_operator_inner(
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_string()
-    }
-}
-
 /// Runs `op` once: `Ok(false)` becomes a `RunFailed` error, a panic a `Panic` error, and
 /// every error gets the `op #i (Type): ` prefix and records the position in the workspace.
 pub fn run_operator(op: &dyn Operator) -> Result<()> {
@@ -343,7 +333,7 @@ pub fn run_operator(op: &dyn Operator) -> Result<()> {
         Ok(Ok(true)) => return Ok(()),
         Ok(Ok(false)) => C2rsError::run_failed("operator returned false"),
         Ok(Err(e)) => e,
-        Err(payload) => C2rsError::panic(format!("panic: {}", panic_text(payload.as_ref()))),
+        Err(payload) => C2rsError::from_panic(payload.as_ref()),
     };
     if let Ok(ws) = base.workspace() {
         ws.set_last_failed_op_net_position(base.net_position());

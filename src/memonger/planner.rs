@@ -97,6 +97,9 @@ pub struct Figures {
     pub lb_bytes: u64,
     pub lb_count: u64,
     pub lb_count_plannable: u64,
+    /// Lower bound on name bytes for any renaming (layered clique bound over the plannable
+    /// set, plus the sizes of activations that keep their names).
+    pub name_lb_bytes: u64,
     pub lb_bytes_last_read: u64,
     pub c2_fast_names: usize,
     pub c2_fast_bytes: u64,
@@ -380,6 +383,13 @@ pub fn plan(
         })
         .collect();
     let (lb_count_plannable, _) = peak_live(n, items.iter().map(|it| (it.first, it.last, 1)));
+    let name_lb_bytes = naming::layered_lower_bound(&items)
+        + live
+            .activations
+            .iter()
+            .filter(|&&b| reason[b as usize].is_some())
+            .map(|&b| size[b as usize])
+            .sum::<u64>();
     // Caffe2's fast pass, scored (its fixes applied, same static set).
     let fast_result = fast::fast_assignment(&g, &is_static);
     let own = |b: BlobId| g.name(b);
@@ -645,6 +655,7 @@ pub fn plan(
         lb_bytes,
         lb_count,
         lb_count_plannable,
+        name_lb_bytes,
         lb_bytes_last_read,
         c2_fast_names,
         c2_fast_bytes,
@@ -694,6 +705,7 @@ pub fn plan(
         .num("lb_bytes", f.lb_bytes)
         .num("lb_count", f.lb_count)
         .num("lb_count_plannable", f.lb_count_plannable)
+        .num("name_lb_bytes", f.name_lb_bytes)
         .num("lb_bytes_last_read", f.lb_bytes_last_read)
         .num("c2_fast_names", f.c2_fast_names)
         .num("c2_fast_bytes", f.c2_fast_bytes)

@@ -81,6 +81,8 @@ pub struct OpNode {
     pub device: Device,
     /// The op carries at least one subnet argument.
     pub has_subnet: bool,
+    /// One of its subnet arguments is a text-format net in `s`.
+    pub has_text_subnet: bool,
 }
 
 /// The interned net.
@@ -210,6 +212,10 @@ impl NetGraph {
                 control,
                 device: effective_device(net, op),
                 has_subnet,
+                has_text_subnet: op
+                    .arg
+                    .iter()
+                    .any(|a| a.s.as_deref().is_some_and(looks_like_text_net)),
             });
         }
         g.external_input = net.external_input.iter().map(|n| g.intern(n)).collect();

@@ -11,7 +11,7 @@ use super::graph::{BlobId, Device, NetGraph};
 use super::liveness::{Liveness, peak_live};
 use super::naming::{self, Chains, Item};
 use super::report::{ObjectWriter, json_ratio, json_str};
-use super::shapes::ShapeInfo;
+use super::shapes::ShapeMap;
 use super::verify::{Violation, verify};
 use crate::error::{C2rsError, Result};
 use crate::proto::NetDef;
@@ -120,7 +120,7 @@ pub struct MemoryPlan {
     pub name_algorithm: &'static str,
     pub arena_algorithm: &'static str,
     report: String,
-    offsets: HashMap<String, (u64, u64)>,
+    offsets: super::graph::FastMap<String, (u64, u64)>,
 }
 
 impl MemoryPlan {
@@ -207,11 +207,7 @@ fn improved_name(name: &str) -> &'static str {
 }
 
 /// Plans `net`. `shapes` is `None` for "no shapes" (every size 1).
-pub fn plan(
-    net: &NetDef,
-    shapes: Option<&HashMap<String, ShapeInfo>>,
-    opts: &PlanOptions,
-) -> Result<MemoryPlan> {
+pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Result<MemoryPlan> {
     let start = Instant::now();
     if !opts.alignment.is_power_of_two() {
         return Err(C2rsError::invalid_argument(format!(
@@ -663,7 +659,7 @@ pub fn plan(
         name_bytes,
         arena_bytes: arenas.iter().map(|a| a.arena_bytes).sum(),
     };
-    let mut offsets = HashMap::new();
+    let mut offsets = super::graph::FastMap::default();
     for a in &arenas {
         for e in &a.entries {
             offsets.insert(e.blob.clone(), (e.offset, e.bytes));

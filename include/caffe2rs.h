@@ -1602,6 +1602,92 @@ int32_t c2rs_memonger_verify(const uint8_t *before,
                              size_t n_static);
 
 /**
+ * Caffe2's `compute_blob_recycling_for_dag` (spec/memonger.md §4): DAG-safe recycling of
+ * the `shareable` names among the ops `op_indices`, walking from the consumers of `heads`;
+ * a blob is reused only by an op ordered after every op that touched it in any parallel
+ * execution, on the same device. Shared names are `namescope + "__m<k>_shared"`, numbered
+ * in order of first mapping; step nets of `RecurrentNetwork*` ops (with `.rename` args and
+ * their blob-name args) and `then_net`/`else_net` of `If`/`AsyncIf` are renamed
+ * consistently. External inputs and outputs and `dont_share` are never recycled.
+ *
+ * `namescope` may be NULL (""). `tensor_shapes` (serialized `TensorShapes`, may be empty)
+ * guides which free blob an output takes.
+ * Ownership: inputs are only read; on success the caller owns `*out_net_def`
+ * (`c2rs_buffer_free`), a serialized NetDef.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_net_def`, a NULL pointer with a
+ * non-zero length or count, a bad name, a negative or out-of-range op index, or two shapes
+ * for one blob; C2RS_ENFORCE_NOT_MET when a shareable input of an op was not written by an
+ * earlier op; C2RS_PARSE_ERROR when `net_def` or `tensor_shapes` does not decode.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_compute_blob_recycling_for_dag(const uint8_t *net_def,
+                                                     size_t len,
+                                                     const char *const *heads,
+                                                     size_t n_heads,
+                                                     const int32_t *op_indices,
+                                                     size_t n_op_indices,
+                                                     const char *const *shareable,
+                                                     size_t n_shareable,
+                                                     const char *namescope,
+                                                     const char *const *dont_share,
+                                                     size_t n_dont_share,
+                                                     const uint8_t *tensor_shapes,
+                                                     size_t shapes_len,
+                                                     c2rs_buffer **out_net_def);
+
+/**
+ * Python's `memonger.share_grad_blobs` (spec/memonger.md §6): recycles gradient blobs
+ * (names ending in `_grad` under `namescope`, parameter gradients excluded) and, when
+ * `share_activations` is non-zero, forward activations, starting at `losses`; the result
+ * passes the graph-equality and in-place verifiers.
+ *
+ * `namescope` may be NULL (""); a non-empty one gets "/" appended.
+ * Ownership: inputs are only read; on success the caller owns `*out_net_def`
+ * (`c2rs_buffer_free`), a serialized NetDef.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_net_def`, a NULL pointer with a
+ * non-zero length or count, or a bad name; C2RS_ENFORCE_NOT_MET when the recycling or
+ * its verification fails; C2RS_PARSE_ERROR when a protobuf does not decode.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_share_grad_blobs(const uint8_t *net_def,
+                                       size_t len,
+                                       const char *const *losses,
+                                       size_t n_losses,
+                                       const char *const *param_grads,
+                                       size_t n_param_grads,
+                                       const char *namescope,
+                                       const char *const *dont_share,
+                                       size_t n_dont_share,
+                                       int32_t share_activations,
+                                       const uint8_t *tensor_shapes,
+                                       size_t shapes_len,
+                                       c2rs_buffer **out_net_def);
+
+/**
+ * Python's `memonger.optimize_inference_for_dag` (spec/memonger.md §6): DAG-safe
+ * recycling of every name in neither external list over all ops, starting at
+ * `input_blobs`; shared names are `namescope + "__m<k>_shared"` (no "/" added).
+ *
+ * `namescope` may be NULL ("").
+ * Ownership: inputs are only read; on success the caller owns `*out_net_def`
+ * (`c2rs_buffer_free`), a serialized NetDef.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_net_def`, a NULL pointer with a
+ * non-zero length or count, or a bad name; C2RS_ENFORCE_NOT_MET for a gradient op, an
+ * input no earlier op wrote, or a failed verification; C2RS_PARSE_ERROR when `net_def`
+ * does not decode.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_optimize_inference_for_dag(const uint8_t *net_def,
+                                                 size_t len,
+                                                 const char *const *input_blobs,
+                                                 size_t n_input_blobs,
+                                                 const char *namescope,
+                                                 c2rs_buffer **out_net_def);
+
+/**
  * Registers a host (C/C++) kernel as CPU operator `type`, usable in nets and
  * `c2rs_workspace_run_operator_once` like a built-in one.
  *

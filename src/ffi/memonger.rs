@@ -1,6 +1,7 @@
 //! The memory optimizer: Caffe2-compatible recycling, the size-aware planner with its arena
 //! plan and report, and the verifier. Every function is pure (bytes in, bytes out).
 
+use std::collections::HashMap;
 use std::ffi::{CStr, c_char};
 
 use prost::Message;
@@ -8,8 +9,8 @@ use prost::Message;
 use super::guard::{array_arg, byte_slice, ffi_fn, ffi_fn_or, out_param};
 use super::handle::{c2rs_buffer, c2rs_memory_plan, free_handle, handle_ref, into_handle};
 use crate::error::{C2rsError, Result};
-use crate::memonger::{fast, planner, shapes, verify};
-use crate::proto::NetDef;
+use crate::memonger::{dag, fast, planner, python, shapes, verify};
+use crate::proto::{NetDef, TensorShapes};
 
 /// A `(char**, n)` list of NUL-terminated UTF-8 names.
 fn name_list(ptr: *const *const c_char, n: usize, what: &str) -> Result<Vec<String>> {
@@ -286,6 +287,181 @@ pub extern "C" fn c2rs_memonger_verify(
     })
 }
 
+/// An optional NUL-terminated UTF-8 string; NULL reads as "".
+fn opt_str(p: *const c_char, what: &str) -> Result<String> {
+    if p.is_null() {
+        return Ok(String::new());
+    }
+    Ok(name_list(&p, 1, what)?.remove(0))
+}
+
+/// Dims per name from a serialized `TensorShapes` (empty bytes: no shapes).
+fn dims_of(bytes: &[u8]) -> Result<HashMap<String, Vec<i64>>> {
+    if bytes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // Same validation as the planner (conflicting duplicates are an error).
+    shapes::parse_shapes(bytes)?;
+    let s = TensorShapes::decode(bytes)
+        .map_err(|e| C2rsError::parse(format!("bytes are not a valid TensorShapes: {e}")))?;
+    Ok(s.shapes
+        .into_iter()
+        .map(|t| {
+            (
+                String::from_utf8_lossy(&t.name.unwrap_or_default()).into_owned(),
+                t.dims,
+            )
+        })
+        .collect())
+}
+
+/// Caffe2's `compute_blob_recycling_for_dag` (spec/memonger.md §4): DAG-safe recycling of
+/// the `shareable` names among the ops `op_indices`, walking from the consumers of `heads`;
+/// a blob is reused only by an op ordered after every op that touched it in any parallel
+/// execution, on the same device. Shared names are `namescope + "__m<k>_shared"`, numbered
+/// in order of first mapping; step nets of `RecurrentNetwork*` ops (with `.rename` args and
+/// their blob-name args) and `then_net`/`else_net` of `If`/`AsyncIf` are renamed
+/// consistently. External inputs and outputs and `dont_share` are never recycled.
+///
+/// `namescope` may be NULL (""). `tensor_shapes` (serialized `TensorShapes`, may be empty)
+/// guides which free blob an output takes.
+/// Ownership: inputs are only read; on success the caller owns `*out_net_def`
+/// (`c2rs_buffer_free`), a serialized NetDef.
+/// Thread safety: safe from any thread.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_net_def`, a NULL pointer with a
+/// non-zero length or count, a bad name, a negative or out-of-range op index, or two shapes
+/// for one blob; C2RS_ENFORCE_NOT_MET when a shareable input of an op was not written by an
+/// earlier op; C2RS_PARSE_ERROR when `net_def` or `tensor_shapes` does not decode.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_memonger_compute_blob_recycling_for_dag(
+    net_def: *const u8,
+    len: usize,
+    heads: *const *const c_char,
+    n_heads: usize,
+    op_indices: *const i32,
+    n_op_indices: usize,
+    shareable: *const *const c_char,
+    n_shareable: usize,
+    namescope: *const c_char,
+    dont_share: *const *const c_char,
+    n_dont_share: usize,
+    tensor_shapes: *const u8,
+    shapes_len: usize,
+    out_net_def: *mut *mut c2rs_buffer,
+) -> i32 {
+    ffi_fn!("c2rs_memonger_compute_blob_recycling_for_dag", {
+        let out = out_param(out_net_def, "out_net_def")?;
+        let net = decode_net(byte_slice(net_def, len, "net_def")?, "net_def")?;
+        let idx = array_arg(op_indices, n_op_indices, "op_indices")?
+            .iter()
+            .map(|&i| {
+                usize::try_from(i)
+                    .map_err(|_| C2rsError::invalid_argument(format!("op index {i} is negative")))
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        let opts = dag::DagOptions {
+            heads: name_list(heads, n_heads, "heads")?,
+            op_indices: idx,
+            shareable: name_list(shareable, n_shareable, "shareable")?
+                .into_iter()
+                .collect(),
+            namescope: opt_str(namescope, "namescope")?,
+            dont_share: name_list(dont_share, n_dont_share, "dont_share")?
+                .into_iter()
+                .collect(),
+            blob_shapes: dims_of(byte_slice(tensor_shapes, shapes_len, "tensor_shapes")?)?,
+            best_fit: false,
+        };
+        let r = dag::compute_blob_recycling_for_dag(&net, &opts)?;
+        out.set(into_handle(r.net.encode_to_vec()));
+        Ok(())
+    })
+}
+
+/// Python's `memonger.share_grad_blobs` (spec/memonger.md §6): recycles gradient blobs
+/// (names ending in `_grad` under `namescope`, parameter gradients excluded) and, when
+/// `share_activations` is non-zero, forward activations, starting at `losses`; the result
+/// passes the graph-equality and in-place verifiers.
+///
+/// `namescope` may be NULL (""); a non-empty one gets "/" appended.
+/// Ownership: inputs are only read; on success the caller owns `*out_net_def`
+/// (`c2rs_buffer_free`), a serialized NetDef.
+/// Thread safety: safe from any thread.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_net_def`, a NULL pointer with a
+/// non-zero length or count, or a bad name; C2RS_ENFORCE_NOT_MET when the recycling or
+/// its verification fails; C2RS_PARSE_ERROR when a protobuf does not decode.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_memonger_share_grad_blobs(
+    net_def: *const u8,
+    len: usize,
+    losses: *const *const c_char,
+    n_losses: usize,
+    param_grads: *const *const c_char,
+    n_param_grads: usize,
+    namescope: *const c_char,
+    dont_share: *const *const c_char,
+    n_dont_share: usize,
+    share_activations: i32,
+    tensor_shapes: *const u8,
+    shapes_len: usize,
+    out_net_def: *mut *mut c2rs_buffer,
+) -> i32 {
+    ffi_fn!("c2rs_memonger_share_grad_blobs", {
+        let out = out_param(out_net_def, "out_net_def")?;
+        let net = decode_net(byte_slice(net_def, len, "net_def")?, "net_def")?;
+        let o = python::ShareGradOptions {
+            losses: name_list(losses, n_losses, "losses")?,
+            param_grads: name_list(param_grads, n_param_grads, "param_grads")?
+                .into_iter()
+                .collect(),
+            namescope: opt_str(namescope, "namescope")?,
+            dont_share: name_list(dont_share, n_dont_share, "dont_share")?
+                .into_iter()
+                .collect(),
+            share_activations: share_activations != 0,
+            blob_shapes: dims_of(byte_slice(tensor_shapes, shapes_len, "tensor_shapes")?)?,
+        };
+        let r = python::share_grad_blobs(&net, &o)?;
+        out.set(into_handle(r.net.encode_to_vec()));
+        Ok(())
+    })
+}
+
+/// Python's `memonger.optimize_inference_for_dag` (spec/memonger.md §6): DAG-safe
+/// recycling of every name in neither external list over all ops, starting at
+/// `input_blobs`; shared names are `namescope + "__m<k>_shared"` (no "/" added).
+///
+/// `namescope` may be NULL ("").
+/// Ownership: inputs are only read; on success the caller owns `*out_net_def`
+/// (`c2rs_buffer_free`), a serialized NetDef.
+/// Thread safety: safe from any thread.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_net_def`, a NULL pointer with a
+/// non-zero length or count, or a bad name; C2RS_ENFORCE_NOT_MET for a gradient op, an
+/// input no earlier op wrote, or a failed verification; C2RS_PARSE_ERROR when `net_def`
+/// does not decode.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_memonger_optimize_inference_for_dag(
+    net_def: *const u8,
+    len: usize,
+    input_blobs: *const *const c_char,
+    n_input_blobs: usize,
+    namescope: *const c_char,
+    out_net_def: *mut *mut c2rs_buffer,
+) -> i32 {
+    ffi_fn!("c2rs_memonger_optimize_inference_for_dag", {
+        let out = out_param(out_net_def, "out_net_def")?;
+        let net = decode_net(byte_slice(net_def, len, "net_def")?, "net_def")?;
+        let inputs = name_list(input_blobs, n_input_blobs, "input_blobs")?;
+        let ns = opt_str(namescope, "namescope")?;
+        let r = python::optimize_inference_for_dag(&net, &inputs, &ns)?;
+        out.set(into_handle(r.net.encode_to_vec()));
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +500,83 @@ mod tests {
         let v = unsafe { std::slice::from_raw_parts(c2rs_buffer_data(b), len) }.to_vec();
         c2rs_buffer_free(b);
         v
+    }
+
+    #[test]
+    fn dag_exports_recycle_and_report_bad_input() {
+        let bytes = chain_net();
+        let heads = [CString::new("data").unwrap()];
+        let head_ptrs: Vec<*const c_char> = heads.iter().map(|c| c.as_ptr()).collect();
+        let names = ["a", "b", "c"].map(|s| CString::new(s).unwrap());
+        let ptrs: Vec<*const c_char> = names.iter().map(|c| c.as_ptr()).collect();
+        let idx = [0i32, 1, 2, 3];
+        let mut out: *mut c2rs_buffer = std::ptr::null_mut();
+        let st = c2rs_memonger_compute_blob_recycling_for_dag(
+            bytes.as_ptr(),
+            bytes.len(),
+            head_ptrs.as_ptr(),
+            1,
+            idx.as_ptr(),
+            4,
+            ptrs.as_ptr(),
+            3,
+            std::ptr::null(),
+            std::ptr::null(),
+            0,
+            std::ptr::null(),
+            0,
+            &mut out,
+        );
+        assert_eq!(st, C2RS_OK);
+        let net = NetDef::decode(&bytes_of(out)[..]).unwrap();
+        assert_eq!(net.op[2].output[0], "__m0_shared");
+        assert_eq!(net.op[0].output[0], "__m0_shared");
+        let bad = [-1i32];
+        let st = c2rs_memonger_compute_blob_recycling_for_dag(
+            bytes.as_ptr(),
+            bytes.len(),
+            head_ptrs.as_ptr(),
+            1,
+            bad.as_ptr(),
+            1,
+            ptrs.as_ptr(),
+            3,
+            std::ptr::null(),
+            std::ptr::null(),
+            0,
+            std::ptr::null(),
+            0,
+            &mut out,
+        );
+        assert_eq!(st, C2RS_INVALID_ARGUMENT);
+        let st = c2rs_memonger_optimize_inference_for_dag(
+            bytes.as_ptr(),
+            bytes.len(),
+            head_ptrs.as_ptr(),
+            1,
+            std::ptr::null(),
+            &mut out,
+        );
+        assert_eq!(st, C2RS_OK);
+        let net = NetDef::decode(&bytes_of(out)[..]).unwrap();
+        assert_eq!(net.op[3].output[0], "out");
+        let garbage = [0xffu8; 7];
+        let st = c2rs_memonger_share_grad_blobs(
+            garbage.as_ptr(),
+            garbage.len(),
+            head_ptrs.as_ptr(),
+            1,
+            std::ptr::null(),
+            0,
+            std::ptr::null(),
+            std::ptr::null(),
+            0,
+            1,
+            std::ptr::null(),
+            0,
+            &mut out,
+        );
+        assert_eq!(st, C2RS_PARSE_ERROR);
     }
 
     #[test]

@@ -81,13 +81,17 @@ pub struct OpNode {
     pub device: Device,
     /// The op carries at least one subnet argument.
     pub has_subnet: bool,
+    /// One of its subnet arguments is a text-format net in `s`.
+    pub has_text_subnet: bool,
 }
 
 /// The interned net.
 #[derive(Clone, Debug, Default)]
 pub struct NetGraph {
     pub names: Vec<String>,
-    index: FastMap<String, BlobId>,
+    /// Open-addressing table of `id + 1` (0 = empty), indexed by the name's Fx hash;
+    /// each name is stored once, in `names`.
+    slots: Vec<u32>,
     pub ops: Vec<OpNode>,
     pub external_input: Vec<BlobId>,
     pub external_output: Vec<BlobId>,
@@ -210,6 +214,10 @@ impl NetGraph {
                 control,
                 device: effective_device(net, op),
                 has_subnet,
+                has_text_subnet: op
+                    .arg
+                    .iter()
+                    .any(|a| a.s.as_deref().is_some_and(looks_like_text_net)),
             });
         }
         g.external_input = net.external_input.iter().map(|n| g.intern(n)).collect();
@@ -217,20 +225,53 @@ impl NetGraph {
         g
     }
 
+    fn hash_name(name: &str) -> u64 {
+        let mut h = FxHasher::default();
+        h.write(name.as_bytes());
+        h.write_u8(0xff);
+        h.finish()
+    }
+
+    /// Slot index holding `name`, or the empty slot where it would go.
+    fn find_slot(&self, name: &str) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = (Self::hash_name(name) as usize) & mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 || self.names[(s - 1) as usize] == name {
+                return i;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// The id of `name`, adding it when new.
     pub fn intern(&mut self, name: &str) -> BlobId {
-        if let Some(&id) = self.index.get(name) {
-            return id;
+        if self.slots.len() < 2 * (self.names.len() + 1) {
+            let cap = (4 * (self.names.len() + 1)).next_power_of_two().max(16);
+            self.slots = vec![0; cap];
+            for id in 0..self.names.len() {
+                let i = self.find_slot(&self.names[id]);
+                self.slots[i] = id as u32 + 1;
+            }
+        }
+        let i = self.find_slot(name);
+        if self.slots[i] != 0 {
+            return self.slots[i] - 1;
         }
         let id = self.names.len() as BlobId;
         self.names.push(name.to_string());
-        self.index.insert(name.to_string(), id);
+        self.slots[i] = id + 1;
         id
     }
 
     /// The id of `name` when the net mentions it.
     pub fn id(&self, name: &str) -> Option<BlobId> {
-        self.index.get(name).copied()
+        if self.slots.is_empty() {
+            return None;
+        }
+        let s = self.slots[self.find_slot(name)];
+        (s != 0).then(|| s - 1)
     }
 
     pub fn name(&self, id: BlobId) -> &str {

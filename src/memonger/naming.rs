@@ -528,3 +528,77 @@ pub fn greedy_bucketed(items: &[Item], ratio: f64, horizon: u32) -> Chains {
     }
     renumber(items, chains)
 }
+
+/// A lower bound on Σ max for any valid assignment (the "layered clique" bound): for every
+/// size threshold s, the items of one class with size ≥ s that are alive at one op need
+/// distinct names, each of largest size ≥ s; so at least ω(s) names cost ≥ s, and
+/// Σ max = ∫₀^∞ #{names with max ≥ s} ds ≥ ∫₀^∞ ω(s) ds. It is never below the peak
+/// live bytes (the op attaining it is one clique at every threshold). Items are added
+/// largest first into a range-add/max segment tree over ops: O(n log N).
+pub fn layered_lower_bound(items: &[Item]) -> u64 {
+    let mut by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, it) in items.iter().enumerate() {
+        by_class.entry(it.class).or_default().push(i);
+    }
+    let horizon = items
+        .iter()
+        .map(|it| it.last as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut total = 0u64;
+    for idx in by_class.values() {
+        let mut tree = MaxAddTree::new(horizon);
+        let mut order = idx.clone();
+        order.sort_by_key(|&i| Reverse(items[i].size));
+        let mut k = 0;
+        while k < order.len() {
+            let s = items[order[k]].size;
+            while k < order.len() && items[order[k]].size == s {
+                let it = items[order[k]];
+                tree.add(it.first as usize, it.last as usize, 1);
+                k += 1;
+            }
+            let next = order.get(k).map_or(0, |&i| items[i].size);
+            total += tree.max() as u64 * (s - next);
+        }
+    }
+    total
+}
+
+/// Segment tree over `0..n` with range add and global max.
+struct MaxAddTree {
+    n: usize,
+    max: Vec<i64>,
+    add: Vec<i64>,
+}
+
+impl MaxAddTree {
+    fn new(n: usize) -> Self {
+        let n = n.max(1);
+        MaxAddTree {
+            n,
+            max: vec![0; 4 * n],
+            add: vec![0; 4 * n],
+        }
+    }
+    fn add(&mut self, lo: usize, hi: usize, v: i64) {
+        self.rec(1, 0, self.n - 1, lo, hi.min(self.n - 1), v);
+    }
+    fn rec(&mut self, node: usize, l: usize, r: usize, lo: usize, hi: usize, v: i64) {
+        if hi < l || r < lo {
+            return;
+        }
+        if lo <= l && r <= hi {
+            self.max[node] += v;
+            self.add[node] += v;
+            return;
+        }
+        let m = (l + r) / 2;
+        self.rec(2 * node, l, m, lo, hi, v);
+        self.rec(2 * node + 1, m + 1, r, lo, hi, v);
+        self.max[node] = self.add[node] + self.max[2 * node].max(self.max[2 * node + 1]);
+    }
+    fn max(&self) -> i64 {
+        self.max[1]
+    }
+}

@@ -11,7 +11,7 @@ use super::graph::{BlobId, Device, NetGraph};
 use super::liveness::{Liveness, peak_live};
 use super::naming::{self, Chains, Item};
 use super::report::{ObjectWriter, json_ratio, json_str};
-use super::shapes::ShapeInfo;
+use super::shapes::ShapeMap;
 use super::verify::{Violation, verify};
 use crate::error::{C2rsError, Result};
 use crate::proto::NetDef;
@@ -97,6 +97,9 @@ pub struct Figures {
     pub lb_bytes: u64,
     pub lb_count: u64,
     pub lb_count_plannable: u64,
+    /// Lower bound on name bytes for any renaming (layered clique bound over the plannable
+    /// set, plus the sizes of activations that keep their names).
+    pub name_lb_bytes: u64,
     pub lb_bytes_last_read: u64,
     pub c2_fast_names: usize,
     pub c2_fast_bytes: u64,
@@ -117,7 +120,7 @@ pub struct MemoryPlan {
     pub name_algorithm: &'static str,
     pub arena_algorithm: &'static str,
     report: String,
-    offsets: HashMap<String, (u64, u64)>,
+    offsets: super::graph::FastMap<String, (u64, u64)>,
 }
 
 impl MemoryPlan {
@@ -204,11 +207,7 @@ fn improved_name(name: &str) -> &'static str {
 }
 
 /// Plans `net`. `shapes` is `None` for "no shapes" (every size 1).
-pub fn plan(
-    net: &NetDef,
-    shapes: Option<&HashMap<String, ShapeInfo>>,
-    opts: &PlanOptions,
-) -> Result<MemoryPlan> {
+pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Result<MemoryPlan> {
     let start = Instant::now();
     if !opts.alignment.is_power_of_two() {
         return Err(C2rsError::invalid_argument(format!(
@@ -380,6 +379,13 @@ pub fn plan(
         })
         .collect();
     let (lb_count_plannable, _) = peak_live(n, items.iter().map(|it| (it.first, it.last, 1)));
+    let name_lb_bytes = naming::layered_lower_bound(&items)
+        + live
+            .activations
+            .iter()
+            .filter(|&&b| reason[b as usize].is_some())
+            .map(|&b| size[b as usize])
+            .sum::<u64>();
     // Caffe2's fast pass, scored (its fixes applied, same static set).
     let fast_result = fast::fast_assignment(&g, &is_static);
     let own = |b: BlobId| g.name(b);
@@ -645,6 +651,7 @@ pub fn plan(
         lb_bytes,
         lb_count,
         lb_count_plannable,
+        name_lb_bytes,
         lb_bytes_last_read,
         c2_fast_names,
         c2_fast_bytes,
@@ -652,7 +659,7 @@ pub fn plan(
         name_bytes,
         arena_bytes: arenas.iter().map(|a| a.arena_bytes).sum(),
     };
-    let mut offsets = HashMap::new();
+    let mut offsets = super::graph::FastMap::default();
     for a in &arenas {
         for e in &a.entries {
             offsets.insert(e.blob.clone(), (e.offset, e.bytes));
@@ -694,6 +701,7 @@ pub fn plan(
         .num("lb_bytes", f.lb_bytes)
         .num("lb_count", f.lb_count)
         .num("lb_count_plannable", f.lb_count_plannable)
+        .num("name_lb_bytes", f.name_lb_bytes)
         .num("lb_bytes_last_read", f.lb_bytes_last_read)
         .num("c2_fast_names", f.c2_fast_names)
         .num("c2_fast_bytes", f.c2_fast_bytes)

@@ -1,10 +1,9 @@
 //! Byte sizes from a serialized `TensorShapes` (spec §2): element size × ∏dims with checked
 //! 64-bit arithmetic; unknown dtypes, unknown shapes and negative dims give "size unknown".
 
-use std::collections::HashMap;
-
 use prost::Message;
 
+use super::graph::FastMap;
 use crate::error::{C2rsError, Result};
 use crate::proto::{TensorShape, TensorShapes};
 
@@ -65,20 +64,23 @@ fn shape_info(s: &TensorShape, name: &str) -> ShapeInfo {
     }
 }
 
+/// Shape information per blob name.
+pub type ShapeMap = FastMap<String, ShapeInfo>;
+
 /// Decodes `bytes` (a serialized TensorShapes) into name → shape info. Identical duplicates
 /// are fine; two different shapes for one name are an error.
-pub fn parse_shapes(bytes: &[u8]) -> Result<HashMap<String, ShapeInfo>> {
+pub fn parse_shapes(bytes: &[u8]) -> Result<ShapeMap> {
     let shapes = TensorShapes::decode(bytes)
         .map_err(|e| C2rsError::parse(format!("bytes are not a valid TensorShapes: {e}")))?;
-    let mut out: HashMap<String, ShapeInfo> = HashMap::new();
-    let mut raw: HashMap<String, TensorShape> = HashMap::new();
-    for s in shapes.shapes {
-        let name = String::from_utf8(s.name.clone().unwrap_or_default())
+    let mut seen: FastMap<String, (TensorShape, ShapeInfo)> = FastMap::default();
+    seen.reserve(shapes.shapes.len());
+    for mut s in shapes.shapes {
+        let name = String::from_utf8(s.name.take().unwrap_or_default())
             .map_err(|_| C2rsError::parse("a TensorShape name is not UTF-8"))?;
         if name.is_empty() {
             return Err(C2rsError::invalid_argument("a TensorShape has no name"));
         }
-        if let Some(prev) = raw.get(&name) {
+        if let Some((prev, _)) = seen.get(&name) {
             if prev.dims != s.dims
                 || prev.data_type.unwrap_or(1) != s.data_type.unwrap_or(1)
                 || prev.unknown_dims != s.unknown_dims
@@ -90,8 +92,8 @@ pub fn parse_shapes(bytes: &[u8]) -> Result<HashMap<String, ShapeInfo>> {
             }
             continue;
         }
-        out.insert(name.clone(), shape_info(&s, &name));
-        raw.insert(name, s);
+        let info = shape_info(&s, &name);
+        seen.insert(name, (s, info));
     }
-    Ok(out)
+    Ok(seen.into_iter().map(|(k, (_, info))| (k, info)).collect())
 }

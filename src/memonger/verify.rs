@@ -107,14 +107,13 @@ pub fn verify_graph_equality(before: &NetDef, after: &NetDef) -> Vec<Violation> 
 }
 
 fn inplace_pairs(op: &OperatorDef) -> Vec<(usize, usize)> {
-    let mut outs: HashMap<&str, Vec<usize>> = HashMap::default();
-    for (k, o) in op.output.iter().enumerate() {
-        outs.entry(o).or_default().push(k);
-    }
+    // Ops have a handful of slots: a nested scan beats a hash map.
     let mut pairs = Vec::new();
     for (j, x) in op.input.iter().enumerate() {
-        if let Some(ks) = outs.get(x.as_str()) {
-            pairs.extend(ks.iter().map(|&k| (j, k)));
+        for (k, o) in op.output.iter().enumerate() {
+            if x == o {
+                pairs.push((j, k));
+            }
         }
     }
     pairs
@@ -145,12 +144,11 @@ pub fn verify(before: &NetDef, after: &NetDef, static_blobs: &[String]) -> Vec<V
     }
     v.extend(verify_inplace_blobs(before, after));
     for (i, (a, b)) in before.op.iter().zip(&after.op).enumerate() {
-        if comparable_args(&a.arg) != comparable_args(&b.arg) {
+        if a.arg != b.arg && comparable_args(&a.arg) != comparable_args(&b.arg) {
             v.push(Violation(format!("{}: arguments changed", op_label(a, i))));
         }
-        let mut seen: HashMap<&str, ()> = HashMap::default();
-        for o in &b.output {
-            if seen.insert(o, ()).is_some() {
+        for (k, o) in b.output.iter().enumerate() {
+            if b.output[..k].contains(o) {
                 v.push(Violation(format!(
                     "{}: output `{o}` appears twice after the rewrite",
                     op_label(a, i)
@@ -202,29 +200,37 @@ pub fn verify(before: &NetDef, after: &NetDef, static_blobs: &[String]) -> Vec<V
         }
     }
     // A renamed activation must not take the name of a kept (static or unwritten) blob.
-    let kept: HashMap<&str, ()> = (0..g.num_names())
-        .filter(|&b| live.interval[b].is_none())
-        .map(|b| (g.names[b].as_str(), ()))
-        .collect();
-    let mut tenants: HashMap<&str, Vec<u32>> = HashMap::default();
+    let mut tenants: Vec<(&str, u32)> = Vec::with_capacity(live.activations.len());
     for &b in &live.activations {
         let name = final_of[b as usize].unwrap_or(g.name(b));
-        if name != g.name(b) && kept.contains_key(name) {
+        if name != g.name(b)
+            && g.id(name)
+                .is_some_and(|id| live.interval[id as usize].is_none())
+        {
             v.push(Violation(format!(
                 "activation `{}` was renamed to the static blob `{name}`",
                 g.name(b)
             )));
         }
-        tenants.entry(name).or_default().push(b);
+        tenants.push((name, b));
     }
+    tenants.sort_unstable();
     let device_of = |b: u32| -> (i32, i32) {
         let first = live.get(b).map_or(0, |iv| iv.first) as usize;
         effective_device(before, &before.op[first])
     };
-    let mut groups: Vec<(&str, Vec<u32>)> =
-        tenants.into_iter().filter(|(_, t)| t.len() > 1).collect();
-    groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    for (name, mut t) in groups {
+    let mut start = 0;
+    while start < tenants.len() {
+        let name = tenants[start].0;
+        let mut end = start + 1;
+        while end < tenants.len() && tenants[end].0 == name {
+            end += 1;
+        }
+        let mut t: Vec<u32> = tenants[start..end].iter().map(|&(_, b)| b).collect();
+        start = end;
+        if t.len() < 2 {
+            continue;
+        }
         t.sort_by_key(|&b| live.get(b).map_or(0, |iv| iv.first));
         let mut prev = t[0];
         for &b in &t[1..] {

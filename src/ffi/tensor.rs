@@ -473,6 +473,50 @@ mod tests {
             .into_owned()
     }
 
+    /// What C++ protobuf tolerates: unpacked repeated scalars, unknown fields, a missing
+    /// data_type (FLOAT), a segment missing its required fields (zero), and arbitrary bytes in
+    /// string_data.
+    #[test]
+    fn decoding_tolerates_what_cpp_protobuf_tolerates() {
+        let decode = |bytes: &[u8]| {
+            let mut t: *mut c2rs_tensor = std::ptr::null_mut();
+            let status = c2rs_tensor_from_proto(bytes.as_ptr(), bytes.len(), &mut t);
+            (status, t)
+        };
+        // dims [2] unpacked (field 1 varint), float_data unpacked (field 3, fixed32 x2),
+        // unknown field 99 (varint) and unknown field 100 (bytes), no data_type.
+        let mut bytes = vec![0x08, 0x02, 0x1d];
+        bytes.extend_from_slice(&1.5f32.to_le_bytes());
+        bytes.push(0x1d);
+        bytes.extend_from_slice(&(-2.0f32).to_le_bytes());
+        bytes.extend_from_slice(&[0x98, 0x06, 0x07, 0xa2, 0x06, 0x02, 0xff, 0xfe]);
+        let (status, t) = decode(&bytes);
+        assert_eq!(status, C2RS_OK, "{}", last_error());
+        let mut dtype = 0;
+        assert_eq!(c2rs_tensor_dtype(t, &mut dtype), C2RS_OK);
+        assert_eq!(dtype, C2RS_DTYPE_FLOAT);
+        let mut data: *const c_void = std::ptr::null();
+        assert_eq!(c2rs_tensor_data(t, &mut data), C2RS_OK);
+        // SAFETY: two floats owned by the live tensor.
+        assert_eq!(
+            unsafe { std::slice::from_raw_parts(data as *const f32, 2) },
+            &[1.5, -2.0]
+        );
+        c2rs_tensor_free(t);
+        // An empty segment message (begin/end missing → 0) on an empty tensor: [0, 0).
+        let (status, t) = decode(&[0x08, 0x00, 0x5a, 0x00]);
+        assert_eq!(status, C2RS_OK, "{}", last_error());
+        c2rs_tensor_free(t);
+        // STRING with non-UTF-8 bytes.
+        let (status, t) = decode(&[0x08, 0x01, 0x10, 0x04, 0x32, 0x02, 0xff, 0x00]);
+        assert_eq!(status, C2RS_OK, "{}", last_error());
+        let (mut p, mut len) = (std::ptr::null(), 0usize);
+        assert_eq!(c2rs_tensor_string_at(t, 0, &mut p, &mut len), C2RS_OK);
+        // SAFETY: `len` bytes owned by the live tensor.
+        assert_eq!(unsafe { std::slice::from_raw_parts(p, len) }, &[0xff, 0x00]);
+        c2rs_tensor_free(t);
+    }
+
     #[test]
     fn null_arguments_are_invalid_and_named() {
         let mut t: *mut c2rs_tensor = std::ptr::null_mut();

@@ -303,7 +303,7 @@ mod tests {
         let empty = Tensor::zeros(DataType::Float, &[0, 3]).unwrap();
         let recs = records("e", &empty, DEFAULT_CHUNK_SIZE);
         assert_eq!(recs.len(), 1);
-        let seg = recs[0].1.tensor.as_ref().unwrap().segment.clone().unwrap();
+        let seg = recs[0].1.tensor.as_ref().unwrap().segment.unwrap();
         assert_eq!((seg.begin, seg.end), (0, 0));
     }
 

@@ -11,3 +11,7 @@ bash scripts/setup.sh
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE"
 cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target print_tensors
 "$BUILD_DIR/examples/print_tensors" "$@"
+
+# The DB example: the bundled sample minidb read in batches of 4 (wrapping around).
+cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target db_demo
+"$BUILD_DIR/examples/db_demo"

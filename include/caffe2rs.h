@@ -1336,6 +1336,30 @@ C2RS_NODISCARD int32_t c2rs_batch_reader_next(const c2rs_batch_reader *br, c2rs_
 void c2rs_batch_reader_free(c2rs_batch_reader *br);
 
 /**
+ * Assembles one batch from `n` records the host holds in memory (serialized TensorProtos
+ * values, as TensorProtosDBInput reads them), without a DB: with `batch_size` B > 0, `n` must
+ * be B and the batch holds `num_outputs` tensors of shape `[B] + record dims` (all records
+ * agreeing in dims and dtype per output); with B = 0, `n` must be 1 and the batch is that
+ * record's own tensors. `keys` (nullable) name the records in error messages.
+ *
+ * Ownership: the records are only read; on success the caller owns `*out`
+ * (`c2rs_tensor_list_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` or `values`/`value_lens` is NULL with
+ * `n > 0`, a value is NULL with a non-zero length, or `num_outputs` is 0; C2RS_INTERNAL when `n`
+ * is not the batch's record count; for a bad record C2RS_ENFORCE_NOT_MET (tensor count or
+ * dims/dtype mismatch) or C2RS_PARSE_ERROR (bytes), naming the record's key.
+ */
+C2RS_NODISCARD
+int32_t c2rs_batch_assemble(const char *const *keys,
+                            const uint8_t *const *values,
+                            const size_t *value_lens,
+                            size_t n,
+                            size_t batch_size,
+                            size_t num_outputs,
+                            c2rs_tensor_list **out);
+
+/**
  * The DB reader held by blob `name` of `ws` (made by the CreateDB operator, or stored with
  * `c2rs_workspace_set_db_reader`): reading from it consumes records the workspace's
  * operators would otherwise read.

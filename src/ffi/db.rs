@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use super::guard::{byte_slice, ffi_fn, ffi_fn_or, name_arg, out_param};
+use super::guard::{array_arg, byte_slice, ffi_fn, ffi_fn_or, name_arg, out_param};
 use super::handle::{
     arc_ref, c2rs_batch_reader, c2rs_buffer, c2rs_db, c2rs_db_cursor, c2rs_db_reader,
     c2rs_db_transaction, c2rs_tensor_list, c2rs_workspace, free_handle, handle_mut, handle_ref,
@@ -430,6 +430,64 @@ pub extern "C" fn c2rs_batch_reader_free(br: *mut c2rs_batch_reader) {
     })
 }
 
+/// Assembles one batch from `n` records the host holds in memory (serialized TensorProtos
+/// values, as TensorProtosDBInput reads them), without a DB: with `batch_size` B > 0, `n` must
+/// be B and the batch holds `num_outputs` tensors of shape `[B] + record dims` (all records
+/// agreeing in dims and dtype per output); with B = 0, `n` must be 1 and the batch is that
+/// record's own tensors. `keys` (nullable) name the records in error messages.
+///
+/// Ownership: the records are only read; on success the caller owns `*out`
+/// (`c2rs_tensor_list_free`).
+/// Thread safety: safe from any thread.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` or `values`/`value_lens` is NULL with
+/// `n > 0`, a value is NULL with a non-zero length, or `num_outputs` is 0; C2RS_INTERNAL when `n`
+/// is not the batch's record count; for a bad record C2RS_ENFORCE_NOT_MET (tensor count or
+/// dims/dtype mismatch) or C2RS_PARSE_ERROR (bytes), naming the record's key.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_batch_assemble(
+    keys: *const *const c_char,
+    values: *const *const u8,
+    value_lens: *const usize,
+    n: usize,
+    batch_size: usize,
+    num_outputs: usize,
+    out: *mut *mut c2rs_tensor_list,
+) -> i32 {
+    ffi_fn!("c2rs_batch_assemble", {
+        let out = out_param(out, "out")?;
+        if num_outputs == 0 {
+            return Err(C2rsError::invalid_argument(
+                "argument `num_outputs` must be at least 1",
+            ));
+        }
+        let values = array_arg(values, n, "values")?;
+        let lens = array_arg(value_lens, n, "value_lens")?;
+        let keys = if keys.is_null() {
+            None
+        } else {
+            Some(array_arg(keys, n, "keys")?)
+        };
+        let mut records: Vec<(Vec<u8>, &[u8])> = Vec::with_capacity(n);
+        for i in 0..n {
+            let key = match keys {
+                Some(k) => name_arg(k[i], &format!("keys[{i}]"))?.as_bytes().to_vec(),
+                None => format!("#{i}").into_bytes(),
+            };
+            records.push((
+                key,
+                byte_slice(values[i], lens[i], &format!("values[{i}]"))?,
+            ));
+        }
+        let assembler = BatchAssembler {
+            batch_size,
+            num_outputs,
+        };
+        out.set(into_handle(assembler.assemble_borrowed(&records)?));
+        Ok(())
+    })
+}
+
 /// The DB reader held by blob `name` of `ws` (made by the CreateDB operator, or stored with
 /// `c2rs_workspace_set_db_reader`): reading from it consumes records the workspace's
 /// operators would otherwise read.
@@ -842,5 +900,78 @@ mod tests {
         c2rs_db_reader_free(again);
         c2rs_db_reader_free(restored);
         c2rs_workspace_free(ws);
+    }
+
+    #[test]
+    fn batches_assemble_from_host_records_and_name_bad_keys() {
+        use crate::proto::TensorProtos;
+        use crate::tensor::{DataType, Tensor, tensor_to_proto};
+        let rec = |dims: &[i64]| {
+            let n = dims.iter().product::<i64>() as usize;
+            let t = Tensor::from_slice(DataType::Float, dims, &vec![1f32; n]).unwrap();
+            TensorProtos {
+                protos: vec![tensor_to_proto(&t).unwrap()],
+            }
+            .encode_to_vec()
+        };
+        let (a, b) = (rec(&[2]), rec(&[3]));
+        let values = [a.as_ptr(), a.as_ptr()];
+        let lens = [a.len(), a.len()];
+        let mut out = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_batch_assemble(
+                std::ptr::null(),
+                values.as_ptr(),
+                lens.as_ptr(),
+                2,
+                2,
+                1,
+                &mut out
+            ),
+            C2RS_OK
+        );
+        assert_eq!(handle_ref(out, "out").unwrap()[0].dims(), &[2, 2]);
+        free_handle(out);
+        let values = [a.as_ptr(), b.as_ptr()];
+        let lens = [a.len(), b.len()];
+        let keys = [c"first".as_ptr(), c"second".as_ptr()];
+        let mut bad = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_batch_assemble(
+                keys.as_ptr(),
+                values.as_ptr(),
+                lens.as_ptr(),
+                2,
+                2,
+                1,
+                &mut bad
+            ),
+            C2RS_ENFORCE_NOT_MET
+        );
+        assert!(bad.is_null());
+        assert_eq!(
+            c2rs_batch_assemble(
+                std::ptr::null(),
+                std::ptr::null(),
+                lens.as_ptr(),
+                2,
+                2,
+                1,
+                &mut bad
+            ),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            c2rs_batch_assemble(
+                std::ptr::null(),
+                values.as_ptr(),
+                lens.as_ptr(),
+                2,
+                2,
+                0,
+                &mut bad
+            ),
+            C2RS_INVALID_ARGUMENT
+        );
     }
 }

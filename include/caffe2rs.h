@@ -1336,6 +1336,125 @@ C2RS_NODISCARD int32_t c2rs_batch_reader_next(const c2rs_batch_reader *br, c2rs_
 void c2rs_batch_reader_free(c2rs_batch_reader *br);
 
 /**
+ * Assembles one batch from `n` records the host holds in memory (serialized TensorProtos
+ * values, as TensorProtosDBInput reads them), without a DB: with `batch_size` B > 0, `n` must
+ * be B and the batch holds `num_outputs` tensors of shape `[B] + record dims` (all records
+ * agreeing in dims and dtype per output); with B = 0, `n` must be 1 and the batch is that
+ * record's own tensors. `keys` (nullable) name the records in error messages.
+ *
+ * Ownership: the records are only read; on success the caller owns `*out`
+ * (`c2rs_tensor_list_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` or `values`/`value_lens` is NULL with
+ * `n > 0`, a value is NULL with a non-zero length, or `num_outputs` is 0; C2RS_INTERNAL when `n`
+ * is not the batch's record count; for a bad record C2RS_ENFORCE_NOT_MET (tensor count or
+ * dims/dtype mismatch) or C2RS_PARSE_ERROR (bytes), naming the record's key.
+ */
+C2RS_NODISCARD
+int32_t c2rs_batch_assemble(const char *const *keys,
+                            const uint8_t *const *values,
+                            const size_t *value_lens,
+                            size_t n,
+                            size_t batch_size,
+                            size_t num_outputs,
+                            c2rs_tensor_list **out);
+
+/**
+ * The DB reader held by blob `name` of `ws` (made by the CreateDB operator, or stored with
+ * `c2rs_workspace_set_db_reader`): reading from it consumes records the workspace's
+ * operators would otherwise read.
+ *
+ * Ownership: on success the caller owns `*out` (`c2rs_db_reader_free`), one reference to the
+ * reader the blob shares.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when no blob `name` is visible; C2RS_TYPE_MISMATCH when it holds no DB reader.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_db_reader(const c2rs_workspace *ws,
+                                 const char *name,
+                                 c2rs_db_reader **out);
+
+/**
+ * Stores `reader` in blob `name` of `ws` (created if missing), replacing its content, so
+ * operators (TensorProtosDBInput, Load) can read from a reader the host opened.
+ *
+ * Ownership: `reader` is shared, not consumed (the caller still frees its handle).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when `name` is forwarded to a parent blob that no longer exists.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_set_db_reader(const c2rs_workspace *ws,
+                                     const char *name,
+                                     const c2rs_db_reader *reader);
+
+/**
+ * Serializes `reader` as Caffe2 does: a BlobProto named `name` of type "DBReader" whose
+ * content is a DBReaderProto {name, source, db_type, key}; `key` (the record the next read
+ * returns) only when the cursor can seek (LMDB, not minidb). Shard settings are not stored.
+ *
+ * Ownership: on success the caller owns `*out` (`c2rs_buffer_free`).
+ * Thread safety: fully thread-safe (waits for a concurrent read to finish).
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_db_reader_serialize(const c2rs_db_reader *reader,
+                                 const char *name,
+                                 c2rs_buffer **out);
+
+/**
+ * Opens the reader a serialized BlobProto of type "DBReader" describes (shard 0 of 1) and
+ * seeks to its key, if it has one.
+ *
+ * Ownership: the bytes are only read; on success the caller owns `*out`
+ * (`c2rs_db_reader_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or `bytes` is NULL with
+ * `len > 0`; C2RS_PARSE_ERROR when the bytes are not such a BlobProto; C2RS_ENFORCE_NOT_MET
+ * when the type is not "DBReader" or a key is given for a DB that cannot seek; the statuses
+ * of `c2rs_db_open` for open failures.
+ */
+C2RS_NODISCARD
+int32_t c2rs_db_reader_deserialize(const uint8_t *bytes,
+                                   size_t len,
+                                   c2rs_db_reader **out);
+
+/**
+ * Serializes blob `name` of `ws` as one BlobProto, unchunked (Caffe2's `Blob::Serialize`):
+ * tensors as type "Tensor" (full dims, segment, CPU device_detail), byte strings as
+ * "std::string", DB readers as "DBReader".
+ *
+ * Ownership: on success the caller owns `*out` (`c2rs_buffer_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when no blob `name` is visible; C2RS_ENFORCE_NOT_MET when the blob is empty
+ * or holds an object without a serializer.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_serialize_blob(const c2rs_workspace *ws,
+                                      const char *name,
+                                      c2rs_buffer **out);
+
+/**
+ * Deserializes a BlobProto ("Tensor", "std::string" or "DBReader") into blob `name` of `ws`
+ * (created if missing), replacing its content. A tensor chunk fills its segment of a fresh
+ * zeroed tensor of the full dims.
+ *
+ * Ownership: the bytes are only read.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL (`bytes` may be NULL when
+ * `len` is 0) or `name` is not UTF-8; C2RS_PARSE_ERROR for bytes that are not a consistent
+ * BlobProto; C2RS_ENFORCE_NOT_MET for a type without a deserializer ("No registered
+ * deserializer for type <t>"); the statuses of `c2rs_db_open` for a DBReader that cannot open.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_deserialize_blob(const c2rs_workspace *ws,
+                                        const char *name,
+                                        const uint8_t *bytes,
+                                        size_t len);
+
+/**
  * Creates an event for the device of a serialized DeviceOption: CPU (0) and MKLDNN (2) →
  * a CPU event; CUDA (1) → a CUDA event on `device_id` (unset: the current device).
  * `len == 0` (NULL allowed) makes a CPU event.
@@ -2142,6 +2261,21 @@ const char *c2rs_status_name(int32_t status);
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL.
  */
 C2RS_NODISCARD int32_t c2rs_workspace_new(c2rs_workspace *parent, c2rs_workspace **out);
+
+/**
+ * Creates a workspace with root folder `root`: Save, Load, Checkpoint and DBExists resolve
+ * relative DB names as `<root>/<db>` (a workspace from `c2rs_workspace_new` uses "."). A child
+ * of `parent` when `parent` is not NULL.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_workspace_free`); `root` is copied; `parent` is not
+ * consumed.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `root` or `out` is NULL or `root` is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_new_with_root(c2rs_workspace *parent,
+                                     const char *root,
+                                     c2rs_workspace **out);
 
 /**
  * Creates a workspace that sees only the listed blobs of `parent`, under new names:

@@ -14,3 +14,8 @@ echo "== print_tensors: the bundled sample TensorProtos"
 "$BUILD_DIR/examples/print_tensors" "$@"
 echo "== workspace_demo: feed, a net, fetch, GetAllBlobNames"
 "$BUILD_DIR/examples/workspace_demo"
+
+# The DB example: the bundled sample minidb read in batches of 4 (wrapping around).
+cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target db_demo
+echo "== db_demo: the bundled sample minidb in batches"
+"$BUILD_DIR/examples/db_demo"

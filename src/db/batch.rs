@@ -77,6 +77,15 @@ impl BatchAssembler {
     }
 
     pub fn assemble(&self, records: &[Record]) -> Result<Vec<Tensor>> {
+        self.assemble_borrowed(records)
+    }
+
+    /// `assemble` over records borrowed from anywhere (`(key, value)` byte slices or vectors),
+    /// e.g. a host's in-memory records: nothing is copied besides the payloads.
+    pub fn assemble_borrowed<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        records: &[(K, V)],
+    ) -> Result<Vec<Tensor>> {
         if records.len() != self.records_per_batch() {
             return Err(C2rsError::internal(format!(
                 "batch of {} records, expected {}",
@@ -86,9 +95,9 @@ impl BatchAssembler {
         }
         if self.batch_size == 0 {
             let (key, value) = &records[0];
-            return decode_record(key, value, self.num_outputs);
+            return decode_record(key.as_ref(), value.as_ref(), self.num_outputs);
         }
-        let (key0, value0) = &records[0];
+        let (key0, value0) = (records[0].0.as_ref(), records[0].1.as_ref());
         let Ok(first) = scan_tensor_protos(value0) else {
             // Malformed bytes: the full decoder produces the precise error.
             return decode_record(key0, value0, self.num_outputs).map(|_| Vec::new());
@@ -112,6 +121,7 @@ impl BatchAssembler {
             outputs.push(Tensor::zeros(dtype, &dims)?);
         }
         for (k, (key, value)) in records.iter().enumerate() {
+            let (key, value) = (key.as_ref(), value.as_ref());
             let scanned;
             let views = if k == 0 {
                 &first

@@ -4,13 +4,20 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use super::guard::{byte_slice, ffi_fn, ffi_fn_or, name_arg, out_param};
+use super::guard::{array_arg, byte_slice, ffi_fn, ffi_fn_or, name_arg, out_param};
 use super::handle::{
-    c2rs_batch_reader, c2rs_buffer, c2rs_db, c2rs_db_cursor, c2rs_db_reader, c2rs_db_transaction,
-    c2rs_tensor_list, free_handle, handle_mut, handle_ref, into_handle,
+    arc_ref, c2rs_batch_reader, c2rs_buffer, c2rs_db, c2rs_db_cursor, c2rs_db_reader,
+    c2rs_db_transaction, c2rs_tensor_list, c2rs_workspace, free_handle, handle_mut, handle_ref,
+    into_handle,
 };
 use crate::db::{BatchAssembler, BatchReader, DbReader, Mode, open_db};
 use crate::error::C2rsError;
+use crate::proto::BlobProto;
+use crate::workspace::serialize::{
+    DB_READER_PROTO_TYPE, db_reader_from_proto, db_reader_to_proto, deserialize_blob,
+    serialize_blob_to_proto,
+};
+use prost::Message;
 
 /// Open for reading existing records (Caffe2 `db::READ`).
 pub const C2RS_DB_READ: i32 = 0;
@@ -423,6 +430,244 @@ pub extern "C" fn c2rs_batch_reader_free(br: *mut c2rs_batch_reader) {
     })
 }
 
+/// Assembles one batch from `n` records the host holds in memory (serialized TensorProtos
+/// values, as TensorProtosDBInput reads them), without a DB: with `batch_size` B > 0, `n` must
+/// be B and the batch holds `num_outputs` tensors of shape `[B] + record dims` (all records
+/// agreeing in dims and dtype per output); with B = 0, `n` must be 1 and the batch is that
+/// record's own tensors. `keys` (nullable) name the records in error messages.
+///
+/// Ownership: the records are only read; on success the caller owns `*out`
+/// (`c2rs_tensor_list_free`).
+/// Thread safety: safe from any thread.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` or `values`/`value_lens` is NULL with
+/// `n > 0`, a value is NULL with a non-zero length, or `num_outputs` is 0; C2RS_INTERNAL when `n`
+/// is not the batch's record count; for a bad record C2RS_ENFORCE_NOT_MET (tensor count or
+/// dims/dtype mismatch) or C2RS_PARSE_ERROR (bytes), naming the record's key.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_batch_assemble(
+    keys: *const *const c_char,
+    values: *const *const u8,
+    value_lens: *const usize,
+    n: usize,
+    batch_size: usize,
+    num_outputs: usize,
+    out: *mut *mut c2rs_tensor_list,
+) -> i32 {
+    ffi_fn!("c2rs_batch_assemble", {
+        let out = out_param(out, "out")?;
+        if num_outputs == 0 {
+            return Err(C2rsError::invalid_argument(
+                "argument `num_outputs` must be at least 1",
+            ));
+        }
+        let values = array_arg(values, n, "values")?;
+        let lens = array_arg(value_lens, n, "value_lens")?;
+        let keys = if keys.is_null() {
+            None
+        } else {
+            Some(array_arg(keys, n, "keys")?)
+        };
+        let mut records: Vec<(Vec<u8>, &[u8])> = Vec::with_capacity(n);
+        for i in 0..n {
+            let key = match keys {
+                Some(k) => name_arg(k[i], &format!("keys[{i}]"))?.as_bytes().to_vec(),
+                None => format!("#{i}").into_bytes(),
+            };
+            records.push((
+                key,
+                byte_slice(values[i], lens[i], &format!("values[{i}]"))?,
+            ));
+        }
+        let assembler = BatchAssembler {
+            batch_size,
+            num_outputs,
+        };
+        out.set(into_handle(assembler.assemble_borrowed(&records)?));
+        Ok(())
+    })
+}
+
+/// The DB reader held by blob `name` of `ws` (made by the CreateDB operator, or stored with
+/// `c2rs_workspace_set_db_reader`): reading from it consumes records the workspace's
+/// operators would otherwise read.
+///
+/// Ownership: on success the caller owns `*out` (`c2rs_db_reader_free`), one reference to the
+/// reader the blob shares.
+/// Thread safety: calls on one workspace are serialized internally; safe from many threads.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+/// C2RS_NOT_FOUND when no blob `name` is visible; C2RS_TYPE_MISMATCH when it holds no DB reader.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_workspace_db_reader(
+    ws: *const c2rs_workspace,
+    name: *const c_char,
+    out: *mut *mut c2rs_db_reader,
+) -> i32 {
+    ffi_fn!("c2rs_workspace_db_reader", {
+        let out = out_param(out, "out")?;
+        let ws = arc_ref(ws, "ws")?;
+        let name = name_arg(name, "name")?;
+        let blob = ws
+            .get_blob(name)
+            .ok_or_else(|| C2rsError::not_found(format!("Can't find blob: {name}")))?;
+        out.set(into_handle(blob.native::<DbReader>()?));
+        Ok(())
+    })
+}
+
+/// Stores `reader` in blob `name` of `ws` (created if missing), replacing its content, so
+/// operators (TensorProtosDBInput, Load) can read from a reader the host opened.
+///
+/// Ownership: `reader` is shared, not consumed (the caller still frees its handle).
+/// Thread safety: calls on one workspace are serialized internally; safe from many threads.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+/// C2RS_NOT_FOUND when `name` is forwarded to a parent blob that no longer exists.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_workspace_set_db_reader(
+    ws: *const c2rs_workspace,
+    name: *const c_char,
+    reader: *const c2rs_db_reader,
+) -> i32 {
+    ffi_fn!("c2rs_workspace_set_db_reader", {
+        let ws = arc_ref(ws, "ws")?;
+        let name = name_arg(name, "name")?;
+        let reader = handle_ref(reader, "reader")?.clone();
+        let blob = ws.create_blob(name).ok_or_else(|| {
+            C2rsError::not_found(format!(
+                "blob {name} is forwarded to a parent blob that no longer exists"
+            ))
+        })?;
+        blob.set_native(reader);
+        Ok(())
+    })
+}
+
+/// Serializes `reader` as Caffe2 does: a BlobProto named `name` of type "DBReader" whose
+/// content is a DBReaderProto {name, source, db_type, key}; `key` (the record the next read
+/// returns) only when the cursor can seek (LMDB, not minidb). Shard settings are not stored.
+///
+/// Ownership: on success the caller owns `*out` (`c2rs_buffer_free`).
+/// Thread safety: fully thread-safe (waits for a concurrent read to finish).
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_reader_serialize(
+    reader: *const c2rs_db_reader,
+    name: *const c_char,
+    out: *mut *mut c2rs_buffer,
+) -> i32 {
+    ffi_fn!("c2rs_db_reader_serialize", {
+        let out = out_param(out, "out")?;
+        let reader = handle_ref(reader, "reader")?;
+        let name = name_arg(name, "name")?;
+        out.set(into_handle(
+            db_reader_to_proto(name, reader)?.encode_to_vec(),
+        ));
+        Ok(())
+    })
+}
+
+/// Opens the reader a serialized BlobProto of type "DBReader" describes (shard 0 of 1) and
+/// seeks to its key, if it has one.
+///
+/// Ownership: the bytes are only read; on success the caller owns `*out`
+/// (`c2rs_db_reader_free`).
+/// Thread safety: safe from any thread.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or `bytes` is NULL with
+/// `len > 0`; C2RS_PARSE_ERROR when the bytes are not such a BlobProto; C2RS_ENFORCE_NOT_MET
+/// when the type is not "DBReader" or a key is given for a DB that cannot seek; the statuses
+/// of `c2rs_db_open` for open failures.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_db_reader_deserialize(
+    bytes: *const u8,
+    len: usize,
+    out: *mut *mut c2rs_db_reader,
+) -> i32 {
+    ffi_fn!("c2rs_db_reader_deserialize", {
+        let out = out_param(out, "out")?;
+        let bytes = byte_slice(bytes, len, "bytes")?;
+        let proto = BlobProto::decode(bytes)
+            .map_err(|e| C2rsError::parse(format!("bytes are not a valid BlobProto: {e}")))?;
+        if proto.r#type.as_deref() != Some(DB_READER_PROTO_TYPE) {
+            return Err(C2rsError::enforce(format!(
+                "BlobProto type is {:?}, not \"DBReader\"",
+                proto.r#type.as_deref().unwrap_or("")
+            )));
+        }
+        let reader = db_reader_from_proto(proto.content.as_deref().unwrap_or(&[]))?;
+        out.set(into_handle(Arc::new(reader)));
+        Ok(())
+    })
+}
+
+/// Serializes blob `name` of `ws` as one BlobProto, unchunked (Caffe2's `Blob::Serialize`):
+/// tensors as type "Tensor" (full dims, segment, CPU device_detail), byte strings as
+/// "std::string", DB readers as "DBReader".
+///
+/// Ownership: on success the caller owns `*out` (`c2rs_buffer_free`).
+/// Thread safety: calls on one workspace are serialized internally; safe from many threads.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+/// C2RS_NOT_FOUND when no blob `name` is visible; C2RS_ENFORCE_NOT_MET when the blob is empty
+/// or holds an object without a serializer.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_workspace_serialize_blob(
+    ws: *const c2rs_workspace,
+    name: *const c_char,
+    out: *mut *mut c2rs_buffer,
+) -> i32 {
+    ffi_fn!("c2rs_workspace_serialize_blob", {
+        let out = out_param(out, "out")?;
+        let ws = arc_ref(ws, "ws")?;
+        let name = name_arg(name, "name")?;
+        let blob = ws
+            .get_blob(name)
+            .ok_or_else(|| C2rsError::not_found(format!("Can't find blob: {name}")))?;
+        let content = blob.read().clone();
+        out.set(into_handle(
+            serialize_blob_to_proto(name, &content)?.encode_to_vec(),
+        ));
+        Ok(())
+    })
+}
+
+/// Deserializes a BlobProto ("Tensor", "std::string" or "DBReader") into blob `name` of `ws`
+/// (created if missing), replacing its content. A tensor chunk fills its segment of a fresh
+/// zeroed tensor of the full dims.
+///
+/// Ownership: the bytes are only read.
+/// Thread safety: calls on one workspace are serialized internally; safe from many threads.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL (`bytes` may be NULL when
+/// `len` is 0) or `name` is not UTF-8; C2RS_PARSE_ERROR for bytes that are not a consistent
+/// BlobProto; C2RS_ENFORCE_NOT_MET for a type without a deserializer ("No registered
+/// deserializer for type <t>"); the statuses of `c2rs_db_open` for a DBReader that cannot open.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_workspace_deserialize_blob(
+    ws: *const c2rs_workspace,
+    name: *const c_char,
+    bytes: *const u8,
+    len: usize,
+) -> i32 {
+    ffi_fn!("c2rs_workspace_deserialize_blob", {
+        let ws = arc_ref(ws, "ws")?;
+        let name = name_arg(name, "name")?;
+        let bytes = byte_slice(bytes, len, "bytes")?;
+        let proto = BlobProto::decode(bytes)
+            .map_err(|e| C2rsError::parse(format!("bytes are not a valid BlobProto: {e}")))?;
+        let blob = ws.create_blob(name).ok_or_else(|| {
+            C2rsError::not_found(format!(
+                "blob {name} is forwarded to a parent blob that no longer exists"
+            ))
+        })?;
+        deserialize_blob(proto, &blob, true)?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,5 +805,173 @@ mod tests {
         assert!(!valid);
         c2rs_db_cursor_free(cursor);
         c2rs_db_free(db);
+    }
+
+    #[test]
+    fn readers_move_between_workspace_blobs_and_bytes() {
+        use crate::ffi::workspace::{c2rs_workspace_free, c2rs_workspace_new_with_root};
+        let path = temp("lmdb-ser");
+        let db = open_db("lmdb", path.to_str().unwrap(), Mode::New).unwrap();
+        let mut t = db.new_transaction().unwrap();
+        for k in ["a", "b", "c"] {
+            t.put(k.as_bytes(), k.as_bytes()).unwrap();
+        }
+        t.commit().unwrap();
+        drop(t);
+        drop(db);
+        let mut ws = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_workspace_new_with_root(std::ptr::null_mut(), c"/tmp".as_ptr(), &mut ws),
+            C2RS_OK
+        );
+        let mut reader = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_db_reader_new(c"lmdb".as_ptr(), path.as_ptr(), 1, 0, &mut reader),
+            C2RS_OK
+        );
+        assert_eq!(
+            c2rs_workspace_set_db_reader(ws, c"r".as_ptr(), reader),
+            C2RS_OK
+        );
+        let mut again = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_workspace_db_reader(ws, c"r".as_ptr(), &mut again),
+            C2RS_OK
+        );
+        // Both handles share one reader: a read through one advances the other.
+        let (mut k, mut v) = (std::ptr::null_mut(), std::ptr::null_mut());
+        assert_eq!(c2rs_db_reader_read(again, &mut k, &mut v), C2RS_OK);
+        c2rs_buffer_free(k);
+        c2rs_buffer_free(v);
+        let mut bytes = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_db_reader_serialize(reader, c"saved".as_ptr(), &mut bytes),
+            C2RS_OK
+        );
+        let mut restored = std::ptr::null_mut();
+        let (data, len) = (c2rs_buffer_data(bytes), c2rs_buffer_len(bytes));
+        assert_eq!(
+            c2rs_db_reader_deserialize(data, len, &mut restored),
+            C2RS_OK
+        );
+        assert_eq!(
+            c2rs_workspace_deserialize_blob(ws, c"copy".as_ptr(), data, len),
+            C2RS_OK
+        );
+        let mut ser = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_workspace_serialize_blob(ws, c"copy".as_ptr(), &mut ser),
+            C2RS_OK
+        );
+        c2rs_buffer_free(ser);
+        c2rs_buffer_free(bytes);
+        assert_eq!(
+            handle_ref(restored, "r").unwrap().read().unwrap().0,
+            b"b".to_vec()
+        );
+        // Errors: missing blob, garbage bytes, NULLs.
+        let mut none = std::ptr::null_mut();
+        let mut none_buf = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_workspace_db_reader(ws, c"nope".as_ptr(), &mut none),
+            C2RS_NOT_FOUND
+        );
+        assert_eq!(
+            c2rs_workspace_serialize_blob(ws, c"nope".as_ptr(), &mut none_buf),
+            C2RS_NOT_FOUND
+        );
+        assert_eq!(
+            c2rs_db_reader_deserialize(b"\xff".as_ptr(), 1, &mut none),
+            C2RS_PARSE_ERROR
+        );
+        assert_eq!(
+            c2rs_db_reader_deserialize(std::ptr::null(), 0, &mut none),
+            C2RS_ENFORCE_NOT_MET
+        );
+        assert_eq!(
+            c2rs_workspace_set_db_reader(ws, c"r".as_ptr(), std::ptr::null()),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            c2rs_db_reader_serialize(reader, c"x".as_ptr(), std::ptr::null_mut()),
+            C2RS_INVALID_ARGUMENT
+        );
+        c2rs_db_reader_free(reader);
+        c2rs_db_reader_free(again);
+        c2rs_db_reader_free(restored);
+        c2rs_workspace_free(ws);
+    }
+
+    #[test]
+    fn batches_assemble_from_host_records_and_name_bad_keys() {
+        use crate::proto::TensorProtos;
+        use crate::tensor::{DataType, Tensor, tensor_to_proto};
+        let rec = |dims: &[i64]| {
+            let n = dims.iter().product::<i64>() as usize;
+            let t = Tensor::from_slice(DataType::Float, dims, &vec![1f32; n]).unwrap();
+            TensorProtos {
+                protos: vec![tensor_to_proto(&t).unwrap()],
+            }
+            .encode_to_vec()
+        };
+        let (a, b) = (rec(&[2]), rec(&[3]));
+        let values = [a.as_ptr(), a.as_ptr()];
+        let lens = [a.len(), a.len()];
+        let mut out = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_batch_assemble(
+                std::ptr::null(),
+                values.as_ptr(),
+                lens.as_ptr(),
+                2,
+                2,
+                1,
+                &mut out
+            ),
+            C2RS_OK
+        );
+        assert_eq!(handle_ref(out, "out").unwrap()[0].dims(), &[2, 2]);
+        free_handle(out);
+        let values = [a.as_ptr(), b.as_ptr()];
+        let lens = [a.len(), b.len()];
+        let keys = [c"first".as_ptr(), c"second".as_ptr()];
+        let mut bad = std::ptr::null_mut();
+        assert_eq!(
+            c2rs_batch_assemble(
+                keys.as_ptr(),
+                values.as_ptr(),
+                lens.as_ptr(),
+                2,
+                2,
+                1,
+                &mut bad
+            ),
+            C2RS_ENFORCE_NOT_MET
+        );
+        assert!(bad.is_null());
+        assert_eq!(
+            c2rs_batch_assemble(
+                std::ptr::null(),
+                std::ptr::null(),
+                lens.as_ptr(),
+                2,
+                2,
+                1,
+                &mut bad
+            ),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            c2rs_batch_assemble(
+                std::ptr::null(),
+                values.as_ptr(),
+                lens.as_ptr(),
+                2,
+                2,
+                0,
+                &mut bad
+            ),
+            C2RS_INVALID_ARGUMENT
+        );
     }
 }

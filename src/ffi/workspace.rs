@@ -100,6 +100,34 @@ pub extern "C" fn c2rs_workspace_new(
     })
 }
 
+/// Creates a workspace with root folder `root`: Save, Load, Checkpoint and DBExists resolve
+/// relative DB names as `<root>/<db>` (a workspace from `c2rs_workspace_new` uses "."). A child
+/// of `parent` when `parent` is not NULL.
+///
+/// Ownership: the caller owns `*out` (`c2rs_workspace_free`); `root` is copied; `parent` is not
+/// consumed.
+/// Thread safety: safe from any thread.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `root` or `out` is NULL or `root` is not UTF-8.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_workspace_new_with_root(
+    parent: *mut c2rs_workspace,
+    root: *const c_char,
+    out: *mut *mut c2rs_workspace,
+) -> i32 {
+    ffi_fn!("c2rs_workspace_new_with_root", {
+        let out = out_param(out, "out")?;
+        let root = name_arg(root, "root")?;
+        let ws = if parent.is_null() {
+            Workspace::with_root(root)
+        } else {
+            Workspace::new_child_with_root(root, &arc_clone(parent, "parent")?)
+        };
+        out.set(arc_into_handle(ws));
+        Ok(())
+    })
+}
+
 /// Creates a workspace that sees only the listed blobs of `parent`, under new names:
 /// `names[i]` here is `parent_names[i]` there (Caffe2's workspace with a blob mapping).
 ///

@@ -2,6 +2,8 @@
 //! called from `operator::register_builtin_ops`.
 
 pub mod basic_ops;
+pub mod db_ops;
+pub mod load_save_ops;
 pub mod workspace_ops;
 
 use crate::error::Result;

@@ -10,3 +10,4 @@ pub use blob::{
     TENSOR_TYPE_NAME,
 };
 pub use workspace::Workspace;
+pub mod serialize;

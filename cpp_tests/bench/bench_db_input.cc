@@ -1,0 +1,260 @@
+// Batch assembly throughput of TensorProtosDBInput-style reading, caffe2rs vs C++ protobuf vs
+// memcpy, in one run (issue 5 benchmark; not a test). See cpp_tests/bench/README.md.
+//
+// Scenarios (records in a minidb on tmpfs, i.e. in memory; batches of 32):
+//   (a) image records: BYTE tensor 3x224x224 in byte_data + INT32 scalar label;
+//   (b) float records: FLOAT tensor of 2048 values in packed float_data.
+// Contenders:
+//   caffe2rs   c2rs_batch_assemble over the records in memory (scan + copy into a new batch);
+//   via DB     c2rs_batch_reader on the minidb, no prefetch thread (read + decode + assemble);
+//   protobuf   Debian libprotobuf: ParseFromArray of each record (messages generated from
+//              proto/caffe2.proto), then its payload copied into a reused batch buffer;
+//   memcpy     the payload bytes of each record copied into a reused batch buffer (the floor).
+// Then prefetch scaling: c2rs_batch_reader with 1 and 2 decode threads (depth 4).
+// Prints records/s, GB/s of payload and the ratios; `--json` also writes them as one JSON line.
+#include "caffe2.pb.h"
+#include "caffe2rs.h"
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+namespace {
+
+constexpr int kBatch = 32;
+constexpr int kRecords = 256;  // distinct records in each DB (the reader wraps)
+
+struct Scenario {
+  const char* name;
+  std::vector<std::string> values;     // serialized TensorProtos
+  std::vector<std::string> payloads;   // payload bytes of each record (for memcpy)
+  size_t payload_bytes = 0;            // per record
+  int num_outputs = 0;
+};
+
+Scenario MakeImages() {
+  Scenario s{"image uint8 3x224x224 (byte_data)", {}, {}, 3 * 224 * 224 + 4, 2};
+  for (int i = 0; i < kRecords; ++i) {
+    caffe2::TensorProtos protos;
+    caffe2::TensorProto* img = protos.add_protos();
+    img->add_dims(3);
+    img->add_dims(224);
+    img->add_dims(224);
+    img->set_data_type(caffe2::TensorProto::BYTE);
+    std::string pixels(3 * 224 * 224, '\0');
+    for (size_t j = 0; j < pixels.size(); ++j) pixels[j] = static_cast<char>((i * 31 + j) % 251);
+    img->set_byte_data(pixels);
+    caffe2::TensorProto* label = protos.add_protos();
+    label->set_data_type(caffe2::TensorProto::INT32);
+    label->add_int32_data(i % 1000);
+    s.values.push_back(protos.SerializeAsString());
+    int32_t l = i % 1000;
+    s.payloads.push_back(pixels + std::string(reinterpret_cast<const char*>(&l), 4));
+  }
+  return s;
+}
+
+Scenario MakeFloats() {
+  Scenario s{"float 2048 (packed float_data)", {}, {}, 2048 * 4, 1};
+  for (int i = 0; i < kRecords; ++i) {
+    caffe2::TensorProtos protos;
+    caffe2::TensorProto* t = protos.add_protos();
+    t->add_dims(2048);
+    t->set_data_type(caffe2::TensorProto::FLOAT);
+    std::vector<float> v(2048);
+    for (int j = 0; j < 2048; ++j) v[j] = static_cast<float>(i * 2048 + j) * 0.001f;
+    for (float x : v) t->add_float_data(x);
+    s.values.push_back(protos.SerializeAsString());
+    s.payloads.push_back(std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4));
+  }
+  return s;
+}
+
+std::string WriteMinidb(const Scenario& s, const std::string& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  for (int i = 0; i < kRecords; ++i) {
+    char key[16];
+    std::snprintf(key, sizeof key, "%08d", i);
+    int32_t k = 8, v = static_cast<int32_t>(s.values[i].size());
+    out.write(reinterpret_cast<const char*>(&k), 4);
+    out.write(reinterpret_cast<const char*>(&v), 4);
+    out.write(key, 8);
+    out.write(s.values[i].data(), v);
+  }
+  return path;
+}
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void Check(int32_t status, const char* what) {
+  if (status != C2RS_OK) {
+    std::fprintf(stderr, "%s failed: %s\n", what, c2rs_last_error_message());
+    std::exit(1);
+  }
+}
+
+/// Runs `batch()` for about `seconds` (after one warm-up call); returns batches per second.
+template <typename F>
+double Rate(F batch, double seconds) {
+  batch();
+  int n = 0;
+  const double start = Now();
+  double elapsed = 0;
+  do {
+    batch();
+    ++n;
+    elapsed = Now() - start;
+  } while (elapsed < seconds);
+  return n / elapsed;
+}
+
+double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, double seconds) {
+  c2rs_db_reader* reader = nullptr;
+  Check(c2rs_db_reader_new("minidb", path.c_str(), 1, 0, &reader), "c2rs_db_reader_new");
+  c2rs_batch_reader* br = nullptr;
+  Check(c2rs_batch_reader_new(reader, kBatch, static_cast<size_t>(s.num_outputs), 4, threads, &br),
+        "c2rs_batch_reader_new");
+  const double rate = Rate(
+      [&] {
+        c2rs_tensor_list* batch = nullptr;
+        Check(c2rs_batch_reader_next(br, &batch), "c2rs_batch_reader_next");
+        c2rs_tensor_list_free(batch);
+      },
+      seconds);
+  c2rs_batch_reader_free(br);
+  c2rs_db_reader_free(reader);
+  return rate;
+}
+
+double Assemble(const Scenario& s, double seconds) {
+  std::vector<const uint8_t*> values(kBatch);
+  std::vector<size_t> lens(kBatch);
+  int next = 0;
+  return Rate(
+      [&] {
+        for (int k = 0; k < kBatch; ++k) {
+          values[k] = reinterpret_cast<const uint8_t*>(s.values[next].data());
+          lens[k] = s.values[next].size();
+          next = (next + 1) % kRecords;
+        }
+        c2rs_tensor_list* batch = nullptr;
+        Check(c2rs_batch_assemble(nullptr, values.data(), lens.data(), kBatch, kBatch,
+                                  static_cast<size_t>(s.num_outputs), &batch),
+              "c2rs_batch_assemble");
+        c2rs_tensor_list_free(batch);
+      },
+      seconds);
+}
+
+double Protobuf(const Scenario& s, double seconds) {
+  std::vector<char> out(static_cast<size_t>(kBatch) * s.payload_bytes);
+  caffe2::TensorProtos protos;
+  int next = 0;
+  return Rate(
+      [&] {
+        char* dst = out.data();
+        for (int k = 0; k < kBatch; ++k) {
+          const std::string& v = s.values[next];
+          next = (next + 1) % kRecords;
+          if (!protos.ParseFromArray(v.data(), static_cast<int>(v.size()))) std::abort();
+          for (const caffe2::TensorProto& t : protos.protos()) {
+            switch (t.data_type()) {
+              case caffe2::TensorProto::BYTE:
+                std::memcpy(dst, t.byte_data().data(), t.byte_data().size());
+                dst += t.byte_data().size();
+                break;
+              case caffe2::TensorProto::FLOAT:
+                std::memcpy(dst, t.float_data().data(), t.float_data_size() * 4);
+                dst += t.float_data_size() * 4;
+                break;
+              case caffe2::TensorProto::INT32:
+                std::memcpy(dst, t.int32_data().data(), t.int32_data_size() * 4);
+                dst += t.int32_data_size() * 4;
+                break;
+              default:
+                std::abort();
+            }
+          }
+        }
+        asm volatile("" : : "r"(out.data()) : "memory");
+      },
+      seconds);
+}
+
+double Memcpy(const Scenario& s, double seconds) {
+  std::vector<char> out(static_cast<size_t>(kBatch) * s.payload_bytes);
+  int next = 0;
+  return Rate(
+      [&] {
+        for (int k = 0; k < kBatch; ++k) {
+          const std::string& p = s.payloads[next];
+          next = (next + 1) % kRecords;
+          std::memcpy(out.data() + k * s.payload_bytes, p.data(), p.size());
+        }
+        asm volatile("" : : "r"(out.data()) : "memory");
+      },
+      seconds);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double seconds = 2.0;
+  const char* json_path = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = std::atof(argv[++i]);
+    if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_path = argv[++i];
+  }
+  const std::string dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  std::string json = "{\"batch\":32,\"seconds\":" + std::to_string(seconds) +
+                     ",\"cpus\":" + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) +
+                     ",\"protobuf\":\"" + std::to_string(GOOGLE_PROTOBUF_VERSION) + "\",\"scenarios\":[";
+  std::printf("caffe2rs %s, libprotobuf %d, %ld CPUs, batch %d, %.1f s per contender\n",
+              c2rs_version_string(), GOOGLE_PROTOBUF_VERSION, sysconf(_SC_NPROCESSORS_ONLN), kBatch,
+              seconds);
+  bool first = true;
+  for (const Scenario& s : {MakeImages(), MakeFloats()}) {
+    const std::string path =
+        WriteMinidb(s, dir + "/c2rs-bench-" + std::to_string(getpid()) + ".minidb");
+    const double ours = Assemble(s, seconds) * kBatch;
+    const double via_db = Caffe2rs(path, s, 0, seconds) * kBatch;
+    const double proto = Protobuf(s, seconds) * kBatch;
+    const double copy = Memcpy(s, seconds) * kBatch;
+    const double t1 = Caffe2rs(path, s, 1, seconds) * kBatch;
+    const double t2 = Caffe2rs(path, s, 2, seconds) * kBatch;
+    std::remove(path.c_str());
+    const double gb = static_cast<double>(s.payload_bytes) / 1e9;
+    std::printf("\n(%s) payload %zu B/record\n", s.name, s.payload_bytes);
+    std::printf("  caffe2rs assemble %10.0f rec/s %7.2f GB/s  (records in memory)\n", ours, ours * gb);
+    std::printf("  caffe2rs via DB   %10.0f rec/s %7.2f GB/s  (DBReader on tmpfs, inline)\n", via_db,
+                via_db * gb);
+    std::printf("  C++ protobuf      %10.0f rec/s %7.2f GB/s\n", proto, proto * gb);
+    std::printf("  memcpy            %10.0f rec/s %7.2f GB/s\n", copy, copy * gb);
+    std::printf("  caffe2rs/protobuf %6.2fx   caffe2rs/memcpy %5.1f%%\n", ours / proto,
+                100.0 * ours / copy);
+    std::printf("  prefetch 1 thread %10.0f rec/s, 2 threads %10.0f rec/s: %.2fx\n", t1, t2, t2 / t1);
+    char entry[640];
+    std::snprintf(entry, sizeof entry,
+                  "%s{\"name\":\"%s\",\"payload_bytes\":%zu,\"caffe2rs_rps\":%.0f,\"caffe2rs_via_db_rps\":%.0f,\"protobuf_rps\":%.0f,"
+                  "\"memcpy_rps\":%.0f,\"vs_protobuf\":%.3f,\"vs_memcpy\":%.3f,\"prefetch1_rps\":%.0f,"
+                  "\"prefetch2_rps\":%.0f,\"prefetch_scaling\":%.3f}",
+                  first ? "" : ",", s.name, s.payload_bytes, ours, via_db, proto, copy, ours / proto, ours / copy,
+                  t1, t2, t2 / t1);
+    json += entry;
+    first = false;
+  }
+  json += "]}";
+  if (json_path != nullptr) {
+    std::ofstream(json_path) << json << "\n";
+  }
+  return 0;
+}

@@ -1,0 +1,644 @@
+//! Checkpoint operators: `Save`, `Load`, `Checkpoint` (alias `Snapshot`), reading and writing
+//! DBs of `BlobProto` records that C++ Caffe2 reads and writes (shared/spec/data-input.md §6).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use prost::Message;
+
+use super::db_ops::db_path;
+use crate::db::{Cursor, DbReader, Mode, open_db};
+use crate::error::{C2rsError, Result};
+use crate::operator::{OpBase, OpSchema, Operator, Registry};
+use crate::proto::BlobProto;
+use crate::tensor::DataType;
+use crate::workspace::Blob;
+use crate::workspace::serialize::{
+    CHUNK_SEPARATOR, Deserialized, chunk_size_from_arg, deserialize_blob, serialize_blob,
+};
+
+/// What `Save` writes: DB, type, record names and chunking, fixed at construction.
+struct SaveSpec {
+    db: String,
+    db_type: String,
+    names: Vec<String>,
+    chunk_size: usize,
+}
+
+impl SaveSpec {
+    /// Reads Save's arguments (`db`, `db_type`, `strip_prefix`, `blob_name_overrides`,
+    /// `chunk_size`) and the names every input is saved under.
+    fn new(base: &OpBase, skip_inputs: usize) -> Result<Self> {
+        let db = base.single_arg::<String>("db", String::new())?;
+        if db.is_empty() {
+            return Err(C2rsError::enforce("Must specify a db name."));
+        }
+        let db_type = base.single_arg::<String>("db_type", String::new())?;
+        if db_type.is_empty() {
+            return Err(C2rsError::enforce("Must specify a db type."));
+        }
+        base.single_arg::<bool>("absolute_path", false)?;
+        let strip_prefix = base.single_arg::<String>("strip_prefix", String::new())?;
+        let overrides = base.repeated_arg::<String>("blob_name_overrides")?;
+        let chunk_size = chunk_size_from_arg(base.single_arg::<i64>("chunk_size", -1)?)?;
+        let inputs: Vec<&str> = (skip_inputs..base.num_inputs())
+            .map(|i| base.input_name(i))
+            .collect();
+        let names: Vec<String> = if base.has_argument("blob_name_overrides") {
+            if !strip_prefix.is_empty() {
+                return Err(C2rsError::enforce(
+                    "strip_prefix and blob_name_overrides are mutually exclusive.",
+                ));
+            }
+            if overrides.len() != inputs.len() {
+                return Err(C2rsError::enforce(format!(
+                    "Number of blobs and blob_name_overrides mismatch: {} inputs, {} overrides",
+                    inputs.len(),
+                    overrides.len()
+                )));
+            }
+            overrides
+        } else {
+            inputs
+                .iter()
+                .map(|n| strip(n, &strip_prefix).to_string())
+                .collect()
+        };
+        let mut seen = BTreeSet::new();
+        for n in &names {
+            if n.is_empty() {
+                return Err(C2rsError::enforce("Blob name to save must not be empty."));
+            }
+            if !seen.insert(n.as_str()) {
+                return Err(C2rsError::enforce(format!("Duplicated input: {n}")));
+            }
+        }
+        Ok(Self {
+            db,
+            db_type,
+            names,
+            chunk_size,
+        })
+    }
+
+    /// Writes inputs `skip_inputs..` to `path` (truncating it), one record per chunk, in a
+    /// deterministic order: blob order, then chunk order.
+    fn save(&self, base: &OpBase, path: &str, skip_inputs: usize) -> Result<()> {
+        let db = open_db(&self.db_type, path, Mode::New)?;
+        let mut txn = db.new_transaction()?;
+        for (name, blob) in self.names.iter().zip(&base.inputs()[skip_inputs..]) {
+            let content = blob.read().clone();
+            serialize_blob(name, &content, self.chunk_size, |key, value| {
+                txn.put(key.as_bytes(), &value)
+            })
+            .map_err(|e| e.context(format!("Save: blob {name}")))?;
+            txn.commit()?;
+        }
+        txn.commit()
+    }
+}
+
+/// The part of `name` after the first occurrence of `prefix` (unchanged when absent or empty).
+fn strip<'a>(name: &'a str, prefix: &str) -> &'a str {
+    if prefix.is_empty() {
+        return name;
+    }
+    match name.find(prefix) {
+        Some(i) => &name[i + prefix.len()..],
+        None => name,
+    }
+}
+
+/// `Save`: writes every input to a new DB.
+struct SaveOp {
+    base: OpBase,
+    spec: SaveSpec,
+}
+
+impl Operator for SaveOp {
+    fn base(&self) -> &OpBase {
+        &self.base
+    }
+    fn run(&self) -> Result<bool> {
+        let path = db_path(&self.base, &self.spec.db)?;
+        self.spec.save(&self.base, &path, 0)?;
+        Ok(true)
+    }
+}
+
+/// `Checkpoint`: every `every` iterations, `Save` of all inputs (the iteration included) to
+/// the DB named by the printf pattern `db` applied to the iteration.
+struct CheckpointOp {
+    base: OpBase,
+    spec: SaveSpec,
+    pattern: Pattern,
+    every: i64,
+}
+
+impl Operator for CheckpointOp {
+    fn base(&self) -> &OpBase {
+        &self.base
+    }
+    fn run(&self) -> Result<bool> {
+        let iter_tensor = self.base.input_tensor(0)?;
+        if iter_tensor.dtype() != DataType::Int64 || iter_tensor.numel() != 1 {
+            return Err(C2rsError::enforce(format!(
+                "Checkpoint: input {} must be an INT64 scalar (the iteration), got {} {:?}",
+                self.base.input_name(0),
+                iter_tensor.dtype(),
+                iter_tensor.dims()
+            )));
+        }
+        let iter = iter_tensor.typed::<i64>()?[0];
+        if iter % self.every != 0 {
+            return Ok(true);
+        }
+        let name = self.pattern.format(iter)?;
+        let path = db_path(&self.base, &name)?;
+        self.spec.save(&self.base, &path, 0)?;
+        Ok(true)
+    }
+}
+
+/// A printf pattern with exactly one integer conversion (`%d`, `%i`, `%ld`, `%lld`, with flags
+/// and width such as `%08d`) and any number of `%%`.
+struct Pattern {
+    before: String,
+    after: String,
+    flags: String,
+    width: usize,
+}
+
+impl Pattern {
+    fn parse(pattern: &str) -> Result<Self> {
+        let bad = || {
+            C2rsError::enforce(format!(
+                "Checkpoint: db pattern {pattern:?} must contain exactly one integer conversion \
+                 (%d, %i, %ld, %lld with optional flags and width) and otherwise only %%"
+            ))
+        };
+        let chars: Vec<char> = pattern.chars().collect();
+        let mut before = String::new();
+        let mut after = String::new();
+        let mut conversion: Option<(String, usize)> = None;
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            let out = if conversion.is_some() {
+                &mut after
+            } else {
+                &mut before
+            };
+            if c != '%' {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            if chars.get(i + 1) == Some(&'%') {
+                out.push('%');
+                i += 2;
+                continue;
+            }
+            if conversion.is_some() {
+                return Err(bad());
+            }
+            let mut j = i + 1;
+            let mut flags = String::new();
+            while let Some(&f @ ('-' | '+' | ' ' | '0' | '#')) = chars.get(j) {
+                flags.push(f);
+                j += 1;
+            }
+            let mut width = String::new();
+            while let Some(&d) = chars.get(j).filter(|d| d.is_ascii_digit()) {
+                width.push(d);
+                j += 1;
+            }
+            let mut longs = 0;
+            while chars.get(j) == Some(&'l') {
+                longs += 1;
+                j += 1;
+            }
+            if longs > 2 || !matches!(chars.get(j), Some('d' | 'i')) {
+                return Err(bad());
+            }
+            let width = if width.is_empty() {
+                0
+            } else {
+                width.parse().map_err(|_| bad())?
+            };
+            conversion = Some((flags, width));
+            i = j + 1;
+        }
+        let (flags, width) = conversion.ok_or_else(bad)?;
+        Ok(Self {
+            before,
+            after,
+            flags,
+            width,
+        })
+    }
+
+    fn format(&self, v: i64) -> Result<String> {
+        let left = self.flags.contains('-');
+        let zero = self.flags.contains('0') && !left;
+        let sign = if v < 0 {
+            "-"
+        } else if self.flags.contains('+') {
+            "+"
+        } else if self.flags.contains(' ') {
+            " "
+        } else {
+            ""
+        };
+        let digits = v.unsigned_abs().to_string();
+        let len = sign.len() + digits.len();
+        let pad = self.width.saturating_sub(len);
+        if pad > 1024 {
+            return Err(C2rsError::enforce(
+                "Checkpoint: db name is 1024 bytes or longer",
+            ));
+        }
+        let number = if left {
+            format!("{sign}{digits}{}", " ".repeat(pad))
+        } else if zero {
+            format!("{sign}{}{digits}", "0".repeat(pad))
+        } else {
+            format!("{}{sign}{digits}", " ".repeat(pad))
+        };
+        let name = format!("{}{number}{}", self.before, self.after);
+        if name.len() >= 1024 {
+            return Err(C2rsError::enforce(format!(
+                "Checkpoint: db name for iteration {v} is {} bytes, the limit is 1023",
+                name.len()
+            )));
+        }
+        Ok(name)
+    }
+}
+
+/// Load progress of one blob.
+#[derive(Default)]
+struct BlobState {
+    /// Tensor blobs: elements the tensor has, elements loaded so far.
+    total: usize,
+    current: usize,
+    is_tensor: bool,
+    /// Chunked content: expected chunk count and chunk ids seen.
+    num_chunks: Option<i32>,
+    chunk_ids: BTreeSet<i32>,
+    /// Other blobs: seen once.
+    seen: bool,
+}
+
+impl BlobState {
+    fn complete(&self) -> bool {
+        if self.is_tensor {
+            self.current == self.total
+        } else if let Some(n) = self.num_chunks {
+            self.chunk_ids.len() == n as usize
+        } else {
+            self.seen
+        }
+    }
+}
+
+/// `Load`: reads blobs from DBReader inputs (from their current position) or from `db`/`dbs`.
+struct LoadOp {
+    base: OpBase,
+    db_type: String,
+    db_names: Vec<String>,
+    add_prefix: String,
+    strip_prefix: String,
+    load_all: bool,
+    allow_incomplete: bool,
+    /// Blob name (after key mapping) → output index; empty with `load_all`.
+    output_indices: HashMap<String, usize>,
+}
+
+impl LoadOp {
+    fn new(base: OpBase) -> Result<Self> {
+        let db_type = base.single_arg::<String>("db_type", String::new())?;
+        let db = base.single_arg::<String>("db", String::new())?;
+        let dbs = base.repeated_arg::<String>("dbs")?;
+        let add_prefix = base.single_arg::<String>("add_prefix", String::new())?;
+        let strip_prefix = base.single_arg::<String>("strip_prefix", String::new())?;
+        base.single_arg::<bool>("keep_device", false)?;
+        base.single_arg::<bool>("absolute_path", false)?;
+        let load_all = base.single_arg::<bool>("load_all", false)?;
+        let allow_incomplete = base.single_arg::<bool>("allow_incomplete", false)?;
+        let source_names = base.repeated_arg::<String>("source_blob_names")?;
+        let mut db_names = Vec::new();
+        if base.num_inputs() == 0 {
+            if db_type.is_empty() {
+                return Err(C2rsError::enforce("Must specify a db type."));
+            }
+            if dbs.is_empty() {
+                if db.is_empty() {
+                    return Err(C2rsError::enforce("Must specify a db name."));
+                }
+                db_names.push(db);
+            } else {
+                let mut seen = BTreeSet::new();
+                for d in dbs {
+                    if d.is_empty() {
+                        return Err(C2rsError::enforce("Db name should not be empty."));
+                    }
+                    if !seen.insert(d.clone()) {
+                        return Err(C2rsError::enforce(format!("Duplicated db name: {d}")));
+                    }
+                    db_names.push(d);
+                }
+            }
+        }
+        if !source_names.is_empty() {
+            if source_names.len() != base.num_outputs() {
+                return Err(C2rsError::enforce(
+                    "Number of output blobs and source_blob_names mismatch.",
+                ));
+            }
+            if !strip_prefix.is_empty() {
+                return Err(C2rsError::enforce(
+                    "strip_prefix and source_blob_names are mutually exclusive.",
+                ));
+            }
+            if load_all {
+                return Err(C2rsError::enforce(
+                    "cannot load_all while using source_blob_names.",
+                ));
+            }
+        }
+        let mut output_indices = HashMap::new();
+        let mut outputs_seen = BTreeSet::new();
+        for i in 0..base.num_outputs() {
+            let out = base.output_name(i);
+            if !outputs_seen.insert(out.to_string()) {
+                return Err(C2rsError::enforce(format!("Duplicated output: {out}")));
+            }
+            if !load_all {
+                let name = source_names.get(i).map_or(out, String::as_str);
+                if output_indices.insert(name.to_string(), i).is_some() {
+                    return Err(C2rsError::enforce(format!(
+                        "Duplicated source blob name: {name}"
+                    )));
+                }
+            }
+        }
+        Ok(Self {
+            base,
+            db_type,
+            db_names,
+            add_prefix,
+            strip_prefix,
+            load_all,
+            allow_incomplete,
+            output_indices,
+        })
+    }
+
+    /// Key → blob name: cut at the first `#%`, strip up to and including `strip_prefix`,
+    /// prepend `add_prefix`.
+    fn blob_name(&self, key: &[u8]) -> Result<String> {
+        let key = std::str::from_utf8(key).map_err(|_| {
+            C2rsError::enforce(format!(
+                "Load: key is not valid UTF-8: {}",
+                key.escape_ascii()
+            ))
+        })?;
+        let base = key.split(CHUNK_SEPARATOR).next().unwrap_or(key);
+        Ok(format!(
+            "{}{}",
+            self.add_prefix,
+            strip(base, &self.strip_prefix)
+        ))
+    }
+
+    /// Loads the records of one cursor (from its current position) with DB id `db_id`.
+    #[allow(clippy::too_many_arguments)]
+    fn extract(
+        &self,
+        cursor: &mut dyn Cursor,
+        db_id: usize,
+        states: &mut BTreeMap<String, BlobState>,
+        key_db: &mut HashMap<String, usize>,
+        loaded: &mut usize,
+        source: &str,
+    ) -> Result<()> {
+        let ws = self.base.workspace()?;
+        while cursor.valid() {
+            if !self.load_all && *loaded == self.base.num_outputs() {
+                break;
+            }
+            let name = self.blob_name(cursor.key())?;
+            let blob: Option<Arc<Blob>> = if self.load_all {
+                ws.create_blob(&name)
+            } else {
+                self.output_indices
+                    .get(&name)
+                    .map(|&i| Arc::clone(&self.base.outputs()[i]))
+            };
+            let Some(blob) = blob else {
+                cursor.next()?;
+                continue;
+            };
+            if let Some(&other) = key_db.get(&name) {
+                if other != db_id {
+                    return Err(C2rsError::enforce(format!(
+                        "Duplicate Key {name} is found!"
+                    )));
+                }
+            } else {
+                key_db.insert(name.clone(), db_id);
+            }
+            let proto = BlobProto::decode(cursor.value()).map_err(|e| {
+                C2rsError::parse(format!(
+                    "Load: record {} of {source} is not a BlobProto: {e}",
+                    cursor.key().escape_ascii()
+                ))
+            })?;
+            let first = !states.contains_key(&name);
+            let state = states.entry(name.clone()).or_default();
+            let was_complete = !first && state.complete();
+            let (num_chunks, chunk_id) = (proto.content_num_chunks, proto.content_chunk_id);
+            let got = deserialize_blob(proto, &blob, first)
+                .map_err(|e| e.context(format!("Load: blob {name} from {source}")))?;
+            match got {
+                Deserialized::TensorChunk {
+                    begin,
+                    end,
+                    numel,
+                    had_segment,
+                } => {
+                    if first {
+                        state.is_tensor = true;
+                        state.total = numel;
+                    }
+                    if had_segment {
+                        state.current += end - begin;
+                    } else {
+                        if state.current != 0 {
+                            return Err(C2rsError::enforce(format!(
+                                "Blob {name} is chunked but a chunk has no segment info"
+                            )));
+                        }
+                        state.current = state.total;
+                    }
+                    if state.current > state.total {
+                        return Err(C2rsError::enforce(format!(
+                            "Blob {name}: loaded {} elements, the tensor has {}",
+                            state.current, state.total
+                        )));
+                    }
+                }
+                Deserialized::Whole => match num_chunks {
+                    Some(n) if n > 0 => {
+                        let id = chunk_id.unwrap_or(0);
+                        if !(0..n).contains(&id) {
+                            return Err(C2rsError::enforce(format!(
+                                "Blob {name}: content chunk id {id} outside [0, {n})"
+                            )));
+                        }
+                        state.num_chunks = Some(n);
+                        state.chunk_ids.insert(id);
+                    }
+                    _ => state.seen = true,
+                },
+            }
+            if !was_complete && state.complete() {
+                *loaded += 1;
+            }
+            cursor.next()?;
+        }
+        Ok(())
+    }
+}
+
+impl Operator for LoadOp {
+    fn base(&self) -> &OpBase {
+        &self.base
+    }
+
+    fn run(&self) -> Result<bool> {
+        let mut states = BTreeMap::new();
+        let mut key_db = HashMap::new();
+        let mut loaded = 0usize;
+        if self.base.num_inputs() > 0 {
+            for (i, input) in self.base.inputs().iter().enumerate() {
+                let reader = input
+                    .native::<DbReader>()
+                    .map_err(|e| e.context(format!("Load: input {}", self.base.input_name(i))))?;
+                let source = reader.source().to_string();
+                reader.with_cursor(|c| {
+                    self.extract(c, i, &mut states, &mut key_db, &mut loaded, &source)
+                })?;
+            }
+        } else {
+            for (i, name) in self.db_names.iter().enumerate() {
+                let path = db_path(&self.base, name)?;
+                let db = open_db(&self.db_type, &path, Mode::Read)?;
+                let mut cursor = db.new_cursor()?;
+                self.extract(
+                    cursor.as_mut(),
+                    i,
+                    &mut states,
+                    &mut key_db,
+                    &mut loaded,
+                    &path,
+                )?;
+            }
+        }
+        for (name, state) in &states {
+            if !state.complete() {
+                return Err(C2rsError::enforce(format!(
+                    "Data size mismatch for blob {name}"
+                )));
+            }
+        }
+        if !self.load_all && loaded < self.base.num_outputs() && !self.allow_incomplete {
+            let missing: Vec<&str> = self
+                .output_indices
+                .keys()
+                .filter(|n| !states.get(*n).is_some_and(BlobState::complete))
+                .map(String::as_str)
+                .collect();
+            let mut missing = missing;
+            missing.sort_unstable();
+            return Err(C2rsError::enforce(format!(
+                "Expected to load {} blobs, got {loaded} only. Missing: {}",
+                self.base.num_outputs(),
+                missing.join(", ")
+            )));
+        }
+        Ok(true)
+    }
+}
+
+pub fn register(registry: &mut Registry) -> Result<()> {
+    registry.register(
+        OpSchema::new("Save")
+            .num_inputs_range(1, usize::MAX)
+            .num_outputs(0)
+            .set_doc("Saves the inputs to a new DB of BlobProto records (chunked tensors)."),
+        |base| {
+            let spec = SaveSpec::new(&base, 0)?;
+            Ok(Box::new(SaveOp { base, spec }) as Box<dyn Operator>)
+        },
+    )?;
+    registry.register(
+        OpSchema::new("Load")
+            .set_doc("Loads blobs from DBReader inputs or from db/dbs (BlobProto records)."),
+        |base| Ok(Box::new(LoadOp::new(base)?) as Box<dyn Operator>),
+    )?;
+    for name in ["Checkpoint", "Snapshot"] {
+        registry.register(
+            OpSchema::new(name)
+                .num_inputs_range(1, usize::MAX)
+                .num_outputs(0)
+                .set_doc("Saves all inputs (iteration first) every `every` iterations to the DB named by the printf pattern `db`."),
+            |base| {
+                let pattern = Pattern::parse(&base.single_arg::<String>("db", String::new())?)?;
+                let every = base.single_arg::<i64>("every", 1)?;
+                if every < 1 {
+                    return Err(C2rsError::enforce(format!(
+                        "Checkpoint interval should be positive, got every = {every}"
+                    )));
+                }
+                let spec = SaveSpec::new(&base, 0)?;
+                Ok(Box::new(CheckpointOp {
+                    base,
+                    spec,
+                    pattern,
+                    every,
+                }) as Box<dyn Operator>)
+            },
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_patterns_take_one_integer_conversion() {
+        let p = Pattern::parse("ckpt_%05d.%%minidb").unwrap();
+        assert_eq!(p.format(42).unwrap(), "ckpt_00042.%minidb");
+        assert_eq!(Pattern::parse("a%lld").unwrap().format(-3).unwrap(), "a-3");
+        assert_eq!(Pattern::parse("%-4i|").unwrap().format(7).unwrap(), "7   |");
+        assert_eq!(Pattern::parse("%3ld").unwrap().format(7).unwrap(), "  7");
+        for bad in ["plain", "%d%d", "%s", "%f", "%llld", "%"] {
+            assert!(Pattern::parse(bad).is_err(), "{bad}");
+        }
+        let long = format!("{}%d", "x".repeat(1020));
+        assert!(Pattern::parse(&long).unwrap().format(12345).is_err());
+        assert!(Pattern::parse("%2000d").unwrap().format(1).is_err());
+    }
+
+    #[test]
+    fn strip_prefix_cuts_after_the_first_occurrence() {
+        assert_eq!(strip("gpu_0/fc_w", "gpu_0/"), "fc_w");
+        assert_eq!(strip("a/b/a/c", "a/"), "b/a/c");
+        assert_eq!(strip("fc_w", "gpu_0/"), "fc_w");
+        assert_eq!(strip("fc_w", ""), "fc_w");
+    }
+}

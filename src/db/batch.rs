@@ -3,12 +3,14 @@
 //! Payloads go straight from the record bytes into the batch buffer (see `scan`); forms the
 //! scanner does not handle are decoded with the full decoder and copied.
 
+use std::sync::Arc;
+
 use prost::Message;
 
 use super::scan::{Payload, TensorView, for_each_varint, scan_tensor_protos};
 use crate::error::{C2rsError, Result};
 use crate::proto::{TensorProto, TensorProtos};
-use crate::tensor::{DataType, Tensor, tensor_from_proto};
+use crate::tensor::{DataType, SequentialFill, Tensor, checked_numel, tensor_from_proto};
 
 /// A record as read from a DB: key and value bytes.
 pub type Record = (Vec<u8>, Vec<u8>);
@@ -118,7 +120,7 @@ impl BatchAssembler {
             let mut dims = Vec::with_capacity(view.dims.len() + 1);
             dims.push(self.batch_size as i64);
             dims.extend_from_slice(&view.dims);
-            outputs.push(Tensor::zeros(dtype, &dims)?);
+            outputs.push(BatchOutput::new(dtype, dims)?);
         }
         for (k, (key, value)) in records.iter().enumerate() {
             let (key, value) = (key.as_ref(), value.as_ref());
@@ -136,8 +138,8 @@ impl BatchAssembler {
             };
             check_count(key, value, views.len(), self.num_outputs)?;
             for (i, (view, out)) in views.iter().zip(outputs.iter_mut()).enumerate() {
-                let expected_dims = &out.dims()[1..];
-                if view.dims != expected_dims || view.data_type != out.dtype().as_i32() {
+                let expected_dims = &out.dims[1..];
+                if view.dims != expected_dims || view.data_type != out.dtype.as_i32() {
                     let got = DataType::try_from(view.data_type)
                         .map(|d| d.name().to_string())
                         .unwrap_or_else(|_| view.data_type.to_string());
@@ -146,10 +148,10 @@ impl BatchAssembler {
                         key_text(key),
                         view.dims,
                         expected_dims,
-                        out.dtype()
+                        out.dtype
                     )));
                 }
-                write_slot(view, out, k).map_err(|e| {
+                out.push_row(view).map_err(|e| {
                     e.context(format!(
                         "TensorProtosDBInput: record '{}' output {i}",
                         key_text(key)
@@ -157,43 +159,120 @@ impl BatchAssembler {
                 })?;
             }
         }
-        Ok(outputs)
+        outputs.into_iter().map(BatchOutput::finish).collect()
     }
 }
 
-/// Copies one record's tensor into item `k` of the batch tensor `out`.
-fn write_slot(view: &TensorView<'_>, out: &mut Tensor, k: usize) -> Result<()> {
-    let dtype = out.dtype();
-    let row_numel = out.numel() / out.dims()[0].max(1) as usize;
-    if dtype == DataType::String {
-        let strings = &mut out.strings_mut()?[k * row_numel..(k + 1) * row_numel];
-        match &view.payload {
-            Payload::Strings(parts)
-                if !view.needs_full_decode && view.field == 6 && parts.len() == row_numel =>
-            {
-                for (dst, src) in strings.iter_mut().zip(parts) {
-                    dst.clear();
-                    dst.extend_from_slice(src);
-                }
-                return Ok(());
+/// One output of a batch being assembled, filled row after row (record order).
+struct BatchOutput {
+    dtype: DataType,
+    /// `[B] + record dims`.
+    dims: Vec<i64>,
+    /// Elements per record.
+    row_numel: usize,
+    data: OutputData,
+}
+
+enum OutputData {
+    /// Fixed-size elements, written front to back without zero-filling first.
+    Bytes(SequentialFill),
+    Strings(Vec<Vec<u8>>),
+}
+
+impl BatchOutput {
+    fn new(dtype: DataType, dims: Vec<i64>) -> Result<Self> {
+        let numel = checked_numel(&dims)?;
+        let row_numel = numel / (dims[0].max(1) as usize);
+        let data = match dtype.item_size() {
+            Some(item) => {
+                let len = numel.checked_mul(item).ok_or_else(|| {
+                    C2rsError::invalid_argument(format!("batch of dims {dims:?} is too large"))
+                })?;
+                OutputData::Bytes(SequentialFill::new(len)?)
             }
-            Payload::None if !view.needs_full_decode && row_numel == 0 => return Ok(()),
-            _ => {
-                let t = full_decode(view)?;
-                strings.clone_from_slice(t.strings()?);
-                return Ok(());
+            None => OutputData::Strings(Vec::with_capacity(numel)),
+        };
+        Ok(Self {
+            dtype,
+            dims,
+            row_numel,
+            data,
+        })
+    }
+
+    /// Appends one record's tensor (already checked to have the batch's dims and dtype).
+    fn push_row(&mut self, view: &TensorView<'_>) -> Result<()> {
+        let (dtype, numel) = (self.dtype, self.row_numel);
+        match &mut self.data {
+            OutputData::Strings(strings) => match &view.payload {
+                Payload::Strings(parts)
+                    if !view.needs_full_decode && view.field == 6 && parts.len() == numel =>
+                {
+                    strings.extend(parts.iter().map(|p| p.to_vec()));
+                    Ok(())
+                }
+                Payload::None if !view.needs_full_decode && numel == 0 => Ok(()),
+                _ => {
+                    strings.extend_from_slice(full_decode(view)?.strings()?);
+                    Ok(())
+                }
+            },
+            OutputData::Bytes(fill) => {
+                let row_bytes = numel * dtype.item_size().unwrap_or(0);
+                if let Some(parts) = raw_parts(view, dtype, row_bytes)? {
+                    // The common case: packed payload bytes go straight into the batch.
+                    return parts.iter().try_for_each(|p| fill.push(p));
+                }
+                fill.push_with(row_bytes, |dst| {
+                    if !view.needs_full_decode && fast_write(view, dtype, dst, numel)? {
+                        return Ok(());
+                    }
+                    dst.copy_from_slice(full_decode(view)?.bytes()?);
+                    Ok(())
+                })
             }
         }
     }
-    let item = dtype.item_size().unwrap_or(0);
-    let row_bytes = row_numel * item;
-    let dst = &mut out.bytes_mut()?[k * row_bytes..(k + 1) * row_bytes];
-    if !view.needs_full_decode && fast_write(view, dtype, dst, row_numel)? {
-        return Ok(());
+
+    fn finish(self) -> Result<Tensor> {
+        match self.data {
+            OutputData::Bytes(fill) => {
+                Tensor::from_storage(self.dtype, &self.dims, Arc::new(fill.finish()?))
+            }
+            OutputData::Strings(strings) => Tensor::from_strings(&self.dims, strings),
+        }
     }
-    let t = full_decode(view)?;
-    dst.copy_from_slice(t.bytes()?);
-    Ok(())
+}
+
+/// The payload pieces of a record whose little-endian bytes are exactly the row (packed
+/// float/double data, byte_data of byte-sized and 16-bit types), or `None` for other forms.
+fn raw_parts<'v, 'a>(
+    view: &'v TensorView<'a>,
+    dtype: DataType,
+    row_bytes: usize,
+) -> Result<Option<&'v [&'a [u8]]>> {
+    use DataType as D;
+    let Payload::Raw(parts) = &view.payload else {
+        return Ok(None);
+    };
+    let fits = matches!(
+        (dtype, view.field),
+        (D::Float, 3)
+            | (D::Double, 9)
+            | (
+                D::Byte | D::Uint8 | D::Int8 | D::Uint16 | D::Int16 | D::Float16,
+                5
+            )
+    );
+    if view.needs_full_decode || !fits {
+        return Ok(None);
+    }
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total != row_bytes {
+        let item = dtype.item_size().unwrap_or(1);
+        return Err(size_error(dtype, row_bytes / item, total / item));
+    }
+    Ok(Some(parts))
 }
 
 fn full_decode(view: &TensorView<'_>) -> Result<Tensor> {

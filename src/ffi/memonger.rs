@@ -48,7 +48,8 @@ fn decode_net(bytes: &[u8], what: &str) -> Result<NetDef> {
 /// Thread safety: safe from any thread.
 /// Returns: C2RS_OK (also for refusals); C2RS_INVALID_ARGUMENT for a NULL `out_net_def`, a
 /// NULL pointer with a non-zero length or count, or a NULL or non-UTF-8 name;
-/// C2RS_PARSE_ERROR when `net_def` is not a NetDef.
+/// C2RS_ENFORCE_NOT_MET when an op fails its registered schema ("Operator def did not pass
+/// schema checking: <op>"); C2RS_PARSE_ERROR when `net_def` is not a NetDef.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn c2rs_memonger_optimize_inference_net(
@@ -74,6 +75,7 @@ pub extern "C" fn c2rs_memonger_optimize_inference_net(
                     bytes.to_vec()
                 }
             }
+            Err(fast::Refusal::SchemaCheck(m)) => return Err(C2rsError::enforce(m)),
             Err(_) => bytes.to_vec(),
         };
         out.set(into_handle(result));
@@ -97,6 +99,7 @@ pub extern "C" fn c2rs_memonger_optimize_inference_net(
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out`, a NULL pointer with a non-zero
 /// length or count, a NULL or non-UTF-8 name, two different shapes for one blob, or a net
 /// reading a blob that no op writes and that is neither an external input nor kept;
+/// C2RS_ENFORCE_NOT_MET when an op fails its registered schema;
 /// C2RS_PARSE_ERROR when `net_def` is not a NetDef or `tensor_shapes` not a TensorShapes.
 #[unsafe(no_mangle)]
 #[must_use]
@@ -331,7 +334,7 @@ fn dims_of(bytes: &[u8]) -> Result<HashMap<String, Vec<i64>>> {
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_net_def`, a NULL pointer with a
 /// non-zero length or count, a bad name, a negative or out-of-range op index, or two shapes
 /// for one blob; C2RS_ENFORCE_NOT_MET when a shareable input of an op was not written by an
-/// earlier op; C2RS_PARSE_ERROR when `net_def` or `tensor_shapes` does not decode.
+/// earlier op or an op fails its registered schema; C2RS_PARSE_ERROR when `net_def` or `tensor_shapes` does not decode.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn c2rs_memonger_compute_blob_recycling_for_dag(

@@ -297,3 +297,87 @@ fn estimate_memory_usage_counts_allocations_and_frees() {
     let gpu = estimate_memory_usage(std::slice::from_ref(&n), &shapes, (1, 0));
     assert_eq!(gpu.total_bytes, 0);
 }
+
+// ---------------------------------------------------------------- schema check (spec §1)
+
+/// A chain whose second op is a registered `Relu` with two inputs: fails its schema.
+fn bad_schema_net() -> NetDef {
+    net(
+        vec![
+            op("Relu", &["data"], &["a"]),
+            op("Relu", &["a", "data"], &["b"]),
+            op("Relu", &["b"], &["out"]),
+        ],
+        &["data"],
+        &["out"],
+    )
+}
+
+fn assert_schema_error(e: caffe2rs::C2rsError) {
+    assert_eq!(e.kind(), caffe2rs::ErrorKind::Enforce, "{}", e.message());
+    assert!(
+        e.message()
+            .starts_with("Operator def did not pass schema checking: "),
+        "{}",
+        e.message()
+    );
+    assert!(e.message().contains("Input size 2"), "{}", e.message());
+}
+
+#[test]
+fn schema_check_runs_before_every_entry_point() {
+    use caffe2rs::memonger::dag::{DagOptions, compute_blob_recycling_for_dag};
+    use caffe2rs::memonger::fast::{Refusal, optimize_inference_net};
+    use caffe2rs::memonger::interference::{Ordering, optimize_interference};
+    use caffe2rs::memonger::planner::{PlanOptions, plan};
+    use caffe2rs::memonger::python::{
+        ShareGradOptions, optimize_inference_for_dag, share_grad_blobs,
+    };
+    let n = bad_schema_net();
+    match optimize_inference_net(&n, &[]) {
+        Err(Refusal::SchemaCheck(m)) => {
+            assert!(
+                m.starts_with("Operator def did not pass schema checking"),
+                "{m}"
+            )
+        }
+        other => panic!("expected a schema failure, got {other:?}"),
+    }
+    let dag = DagOptions {
+        heads: vec!["data".into()],
+        op_indices: vec![0, 1, 2],
+        shareable: ["a".to_string(), "b".to_string()].into(),
+        ..Default::default()
+    };
+    assert_schema_error(compute_blob_recycling_for_dag(&n, &dag).unwrap_err());
+    assert_schema_error(
+        share_grad_blobs(
+            &n,
+            &ShareGradOptions {
+                losses: vec!["out".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err(),
+    );
+    assert_schema_error(optimize_inference_for_dag(&n, &["data".into()], "").unwrap_err());
+    assert_schema_error(plan(&n, None, &PlanOptions::default()).unwrap_err());
+    assert_schema_error(
+        optimize_interference(
+            &n,
+            &[],
+            Ordering::Topological,
+            None,
+            AssignmentAlgorithm::Greedy,
+        )
+        .unwrap_err(),
+    );
+    assert_schema_error(release_blobs_when_used(&n, &HashSet::new(), None).unwrap_err());
+    // Types without a schema are skipped; a valid Relu passes.
+    let mut ok = bad_schema_net();
+    ok.op[1].input.pop();
+    ok.op[1].r#type = Some("NotRegisteredAnywhere".into());
+    ok.op[1].input.push("data".into());
+    assert!(plan(&ok, None, &PlanOptions::default()).is_ok());
+    assert!(optimize_inference_net(&ok, &[]).is_ok());
+}

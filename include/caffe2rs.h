@@ -442,6 +442,15 @@ typedef int32_t (*c2rs_cudnn_fn)(void *user,
                                  c2rs_cudnn_scope *scope);
 
 /**
+ * Decides whether a `Free` may follow an op: gets the serialized OperatorDef and `user`;
+ * non-zero means yes.
+ *
+ * Thread safety: called on the thread that called `c2rs_memonger_release_blobs_when_used`.
+ * Returns: non-zero to allow the Free ops after this op.
+ */
+typedef int32_t (*c2rs_op_selector_fn)(const uint8_t *op_def, size_t len, void *user);
+
+/**
  * Schema of a host operator, checked on every OperatorDef before `create` is called.
  */
 typedef struct {
@@ -1596,7 +1605,8 @@ int32_t c2rs_event_can_schedule(int32_t parent_type,
  * Thread safety: safe from any thread.
  * Returns: C2RS_OK (also for refusals); C2RS_INVALID_ARGUMENT for a NULL `out_net_def`, a
  * NULL pointer with a non-zero length or count, or a NULL or non-UTF-8 name;
- * C2RS_PARSE_ERROR when `net_def` is not a NetDef.
+ * C2RS_ENFORCE_NOT_MET when an op fails its registered schema ("Operator def did not pass
+ * schema checking: <op>"); C2RS_PARSE_ERROR when `net_def` is not a NetDef.
  */
 C2RS_NODISCARD
 int32_t c2rs_memonger_optimize_inference_net(const uint8_t *net_def,
@@ -1622,6 +1632,7 @@ int32_t c2rs_memonger_optimize_inference_net(const uint8_t *net_def,
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out`, a NULL pointer with a non-zero
  * length or count, a NULL or non-UTF-8 name, two different shapes for one blob, or a net
  * reading a blob that no op writes and that is neither an external input nor kept;
+ * C2RS_ENFORCE_NOT_MET when an op fails its registered schema;
  * C2RS_PARSE_ERROR when `net_def` is not a NetDef or `tensor_shapes` not a TensorShapes.
  */
 C2RS_NODISCARD
@@ -1737,7 +1748,7 @@ int32_t c2rs_memonger_verify(const uint8_t *before,
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_net_def`, a NULL pointer with a
  * non-zero length or count, a bad name, a negative or out-of-range op index, or two shapes
  * for one blob; C2RS_ENFORCE_NOT_MET when a shareable input of an op was not written by an
- * earlier op; C2RS_PARSE_ERROR when `net_def` or `tensor_shapes` does not decode.
+ * earlier op or an op fails its registered schema; C2RS_PARSE_ERROR when `net_def` or `tensor_shapes` does not decode.
  */
 C2RS_NODISCARD
 int32_t c2rs_memonger_compute_blob_recycling_for_dag(const uint8_t *net_def,
@@ -1805,6 +1816,193 @@ int32_t c2rs_memonger_optimize_inference_for_dag(const uint8_t *net_def,
                                                  size_t n_input_blobs,
                                                  const char *namescope,
                                                  c2rs_buffer **out_net_def);
+
+/**
+ * The graph-equality part of the verifier (Python's `verify_graph_equality`): same op
+ * count, type, engine and device option per op, and every input read from the same
+ * producing op in both nets.
+ *
+ * Ownership: inputs are only read.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK when equal; C2RS_ENFORCE_NOT_MET with the differences in the message;
+ * C2RS_INVALID_ARGUMENT for a NULL pointer with a non-zero length; C2RS_PARSE_ERROR when
+ * either net does not decode.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_verify_graph_equality(const uint8_t *before,
+                                            size_t before_len,
+                                            const uint8_t *after,
+                                            size_t after_len);
+
+/**
+ * The in-place part of the verifier (Python's `verify_inplace_blobs`): per op, the same
+ * (input slot, output slot) pairs share a name in both nets.
+ *
+ * Ownership: inputs are only read.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK when equal; C2RS_ENFORCE_NOT_MET naming the ops that differ;
+ * C2RS_INVALID_ARGUMENT for a NULL pointer with a non-zero length; C2RS_PARSE_ERROR when
+ * either net does not decode.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_verify_inplace_blobs(const uint8_t *before,
+                                           size_t before_len,
+                                           const uint8_t *after,
+                                           size_t after_len);
+
+/**
+ * The interference graph of a net (spec/memonger.md §6): an edge i → j (i < j) when an
+ * output of op i is an input of op j, for every earlier writer, plus write-after-read and
+ * write-after-write edges; as JSON `[[i, j], …]`, sorted.
+ *
+ * Ownership: inputs are only read; on success the caller owns `*out_json`
+ * (`c2rs_buffer_free`), UTF-8 without a NUL.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_json` or a NULL pointer with a
+ * non-zero length; C2RS_PARSE_ERROR when `net_def` does not decode.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_interference_graph(const uint8_t *net_def,
+                                         size_t len,
+                                         c2rs_buffer **out_json);
+
+/**
+ * A topological order of the graph with `n_nodes` nodes and `n_edges` edges
+ * (`edges[2k] → edges[2k + 1]`): `longest_path == 0` gives Kahn's order with a LIFO
+ * stack (Python's `topological_sort_traversal`), non-zero the longest-chains-first order
+ * (`topological_sort_traversal_longest_path`). Writes `n_nodes` node indices to `out_order`.
+ *
+ * Ownership: inputs are only read; `out_order` is caller memory of `n_nodes` entries.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL pointer with a non-zero count, an
+ * edge naming a node ≥ `n_nodes`, or a cycle.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_topological_sort(size_t n_nodes,
+                                       const size_t *edges,
+                                       size_t n_edges,
+                                       int32_t longest_path,
+                                       size_t *out_order);
+
+/**
+ * Python's `compute_ranges` over the ops in their NetDef order: per name (in order of first
+ * appearance) the first writing op and the last reading op (extended to a later write), as
+ * JSON `[{"blob", "defined", "used"}]` (`null` when none).
+ *
+ * Ownership: inputs are only read; on success the caller owns `*out_json`
+ * (`c2rs_buffer_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_json` or a NULL pointer with a
+ * non-zero length; C2RS_PARSE_ERROR when `net_def` does not decode.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_compute_ranges(const uint8_t *net_def,
+                                     size_t len,
+                                     c2rs_buffer **out_json);
+
+/**
+ * Python's `compute_assignments` on `n` live ranges: `names[k]` lives from `defined[k]` to
+ * `used[k]` with size `sizes[k]` (a negative value means None: defined → −1, used → max
+ * used + 1, size → 1; `sizes` may be NULL). Statics become singleton chains. `algo`:
+ * GREEDY = 0, DYNAMIC_PROGRAMMING = 1 (exact). JSON out: `{"assignments": [[names]],
+ * "baseline_nbytes", "optimized_nbytes"}`.
+ *
+ * Ownership: inputs are only read; on success the caller owns `*out_json`
+ * (`c2rs_buffer_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_json`, a NULL array with
+ * `n > 0` (except `sizes`), a bad name or an unknown `algo`.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_compute_assignments(const char *const *names,
+                                          const int64_t *defined,
+                                          const int64_t *used,
+                                          const int64_t *sizes,
+                                          size_t n,
+                                          const char *const *static_blobs,
+                                          size_t n_static,
+                                          int32_t algo,
+                                          c2rs_buffer **out_json);
+
+/**
+ * Python's `optimize_interference` (spec/memonger.md §6): reorders the ops (`ordering`:
+ * 0 = topological_sort_traversal, 1 = longest path, 2 = keep the NetDef order), computes
+ * live ranges, chains blobs with `algo` (GREEDY = 0, DYNAMIC_PROGRAMMING = 1) and renames
+ * each chain to its last member. External inputs and outputs, `static_blobs`, names read
+ * before written and names inside subnets are never shared; chains never mix devices.
+ * `blob_sizes` is a serialized `TensorShapes` sizing every blob of the net (empty: every
+ * size 1). A rewrite the verifier rejects is dropped: the reordered net comes back
+ * unrenamed and the violations are listed under `warnings`.
+ *
+ * JSON out: `{"order": [original op index per op], "blob_mapping": {old: new},
+ * "assignments": [[names]], "baseline_nbytes", "optimized_nbytes", "warnings": [..]}`.
+ * Ownership: inputs are only read; on success the caller owns `*out_net_def` and
+ * `*out_json` (`c2rs_buffer_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL out-parameter, a NULL pointer with a
+ * non-zero length or count, a bad name, an unknown `ordering` or `algo`, a blob without a
+ * size (when sizes are given) or a size unknown from its shape; C2RS_ENFORCE_NOT_MET when
+ * an op fails its registered schema; C2RS_PARSE_ERROR when a protobuf does not decode.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_optimize_interference(const uint8_t *net_def,
+                                            size_t len,
+                                            const char *const *static_blobs,
+                                            size_t n_static,
+                                            int32_t ordering,
+                                            const uint8_t *blob_sizes,
+                                            size_t sizes_len,
+                                            int32_t algo,
+                                            c2rs_buffer **out_net_def,
+                                            c2rs_buffer **out_json);
+
+/**
+ * Python's `release_blobs_when_used` (spec/memonger.md §6): inserts `Free([b], [b])` right
+ * after the last reader of every blob that is written before it is read, read at least
+ * once, not an external output, not in `dont_free` and not used by an `Alias` op. With a
+ * non-NULL `selector`, blobs whose last reader it rejects are not freed.
+ *
+ * Ownership: inputs are only read; `user` is passed to `selector` untouched; on success the
+ * caller owns `*out_net_def` (`c2rs_buffer_free`).
+ * Thread safety: safe from any thread; `selector` runs on the calling thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_net_def`, a NULL pointer with a
+ * non-zero length or count, or a bad name; C2RS_ENFORCE_NOT_MET when an op fails its
+ * registered schema; C2RS_PARSE_ERROR when `net_def` does not decode.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_release_blobs_when_used(const uint8_t *net_def,
+                                              size_t len,
+                                              const char *const *dont_free,
+                                              size_t n_dont_free,
+                                              c2rs_op_selector_fn selector,
+                                              void *user,
+                                              c2rs_buffer **out_net_def);
+
+/**
+ * Python's `estimate_memory_usage` (spec/memonger.md §6): runs `n_nets` nets
+ * (`nets[k]`, `lens[k]` bytes each) in order on device (`device_type`, `device_id`) —
+ * ops on other devices are skipped except `Free` and `Alias`, which release their outputs
+ * — allocating each new output at its size from `tensor_shapes` (unknown sizes count 0).
+ * Writes total and high-water bytes, and JSON `{"by_op_type": {type: bytes}, "unknown":
+ * [names]}` to `*out_json` when `out_json` is not NULL.
+ *
+ * Ownership: inputs are only read; the caller owns `*out_json` (`c2rs_buffer_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_total`/`out_high_water`, a NULL
+ * pointer with a non-zero count, or two shapes for one blob; C2RS_PARSE_ERROR when a
+ * protobuf does not decode.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_estimate_memory_usage(const uint8_t *const *nets,
+                                            const size_t *lens,
+                                            size_t n_nets,
+                                            const uint8_t *tensor_shapes,
+                                            size_t shapes_len,
+                                            int32_t device_type,
+                                            int32_t device_id,
+                                            uint64_t *out_total,
+                                            uint64_t *out_high_water,
+                                            c2rs_buffer **out_json);
 
 /**
  * Registers a host (C/C++) kernel as CPU operator `type`, usable in nets and

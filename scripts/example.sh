@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# From a fresh checkout: installs what is missing, builds caffe2rs and the example host with
-# CMake, and prints the bundled sample TensorProtos (or the file given as first argument).
+# From a fresh checkout: installs what is missing, builds caffe2rs and the example hosts with
+# CMake, and runs them on the bundled sample data:
+#   print_tensors  — decodes examples/data/sample_tensors.pb (or the file given as first argument)
+#   workspace_demo — feed, a net, fetch, GetAllBlobNames in a child workspace
+#   db_demo        — the bundled sample minidb read in batches of 4 (wrapping around)
+#   memonger_demo  — plans the bundled small CNN and prints the memory report
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,13 +13,12 @@ BUILD_TYPE=${BUILD_TYPE:-Debug}
 
 bash scripts/setup.sh
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE"
-cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target print_tensors workspace_demo
+cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target print_tensors workspace_demo db_demo memonger_demo
 echo "== print_tensors: the bundled sample TensorProtos"
 "$BUILD_DIR/examples/print_tensors" "$@"
 echo "== workspace_demo: feed, a net, fetch, GetAllBlobNames"
 "$BUILD_DIR/examples/workspace_demo"
-
-# The DB example: the bundled sample minidb read in batches of 4 (wrapping around).
-cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target db_demo
 echo "== db_demo: the bundled sample minidb in batches"
 "$BUILD_DIR/examples/db_demo"
+echo "== memonger_demo: plan the bundled small CNN and print the report"
+"$BUILD_DIR/examples/memonger_demo"

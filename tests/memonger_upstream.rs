@@ -433,3 +433,66 @@ fn verifier_names_blobs_and_op_when_live_blobs_share_a_name() {
     bad2.op[0].input[0] = "y".into();
     assert!(!verify::verify(&n, &bad2, &[]).is_empty());
 }
+
+// ---------------------------------------------------------------- simple_memonger
+
+/// Sizes "dims 1..10" per blob, deterministic: 4 bytes × a pseudo-random dim in 1..=10.
+fn sizes_for(net: &NetDef) -> std::collections::HashMap<String, u64> {
+    let mut m = std::collections::HashMap::new();
+    let mut state = 0x2545_f491_u64;
+    for op in &net.op {
+        for b in op.input.iter().chain(&op.output) {
+            m.entry(b.clone()).or_insert_with(|| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                4 * (1 + (state >> 33) % 10)
+            });
+        }
+    }
+    m
+}
+
+// simple_memonger: optimize_interference with both algorithms, without and with sizes;
+// loss and fc1_w_grad keep their names and values; bytes go down (no sizes) or not up.
+#[test]
+fn simple_memonger_shares_blobs_with_both_algorithms() {
+    use caffe2rs::memonger::interference::{AssignmentAlgorithm, Ordering, optimize_interference};
+    let net = fc_training_net();
+    let st = statics(&net, &["label", "loss", "fc1_w_grad"]);
+    let sizes = sizes_for(&net);
+    for algo in [
+        AssignmentAlgorithm::Greedy,
+        AssignmentAlgorithm::DynamicProgramming,
+    ] {
+        for with_sizes in [false, true] {
+            let o = optimize_interference(
+                &net,
+                &st,
+                Ordering::Topological,
+                with_sizes.then_some(&sizes),
+                algo,
+            )
+            .unwrap();
+            assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+            let (a, b) = (symbolic_run(&net), symbolic_run(&o.net));
+            for name in ["loss", "fc1_w_grad"] {
+                assert_eq!(
+                    a.get(name),
+                    b.get(name),
+                    "{algo:?} sizes={with_sizes}: {name}"
+                );
+            }
+            if with_sizes {
+                assert!(o.stats.optimized_nbytes <= o.stats.baseline_nbytes);
+            } else {
+                assert!(
+                    o.stats.optimized_nbytes < o.stats.baseline_nbytes,
+                    "{algo:?}: {:?}",
+                    o.stats
+                );
+            }
+            assert!(count_blobs(&o.net) < count_blobs(&net), "{algo:?}");
+        }
+    }
+}

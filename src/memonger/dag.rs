@@ -246,6 +246,7 @@ struct Frame {
 /// inputs, in-place writers of external inputs not shareable, external lists never
 /// remapped, deterministic naming). Returns the renamed net.
 pub fn compute_blob_recycling_for_dag(net: &NetDef, opts: &DagOptions) -> Result<DagResult> {
+    super::schema_check::check_schemas(net)?;
     let g = NetGraph::build(net);
     let names = g.num_names();
     let n_ops = g.ops.len();

@@ -13,6 +13,8 @@ pub enum Refusal {
     NetType(String),
     RecurrentNetwork,
     AlreadyOptimized,
+    /// An op failed its registered schema (spec §1): an enforce, not a plain refusal.
+    SchemaCheck(String),
 }
 
 impl Refusal {
@@ -22,6 +24,7 @@ impl Refusal {
             Refusal::NetType(t) => format!("Cannot optimize memory for nets of type: {t}"),
             Refusal::RecurrentNetwork => "Memonger does not support RecurrentNetwork yet".into(),
             Refusal::AlreadyOptimized => "Net was already memongered!".into(),
+            Refusal::SchemaCheck(m) => m.clone(),
         }
     }
 }
@@ -161,7 +164,11 @@ pub fn rename_ops(net: &NetDef, g: &NetGraph, final_name: &[Option<String>]) -> 
 }
 
 /// `optimize_inference_net(net, static_blobs)`: the renamed net, or the refusal.
+/// An op failing its registered schema gives `Refusal::SchemaCheck` with the enforce text.
 pub fn optimize_inference_net(net: &NetDef, static_blobs: &[String]) -> Result<NetDef, Refusal> {
+    if let Err(e) = super::schema_check::check_schemas(net) {
+        return Err(Refusal::SchemaCheck(e.message().to_string()));
+    }
     if let Some(r) = sequential_refusal(net) {
         return Err(r);
     }

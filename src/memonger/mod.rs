@@ -7,20 +7,26 @@
 //! - `fast`: compatible mode A (Caffe2's `optimize_inference_net`)
 //! - `dag`: compatible mode B (`compute_blob_recycling_for_dag`) and its Python callers
 //! - `python`: `share_grad_blobs`, `optimize_inference_for_dag`
+//! - `interference`: `optimize_interference`, topological orders, ranges, chain assignment
+//! - `release`: `release_blobs_when_used`, `estimate_memory_usage`
 //! - `naming`: size-aware name assignment for the planner
 //! - `arena`: offset planning
 //! - `planner`: the planner pipeline and its plan
 //! - `verify`: the verifier every rewrite passes
 //! - `report`: hand-written JSON
+//! - `schema_check`: registered schemas every entry point checks first
 
 pub mod arena;
 pub mod dag;
 pub mod fast;
 pub mod graph;
+pub mod interference;
 pub mod liveness;
 pub mod naming;
 pub mod planner;
 pub mod python;
+pub mod release;
 pub mod report;
+pub mod schema_check;
 pub mod shapes;
 pub mod verify;

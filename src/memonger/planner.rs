@@ -215,6 +215,7 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
             opts.alignment
         )));
     }
+    super::schema_check::check_schemas(net)?;
     let g = NetGraph::build(net);
     let names = g.num_names();
     let mut is_static = vec![false; names];

@@ -43,6 +43,7 @@ pub struct ShareGradOptions {
 /// forward activations (outputs `b` of ops reading `b_w`, minus the last two found and
 /// external outputs) among the ops touching gradients, starting at the losses.
 pub fn share_grad_blobs(net: &NetDef, o: &ShareGradOptions) -> Result<DagResult> {
+    super::schema_check::check_schemas(net)?;
     let mut ns = o.namescope.clone();
     if !ns.is_empty() && !ns.ends_with('/') {
         ns.push('/');
@@ -100,6 +101,7 @@ pub fn optimize_inference_for_dag(
     input_blobs: &[String],
     namescope: &str,
 ) -> Result<DagResult> {
+    super::schema_check::check_schemas(net)?;
     let external: HashSet<&str> = net
         .external_input
         .iter()

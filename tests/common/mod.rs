@@ -84,3 +84,35 @@ pub fn count_shared_blobs(net: &NetDef) -> usize {
     }
     s.len()
 }
+
+/// Runs `net` symbolically in a fresh workspace (spec: value id = hash(op type, output slot,
+/// input ids); unwritten inputs hash their name); returns name -> value id.
+pub fn symbolic_run(net: &NetDef) -> std::collections::HashMap<String, u64> {
+    use std::hash::{Hash, Hasher};
+    let mut ws: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for op in &net.op {
+        if op.r#type.as_deref() == Some("Free") {
+            for o in &op.output {
+                ws.remove(o);
+            }
+            continue;
+        }
+        let ins: Vec<u64> = op
+            .input
+            .iter()
+            .map(|x| {
+                *ws.entry(x.clone()).or_insert_with(|| {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    ("external", x).hash(&mut h);
+                    h.finish()
+                })
+            })
+            .collect();
+        for (slot, o) in op.output.iter().enumerate() {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (op.r#type.as_deref(), slot, &ins).hash(&mut h);
+            ws.insert(o.clone(), h.finish());
+        }
+    }
+    ws
+}

@@ -2,6 +2,8 @@
 //! called from `operator::register_builtin_ops`.
 
 pub mod basic_ops;
+pub mod queue_ops;
+pub mod rebatching_ops;
 pub mod workspace_ops;
 
 use crate::error::Result;

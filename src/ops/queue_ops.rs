@@ -695,6 +695,8 @@ pub fn register(registry: &mut Registry) -> Result<()> {
             .num_outputs_range(1, usize::MAX)
             .num_inputs_outputs(|i, o| i == o + 1)
             .enforce_inplace_fn(|i, o| i == o + 1)
+            // Other shared names are duplicates; the creator names them (spec §7.2).
+            .allow_inplace_fn(|_, _| true)
             .set_doc("Enqueues the blobs (swapped into the queue; inputs are consumed)."),
         Kind::Enqueue,
     )?;
@@ -721,6 +723,8 @@ pub fn register(registry: &mut Registry) -> Result<()> {
             .num_outputs_range(2, usize::MAX)
             .num_inputs_outputs(|i, o| i == o)
             .enforce_inplace_fn(|i, o| i == o + 1)
+            // Other shared names are duplicates; the creator names them (spec §7.2).
+            .allow_inplace_fn(|_, _| true)
             .set_doc("Enqueues the blobs; the last output is a bool status (true = closed)."),
         Kind::SafeEnqueue,
     )?;

@@ -9,5 +9,6 @@ BUILD_TYPE=${BUILD_TYPE:-Debug}
 
 bash scripts/setup.sh
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE"
-cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target print_tensors
+cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target print_tensors queue_demo
 "$BUILD_DIR/examples/print_tensors" "$@"
+"$BUILD_DIR/examples/queue_demo"

@@ -317,6 +317,13 @@ typedef struct DLManagedTensorVersioned {
 typedef struct c2rs_batch_reader c2rs_batch_reader;
 
 /**
+ * A BlobsQueue held in a workspace blob. Shared (`Arc`) with the blob, operators and other
+ * handles. Got from `c2rs_blobs_queue_create` / `_from_workspace`, released by
+ * `c2rs_blobs_queue_free`. Fully thread-safe.
+ */
+typedef struct c2rs_blobs_queue c2rs_blobs_queue;
+
+/**
  * An owned byte buffer returned by the library (serialized protobufs, JSON reports).
  * Released by `c2rs_buffer_free`.
  */
@@ -370,6 +377,12 @@ typedef struct c2rs_memory_plan c2rs_memory_plan;
  * by the library for the duration of one callback; never created or freed by the host.
  */
 typedef struct c2rs_op_context c2rs_op_context;
+
+/**
+ * A RebatchingQueue held in a workspace blob. Shared (`Arc`). Released by
+ * `c2rs_rebatching_queue_free`. Fully thread-safe.
+ */
+typedef struct c2rs_rebatching_queue c2rs_rebatching_queue;
 
 /**
  * An owned list of NUL-terminated UTF-8 strings. Released by `c2rs_string_list_free`.
@@ -2182,6 +2195,243 @@ int32_t c2rs_op_context_arg_floats(const c2rs_op_context *ctx,
                                    const char *name,
                                    const float **values,
                                    size_t *len);
+
+/**
+ * Creates a BlobsQueue in blob `name` of `ws` (as the `CreateBlobsQueue` operator: slot blobs
+ * `<name>_<i>_<j>`, Caffe2 close semantics unless `strict`, where any write after close fails)
+ * and returns a handle to it. An existing queue in `name` is replaced (it closes when unused).
+ *
+ * Ownership: on success the caller owns `*out` (`c2rs_blobs_queue_free`); the workspace blob
+ * holds its own reference.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_ENFORCE_NOT_MET when `capacity` or `num_blobs` is < 1.
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_create(c2rs_workspace *ws,
+                                const char *name,
+                                int64_t capacity,
+                                int64_t num_blobs,
+                                bool strict,
+                                c2rs_blobs_queue **out);
+
+/**
+ * The BlobsQueue held in blob `name` of `ws` (made by `CreateBlobsQueue` or
+ * `c2rs_blobs_queue_create`).
+ *
+ * Ownership: on success the caller owns `*out` (`c2rs_blobs_queue_free`); the queue stays
+ * alive while any handle, blob or operator holds it.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL; C2RS_NOT_FOUND when the
+ * blob does not exist; C2RS_TYPE_MISMATCH when it holds no BlobsQueue.
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_from_workspace(const c2rs_workspace *ws,
+                                        const char *name,
+                                        c2rs_blobs_queue **out);
+
+/**
+ * Releases a queue handle (the queue itself lives on while a blob or operator holds it).
+ *
+ * Ownership: `q` is released; NULL is a no-op.
+ * Thread safety: no other call may use this handle concurrently.
+ * Returns: nothing.
+ */
+void c2rs_blobs_queue_free(c2rs_blobs_queue *q);
+
+/**
+ * Enqueues one record of `n` tensors (`n` = the queue's `num_blobs`), blocking while the
+ * queue is full. The tensors are moved into the queue's slot blobs (no copy).
+ *
+ * Ownership: on C2RS_OK every `tensors[i]` is consumed (do not free them); on any other
+ * status the caller still owns them.
+ * Thread safety: queues are fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `n` is not `num_blobs`;
+ * C2RS_CLOSED when the queue is closed and full (strict queue: closed).
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_enqueue(const c2rs_blobs_queue *q,
+                                 c2rs_tensor *const *tensors,
+                                 size_t n);
+
+/**
+ * Enqueues one record if there is room now; never blocks. Ignores close (as Caffe2's
+ * `tryWrite`) unless the queue is strict.
+ *
+ * Ownership: on C2RS_OK every `tensors[i]` is consumed; otherwise the caller still owns them.
+ * Thread safety: queues are fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT as `c2rs_blobs_queue_enqueue`; C2RS_TIMEOUT when
+ * the queue is full; C2RS_CLOSED when a strict queue is closed.
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_try_enqueue(const c2rs_blobs_queue *q,
+                                     c2rs_tensor *const *tensors,
+                                     size_t n);
+
+/**
+ * Dequeues one record into `out[0..n]` (`n` = `num_blobs`), blocking until a record arrives
+ * or the queue is closed and empty. Every column must hold a tensor.
+ *
+ * Ownership: on success the caller owns each `out[i]` (`c2rs_tensor_free`); `out[i]` are NULL
+ * otherwise.
+ * Thread safety: queues are fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `n` is not `num_blobs`;
+ * C2RS_CLOSED when closed and empty; C2RS_TYPE_MISMATCH when a column is not a tensor (the
+ * record stays queued).
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_dequeue(const c2rs_blobs_queue *q,
+                                 c2rs_tensor **out,
+                                 size_t n);
+
+/**
+ * As `c2rs_blobs_queue_dequeue`, waiting at most `timeout_secs` (full precision; `<= 0`
+ * waits forever). A record that arrives by the time the waiter re-checks is still taken.
+ *
+ * Ownership: as `c2rs_blobs_queue_dequeue`.
+ * Thread safety: queues are fully thread-safe.
+ * Returns: as `c2rs_blobs_queue_dequeue`, plus C2RS_TIMEOUT when the time ran out.
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_dequeue_timeout(const c2rs_blobs_queue *q,
+                                         double timeout_secs,
+                                         c2rs_tensor **out,
+                                         size_t n);
+
+/**
+ * Dequeues one record if one is queued now; never waits.
+ *
+ * Ownership: as `c2rs_blobs_queue_dequeue`.
+ * Thread safety: queues are fully thread-safe.
+ * Returns: as `c2rs_blobs_queue_dequeue`, plus C2RS_TIMEOUT when the queue is empty and open.
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_try_dequeue(const c2rs_blobs_queue *q,
+                                     c2rs_tensor **out,
+                                     size_t n);
+
+/**
+ * Closes the queue (idempotent): every blocked reader and writer wakes at once; readers drain
+ * what is left, writers fail only when the queue is full (strict: always).
+ *
+ * Thread safety: queues are fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `q` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_blobs_queue_close(const c2rs_blobs_queue *q);
+
+/**
+ * Queue facts: records queued now, capacity, blobs per record, whether closed. Any out
+ * pointer may be NULL to skip it.
+ *
+ * Thread safety: queues are fully thread-safe (the size may change right after).
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `q` is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_info(const c2rs_blobs_queue *q,
+                              size_t *size,
+                              size_t *capacity,
+                              size_t *num_blobs,
+                              bool *closed);
+
+/**
+ * The queue's stats as a JSON object under Caffe2's keys (`<name>/queue_balance`,
+ * `<name>/queue_dequeued_records`, `<name>/queue_dequeued_bytes[/<field>]`,
+ * `<name>/read_time_ns/sum|count`, `<name>/write_time_ns/sum|count`), integer values.
+ *
+ * Ownership: on success the caller owns `*out` (`c2rs_buffer_free`).
+ * Thread safety: queues are fully thread-safe (counters are read one by one).
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_blobs_queue_stats(const c2rs_blobs_queue *q, c2rs_buffer **out);
+
+/**
+ * Creates a RebatchingQueue in blob `name` of `ws` (as `CreateRebatchingQueue`; `capacity`
+ * counts elements) and returns a handle to it.
+ *
+ * Ownership: on success the caller owns `*out` (`c2rs_rebatching_queue_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL; C2RS_ENFORCE_NOT_MET when
+ * `capacity` or `num_blobs` is < 1.
+ */
+C2RS_NODISCARD
+int32_t c2rs_rebatching_queue_create(c2rs_workspace *ws,
+                                     const char *name,
+                                     int64_t capacity,
+                                     int64_t num_blobs,
+                                     c2rs_rebatching_queue **out);
+
+/**
+ * The RebatchingQueue held in blob `name` of `ws`.
+ *
+ * Ownership: on success the caller owns `*out` (`c2rs_rebatching_queue_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL; C2RS_NOT_FOUND when the
+ * blob does not exist; C2RS_TYPE_MISMATCH when it holds no RebatchingQueue.
+ */
+C2RS_NODISCARD
+int32_t c2rs_rebatching_queue_from_workspace(const c2rs_workspace *ws,
+                                             const char *name,
+                                             c2rs_rebatching_queue **out);
+
+/**
+ * Releases a RebatchingQueue handle.
+ *
+ * Ownership: `q` is released; NULL is a no-op.
+ * Thread safety: no other call may use this handle concurrently.
+ * Returns: nothing.
+ */
+void c2rs_rebatching_queue_free(c2rs_rebatching_queue *q);
+
+/**
+ * Enqueues `n` tensors (`n` = `num_blobs`) as one element, or with `batch` every row along
+ * dim 0 (all tensors ≥ 1-D with equal dim 0), blocking while full. Rows are deep copies.
+ * A batch enqueue is not atomic: rows already in stay when the queue closes midway.
+ *
+ * Ownership: the tensors are only read; the caller keeps them.
+ * Thread safety: queues are fully thread-safe; the tensors must not be written concurrently.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL; C2RS_ENFORCE_NOT_MET for a
+ * wrong count or shapes; C2RS_CLOSED when the queue is closed (even with room).
+ */
+C2RS_NODISCARD
+int32_t c2rs_rebatching_queue_enqueue(const c2rs_rebatching_queue *q,
+                                      const c2rs_tensor *const *tensors,
+                                      size_t n,
+                                      bool batch);
+
+/**
+ * Dequeues `num_elements` elements (fewer only at close) into `out[0..n]`, each stacked
+ * under a new leading dim, blocking until they are available.
+ *
+ * Ownership: on success the caller owns each `out[i]` (`c2rs_tensor_free`); NULL otherwise.
+ * Thread safety: queues are fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `n` is not `num_blobs`;
+ * C2RS_ENFORCE_NOT_MET when `num_elements < 1` or rows differ in shape (they stay queued);
+ * C2RS_CLOSED when closed and empty.
+ */
+C2RS_NODISCARD
+int32_t c2rs_rebatching_queue_dequeue(const c2rs_rebatching_queue *q,
+                                      int64_t num_elements,
+                                      c2rs_tensor **out,
+                                      size_t n);
+
+/**
+ * Closes the RebatchingQueue: enqueues fail from now on, dequeues drain then fail.
+ *
+ * Thread safety: queues are fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `q` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_rebatching_queue_close(const c2rs_rebatching_queue *q);
+
+/**
+ * Elements queued now and the capacity (in elements). Either out pointer may be NULL.
+ *
+ * Thread safety: queues are fully thread-safe (the size may change right after).
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `q` is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_rebatching_queue_info(const c2rs_rebatching_queue *q,
+                                   size_t *size,
+                                   size_t *capacity);
 
 /**
  * Creates a zero-filled CPU tensor (empty strings for STRING), 64-byte aligned.

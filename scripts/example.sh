@@ -3,6 +3,7 @@
 # CMake, and runs them on the bundled sample data:
 #   print_tensors  — decodes examples/data/sample_tensors.pb (or the file given as first argument)
 #   workspace_demo — feed, a net, fetch, GetAllBlobNames in a child workspace
+#   queue_demo     — producer/consumer threads through a BlobsQueue, clean shutdown by close
 #   db_demo        — the bundled sample minidb read in batches of 4 (wrapping around)
 #   memonger_demo  — plans the bundled small CNN and prints the memory report
 set -euo pipefail
@@ -13,11 +14,13 @@ BUILD_TYPE=${BUILD_TYPE:-Debug}
 
 bash scripts/setup.sh
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE"
-cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target print_tensors workspace_demo db_demo memonger_demo
+cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target print_tensors workspace_demo queue_demo db_demo memonger_demo
 echo "== print_tensors: the bundled sample TensorProtos"
 "$BUILD_DIR/examples/print_tensors" "$@"
 echo "== workspace_demo: feed, a net, fetch, GetAllBlobNames"
 "$BUILD_DIR/examples/workspace_demo"
+echo "== queue_demo: producer and consumer threads through a BlobsQueue, shut down by close"
+"$BUILD_DIR/examples/queue_demo"
 echo "== db_demo: the bundled sample minidb in batches"
 "$BUILD_DIR/examples/db_demo"
 echo "== memonger_demo: plan the bundled small CNN and print the report"

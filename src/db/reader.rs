@@ -14,6 +14,8 @@ struct State {
     /// Kept open for as long as the cursor reads from it.
     _db: Box<dyn Db>,
     cursor: Box<dyn Cursor>,
+    /// Streaming reader (`DbReader::streaming`): every `read` pulls with `cursor.next()` first.
+    pull: bool,
 }
 
 pub struct DbReader {
@@ -40,7 +42,11 @@ impl DbReader {
         }
         let db = open_db(db_type, source, Mode::Read)?;
         let cursor = db.new_cursor()?;
-        let mut state = State { _db: db, cursor };
+        let mut state = State {
+            _db: db,
+            cursor,
+            pull: false,
+        };
         Self::move_to_beginning(&mut state, shard_id)?;
         Ok(Self {
             db_type: db_type.to_string(),
@@ -48,6 +54,24 @@ impl DbReader {
             num_shards,
             shard_id,
             state: Mutex::new(state),
+        })
+    }
+
+    /// A one-shard reader over a streaming DB (BlobsQueueDB) whose cursor pulls one record
+    /// per `next()`: each `read` calls `next()` and returns that record, so a failed pull is an
+    /// error instead of a repeated record, and nothing is prefetched.
+    pub fn streaming(db: Box<dyn Db>, db_type: &str, source: &str) -> Result<Self> {
+        let cursor = db.new_cursor()?;
+        Ok(Self {
+            db_type: db_type.to_string(),
+            source: source.to_string(),
+            num_shards: 1,
+            shard_id: 0,
+            state: Mutex::new(State {
+                _db: db,
+                cursor,
+                pull: true,
+            }),
         })
     }
 
@@ -66,6 +90,10 @@ impl DbReader {
     /// record at the end (silently, as Caffe2). Each record goes to exactly one caller.
     pub fn read(&self) -> Result<(Vec<u8>, Vec<u8>)> {
         let mut state = self.state.lock();
+        if state.pull {
+            state.cursor.next()?;
+            return Ok((state.cursor.key().to_vec(), state.cursor.value().to_vec()));
+        }
         if !state.cursor.valid() {
             return Err(C2rsError::enforce(format!(
                 "Cursor is at invalid location! ({} of type {} has no records for shard {})",

@@ -95,6 +95,19 @@ pub struct c2rs_op_context {
     _private: [u8; 0],
 }
 
+/// A BlobsQueue held in a workspace blob. Shared (`Arc`) with the blob, operators and other
+/// handles. Got from `c2rs_blobs_queue_create` / `_from_workspace`, released by
+/// `c2rs_blobs_queue_free`. Fully thread-safe.
+pub struct c2rs_blobs_queue {
+    _private: [u8; 0],
+}
+
+/// A RebatchingQueue held in a workspace blob. Shared (`Arc`). Released by
+/// `c2rs_rebatching_queue_free`. Fully thread-safe.
+pub struct c2rs_rebatching_queue {
+    _private: [u8; 0],
+}
+
 /// A handle owned through a `Box`: created once, freed once by its `*_free`.
 pub(crate) trait BoxHandle {
     type Target;
@@ -191,6 +204,12 @@ pub(crate) trait ArcHandle {
 }
 impl ArcHandle for c2rs_workspace {
     type Target = Workspace;
+}
+impl ArcHandle for c2rs_blobs_queue {
+    type Target = crate::ops::queue_ops::BlobQueue;
+}
+impl ArcHandle for c2rs_rebatching_queue {
+    type Target = crate::queue::RebatchingQueue;
 }
 
 /// Turns one strong count into a C handle.

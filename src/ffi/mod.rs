@@ -14,6 +14,7 @@ pub(crate) mod guard;
 pub mod handle;
 pub mod memonger;
 pub mod operator;
+pub mod queue;
 pub mod status;
 pub mod tensor;
 pub mod version;

@@ -184,6 +184,7 @@ pub fn register_builtin_ops(registry: &mut Registry) -> Result<()> {
     crate::ops::basic_ops::register(registry)?;
     crate::ops::db_ops::register(registry)?;
     crate::ops::load_save_ops::register(registry)?;
+    crate::ops::queue_ops::register(registry)?;
     Ok(())
 }
 

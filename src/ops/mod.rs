@@ -4,6 +4,8 @@
 pub mod basic_ops;
 pub mod db_ops;
 pub mod load_save_ops;
+pub mod queue_ops;
+pub mod rebatching_ops;
 pub mod workspace_ops;
 
 use crate::error::Result;

@@ -77,6 +77,47 @@ pub fn stack_rows(rows: &[&Tensor]) -> Result<Tensor> {
     Ok(out)
 }
 
+/// Concatenates tensors (each at least 1-D, equal dtype and inner dims) along dim 0 into one
+/// tensor of shape `[sum of dim 0] + inner dims`, with one copy per part.
+pub fn concat_rows(parts: &[&Tensor]) -> Result<Tensor> {
+    let Some(first) = parts.first() else {
+        return Err(C2rsError::enforce("cannot concatenate zero tensors"));
+    };
+    let Some((_, inner)) = first.dims().split_first() else {
+        return Err(C2rsError::enforce("cannot concatenate scalars along dim 0"));
+    };
+    let mut rows = 0i64;
+    for (k, part) in parts.iter().enumerate() {
+        if part.dtype() != first.dtype() || part.dims().get(1..) != Some(inner) {
+            return Err(C2rsError::enforce(format!(
+                "part {k} has shape/dtype {}, expected [_, {inner:?}]/{}",
+                shape_text(part),
+                first.dtype()
+            )));
+        }
+        rows += part.dims()[0];
+    }
+    let mut dims = Vec::with_capacity(first.dims().len());
+    dims.push(rows);
+    dims.extend_from_slice(inner);
+    if first.dtype() == DataType::String {
+        let mut values = Vec::with_capacity(parts.iter().map(|p| p.numel()).sum());
+        for part in parts {
+            values.extend_from_slice(part.strings()?);
+        }
+        return Tensor::from_strings(&dims, values);
+    }
+    let mut out = Tensor::zeros(first.dtype(), &dims)?;
+    let dst = out.bytes_mut()?;
+    let mut at = 0;
+    for part in parts {
+        let src = part.bytes()?;
+        dst[at..at + src.len()].copy_from_slice(src);
+        at += src.len();
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +147,18 @@ mod tests {
             "row 1 has shape/dtype [3]/FLOAT, expected [2]/FLOAT"
         );
         assert!(split_rows(&Tensor::zeros(DataType::Float, &[]).unwrap()).is_err());
+    }
+
+    #[test]
+    fn concat_joins_along_dim0_and_checks_inner_dims() {
+        let a = Tensor::from_slice(DataType::Int32, &[1, 2], &[1i32, 2]).unwrap();
+        let b = Tensor::from_slice(DataType::Int32, &[2, 2], &[3i32, 4, 5, 6]).unwrap();
+        let c = concat_rows(&[&a, &b]).unwrap();
+        assert_eq!(c.dims(), &[3, 2]);
+        assert_eq!(c.typed::<i32>().unwrap(), &[1, 2, 3, 4, 5, 6]);
+        let bad = Tensor::from_slice(DataType::Int32, &[1, 3], &[0i32, 0, 0]).unwrap();
+        assert!(concat_rows(&[&a, &bad]).is_err());
+        let s = Tensor::from_strings(&[1], vec![b"x".to_vec()]).unwrap();
+        assert_eq!(concat_rows(&[&s, &s]).unwrap().strings().unwrap().len(), 2);
     }
 }

@@ -1174,6 +1174,7 @@ mod tests {
             ),
             C2RS_ENFORCE_NOT_MET
         );
+        // SAFETY: this thread's last error message, a valid NUL-terminated string.
         let msg = unsafe { CStr::from_ptr(crate::ffi::guard::last_error_message()) }
             .to_string_lossy()
             .into_owned();

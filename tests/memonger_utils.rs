@@ -654,12 +654,12 @@ fn fuzz_random_dags_through_every_mode() {
     println!("DAG mode: {dag_rejected} of 60 nets rejected by its self-check");
 }
 
-/// Found by the fuzz test: the DAG pass (second pass, `dag.rs`) lets op 5 take the name of
-/// `t1_1` although op 6 (independent of op 5) still reads it; the self-check catches it and
-/// `optimize_inference_for_dag` fails with "Memonger graph is not equal to original." instead
-/// of returning an unsafe net. Ignored until the DAG pass is fixed.
+/// Found by the fuzz test (caffe2rs issue 6): op 6 rewrites `t1_1` in place, and the DAG
+/// pass used to descend from op 6 into every reader of the name — also op 3, which reads the
+/// version op 1 wrote and runs before op 6. Op 3 then looked ordered after op 6, freed
+/// `t1_1`, and op 5 (a descendant of op 3, parallel to op 6) took the name while op 6 still
+/// read it. A write now reaches only the later readers of its outputs.
 #[test]
-#[ignore = "known bug in the DAG pass: in-place rewrite of a multi-consumer blob"]
 fn dag_recycling_keeps_a_name_until_an_in_place_last_reader_ran() {
     use caffe2rs::memonger::python;
     let n = net(
@@ -677,5 +677,16 @@ fn dag_recycling_keeps_a_name_until_an_in_place_last_reader_ran() {
         &["t7_0", "t4_0"],
     );
     let r = python::optimize_inference_for_dag(&n, &["in0".into(), "in1".into()], "");
-    assert!(r.is_ok(), "{}", r.unwrap_err().message());
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => panic!("{}", e.message()),
+    };
+    let st: Vec<String> = Vec::new();
+    assert!(caffe2rs::memonger::verify::verify(&n, &r.net, &st).is_empty());
+    assert_same_symbolic(&n, &r.net, "in-place last reader");
+    // `t1_1` is still read by op 6 when op 5 runs: op 5's outputs must not take its name.
+    let t1_1 = &r.net.op[6].input[0];
+    assert!(!r.net.op[5].output.contains(t1_1), "{:?}", r.net.op[5]);
+    // t0_0 (freed by op 3, an ancestor of op 5) is still recycled into op 5.
+    assert!(r.shared > 0, "{:?}", r.mapping);
 }

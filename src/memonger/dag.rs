@@ -61,6 +61,8 @@ struct State<'a> {
     blob_to_ops: Vec<Vec<usize>>,
     blob_input_count: Vec<usize>,
     op_inputs: Vec<usize>,
+    /// Position of each op in `op_indices` (`usize::MAX` for ops outside it).
+    pos: Vec<usize>,
     op_visited_count: Vec<usize>,
     share_counts: Vec<i64>,
     blob_size: Vec<Option<u64>>,
@@ -226,9 +228,21 @@ impl State<'_> {
         for b in newly_freed {
             self.push_free(list, b);
         }
+        // Children: the readers this write reaches, i.e. the later readers of each output.
+        // A name written again (in place) also lists the readers of its earlier versions and
+        // the writer itself; descending into those would put them *after* this op (an edge
+        // against the net's order, and an extra visit toward their readiness), so a blob
+        // one of them frees could be recycled into an op that runs in parallel with, or
+        // before, this write.
+        let here = self.pos[op];
         let mut children = Vec::new();
         for &out in &g.ops[op].outputs {
-            children.extend(self.blob_to_ops[out as usize].iter().copied());
+            children.extend(
+                self.blob_to_ops[out as usize]
+                    .iter()
+                    .copied()
+                    .filter(|&r| self.pos[r] > here),
+            );
         }
         Ok(children)
     }
@@ -326,6 +340,12 @@ pub fn compute_blob_recycling_for_dag(net: &NetDef, opts: &DagOptions) -> Result
     let mut blob_to_ops: Vec<Vec<usize>> = vec![Vec::new(); names];
     let mut blob_seen = vec![0usize; names];
     let mut op_inputs = vec![0usize; n_ops];
+    let mut pos = vec![usize::MAX; n_ops];
+    for (k, &i) in opts.op_indices.iter().enumerate() {
+        if pos[i] == usize::MAX {
+            pos[i] = k;
+        }
+    }
     let mut share_counts = vec![0i64; names];
     for &i in &opts.op_indices {
         // A name a subnet mentions that no earlier op wrote is the subnet's own (or this
@@ -378,6 +398,7 @@ pub fn compute_blob_recycling_for_dag(net: &NetDef, opts: &DagOptions) -> Result
         blob_to_ops,
         blob_input_count: vec![0; names],
         op_inputs,
+        pos,
         op_visited_count: vec![0; n_ops],
         share_counts,
         blob_size,

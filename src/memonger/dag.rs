@@ -2,6 +2,11 @@
 //! recycling driven by tokens minted at forks — and `apply_assignments`, which renames every
 //! op, the step nets of `RecurrentNetwork*` ops (with `.rename` args and their blob-name
 //! string args) and the `then_net`/`else_net` of `If`/`AsyncIf`. Traversal is iterative.
+//!
+//! Fixes beyond spec §4 for names written more than once (caffe2rs issue 6): a write
+//! descends only into the *later* readers of its outputs; a name is freed only after all
+//! its readers and writers ran; a name with a second writer that does not read it is never
+//! remapped (it may still lend its name).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};

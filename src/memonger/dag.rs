@@ -2,6 +2,11 @@
 //! recycling driven by tokens minted at forks — and `apply_assignments`, which renames every
 //! op, the step nets of `RecurrentNetwork*` ops (with `.rename` args and their blob-name
 //! string args) and the `then_net`/`else_net` of `If`/`AsyncIf`. Traversal is iterative.
+//!
+//! Fixes beyond spec §4 for names written more than once (caffe2rs issue 6): a write
+//! descends only into the *later* readers of its outputs; a name is freed only after all
+//! its readers and writers ran; a name with a second writer that does not read it is never
+//! remapped (it may still lend its name).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -60,7 +65,14 @@ struct State<'a> {
     dont_share: Vec<bool>,
     blob_to_ops: Vec<Vec<usize>>,
     blob_input_count: Vec<usize>,
+    /// Per name: writes by ops in `op_indices`, in all and so far.
+    blob_writes: Vec<usize>,
+    blob_write_count: Vec<usize>,
+    /// Per name: may its first write be recycled into a free blob (see the setup)?
+    remappable: Vec<bool>,
     op_inputs: Vec<usize>,
+    /// Position of each op in `op_indices` (`usize::MAX` for ops outside it).
+    pos: Vec<usize>,
     op_visited_count: Vec<usize>,
     share_counts: Vec<i64>,
     blob_size: Vec<Option<u64>>,
@@ -188,27 +200,39 @@ impl State<'_> {
                 self.req_tokens[b as usize].extend(tokens.iter().copied());
             }
         }
+        // Free a name once every reader *and* every writer of it ran: a later overwrite
+        // (in place or not) on a parallel branch still owns the name after the last read
+        // of an earlier version. Counters reach their totals once, so the op making the
+        // last count frees the name, exactly once.
+        for &b in &self.op_in[op] {
+            if self.shareable[b as usize] {
+                self.blob_input_count[b as usize] += 1;
+            }
+        }
+        for &b in &g.ops[op].outputs {
+            self.blob_write_count[b as usize] += 1;
+        }
         let mut newly_freed: Vec<BlobId> = Vec::new();
-        for k in 0..self.op_in[op].len() {
-            let b = self.op_in[op][k];
-            if !self.shareable[b as usize] {
+        for &b in self.op_in[op].iter().chain(&g.ops[op].outputs) {
+            let bi = b as usize;
+            let reads = self.blob_to_ops[bi].len();
+            if !self.shareable[bi]
+                || reads == 0
+                || self.blob_input_count[bi] != reads
+                || self.blob_write_count[bi] != self.blob_writes[bi]
+            {
                 continue;
             }
-            self.blob_input_count[b as usize] += 1;
-            if self.blob_input_count[b as usize] == self.blob_to_ops[b as usize].len() {
-                let a = self.actual(b);
-                if !self.dont_share[a as usize]
-                    && !self.dont_share[b as usize]
-                    && !newly_freed.contains(&a)
-                {
-                    newly_freed.push(a);
-                }
+            let a = self.actual(b);
+            if !self.dont_share[a as usize] && !self.dont_share[bi] && !newly_freed.contains(&a) {
+                newly_freed.push(a);
             }
         }
         for &out in &g.ops[op].outputs {
             let oi = out as usize;
             if !self.shareable[oi]
                 || self.dont_share[oi]
+                || !self.remappable[oi]
                 || self.processed[oi]
                 || newly_freed.contains(&out)
             {
@@ -226,9 +250,21 @@ impl State<'_> {
         for b in newly_freed {
             self.push_free(list, b);
         }
+        // Children: the readers this write reaches, i.e. the later readers of each output.
+        // A name written again (in place) also lists the readers of its earlier versions and
+        // the writer itself; descending into those would put them *after* this op (an edge
+        // against the net's order, and an extra visit toward their readiness), so a blob
+        // one of them frees could be recycled into an op that runs in parallel with, or
+        // before, this write.
+        let here = self.pos[op];
         let mut children = Vec::new();
         for &out in &g.ops[op].outputs {
-            children.extend(self.blob_to_ops[out as usize].iter().copied());
+            children.extend(
+                self.blob_to_ops[out as usize]
+                    .iter()
+                    .copied()
+                    .filter(|&r| self.pos[r] > here),
+            );
         }
         Ok(children)
     }
@@ -326,6 +362,19 @@ pub fn compute_blob_recycling_for_dag(net: &NetDef, opts: &DagOptions) -> Result
     let mut blob_to_ops: Vec<Vec<usize>> = vec![Vec::new(); names];
     let mut blob_seen = vec![0usize; names];
     let mut op_inputs = vec![0usize; n_ops];
+    let mut pos = vec![usize::MAX; n_ops];
+    // Writes per name, and whether a name is written only once without being read by the
+    // writer. Later in-place writers read the name, so they wait for (descend from) the
+    // first writer and the choice made there covers them; a second *pure* writer does not,
+    // and the traversal may even reach it first, so such names are never remapped (they
+    // still lend their names once every touch ran).
+    let mut blob_writes = vec![0usize; names];
+    let mut pure_writes = vec![0usize; names];
+    for (k, &i) in opts.op_indices.iter().enumerate() {
+        if pos[i] == usize::MAX {
+            pos[i] = k;
+        }
+    }
     let mut share_counts = vec![0i64; names];
     for &i in &opts.op_indices {
         // A name a subnet mentions that no earlier op wrote is the subnet's own (or this
@@ -360,8 +409,13 @@ pub fn compute_blob_recycling_for_dag(net: &NetDef, opts: &DagOptions) -> Result
         }
         for &b in &g.ops[i].outputs {
             blob_seen[b as usize] += 1;
+            blob_writes[b as usize] += 1;
+            if !op_in[i].contains(&b) {
+                pure_writes[b as usize] += 1;
+            }
         }
     }
+    let remappable: Vec<bool> = pure_writes.iter().map(|&w| w <= 1).collect();
     let blob_size: Vec<Option<u64>> = (0..names)
         .map(|b| {
             opts.blob_shapes.get(g.name(b as BlobId)).map(|dims| {
@@ -377,7 +431,11 @@ pub fn compute_blob_recycling_for_dag(net: &NetDef, opts: &DagOptions) -> Result
         dont_share,
         blob_to_ops,
         blob_input_count: vec![0; names],
+        blob_writes,
+        blob_write_count: vec![0; names],
+        remappable,
         op_inputs,
+        pos,
         op_visited_count: vec![0; n_ops],
         share_counts,
         blob_size,

@@ -13,7 +13,9 @@
 // preallocated, pre-touched buffers; the queue also allocates and zero-fills its buffers).
 //
 // Output: one line per scenario with the ratios, then a JSON object (--json FILE to save it).
-// Usage: bench_queue [--records N] [--json FILE]
+// Usage: bench_queue [--records N] [--json FILE] [--only PxC CAP] [--no-rebatching]
+//                    [--contender caffe2rs|caffe2ref|twocv]
+//   --only runs one scenario (e.g. `--only 4 64` for 4x4 at capacity 64), for profiling.
 #include "caffe2rs.h"
 
 #include <algorithm>
@@ -236,8 +238,20 @@ double bench_memcpy(size_t bytes, int reps) {
 int main(int argc, char** argv) {
   uint64_t records = 200000;
   const char* json_path = nullptr;
+  int only_pc = 0;
+  size_t only_cap = 0;
+  bool rebatching = true;
+  int contender = 0;  // 0 all, 1 caffe2rs, 2 caffe2ref, 3 twocv (profiling only)
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--records") == 0 && i + 1 < argc) records = std::strtoull(argv[++i], nullptr, 10);
+    else if (std::strcmp(argv[i], "--only") == 0 && i + 2 < argc) {
+      only_pc = std::atoi(argv[++i]);
+      only_cap = std::strtoull(argv[++i], nullptr, 10);
+    } else if (std::strcmp(argv[i], "--no-rebatching") == 0) rebatching = false;
+    else if (std::strcmp(argv[i], "--contender") == 0 && i + 1 < argc) {
+      const std::string c = argv[++i];
+      contender = c == "caffe2rs" ? 1 : c == "caffe2ref" ? 2 : c == "twocv" ? 3 : 0;
+    }
     else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_path = argv[++i];
   }
   c2rs_workspace* ws = nullptr;
@@ -251,12 +265,16 @@ int main(int argc, char** argv) {
   bool first = true;
   for (int pc : {1, 2, 4}) {
     for (size_t cap : {size_t{1}, size_t{4}, size_t{64}}) {
+      if (only_pc != 0 && (pc != only_pc || cap != only_cap)) continue;
       // Interleave contenders and keep each one's best of 3 to damp noise on shared machines.
       double rs = 0, c2 = 0, tc = 0;
       for (int rep = 0; rep < 3; ++rep) {
-        rs = std::max(rs, bench_caffe2rs(ws, pc, pc, cap, records));
-        c2 = std::max(c2, bench_reference<Caffe2Queue>(pc, pc, cap, records));
-        tc = std::max(tc, bench_reference<TwoCvQueue>(pc, pc, cap, records));
+        if (contender == 0 || contender == 1)
+          rs = std::max(rs, bench_caffe2rs(ws, pc, pc, cap, records));
+        if (contender == 0 || contender == 2)
+          c2 = std::max(c2, bench_reference<Caffe2Queue>(pc, pc, cap, records));
+        if (contender == 0 || contender == 3)
+          tc = std::max(tc, bench_reference<TwoCvQueue>(pc, pc, cap, records));
       }
       std::printf("%dx%-4d %-4zu %14.0f %14.0f %14.0f %10.2f %10.2f\n", pc, pc, cap, rs, c2, tc,
                   rs / c2, rs / tc);
@@ -273,6 +291,7 @@ int main(int argc, char** argv) {
   std::printf("\n%-10s %12s %12s %8s\n", "batch", "rebatch GB/s", "memcpy GB/s", "ratio");
   first = true;
   for (size_t bytes : {size_t{64} << 10, size_t{1} << 20, size_t{4} << 20, size_t{16} << 20}) {
+    if (!rebatching) break;
     const int reps = bytes >= (size_t{16} << 20) ? 10 : 30;
     const double rb = bench_rebatching(ws, bytes, reps);
     const double mc = bench_memcpy(bytes, reps);

@@ -6,6 +6,8 @@ use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::Instant;
 
+use smallvec::SmallVec;
+
 use super::guard::{array_arg, ffi_fn, ffi_fn_or, name_arg, out_param};
 use super::handle::{
     arc_free, arc_into_handle, arc_ref, c2rs_blobs_queue, c2rs_buffer, c2rs_rebatching_queue,
@@ -43,8 +45,13 @@ fn outcome_status(outcome: Outcome, what: &str) -> Result<()> {
     }
 }
 
+/// Per-record scratch kept inline for records of up to this many columns (no heap allocation
+/// on the host enqueue/dequeue path for typical records).
+const INLINE_COLUMNS: usize = 4;
+
 /// Moves the tensors behind `handles` into the slot row; the handles are consumed only when the
-/// record goes in. Old slot contents are dropped after the lock is released.
+/// record goes in. Old slot contents (empty after a host dequeue; an operator's recycled
+/// content otherwise) are dropped after the lock is released.
 fn enqueue_handles(
     q: &BlobQueue,
     handles: &[*mut c2rs_tensor],
@@ -57,11 +64,14 @@ fn enqueue_handles(
             "`tensors[{i}]` is NULL"
         )));
     }
-    let mut old: Vec<BlobContent> = Vec::with_capacity(handles.len());
+    let mut old: SmallVec<[BlobContent; INLINE_COLUMNS]> = SmallVec::new();
     let put = |row: &mut [Arc<crate::workspace::Blob>]| -> Result<()> {
         for (slot, &h) in row.iter().zip(handles) {
             let t = take_handle(h, "tensors")?;
-            old.push(slot.replace(BlobContent::Tensor(t)));
+            let prev = slot.replace(BlobContent::Tensor(t));
+            if !matches!(prev, BlobContent::Empty) {
+                old.push(prev);
+            }
         }
         Ok(())
     };
@@ -90,20 +100,25 @@ fn dequeue_handles(
     // SAFETY: non-NULL; the caller passes `n` writable `c2rs_tensor*` slots (C contract).
     let out = unsafe { std::slice::from_raw_parts_mut(out, n) };
     out.fill(std::ptr::null_mut());
-    let mut taken: Vec<Tensor> = Vec::with_capacity(n);
+    let mut taken: SmallVec<[Tensor; INLINE_COLUMNS]> = SmallVec::new();
     let outcome = q.blocking_read(deadline, |row| {
+        // One write lock per column: take the content; if a column is not a tensor, put back
+        // what was taken (we hold the ring lock, so nobody saw the row half-empty).
+        let mut bytes: SmallVec<[usize; INLINE_COLUMNS]> = SmallVec::new();
         for (c, slot) in row.iter().enumerate() {
-            let guard = slot.read();
+            let mut guard = slot.write();
             if !matches!(&*guard, BlobContent::Tensor(_)) {
+                let kind = guard.type_name();
+                drop(guard);
+                for (back, t) in row.iter().zip(taken.drain(..)) {
+                    *back.write() = BlobContent::Tensor(t);
+                }
                 return Err(C2rsError::type_mismatch(format!(
-                    "record column {c} holds a {}, not a tensor; it stays queued",
-                    guard.type_name()
+                    "record column {c} holds a {kind}, not a tensor; it stays queued"
                 )));
             }
-        }
-        let mut bytes = Vec::with_capacity(row.len());
-        for slot in row.iter() {
-            let content = slot.take();
+            let content = std::mem::take(&mut *guard);
+            drop(guard);
             bytes.push(content_bytes(&content));
             if let BlobContent::Tensor(t) = content {
                 taken.push(t);

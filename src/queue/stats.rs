@@ -1,21 +1,40 @@
 //! Queue statistics under Caffe2's keys (`<name>/queue_balance`, …). Relaxed atomics: each
 //! counter is independent and read only for reporting, so no ordering with queue state is needed.
+//! Reader-side and writer-side counters live on separate cache lines (the balance is kept as
+//! two attempt counts), so a producer and a consumer never contend on a stats line.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
 pub struct QueueStats {
     name: String,
     field_names: Vec<String>,
-    /// +1 per write attempt, −1 per read attempt (waiting included).
-    balance: AtomicI64,
+    /// Counters only readers touch, on their own cache line(s) so that readers and writers
+    /// never bounce one line between them on every record.
+    read: ReadSide,
+    /// Counters only writers touch.
+    write: WriteSide,
+}
+
+/// Reader-side counters (128-byte aligned: two cache lines, as adjacent-line prefetch pairs).
+#[repr(align(128))]
+struct ReadSide {
+    /// Read attempts (waiting and failed ones included); `balance = writes - reads`.
+    attempts: AtomicI64,
     dequeued_records: AtomicI64,
     dequeued_bytes: AtomicI64,
     /// Per column, parallel to `field_names` (empty when no field names were given).
     dequeued_bytes_per_field: Vec<AtomicI64>,
-    read_time_ns_sum: AtomicI64,
-    read_time_ns_count: AtomicI64,
-    write_time_ns_sum: AtomicI64,
-    write_time_ns_count: AtomicI64,
+    time_ns_sum: AtomicI64,
+    time_ns_count: AtomicI64,
+}
+
+/// Writer-side counters.
+#[repr(align(128))]
+struct WriteSide {
+    /// Write attempts (waiting and failed ones included).
+    attempts: AtomicI64,
+    time_ns_sum: AtomicI64,
+    time_ns_count: AtomicI64,
 }
 
 /// A consistent-enough copy of the counters (each read independently).
@@ -36,66 +55,76 @@ impl QueueStats {
         Self {
             name: name.to_string(),
             field_names: field_names.to_vec(),
-            balance: AtomicI64::new(0),
-            dequeued_records: AtomicI64::new(0),
-            dequeued_bytes: AtomicI64::new(0),
-            dequeued_bytes_per_field: field_names.iter().map(|_| AtomicI64::new(0)).collect(),
-            read_time_ns_sum: AtomicI64::new(0),
-            read_time_ns_count: AtomicI64::new(0),
-            write_time_ns_sum: AtomicI64::new(0),
-            write_time_ns_count: AtomicI64::new(0),
+            read: ReadSide {
+                attempts: AtomicI64::new(0),
+                dequeued_records: AtomicI64::new(0),
+                dequeued_bytes: AtomicI64::new(0),
+                dequeued_bytes_per_field: field_names.iter().map(|_| AtomicI64::new(0)).collect(),
+                time_ns_sum: AtomicI64::new(0),
+                time_ns_count: AtomicI64::new(0),
+            },
+            write: WriteSide {
+                attempts: AtomicI64::new(0),
+                time_ns_sum: AtomicI64::new(0),
+                time_ns_count: AtomicI64::new(0),
+            },
         }
     }
 
     pub(super) fn read_attempt(&self) {
-        self.balance.fetch_sub(1, Ordering::Relaxed);
+        self.read.attempts.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn write_attempt(&self) {
-        self.balance.fetch_add(1, Ordering::Relaxed);
+        self.write.attempts.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn dequeued(&self, column_bytes: &[usize]) {
-        self.dequeued_records.fetch_add(1, Ordering::Relaxed);
+        self.read.dequeued_records.fetch_add(1, Ordering::Relaxed);
         let total: usize = column_bytes.iter().sum();
-        self.dequeued_bytes
+        self.read
+            .dequeued_bytes
             .fetch_add(total as i64, Ordering::Relaxed);
-        for (counter, &b) in self.dequeued_bytes_per_field.iter().zip(column_bytes) {
+        for (counter, &b) in self.read.dequeued_bytes_per_field.iter().zip(column_bytes) {
             counter.fetch_add(b as i64, Ordering::Relaxed);
         }
     }
 
     pub(super) fn read_time(&self, ns: u128) {
-        self.read_time_ns_sum
+        self.read
+            .time_ns_sum
             .fetch_add(ns.min(i64::MAX as u128) as i64, Ordering::Relaxed);
-        self.read_time_ns_count.fetch_add(1, Ordering::Relaxed);
+        self.read.time_ns_count.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn write_time(&self, ns: u128) {
-        self.write_time_ns_sum
+        self.write
+            .time_ns_sum
             .fetch_add(ns.min(i64::MAX as u128) as i64, Ordering::Relaxed);
-        self.write_time_ns_count.fetch_add(1, Ordering::Relaxed);
+        self.write.time_ns_count.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
-            balance: self.balance.load(Ordering::Relaxed),
-            dequeued_records: self.dequeued_records.load(Ordering::Relaxed),
-            dequeued_bytes: self.dequeued_bytes.load(Ordering::Relaxed),
+            balance: self.write.attempts.load(Ordering::Relaxed)
+                - self.read.attempts.load(Ordering::Relaxed),
+            dequeued_records: self.read.dequeued_records.load(Ordering::Relaxed),
+            dequeued_bytes: self.read.dequeued_bytes.load(Ordering::Relaxed),
             dequeued_bytes_per_field: self
                 .field_names
                 .iter()
                 .cloned()
                 .zip(
-                    self.dequeued_bytes_per_field
+                    self.read
+                        .dequeued_bytes_per_field
                         .iter()
                         .map(|c| c.load(Ordering::Relaxed)),
                 )
                 .collect(),
-            read_time_ns_sum: self.read_time_ns_sum.load(Ordering::Relaxed),
-            read_time_ns_count: self.read_time_ns_count.load(Ordering::Relaxed),
-            write_time_ns_sum: self.write_time_ns_sum.load(Ordering::Relaxed),
-            write_time_ns_count: self.write_time_ns_count.load(Ordering::Relaxed),
+            read_time_ns_sum: self.read.time_ns_sum.load(Ordering::Relaxed),
+            read_time_ns_count: self.read.time_ns_count.load(Ordering::Relaxed),
+            write_time_ns_sum: self.write.time_ns_sum.load(Ordering::Relaxed),
+            write_time_ns_count: self.write.time_ns_count.load(Ordering::Relaxed),
         }
     }
 

@@ -1,7 +1,9 @@
 //! Row views of tensors along dim 0: split a batch into rows, stack rows into a batch.
 //! Both copy (one memcpy per row for fixed-size types, one clone per string).
 
-use super::{DataType, Tensor};
+use std::sync::Arc;
+
+use super::{DataType, SequentialFill, Storage, Tensor};
 use crate::error::{C2rsError, Result};
 
 fn shape_text(t: &Tensor) -> String {
@@ -26,12 +28,11 @@ pub fn split_rows(t: &Tensor) -> Result<Vec<Tensor>> {
     }
     let item = t.dtype().item_size().unwrap_or(0);
     let bytes = t.bytes()?;
+    // One copy per row, straight into its new buffer (no zero-fill first).
     (0..n)
         .map(|i| {
-            let mut row = Tensor::zeros(t.dtype(), inner)?;
-            row.bytes_mut()?
-                .copy_from_slice(&bytes[i * row_len * item..(i + 1) * row_len * item]);
-            Ok(row)
+            let row = &bytes[i * row_len * item..(i + 1) * row_len * item];
+            Tensor::from_storage(t.dtype(), inner, Arc::new(Storage::copy_of(row)?))
         })
         .collect()
 }
@@ -68,13 +69,19 @@ pub fn stack_rows(rows: &[&Tensor]) -> Result<Tensor> {
             .concat();
         return Tensor::from_strings(&dims, values);
     }
-    let mut out = Tensor::zeros(first.dtype(), &dims)?;
-    let row_bytes = first.nbytes();
-    let dst = out.bytes_mut()?;
-    for (k, row) in rows.iter().enumerate() {
-        dst[k * row_bytes..(k + 1) * row_bytes].copy_from_slice(row.bytes()?);
+    // Rows are copied once each, front to back, into a buffer that is never zero-filled.
+    let total = first.nbytes().checked_mul(rows.len()).ok_or_else(|| {
+        C2rsError::invalid_argument(format!(
+            "{} rows of {} overflow",
+            rows.len(),
+            shape_text(first)
+        ))
+    })?;
+    let mut fill = SequentialFill::new(total)?;
+    for row in rows {
+        fill.push(row.bytes()?)?;
     }
-    Ok(out)
+    Tensor::from_storage(first.dtype(), &dims, Arc::new(fill.finish()?))
 }
 
 /// Concatenates tensors (each at least 1-D, equal dtype and inner dims) along dim 0 into one

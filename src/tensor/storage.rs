@@ -65,11 +65,11 @@ impl Storage {
         })
     }
 
-    /// An aligned copy of `bytes`.
+    /// An aligned copy of `bytes` (written once, never zero-filled first).
     pub fn copy_of(bytes: &[u8]) -> Result<Self> {
-        let mut s = Self::zeroed(bytes.len())?;
-        s.as_mut_slice().copy_from_slice(bytes);
-        Ok(s)
+        let mut fill = SequentialFill::new(bytes.len())?;
+        fill.push(bytes)?;
+        fill.finish()
     }
 
     /// Adopts `len` bytes at `ptr`, owned elsewhere; `release` runs once when this storage drops.

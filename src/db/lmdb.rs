@@ -259,6 +259,11 @@ impl Cursor for LmdbCursor {
     fn valid(&self) -> bool {
         self.at.valid
     }
+
+    /// Moves the value out; the key is copied, as `next` looks up the record after it.
+    fn take_record(&mut self) -> (Vec<u8>, Vec<u8>) {
+        (self.at.key.clone(), std::mem::take(&mut self.at.value))
+    }
 }
 
 /// Collects puts and writes them in one LMDB write transaction on `commit` (and on drop).

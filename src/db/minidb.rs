@@ -7,7 +7,8 @@
 //! instead of an abort.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -75,7 +76,7 @@ impl Db for MiniDb {
             .len();
         let mut cursor = MiniDbCursor {
             path: self.path.clone(),
-            reader: BufReader::new(file),
+            reader: BufReader::with_capacity(READ_BUFFER, file),
             len,
             offset: 0,
             key: Vec::new(),
@@ -106,6 +107,9 @@ impl Db for MiniDb {
         }))
     }
 }
+
+/// Bytes the cursor reads ahead: many small records per read(2).
+const READ_BUFFER: usize = 64 * 1024;
 
 struct MiniDbCursor {
     path: String,
@@ -140,6 +144,62 @@ impl MiniDbCursor {
             }
         }
         Ok(filled)
+    }
+
+    /// Appends up to `n` bytes to `buf` without zero-filling it first; returns how many were
+    /// read (short only at end of file). What the buffered reader holds is copied; a remainder
+    /// smaller than its buffer refills the buffer (small records: one read(2) per
+    /// `READ_BUFFER` bytes), a larger one is read straight from the file into `buf`'s spare
+    /// capacity (large records: one read(2), one copy).
+    fn read_exact_into(&mut self, buf: &mut Vec<u8>, n: u64) -> Result<u64> {
+        // `n` is at most the file length left (checked by the caller), so this reservation is
+        // bounded by the file, not by a corrupt length field.
+        let n = n as usize;
+        buf.reserve_exact(n);
+        let start = buf.len();
+        let read_error = |e: &std::io::Error| io_error(&self.path, "cannot read minidb file", e);
+        loop {
+            let remaining = n - (buf.len() - start);
+            if remaining == 0 {
+                break;
+            }
+            if !self.reader.buffer().is_empty() || remaining < self.reader.capacity() {
+                let buffered = match self.reader.fill_buf() {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(read_error(&e)),
+                };
+                if buffered.is_empty() {
+                    break;
+                }
+                let m = buffered.len().min(remaining);
+                buf.extend_from_slice(&buffered[..m]);
+                self.reader.consume(m);
+                continue;
+            }
+            // The buffer is empty, so the file position is where the record continues.
+            let fd = self.reader.get_ref().as_raw_fd();
+            let spare = buf.spare_capacity_mut();
+            let want = remaining.min(spare.len());
+            // SAFETY: `spare` is `want` or more bytes of writable memory owned by `buf`; read(2)
+            // writes at most `want` bytes into it and does not read it.
+            let got = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), want) };
+            if got < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(read_error(&e));
+            }
+            if got == 0 {
+                break;
+            }
+            let len = buf.len() + got as usize;
+            // SAFETY: read(2) initialised the `got` (≤ `want` ≤ spare capacity) bytes after
+            // the old length.
+            unsafe { buf.set_len(len) };
+        }
+        Ok((buf.len() - start) as u64)
     }
 
     fn read_length(&mut self, field: &str) -> Result<u64> {
@@ -195,14 +255,12 @@ impl Cursor for MiniDbCursor {
                 "truncated record: key {k} + value {v} bytes, {remaining} left in the file"
             )));
         }
-        self.key.resize(k as usize, 0);
-        self.value.resize(v as usize, 0);
-        let (mut key, mut value) = (
-            std::mem::take(&mut self.key),
-            std::mem::take(&mut self.value),
-        );
-        let got = self.read_fully(&mut key)? + self.read_fully(&mut value)?;
-        if got as u64 != k + v {
+        // Read into spare capacity: no zero-filling of buffers about to be overwritten. The
+        // buffers may have been handed out by `take_record`; then these are fresh ones.
+        let mut key = std::mem::take(&mut self.key);
+        let mut value = std::mem::take(&mut self.value);
+        let got = self.read_exact_into(&mut key, k)? + self.read_exact_into(&mut value, v)?;
+        if got != k + v {
             return Err(self.corrupt("truncated record".to_string()));
         }
         self.key = key;
@@ -222,6 +280,13 @@ impl Cursor for MiniDbCursor {
 
     fn valid(&self) -> bool {
         self.valid
+    }
+
+    fn take_record(&mut self) -> (Vec<u8>, Vec<u8>) {
+        (
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.value),
+        )
     }
 }
 
@@ -386,6 +451,32 @@ mod tests {
             "{}",
             e.message()
         );
+    }
+
+    #[test]
+    fn take_record_hands_over_the_record_and_the_cursor_reads_on() {
+        let path = temp_path("take");
+        let db = MiniDb::open(&path, Mode::New).unwrap();
+        let mut t = db.new_transaction().unwrap();
+        t.put(b"k1", &[1u8; 20000]).unwrap();
+        t.put(b"k2", b"short").unwrap();
+        // Larger than the read-ahead buffer: partly buffered, the rest read straight in.
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        t.put(b"k3", &big).unwrap();
+        drop(t);
+        let db = MiniDb::open(&path, Mode::Read).unwrap();
+        let mut c = db.new_cursor().unwrap();
+        assert_eq!(c.take_record(), (b"k1".to_vec(), vec![1u8; 20000]));
+        assert!(c.valid());
+        c.next().unwrap();
+        assert_eq!((c.key(), c.value()), (&b"k2"[..], &b"short"[..]));
+        assert_eq!(c.take_record(), (b"k2".to_vec(), b"short".to_vec()));
+        c.next().unwrap();
+        assert_eq!(c.take_record(), (b"k3".to_vec(), big));
+        c.next().unwrap();
+        assert!(!c.valid());
+        c.seek_to_first().unwrap();
+        assert_eq!(c.take_record(), (b"k1".to_vec(), vec![1u8; 20000]));
     }
 
     #[test]

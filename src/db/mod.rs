@@ -62,6 +62,12 @@ pub trait Cursor: Send {
     /// Value of the current record; empty when invalid.
     fn value(&self) -> &[u8];
     fn valid(&self) -> bool;
+    /// The current record's key and value as owned buffers, for a caller about to move on.
+    /// Cursors that own their buffers hand them over instead of copying; afterwards `key()` and
+    /// `value()` may be empty until the next move (`valid()` is unchanged). Empty when invalid.
+    fn take_record(&mut self) -> (Vec<u8>, Vec<u8>) {
+        (self.key().to_vec(), self.value().to_vec())
+    }
 }
 
 /// Writes records. `commit` makes what was put durable (flushed) and keeps the transaction usable.

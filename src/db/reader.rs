@@ -23,7 +23,7 @@ pub struct DbReader {
     source: String,
     num_shards: u32,
     shard_id: u32,
-    /// Guards the cursor; held for one `read` (one record copy plus `num_shards` moves).
+    /// Guards the cursor; held for one `read` (taking the record plus `num_shards` moves).
     state: Mutex<State>,
 }
 
@@ -92,7 +92,7 @@ impl DbReader {
         let mut state = self.state.lock();
         if state.pull {
             state.cursor.next()?;
-            return Ok((state.cursor.key().to_vec(), state.cursor.value().to_vec()));
+            return Ok(state.cursor.take_record());
         }
         if !state.cursor.valid() {
             return Err(C2rsError::enforce(format!(
@@ -100,7 +100,7 @@ impl DbReader {
                 self.source, self.db_type, self.shard_id
             )));
         }
-        let record = (state.cursor.key().to_vec(), state.cursor.value().to_vec());
+        let record = state.cursor.take_record();
         for _ in 0..self.num_shards {
             state.cursor.next()?;
             if !state.cursor.valid() {

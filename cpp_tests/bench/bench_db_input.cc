@@ -12,6 +12,7 @@
 //   protobuf, Caffe2 design  what Caffe2's TensorProtosDBInput did: value copied out of the
 //              reader, fresh TensorProtos parsed per record, each proto deserialised into a
 //              temporary tensor, then copied into a batch allocated per run;
+//   (`--only assemble|via_db|protobuf|caffe2|memcpy|prefetch` runs one, for profiling)
 //   memcpy     the payload bytes of each record copied into a reused batch buffer (the floor).
 // Then prefetch scaling: c2rs_batch_reader with 1 and 2 decode threads (depth 4).
 // Prints records/s, GB/s of payload and the ratios; `--json` also writes them as one JSON line.
@@ -269,14 +270,20 @@ double Memcpy(const Scenario& s, double seconds) {
       seconds);
 }
 
+bool Run(const char* only, const char* name) {
+  return only == nullptr || std::strcmp(only, name) == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   double seconds = 2.0;
+  const char* only = nullptr;  // run one contender (for profiling); the others report 0
   const char* json_path = nullptr;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = std::atof(argv[++i]);
     if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_path = argv[++i];
+    if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
   }
   const std::string dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   std::string json = "{\"batch\":32,\"seconds\":" + std::to_string(seconds) +
@@ -289,13 +296,13 @@ int main(int argc, char** argv) {
   for (const Scenario& s : {MakeImages(), MakeFloats()}) {
     const std::string path =
         WriteMinidb(s, dir + "/c2rs-bench-" + std::to_string(getpid()) + ".minidb");
-    const double ours = Assemble(s, seconds) * kBatch;
-    const double via_db = Caffe2rs(path, s, 0, seconds) * kBatch;
-    const double proto = Protobuf(s, seconds) * kBatch;
-    const double caffe2 = ProtobufCaffe2(s, seconds) * kBatch;
-    const double copy = Memcpy(s, seconds) * kBatch;
-    const double t1 = Caffe2rs(path, s, 1, seconds) * kBatch;
-    const double t2 = Caffe2rs(path, s, 2, seconds) * kBatch;
+    const double ours = Run(only, "assemble") ? Assemble(s, seconds) * kBatch : 0.0;
+    const double via_db = Run(only, "via_db") ? Caffe2rs(path, s, 0, seconds) * kBatch : 0.0;
+    const double proto = Run(only, "protobuf") ? Protobuf(s, seconds) * kBatch : 0.0;
+    const double caffe2 = Run(only, "caffe2") ? ProtobufCaffe2(s, seconds) * kBatch : 0.0;
+    const double copy = Run(only, "memcpy") ? Memcpy(s, seconds) * kBatch : 0.0;
+    const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds) * kBatch : 0.0;
+    const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds) * kBatch : 0.0;
     std::remove(path.c_str());
     const double gb = static_cast<double>(s.payload_bytes) / 1e9;
     std::printf("\n(%s) payload %zu B/record\n", s.name, s.payload_bytes);

@@ -81,6 +81,7 @@ impl Db for MiniDb {
             offset: 0,
             key: Vec::new(),
             value: Vec::new(),
+            spare: Vec::new(),
             valid: false,
             _claim: claim,
         };
@@ -110,6 +111,8 @@ impl Db for MiniDb {
 
 /// Bytes the cursor reads ahead: many small records per read(2).
 const READ_BUFFER: usize = 64 * 1024;
+/// Recycled value buffers a cursor keeps at most (a few batches' worth of records).
+const SPARE_BUFFERS: usize = 128;
 
 struct MiniDbCursor {
     path: String,
@@ -120,6 +123,8 @@ struct MiniDbCursor {
     offset: u64,
     key: Vec<u8>,
     value: Vec<u8>,
+    /// Value buffers given back with `recycle`, used when `value` was taken.
+    spare: Vec<Vec<u8>>,
     valid: bool,
     _claim: BusyClaim,
 }
@@ -259,6 +264,12 @@ impl Cursor for MiniDbCursor {
         // buffers may have been handed out by `take_record`; then these are fresh ones.
         let mut key = std::mem::take(&mut self.key);
         let mut value = std::mem::take(&mut self.value);
+        if value.capacity() < v as usize {
+            if let Some(spare) = self.spare.pop() {
+                value = spare;
+                value.clear();
+            }
+        }
         let got = self.read_exact_into(&mut key, k)? + self.read_exact_into(&mut value, v)?;
         if got != k + v {
             return Err(self.corrupt("truncated record".to_string()));
@@ -287,6 +298,12 @@ impl Cursor for MiniDbCursor {
             std::mem::take(&mut self.key),
             std::mem::take(&mut self.value),
         )
+    }
+
+    fn recycle(&mut self, buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && buffer.capacity() > 0 {
+            self.spare.push(buffer);
+        }
     }
 }
 

@@ -68,6 +68,11 @@ pub trait Cursor: Send {
     fn take_record(&mut self) -> (Vec<u8>, Vec<u8>) {
         (self.key().to_vec(), self.value().to_vec())
     }
+    /// Offers a value buffer from an earlier `take_record` back for reuse (memory already
+    /// touched, so no page faults on the next read into it). The default drops it.
+    fn recycle(&mut self, buffer: Vec<u8>) {
+        drop(buffer);
+    }
 }
 
 /// Writes records. `commit` makes what was put durable (flushed) and keeps the transaction usable.

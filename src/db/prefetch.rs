@@ -98,9 +98,7 @@ impl BatchReader {
             if let Some(e) = &s.state.lock().failed {
                 return Err(e.clone());
             }
-            let result = s
-                .read_records()
-                .and_then(|records| s.assembler.assemble(&records));
+            let result = s.read_records().and_then(|records| s.assemble(records));
             if let Err(e) = &result {
                 s.state.lock().failed = Some(e.clone());
             }
@@ -134,6 +132,14 @@ impl Shared {
             .collect()
     }
 
+    /// Assembles a batch, then gives the record buffers back to the reader for reuse.
+    fn assemble(&self, records: Vec<Record>) -> Result<Vec<Tensor>> {
+        let result = self.assembler.assemble(&records);
+        self.reader
+            .recycle(records.into_iter().map(|(_, value)| value));
+        result
+    }
+
     fn work(&self) {
         loop {
             {
@@ -158,7 +164,7 @@ impl Shared {
                 };
                 (seq, self.read_records())
             };
-            let result = records.and_then(|r| self.assembler.assemble(&r));
+            let result = records.and_then(|r| self.assemble(r));
             let mut state = self.state.lock();
             state.ready.insert(seq, result);
             drop(state);

@@ -111,6 +111,14 @@ impl DbReader {
         Ok(record)
     }
 
+    /// Gives value buffers of records returned by `read` back to the cursor for reuse.
+    pub fn recycle(&self, buffers: impl IntoIterator<Item = Vec<u8>>) {
+        let mut state = self.state.lock();
+        for b in buffers {
+            state.cursor.recycle(b);
+        }
+    }
+
     /// Runs `f` with exclusive access to the raw cursor (used by Load, which iterates from the
     /// current position).
     pub fn with_cursor<T>(&self, f: impl FnOnce(&mut dyn Cursor) -> Result<T>) -> Result<T> {

@@ -12,7 +12,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{Cursor, Db, Mode, Transaction, io_error};
+use super::{Cursor, Db, DeferredValue, Mode, RecordValue, Transaction, io_error};
 use crate::error::{C2rsError, Result};
 
 pub(super) struct MiniDb {
@@ -74,8 +74,15 @@ impl Db for MiniDb {
             .metadata()
             .map_err(|e| io_error(&self.path, "cannot stat minidb file", &e))?
             .len();
+        let pread_file = Arc::new(
+            file.try_clone()
+                .map_err(|e| io_error(&self.path, "cannot open minidb file", &e))?,
+        );
         let mut cursor = MiniDbCursor {
             path: self.path.clone(),
+            pread_file,
+            defer: false,
+            pending: None,
             reader: BufReader::with_capacity(READ_BUFFER, file),
             len,
             offset: 0,
@@ -116,6 +123,14 @@ const SPARE_BUFFERS: usize = 128;
 
 struct MiniDbCursor {
     path: String,
+    /// The same file for positioned reads of deferred values (no shared file position).
+    pread_file: Arc<File>,
+    /// `set_defer_values`: moves skip values of `READ_BUFFER` bytes or more, leaving `pending`
+    /// for `take_deferred` (smaller ones are cheaper to copy out of the read-ahead buffer than
+    /// to fetch with one pread(2) each).
+    defer: bool,
+    /// Offset and length of the current record's value when it was skipped.
+    pending: Option<(u64, usize)>,
     reader: BufReader<File>,
     /// File length when the cursor was made: lengths beyond it are corruption, not allocations.
     len: u64,
@@ -240,6 +255,7 @@ impl Cursor for MiniDbCursor {
 
     fn next(&mut self) -> Result<()> {
         self.valid = false;
+        self.pending = None;
         self.key.clear();
         self.value.clear();
         let mut first = [0u8; 4];
@@ -259,6 +275,20 @@ impl Cursor for MiniDbCursor {
             return Err(self.corrupt(format!(
                 "truncated record: key {k} + value {v} bytes, {remaining} left in the file"
             )));
+        }
+        if self.defer && v >= READ_BUFFER as u64 {
+            let mut key = std::mem::take(&mut self.key);
+            if self.read_exact_into(&mut key, k)? != k {
+                return Err(self.corrupt("truncated record".to_string()));
+            }
+            self.key = key;
+            self.reader
+                .seek_relative(v as i64)
+                .map_err(|e| io_error(&self.path, "cannot seek in minidb file", &e))?;
+            self.pending = Some((self.offset + 8 + k, v as usize));
+            self.offset += 8 + k + v;
+            self.valid = true;
+            return Ok(());
         }
         // Read into spare capacity: no zero-filling of buffers about to be overwritten. The
         // buffers may have been handed out by `take_record`; then these are fresh ones.
@@ -293,17 +323,99 @@ impl Cursor for MiniDbCursor {
         self.valid
     }
 
-    fn take_record(&mut self) -> (Vec<u8>, Vec<u8>) {
-        (
-            std::mem::take(&mut self.key),
-            std::mem::take(&mut self.value),
-        )
+    fn set_defer_values(&mut self, on: bool) -> Result<()> {
+        self.defer = on;
+        if let (false, Some((offset, len))) = (on, self.pending.take()) {
+            let buffer = self.spare.pop().unwrap_or_default();
+            self.value = Box::new(self.deferred(offset, len, buffer)).read()?;
+        }
+        Ok(())
+    }
+
+    fn take_deferred(&mut self) -> (Vec<u8>, RecordValue) {
+        let key = std::mem::take(&mut self.key);
+        match self.pending.take() {
+            Some((offset, len)) => {
+                let buffer = self.spare.pop().unwrap_or_default();
+                let value = self.deferred(offset, len, buffer);
+                (key, RecordValue::Deferred(Box::new(value)))
+            }
+            None => (key, RecordValue::Ready(std::mem::take(&mut self.value))),
+        }
     }
 
     fn recycle(&mut self, buffer: Vec<u8>) {
         if self.spare.len() < SPARE_BUFFERS && buffer.capacity() > 0 {
             self.spare.push(buffer);
         }
+    }
+}
+
+impl MiniDbCursor {
+    fn deferred(&self, offset: u64, len: usize, buffer: Vec<u8>) -> MiniDbValue {
+        MiniDbValue {
+            path: self.path.clone(),
+            file: self.pread_file.clone(),
+            offset,
+            len,
+            buffer,
+        }
+    }
+}
+
+/// A value the cursor skipped: `len` bytes at `offset`, read with pread(2) by its taker.
+struct MiniDbValue {
+    path: String,
+    file: Arc<File>,
+    offset: u64,
+    len: usize,
+    /// A recycled buffer to read into (no zero-filling, memory already touched).
+    buffer: Vec<u8>,
+}
+
+impl DeferredValue for MiniDbValue {
+    fn read(self: Box<Self>) -> Result<Vec<u8>> {
+        let MiniDbValue {
+            path,
+            file,
+            offset,
+            len,
+            mut buffer,
+        } = *self;
+        buffer.clear();
+        buffer.reserve_exact(len);
+        let fd = file.as_raw_fd();
+        while buffer.len() < len {
+            let done = buffer.len();
+            let at = offset + done as u64;
+            let spare = buffer.spare_capacity_mut();
+            let want = (len - done).min(spare.len());
+            let Ok(at) = libc::off_t::try_from(at) else {
+                return Err(C2rsError::parse(format!(
+                    "minidb {path}: offset {at} too large"
+                )));
+            };
+            // SAFETY: `spare` is `want` or more bytes of writable memory owned by `buffer`;
+            // pread(2) writes at most `want` bytes into it and does not read it.
+            let got = unsafe { libc::pread(fd, spare.as_mut_ptr().cast(), want, at) };
+            if got < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(io_error(&path, "cannot read minidb file", &e));
+            }
+            if got == 0 {
+                return Err(C2rsError::parse(format!(
+                    "minidb {path}: truncated record (value of {len} bytes at byte {offset})"
+                )));
+            }
+            let new_len = buffer.len() + got as usize;
+            // SAFETY: pread(2) initialised the `got` (≤ `want` ≤ spare capacity) bytes after
+            // the old length.
+            unsafe { buffer.set_len(new_len) };
+        }
+        Ok(buffer)
     }
 }
 
@@ -483,17 +595,20 @@ mod tests {
         drop(t);
         let db = MiniDb::open(&path, Mode::Read).unwrap();
         let mut c = db.new_cursor().unwrap();
-        assert_eq!(c.take_record(), (b"k1".to_vec(), vec![1u8; 20000]));
+        assert_eq!(c.take_record().unwrap(), (b"k1".to_vec(), vec![1u8; 20000]));
         assert!(c.valid());
         c.next().unwrap();
         assert_eq!((c.key(), c.value()), (&b"k2"[..], &b"short"[..]));
-        assert_eq!(c.take_record(), (b"k2".to_vec(), b"short".to_vec()));
+        assert_eq!(
+            c.take_record().unwrap(),
+            (b"k2".to_vec(), b"short".to_vec())
+        );
         c.next().unwrap();
-        assert_eq!(c.take_record(), (b"k3".to_vec(), big));
+        assert_eq!(c.take_record().unwrap(), (b"k3".to_vec(), big));
         c.next().unwrap();
         assert!(!c.valid());
         c.seek_to_first().unwrap();
-        assert_eq!(c.take_record(), (b"k1".to_vec(), vec![1u8; 20000]));
+        assert_eq!(c.take_record().unwrap(), (b"k1".to_vec(), vec![1u8; 20000]));
     }
 
     #[test]

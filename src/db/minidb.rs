@@ -83,6 +83,7 @@ impl Db for MiniDb {
             pread_file,
             defer: false,
             pending: None,
+            last_deferred: false,
             reader: BufReader::with_capacity(READ_BUFFER, file),
             len,
             offset: 0,
@@ -131,6 +132,8 @@ struct MiniDbCursor {
     defer: bool,
     /// Offset and length of the current record's value when it was skipped.
     pending: Option<(u64, usize)>,
+    /// The last move skipped a large value: the next one reads its header with pread(2).
+    last_deferred: bool,
     reader: BufReader<File>,
     /// File length when the cursor was made: lengths beyond it are corruption, not allocations.
     len: u64,
@@ -258,6 +261,13 @@ impl Cursor for MiniDbCursor {
         self.pending = None;
         self.key.clear();
         self.value.clear();
+        if self.defer && self.last_deferred && self.reader.buffer().is_empty() {
+            // After a large skipped value, filling the read-ahead buffer would mostly read
+            // bytes of the next large value only to discard them: read the header and key with
+            // pread(2) instead.
+            return self.next_positioned();
+        }
+        self.last_deferred = false;
         let mut first = [0u8; 4];
         let n = self.read_fully(&mut first)?;
         if n < 4 {
@@ -288,6 +298,7 @@ impl Cursor for MiniDbCursor {
             self.pending = Some((self.offset + 8 + k, v as usize));
             self.offset += 8 + k + v;
             self.valid = true;
+            self.last_deferred = true;
             return Ok(());
         }
         // Read into spare capacity: no zero-filling of buffers about to be overwritten. The
@@ -352,6 +363,73 @@ impl Cursor for MiniDbCursor {
 }
 
 impl MiniDbCursor {
+    /// `next` with positioned reads (same checks and messages as the buffered path); leaves
+    /// the buffered reader at the following record.
+    fn next_positioned(&mut self) -> Result<()> {
+        let mut head = Vec::with_capacity(8);
+        let n = pread_into(&self.pread_file, &self.path, &mut head, self.offset, 8)?;
+        if n < 4 {
+            self.last_deferred = false;
+            return Ok(());
+        }
+        let k = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        if k <= 0 {
+            return Err(self.corrupt(format!("key length {k} is not positive")));
+        }
+        if n < 8 {
+            let got = n - 4;
+            return Err(self.corrupt(format!("truncated value length ({got} of 4 bytes)")));
+        }
+        let v = i32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if v <= 0 {
+            return Err(self.corrupt(format!("value length {v} is not positive")));
+        }
+        let (k, v) = (k as u64, v as u64);
+        let remaining = self.len.saturating_sub(self.offset + 8);
+        if k + v > remaining {
+            return Err(self.corrupt(format!(
+                "truncated record: key {k} + value {v} bytes, {remaining} left in the file"
+            )));
+        }
+        let mut key = std::mem::take(&mut self.key);
+        let key_at = self.offset + 8;
+        if pread_into(&self.pread_file, &self.path, &mut key, key_at, k as usize)? < k as usize {
+            return Err(self.corrupt("truncated record".to_string()));
+        }
+        self.key = key;
+        let value_at = key_at + k;
+        if v >= READ_BUFFER as u64 {
+            self.pending = Some((value_at, v as usize));
+            self.last_deferred = true;
+        } else {
+            let mut value = std::mem::take(&mut self.value);
+            if value.capacity() < v as usize {
+                if let Some(spare) = self.spare.pop() {
+                    value = spare;
+                    value.clear();
+                }
+            }
+            let got = pread_into(
+                &self.pread_file,
+                &self.path,
+                &mut value,
+                value_at,
+                v as usize,
+            )?;
+            if got < v as usize {
+                return Err(self.corrupt("truncated record".to_string()));
+            }
+            self.value = value;
+            self.last_deferred = false;
+        }
+        self.offset = value_at + v;
+        self.reader
+            .seek(SeekFrom::Start(self.offset))
+            .map_err(|e| io_error(&self.path, "cannot seek in minidb file", &e))?;
+        self.valid = true;
+        Ok(())
+    }
+
     fn deferred(&self, offset: u64, len: usize, buffer: Vec<u8>) -> MiniDbValue {
         MiniDbValue {
             path: self.path.clone(),
@@ -383,40 +461,56 @@ impl DeferredValue for MiniDbValue {
             mut buffer,
         } = *self;
         buffer.clear();
-        buffer.reserve_exact(len);
-        let fd = file.as_raw_fd();
-        while buffer.len() < len {
-            let done = buffer.len();
-            let at = offset + done as u64;
-            let spare = buffer.spare_capacity_mut();
-            let want = (len - done).min(spare.len());
-            let Ok(at) = libc::off_t::try_from(at) else {
-                return Err(C2rsError::parse(format!(
-                    "minidb {path}: offset {at} too large"
-                )));
-            };
-            // SAFETY: `spare` is `want` or more bytes of writable memory owned by `buffer`;
-            // pread(2) writes at most `want` bytes into it and does not read it.
-            let got = unsafe { libc::pread(fd, spare.as_mut_ptr().cast(), want, at) };
-            if got < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(io_error(&path, "cannot read minidb file", &e));
-            }
-            if got == 0 {
-                return Err(C2rsError::parse(format!(
-                    "minidb {path}: truncated record (value of {len} bytes at byte {offset})"
-                )));
-            }
-            let new_len = buffer.len() + got as usize;
-            // SAFETY: pread(2) initialised the `got` (≤ `want` ≤ spare capacity) bytes after
-            // the old length.
-            unsafe { buffer.set_len(new_len) };
+        if pread_into(&file, &path, &mut buffer, offset, len)? < len {
+            return Err(C2rsError::parse(format!(
+                "minidb {path}: truncated record (value of {len} bytes at byte {offset})"
+            )));
         }
         Ok(buffer)
     }
+}
+
+/// Appends up to `len` bytes read at `offset` to `buf` without zero-filling (pread(2), no
+/// shared file position); returns how many (short only at end of file).
+fn pread_into(
+    file: &File,
+    path: &str,
+    buf: &mut Vec<u8>,
+    offset: u64,
+    len: usize,
+) -> Result<usize> {
+    buf.reserve_exact(len);
+    let start = buf.len();
+    let fd = file.as_raw_fd();
+    while buf.len() - start < len {
+        let done = buf.len() - start;
+        let at = offset + done as u64;
+        let Ok(at) = libc::off_t::try_from(at) else {
+            return Err(C2rsError::parse(format!(
+                "minidb {path}: offset {at} too large"
+            )));
+        };
+        let spare = buf.spare_capacity_mut();
+        let want = (len - done).min(spare.len());
+        // SAFETY: `spare` is `want` or more bytes of writable memory owned by `buf`; pread(2)
+        // writes at most `want` bytes into it and does not read it.
+        let got = unsafe { libc::pread(fd, spare.as_mut_ptr().cast(), want, at) };
+        if got < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(io_error(path, "cannot read minidb file", &e));
+        }
+        if got == 0 {
+            break;
+        }
+        let new_len = buf.len() + got as usize;
+        // SAFETY: pread(2) initialised the `got` (≤ `want` ≤ spare capacity) bytes after the
+        // old length.
+        unsafe { buf.set_len(new_len) };
+    }
+    Ok(buf.len() - start)
 }
 
 struct MiniDbTransaction {

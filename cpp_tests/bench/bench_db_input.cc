@@ -9,6 +9,10 @@
 //   via DB     c2rs_batch_reader on the minidb, no prefetch thread (read + decode + assemble);
 //   protobuf   Debian libprotobuf: ParseFromArray of each record (messages generated from
 //              proto/caffe2.proto), then its payload copied into a reused batch buffer;
+//   protobuf, Caffe2 design  what Caffe2's TensorProtosDBInput did: value copied out of the
+//              reader, fresh TensorProtos parsed per record, each proto deserialised into a
+//              temporary tensor, then copied into a batch allocated per run;
+//   (`--only assemble|via_db|protobuf|caffe2|memcpy|prefetch` runs one, for profiling)
 //   memcpy     the payload bytes of each record copied into a reused batch buffer (the floor).
 // Then prefetch scaling: c2rs_batch_reader with 1 and 2 decode threads (depth 4).
 // Prints records/s, GB/s of payload and the ratios; `--json` also writes them as one JSON line.
@@ -21,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -190,6 +195,66 @@ double Protobuf(const Scenario& s, double seconds) {
       seconds);
 }
 
+/// Copies one proto's payload into `tmp` (resized to the payload), as Caffe2's TensorDeserializer
+/// filled a temporary Tensor from a TensorProto; returns the payload size in bytes.
+size_t DeserializeToTemp(const caffe2::TensorProto& t, std::vector<char>* tmp) {
+  const void* src = nullptr;
+  size_t n = 0;
+  switch (t.data_type()) {
+    case caffe2::TensorProto::BYTE:
+      src = t.byte_data().data();
+      n = t.byte_data().size();
+      break;
+    case caffe2::TensorProto::FLOAT:
+      src = t.float_data().data();
+      n = static_cast<size_t>(t.float_data_size()) * 4;
+      break;
+    case caffe2::TensorProto::INT32:
+      src = t.int32_data().data();
+      n = static_cast<size_t>(t.int32_data_size()) * 4;
+      break;
+    default:
+      std::abort();
+  }
+  tmp->resize(n);
+  std::memcpy(tmp->data(), src, n);
+  return n;
+}
+
+/// What Caffe2's TensorProtosDBInput did per batch (spec data-input.md §6): the reader copied
+/// each value out into a string, a fresh TensorProtos was parsed per record, each proto was
+/// deserialised into a temporary tensor (one per output, reused across the batch's records)
+/// and then copied into the batch tensor, which was (re)allocated per run.
+double ProtobufCaffe2(const Scenario& s, double seconds) {
+  const size_t batch_bytes = static_cast<size_t>(kBatch) * s.payload_bytes;
+  std::string value;  // DBReader::Read's output string, a member of the op
+  int next = 0;
+  return Rate(
+      [&] {
+        std::unique_ptr<char[]> out(new char[batch_bytes]);  // uninitialised, like a Tensor's
+        std::vector<std::vector<char>> temps(static_cast<size_t>(s.num_outputs));
+        std::vector<size_t> offsets(static_cast<size_t>(s.num_outputs));
+        for (int k = 0; k < kBatch; ++k) {
+          value = s.values[next];
+          next = (next + 1) % kRecords;
+          caffe2::TensorProtos protos;
+          if (!protos.ParseFromString(value)) std::abort();
+          if (protos.protos_size() != s.num_outputs) std::abort();
+          // Outputs laid out one after another in `out`, each [kBatch] + dims.
+          char* base = out.get();
+          for (int i = 0; i < protos.protos_size(); ++i) {
+            caffe2::TensorProto* p = protos.mutable_protos(i);
+            if (p->has_device_detail()) p->clear_device_detail();
+            const size_t n = DeserializeToTemp(*p, &temps[i]);
+            std::memcpy(base + offsets[i] * kBatch + static_cast<size_t>(k) * n, temps[i].data(), n);
+            if (k == 0 && i + 1 < s.num_outputs) offsets[i + 1] = offsets[i] + n;
+          }
+        }
+        asm volatile("" : : "r"(out.get()) : "memory");
+      },
+      seconds);
+}
+
 double Memcpy(const Scenario& s, double seconds) {
   std::vector<char> out(static_cast<size_t>(kBatch) * s.payload_bytes);
   int next = 0;
@@ -205,14 +270,20 @@ double Memcpy(const Scenario& s, double seconds) {
       seconds);
 }
 
+bool Run(const char* only, const char* name) {
+  return only == nullptr || std::strcmp(only, name) == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   double seconds = 2.0;
+  const char* only = nullptr;  // run one contender (for profiling); the others report 0
   const char* json_path = nullptr;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = std::atof(argv[++i]);
     if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_path = argv[++i];
+    if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
   }
   const std::string dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   std::string json = "{\"batch\":32,\"seconds\":" + std::to_string(seconds) +
@@ -225,12 +296,13 @@ int main(int argc, char** argv) {
   for (const Scenario& s : {MakeImages(), MakeFloats()}) {
     const std::string path =
         WriteMinidb(s, dir + "/c2rs-bench-" + std::to_string(getpid()) + ".minidb");
-    const double ours = Assemble(s, seconds) * kBatch;
-    const double via_db = Caffe2rs(path, s, 0, seconds) * kBatch;
-    const double proto = Protobuf(s, seconds) * kBatch;
-    const double copy = Memcpy(s, seconds) * kBatch;
-    const double t1 = Caffe2rs(path, s, 1, seconds) * kBatch;
-    const double t2 = Caffe2rs(path, s, 2, seconds) * kBatch;
+    const double ours = Run(only, "assemble") ? Assemble(s, seconds) * kBatch : 0.0;
+    const double via_db = Run(only, "via_db") ? Caffe2rs(path, s, 0, seconds) * kBatch : 0.0;
+    const double proto = Run(only, "protobuf") ? Protobuf(s, seconds) * kBatch : 0.0;
+    const double caffe2 = Run(only, "caffe2") ? ProtobufCaffe2(s, seconds) * kBatch : 0.0;
+    const double copy = Run(only, "memcpy") ? Memcpy(s, seconds) * kBatch : 0.0;
+    const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds) * kBatch : 0.0;
+    const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds) * kBatch : 0.0;
     std::remove(path.c_str());
     const double gb = static_cast<double>(s.payload_bytes) / 1e9;
     std::printf("\n(%s) payload %zu B/record\n", s.name, s.payload_bytes);
@@ -238,16 +310,19 @@ int main(int argc, char** argv) {
     std::printf("  caffe2rs via DB   %10.0f rec/s %7.2f GB/s  (DBReader on tmpfs, inline)\n", via_db,
                 via_db * gb);
     std::printf("  C++ protobuf      %10.0f rec/s %7.2f GB/s\n", proto, proto * gb);
+    std::printf("  C++ Caffe2 design %10.0f rec/s %7.2f GB/s\n", caffe2, caffe2 * gb);
     std::printf("  memcpy            %10.0f rec/s %7.2f GB/s\n", copy, copy * gb);
-    std::printf("  caffe2rs/protobuf %6.2fx   caffe2rs/memcpy %5.1f%%\n", ours / proto,
-                100.0 * ours / copy);
+    std::printf("  caffe2rs/protobuf %6.2fx (via DB %.2fx)   caffe2rs/Caffe2 design %6.2fx (via DB %.2fx)\n",
+                ours / proto, via_db / proto, ours / caffe2, via_db / caffe2);
+    std::printf("  caffe2rs/memcpy %5.1f%% (via DB %.1f%%)   memcpy/protobuf %.2fx\n", 100.0 * ours / copy,
+                100.0 * via_db / copy, copy / proto);
     std::printf("  prefetch 1 thread %10.0f rec/s, 2 threads %10.0f rec/s: %.2fx\n", t1, t2, t2 / t1);
     char entry[640];
     std::snprintf(entry, sizeof entry,
                   "%s{\"name\":\"%s\",\"payload_bytes\":%zu,\"caffe2rs_rps\":%.0f,\"caffe2rs_via_db_rps\":%.0f,\"protobuf_rps\":%.0f,"
-                  "\"memcpy_rps\":%.0f,\"vs_protobuf\":%.3f,\"vs_memcpy\":%.3f,\"prefetch1_rps\":%.0f,"
+                  "\"protobuf_caffe2_rps\":%.0f,\"memcpy_rps\":%.0f,\"vs_protobuf_caffe2\":%.3f,\"vs_protobuf\":%.3f,\"vs_memcpy\":%.3f,\"prefetch1_rps\":%.0f,"
                   "\"prefetch2_rps\":%.0f,\"prefetch_scaling\":%.3f}",
-                  first ? "" : ",", s.name, s.payload_bytes, ours, via_db, proto, copy, ours / proto, ours / copy,
+                  first ? "" : ",", s.name, s.payload_bytes, ours, via_db, proto, caffe2, copy, ours / caffe2, ours / proto, ours / copy,
                   t1, t2, t2 / t1);
     json += entry;
     first = false;

@@ -14,7 +14,7 @@ use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, Withou
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
-use super::{Cursor, Db, Mode, Transaction, io_error};
+use super::{Cursor, Db, Mode, RecordValue, Transaction, io_error};
 use crate::error::{C2rsError, Result};
 
 /// Caffe2's default map size: 1 TiB of address space (not disk).
@@ -258,6 +258,14 @@ impl Cursor for LmdbCursor {
 
     fn valid(&self) -> bool {
         self.at.valid
+    }
+
+    /// Moves the value out; the key is copied, as `next` looks up the record after it.
+    fn take_deferred(&mut self) -> (Vec<u8>, RecordValue) {
+        (
+            self.at.key.clone(),
+            RecordValue::Ready(std::mem::take(&mut self.at.value)),
+        )
     }
 }
 

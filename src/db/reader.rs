@@ -3,7 +3,7 @@
 
 use parking_lot::Mutex;
 
-use super::{Cursor, Db, Mode, open_db};
+use super::{Cursor, Db, Mode, RecordValue, open_db};
 use crate::error::{C2rsError, Result};
 
 /// Cursor state behind the reader's lock.
@@ -23,7 +23,8 @@ pub struct DbReader {
     source: String,
     num_shards: u32,
     shard_id: u32,
-    /// Guards the cursor; held for one `read` (one record copy plus `num_shards` moves).
+    /// Guards the cursor; held for one `read` (taking the record plus `num_shards` moves; the
+    /// value itself is read after the lock is released where the DB defers values).
     state: Mutex<State>,
 }
 
@@ -47,6 +48,8 @@ impl DbReader {
             cursor,
             pull: false,
         };
+        // Values are read by `read`'s caller after the lock is released (see `read_deferred`).
+        state.cursor.set_defer_values(true)?;
         Self::move_to_beginning(&mut state, shard_id)?;
         Ok(Self {
             db_type: db_type.to_string(),
@@ -89,10 +92,17 @@ impl DbReader {
     /// Returns the current record and advances by `num_shards`, wrapping to the shard's first
     /// record at the end (silently, as Caffe2). Each record goes to exactly one caller.
     pub fn read(&self) -> Result<(Vec<u8>, Vec<u8>)> {
+        let (key, value) = self.read_deferred()?;
+        Ok((key, value.into_bytes()?))
+    }
+
+    /// As `read`, leaving the value to be read by the caller where the DB allows (minidb:
+    /// a positioned read outside this reader's lock, so many threads read values at once).
+    pub fn read_deferred(&self) -> Result<(Vec<u8>, RecordValue)> {
         let mut state = self.state.lock();
         if state.pull {
             state.cursor.next()?;
-            return Ok((state.cursor.key().to_vec(), state.cursor.value().to_vec()));
+            return Ok(state.cursor.take_deferred());
         }
         if !state.cursor.valid() {
             return Err(C2rsError::enforce(format!(
@@ -100,7 +110,7 @@ impl DbReader {
                 self.source, self.db_type, self.shard_id
             )));
         }
-        let record = (state.cursor.key().to_vec(), state.cursor.value().to_vec());
+        let record = state.cursor.take_deferred();
         for _ in 0..self.num_shards {
             state.cursor.next()?;
             if !state.cursor.valid() {
@@ -111,11 +121,23 @@ impl DbReader {
         Ok(record)
     }
 
+    /// Gives value buffers of records returned by `read` back to the cursor for reuse.
+    pub fn recycle(&self, buffers: impl IntoIterator<Item = Vec<u8>>) {
+        let mut state = self.state.lock();
+        for b in buffers {
+            state.cursor.recycle(b);
+        }
+    }
+
     /// Runs `f` with exclusive access to the raw cursor (used by Load, which iterates from the
     /// current position).
     pub fn with_cursor<T>(&self, f: impl FnOnce(&mut dyn Cursor) -> Result<T>) -> Result<T> {
         let mut state = self.state.lock();
-        f(state.cursor.as_mut())
+        // The cursor shows whole records while `f` runs; deferring resumes after.
+        state.cursor.set_defer_values(false)?;
+        let result = f(state.cursor.as_mut());
+        state.cursor.set_defer_values(true)?;
+        result
     }
 
     pub fn db_type(&self) -> &str {
@@ -197,6 +219,46 @@ mod tests {
         got.dedup();
         assert_eq!(got.len(), 10);
         assert!(got.iter().all(|k| !k.is_empty()));
+    }
+
+    #[test]
+    fn minidb_values_read_outside_the_lock_match_and_with_cursor_sees_whole_records() {
+        let path = std::env::temp_dir()
+            .join(format!(
+                "c2rs-reader-{}-deferred.minidb",
+                std::process::id()
+            ))
+            .to_string_lossy()
+            .into_owned();
+        let db = open_db("minidb", &path, Mode::New).unwrap();
+        let mut t = db.new_transaction().unwrap();
+        let value = |i: usize| vec![i as u8; 1000 + 70_000 * (i % 2)];
+        for i in 0..4 {
+            t.put(format!("k{i}").as_bytes(), &value(i)).unwrap();
+        }
+        drop(t);
+        drop(db);
+        let reader = DbReader::open("minidb", &path, 1, 0).unwrap();
+        let (k0, v0) = reader.read_deferred().unwrap();
+        let (k1, v1) = reader.read_deferred().unwrap();
+        assert_eq!(
+            (k1, v1.into_bytes().unwrap(), k0, v0.into_bytes().unwrap()),
+            (b"k1".to_vec(), value(1), b"k0".to_vec(), value(0))
+        );
+        // Load-style access between reads: the current record comes whole.
+        let seen = reader
+            .with_cursor(|c| Ok((c.key().to_vec(), c.value().to_vec())))
+            .unwrap();
+        assert_eq!(seen, (b"k2".to_vec(), value(2)));
+        let got: Vec<_> = (0..3).map(|_| reader.read().unwrap()).collect();
+        assert_eq!(
+            got,
+            [
+                (b"k2".to_vec(), value(2)),
+                (b"k3".to_vec(), value(3)),
+                (b"k0".to_vec(), value(0))
+            ]
+        );
     }
 
     #[test]

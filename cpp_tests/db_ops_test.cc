@@ -3,6 +3,7 @@
 // the DB reader held by a blob used from the host, and errors as statuses with messages.
 // OperatorDef/NetDef bytes come from a tiny protobuf writer (no libprotobuf needed).
 #include "caffe2rs.h"
+#include "c2rs_test_proto.h"
 #include "c2rs_test_util.h"
 
 #include <gtest/gtest.h>
@@ -17,30 +18,7 @@
 #include <unistd.h>
 
 namespace {
-
-struct Pb {
-  std::string bytes;
-  void varint(uint64_t v) {
-    while (v >= 0x80) {
-      bytes.push_back(static_cast<char>((v & 0x7f) | 0x80));
-      v >>= 7;
-    }
-    bytes.push_back(static_cast<char>(v));
-  }
-  Pb& str(int field, const std::string& s) {
-    varint(static_cast<uint64_t>(field) << 3 | 2);
-    varint(s.size());
-    bytes += s;
-    return *this;
-  }
-  Pb& msg(int field, const Pb& m) { return str(field, m.bytes); }
-  Pb& i64(int field, int64_t v) {
-    varint(static_cast<uint64_t>(field) << 3);
-    varint(static_cast<uint64_t>(v));
-    return *this;
-  }
-  const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(bytes.data()); }
-};
+using c2rs_test::Pb;
 
 Pb IntArg(const std::string& name, int64_t v) { return Pb().str(1, name).i64(3, v); }
 Pb StrArg(const std::string& name, const std::string& v) { return Pb().str(1, name).str(4, v); }

@@ -4,6 +4,7 @@
 // Upstream Caffe2 has no C++ queue tests; the ported Python cases live in tests/queue_ops.rs.
 // Protobuf messages (OperatorDef) are encoded by a tiny writer below.
 #include "caffe2rs.h"
+#include "c2rs_test_proto.h"
 
 #include <gtest/gtest.h>
 
@@ -17,28 +18,7 @@
 #include <vector>
 
 namespace {
-
-struct Pb {
-  std::string bytes;
-  void varint(uint64_t v) {
-    while (v >= 0x80) {
-      bytes.push_back(static_cast<char>((v & 0x7f) | 0x80));
-      v >>= 7;
-    }
-    bytes.push_back(static_cast<char>(v));
-  }
-  Pb& str(int field, const std::string& s) {
-    varint(static_cast<uint64_t>(field) << 3 | 2);
-    varint(s.size());
-    bytes += s;
-    return *this;
-  }
-  Pb& int_field(int field, int64_t v) {
-    varint(static_cast<uint64_t>(field) << 3);
-    varint(static_cast<uint64_t>(v));
-    return *this;
-  }
-};
+using c2rs_test::Pb;
 
 std::string int_arg(const std::string& name, int64_t v) {
   Pb a;

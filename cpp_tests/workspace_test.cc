@@ -5,6 +5,7 @@
 // Changes: protobuf messages are encoded by a tiny writer below (no libprotobuf needed);
 // blob identity is compared through c2rs_workspace_blob_id.
 #include "caffe2rs.h"
+#include "c2rs_test_proto.h"
 
 #include <gtest/gtest.h>
 
@@ -22,36 +23,7 @@
 
 namespace {
 
-// ------------------------------------------------------------------ protobuf writer
-struct Pb {
-  std::string bytes;
-  void varint(uint64_t v) {
-    while (v >= 0x80) {
-      bytes.push_back(static_cast<char>((v & 0x7f) | 0x80));
-      v >>= 7;
-    }
-    bytes.push_back(static_cast<char>(v));
-  }
-  Pb& str(int field, const std::string& s) {
-    varint(static_cast<uint64_t>(field) << 3 | 2);
-    varint(s.size());
-    bytes += s;
-    return *this;
-  }
-  Pb& msg(int field, const Pb& m) { return str(field, m.bytes); }
-  Pb& i64(int field, int64_t v) {
-    varint(static_cast<uint64_t>(field) << 3);
-    varint(static_cast<uint64_t>(v));
-    return *this;
-  }
-  Pb& f32(int field, float v) {
-    varint(static_cast<uint64_t>(field) << 3 | 5);
-    char b[4];
-    std::memcpy(b, &v, 4);
-    bytes.append(b, 4);
-    return *this;
-  }
-};
+using c2rs_test::Pb;
 
 Pb IntArg(const std::string& name, int64_t v) { return Pb().str(1, name).i64(3, v); }
 Pb FloatArg(const std::string& name, float v) { return Pb().str(1, name).f32(2, v); }

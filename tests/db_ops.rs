@@ -8,12 +8,15 @@ use std::sync::Arc;
 use caffe2rs::ErrorKind;
 use caffe2rs::db::{DbReader, Mode, open_db};
 use caffe2rs::operator::{Operator, create_operator, run_operator};
-use caffe2rs::proto::{Argument, BlobProto, DbReaderProto, OperatorDef, TensorProtos};
+use caffe2rs::proto::{Argument, BlobProto, DbReaderProto, TensorProtos};
 use caffe2rs::tensor::{DataType, Tensor, tensor_to_proto};
 use caffe2rs::workspace::Workspace;
 use caffe2rs::workspace::serialize::{deserialize_blob, serialize_blob_to_proto};
 use prost::Message;
 use serde_json::Value;
+
+mod support;
+use support::{arg_i, arg_s, op, values_json as values_of};
 
 fn golden(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -28,32 +31,6 @@ fn temp(name: &str) -> String {
     let _ = std::fs::remove_dir_all(&p);
     let _ = std::fs::remove_file(&p);
     p.to_string_lossy().into_owned()
-}
-
-fn arg_s(name: &str, v: &str) -> Argument {
-    Argument {
-        name: Some(name.into()),
-        s: Some(v.as_bytes().to_vec()),
-        ..Default::default()
-    }
-}
-
-fn arg_i(name: &str, v: i64) -> Argument {
-    Argument {
-        name: Some(name.into()),
-        i: Some(v),
-        ..Default::default()
-    }
-}
-
-fn op(ty: &str, inputs: &[&str], outputs: &[&str], args: Vec<Argument>) -> OperatorDef {
-    OperatorDef {
-        r#type: Some(ty.into()),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        arg: args,
-        ..Default::default()
-    }
 }
 
 fn create_db(ws: &Arc<Workspace>, db_type: &str, path: &str) -> caffe2rs::Result<()> {
@@ -79,33 +56,6 @@ fn input_op(
 
 fn manifest() -> Value {
     serde_json::from_str(&std::fs::read_to_string(golden("manifest.json")).unwrap()).unwrap()
-}
-
-fn values_of(t: &Tensor) -> Vec<Value> {
-    match t.dtype() {
-        DataType::Byte | DataType::Uint8 => {
-            t.bytes().unwrap().iter().map(|&v| Value::from(v)).collect()
-        }
-        DataType::Int32 => t
-            .typed::<i32>()
-            .unwrap()
-            .iter()
-            .map(|&v| Value::from(v))
-            .collect(),
-        DataType::Float => t
-            .typed::<f32>()
-            .unwrap()
-            .iter()
-            .map(|&v| Value::from(f64::from(v)))
-            .collect(),
-        DataType::String => t
-            .strings()
-            .unwrap()
-            .iter()
-            .map(|s| Value::from(String::from_utf8_lossy(s).into_owned()))
-            .collect(),
-        other => panic!("unexpected dtype {other}"),
-    }
 }
 
 #[test]

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 
 use caffe2rs::db::{DbReader, Mode, open_db};
 use caffe2rs::proto::TensorProtos;
-use caffe2rs::tensor::{DataType, Tensor, tensor_from_proto};
+use caffe2rs::tensor::tensor_from_proto;
 use prost::Message;
 use serde_json::Value;
+
+mod support;
+use support::values_json as values_of;
 
 fn golden(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,39 +23,6 @@ fn golden(name: &str) -> String {
 fn manifest() -> Value {
     serde_json::from_str(&std::fs::read_to_string(golden("manifest.json")).expect("manifest"))
         .expect("JSON")
-}
-
-fn values_of(t: &Tensor) -> Vec<Value> {
-    match t.dtype() {
-        DataType::Byte | DataType::Uint8 => {
-            t.bytes().unwrap().iter().map(|&v| Value::from(v)).collect()
-        }
-        DataType::Int32 => t
-            .typed::<i32>()
-            .unwrap()
-            .iter()
-            .map(|&v| Value::from(v))
-            .collect(),
-        DataType::Float => t
-            .typed::<f32>()
-            .unwrap()
-            .iter()
-            .map(|&v| Value::from(f64::from(v)))
-            .collect(),
-        DataType::Int64 => t
-            .typed::<i64>()
-            .unwrap()
-            .iter()
-            .map(|&v| Value::from(v))
-            .collect(),
-        DataType::String => t
-            .strings()
-            .unwrap()
-            .iter()
-            .map(|s| Value::from(String::from_utf8_lossy(s).into_owned()))
-            .collect(),
-        other => panic!("unexpected dtype {other} in the golden DB"),
-    }
 }
 
 fn check_record(key: &[u8], value: &[u8], expected: &Value) {

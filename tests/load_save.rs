@@ -8,12 +8,15 @@ use std::sync::Arc;
 
 use caffe2rs::ErrorKind;
 use caffe2rs::db::{DbReader, Mode, open_db};
-use caffe2rs::proto::{Argument, BlobProto, OperatorDef};
+use caffe2rs::proto::{Argument, BlobProto};
 use caffe2rs::tensor::{DataType, Tensor, tensor_from_proto};
 use caffe2rs::workspace::Workspace;
 use caffe2rs::workspace::serialize::serialize_blob_to_proto;
 use prost::Message;
 use serde_json::Value;
+
+mod support;
+use support::{arg_i as i, arg_s as s, arg_strings as strings, feed, fetch, op, values_json};
 
 fn golden(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -29,48 +32,6 @@ fn temp_dir(name: &str) -> String {
     let _ = std::fs::remove_dir_all(&p);
     std::fs::create_dir_all(&p).unwrap();
     p.to_string_lossy().into_owned()
-}
-
-fn s(name: &str, v: &str) -> Argument {
-    Argument {
-        name: Some(name.into()),
-        s: Some(v.as_bytes().to_vec()),
-        ..Default::default()
-    }
-}
-
-fn i(name: &str, v: i64) -> Argument {
-    Argument {
-        name: Some(name.into()),
-        i: Some(v),
-        ..Default::default()
-    }
-}
-
-fn strings(name: &str, v: &[&str]) -> Argument {
-    Argument {
-        name: Some(name.into()),
-        strings: v.iter().map(|x| x.as_bytes().to_vec()).collect(),
-        ..Default::default()
-    }
-}
-
-fn op(ty: &str, inputs: &[&str], outputs: &[&str], args: Vec<Argument>) -> OperatorDef {
-    OperatorDef {
-        r#type: Some(ty.into()),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        arg: args,
-        ..Default::default()
-    }
-}
-
-fn feed(ws: &Workspace, name: &str, t: Tensor) {
-    ws.create_blob(name).unwrap().set_tensor(t);
-}
-
-fn fetch(ws: &Workspace, name: &str) -> Tensor {
-    ws.get_blob(name).unwrap().tensor().unwrap()
 }
 
 fn save(
@@ -105,24 +66,6 @@ fn read_minidb_by_hand(path: &str) -> Vec<(String, BlobProto)> {
     }
     assert_eq!(at, bytes.len());
     out
-}
-
-fn values_json(t: &Tensor) -> Vec<Value> {
-    match t.dtype() {
-        DataType::Float => t
-            .typed::<f32>()
-            .unwrap()
-            .iter()
-            .map(|&v| Value::from(f64::from(v)))
-            .collect(),
-        DataType::Int64 => t
-            .typed::<i64>()
-            .unwrap()
-            .iter()
-            .map(|&v| Value::from(v))
-            .collect(),
-        other => panic!("unexpected dtype {other}"),
-    }
 }
 
 #[test]

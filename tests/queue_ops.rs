@@ -21,60 +21,15 @@ use caffe2rs::tensor::{DataType, Tensor, tensor_from_proto, tensor_to_proto};
 use caffe2rs::workspace::{Blob, Workspace};
 use prost::Message;
 
+mod support;
+use support::{
+    arg_f as f, arg_floats as floats, arg_i as i, arg_strings as strings, feed, fetch, op,
+};
+
 // ------------------------------------------------------------------ helpers
-
-fn op(ty: &str, inputs: &[&str], outputs: &[&str], args: Vec<Argument>) -> OperatorDef {
-    OperatorDef {
-        r#type: Some(ty.into()),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        arg: args,
-        ..Default::default()
-    }
-}
-
-fn i(name: &str, v: i64) -> Argument {
-    Argument {
-        name: Some(name.into()),
-        i: Some(v),
-        ..Default::default()
-    }
-}
-
-fn f(name: &str, v: f32) -> Argument {
-    Argument {
-        name: Some(name.into()),
-        f: Some(v),
-        ..Default::default()
-    }
-}
-
-fn floats(name: &str, v: &[f32]) -> Argument {
-    Argument {
-        name: Some(name.into()),
-        floats: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn strings(name: &str, v: &[&str]) -> Argument {
-    Argument {
-        name: Some(name.into()),
-        strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
-        ..Default::default()
-    }
-}
 
 fn run(ws: &Arc<Workspace>, def: OperatorDef) -> caffe2rs::Result<()> {
     ws.run_operator_once(&def)
-}
-
-fn feed(ws: &Workspace, name: &str, t: Tensor) {
-    ws.create_blob(name).unwrap().set_tensor(t);
-}
-
-fn fetch(ws: &Workspace, name: &str) -> Tensor {
-    ws.get_blob(name).unwrap().tensor().unwrap()
 }
 
 fn status(ws: &Workspace, name: &str) -> bool {

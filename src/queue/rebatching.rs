@@ -1,19 +1,42 @@
 //! `RebatchingQueue`: a bounded FIFO of rows (elements) that splits enqueued batches and
-//! concatenates dequeued rows under a new leading dim. The queue owns deep copies of its rows,
-//! so a producer refilling its tensors in place never changes queued data.
+//! concatenates dequeued rows under a new leading dim.
+//!
+//! Each enqueue makes one private deep copy of its tensors (a `Batch`), so a producer refilling
+//! its tensors in place never changes queued data; its rows are (batch, index) references into
+//! that copy, so splitting costs no copy per row. A dequeue copies each contiguous run of rows
+//! from one batch with a single push per column; dequeuing exactly one enqueued batch is one
+//! memcpy per column. A batch's memory is freed when its last row leaves the queue.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{C2rsError, Result};
-use crate::tensor::Tensor;
-use crate::tensor::rows::{check_same_shape, split_rows, stack_rows};
+use crate::tensor::{DataType, SequentialFill, Storage, Tensor};
 
-/// Guarded by `RebatchingQueue::state`. Invariant: `rows.len() <= capacity`; every row holds
-/// `num_blobs` tensors.
+/// A private deep copy of one enqueue: `num_blobs` columns, each of dims `[rows] + row dims`.
+/// Never written after construction.
+struct Batch {
+    columns: Vec<Tensor>,
+}
+
+impl Batch {
+    fn row_dims(&self, c: usize) -> &[i64] {
+        &self.columns[c].dims()[1..]
+    }
+}
+
+/// One element: row `index` (along dim 0) of every column of `batch`.
+struct Row {
+    batch: Arc<Batch>,
+    index: usize,
+}
+
+/// Guarded by `RebatchingQueue::state`. Invariant: `rows.len() <= capacity`; every batch holds
+/// `num_blobs` columns of at least 1 dim, and `index < dims[0]`.
 struct Rows {
-    rows: VecDeque<Vec<Tensor>>,
+    rows: VecDeque<Row>,
     closed: bool,
 }
 
@@ -25,6 +48,15 @@ pub struct RebatchingQueue {
     not_empty: Condvar,
     /// Writers wait here for room or close.
     not_full: Condvar,
+}
+
+/// A copy of `t` that shares nothing with it, viewed with `dims` (same element count).
+fn private_copy(t: &Tensor, dims: &[i64]) -> Result<Tensor> {
+    if t.dtype() == DataType::String {
+        Tensor::from_strings(dims, t.strings()?.to_vec())
+    } else {
+        Tensor::from_storage(t.dtype(), dims, Arc::new(Storage::copy_of(t.bytes()?)?))
+    }
 }
 
 impl RebatchingQueue {
@@ -81,11 +113,16 @@ impl RebatchingQueue {
     /// Enqueues the inputs as one element (deep copies). `Ok(false)` when the queue is closed.
     pub fn enqueue_one(&self, inputs: &[&Tensor]) -> Result<bool> {
         self.check_inputs(inputs)?;
-        let row = inputs
+        let columns = inputs
             .iter()
-            .map(|t| t.deep_copy())
+            .map(|t| {
+                let mut dims = Vec::with_capacity(t.dims().len() + 1);
+                dims.push(1);
+                dims.extend_from_slice(t.dims());
+                private_copy(t, &dims)
+            })
             .collect::<Result<Vec<_>>>()?;
-        Ok(self.enqueue_rows(vec![row]))
+        Ok(self.enqueue_batch(Batch { columns }, 1))
     }
 
     /// Splits the inputs (each ≥ 1-D, equal dim 0) into rows and enqueues them in order,
@@ -93,7 +130,6 @@ impl RebatchingQueue {
     /// `Ok(false)` when the queue closed before every row was in.
     pub fn enqueue_many(&self, inputs: &[&Tensor]) -> Result<bool> {
         self.check_inputs(inputs)?;
-        let mut columns = Vec::with_capacity(inputs.len());
         for (c, t) in inputs.iter().enumerate() {
             if t.dims().is_empty() {
                 return Err(C2rsError::enforce(format!(
@@ -107,35 +143,36 @@ impl RebatchingQueue {
                     inputs[0].dims()[0]
                 )));
             }
-            columns.push(split_rows(t)?);
         }
-        let n = columns.first().map_or(0, Vec::len);
-        let mut rows: Vec<Vec<Tensor>> =
-            (0..n).map(|_| Vec::with_capacity(self.num_blobs)).collect();
-        for column in columns {
-            for (row, t) in rows.iter_mut().zip(column) {
-                row.push(t);
-            }
+        let n = inputs.first().map_or(0, |t| t.dims()[0] as usize);
+        if n == 0 {
+            return Ok(true);
         }
-        Ok(self.enqueue_rows(rows))
+        let columns = inputs
+            .iter()
+            .map(|t| private_copy(t, t.dims()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.enqueue_batch(Batch { columns }, n))
     }
 
-    fn enqueue_rows(&self, rows: Vec<Vec<Tensor>>) -> bool {
-        let mut pending = rows.into_iter().peekable();
+    /// Enqueues rows `0..n` of `batch`, blocking while full.
+    fn enqueue_batch(&self, batch: Batch, n: usize) -> bool {
+        let batch = Arc::new(batch);
+        let mut next = 0;
         let mut state = self.state.lock();
-        while pending.peek().is_some() {
+        while next < n {
             while state.rows.len() >= self.capacity && !state.closed {
                 self.not_full.wait(&mut state);
             }
             if state.closed {
                 return false;
             }
-            while state.rows.len() < self.capacity {
-                match pending.next() {
-                    Some(row) => state.rows.push_back(row),
-                    None => break,
-                }
-            }
+            let room = (self.capacity - state.rows.len()).min(n - next);
+            state.rows.extend((next..next + room).map(|index| Row {
+                batch: batch.clone(),
+                index,
+            }));
+            next += room;
             self.not_empty.notify_all();
         }
         true
@@ -152,7 +189,7 @@ impl RebatchingQueue {
             )));
         }
         let wanted = num_elements as usize;
-        let mut taken: Vec<Vec<Tensor>> = Vec::with_capacity(wanted);
+        let mut taken: Vec<Row> = Vec::with_capacity(wanted.min(self.capacity));
         let mut state = self.state.lock();
         while taken.len() < wanted {
             while state.rows.is_empty() && !state.closed {
@@ -163,7 +200,7 @@ impl RebatchingQueue {
             }
             while taken.len() < wanted {
                 let Some(row) = state.rows.front() else { break };
-                if let Err(e) = Self::check_row(row, taken.first().unwrap_or(row), taken.len()) {
+                if let Err(e) = Self::check_row(row, taken.first(), taken.last(), taken.len()) {
                     Self::put_back(&mut state, taken);
                     self.not_empty.notify_all();
                     return Err(e);
@@ -179,19 +216,73 @@ impl RebatchingQueue {
             return Ok(None);
         }
         let outputs = (0..self.num_blobs)
-            .map(|c| stack_rows(&taken.iter().map(|row| &row[c]).collect::<Vec<_>>()))
+            .map(|c| Self::assemble(&taken, c))
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(outputs))
     }
 
-    fn check_row(row: &[Tensor], first: &[Tensor], k: usize) -> Result<()> {
-        for (c, (t, t0)) in row.iter().zip(first).enumerate() {
-            check_same_shape(t, t0, || format!("RebatchingQueue: element {k} column {c}"))?;
+    /// Checks that `row` (element `k`) has the dtypes and row dims of `first`. Rows of the
+    /// batch of `last` share its shapes, so they pass without comparing.
+    fn check_row(row: &Row, first: Option<&Row>, last: Option<&Row>, k: usize) -> Result<()> {
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok(());
+        };
+        if Arc::ptr_eq(&row.batch, &last.batch) {
+            return Ok(());
+        }
+        for c in 0..row.batch.columns.len() {
+            let (t, t0) = (&row.batch.columns[c], &first.batch.columns[c]);
+            let (dims, dims0) = (row.batch.row_dims(c), first.batch.row_dims(c));
+            if t.dtype() != t0.dtype() || dims != dims0 {
+                return Err(C2rsError::enforce(format!(
+                    "RebatchingQueue: element {k} column {c} has shape/dtype {dims:?}/{}, \
+                     expected {dims0:?}/{}",
+                    t.dtype(),
+                    t0.dtype()
+                )));
+            }
         }
         Ok(())
     }
 
-    fn put_back(state: &mut MutexGuard<'_, Rows>, taken: Vec<Vec<Tensor>>) {
+    /// Stacks column `c` of `rows` (validated: equal dtype and row dims) under a new leading
+    /// dim, copying each run of consecutive rows of one batch at once.
+    fn assemble(rows: &[Row], c: usize) -> Result<Tensor> {
+        let first = &rows[0].batch;
+        let row_dims = first.row_dims(c);
+        let dtype = first.columns[c].dtype();
+        let mut dims = Vec::with_capacity(row_dims.len() + 1);
+        dims.push(rows.len() as i64);
+        dims.extend_from_slice(row_dims);
+        let runs = Runs { rows, at: 0 };
+        if dtype == DataType::String {
+            let column = &first.columns[c];
+            let row_len = column.numel() / column.dims()[0] as usize;
+            let mut values = Vec::with_capacity(rows.len() * row_len);
+            for (batch, start, end) in runs {
+                values.extend_from_slice(
+                    &batch.columns[c].strings()?[start * row_len..end * row_len],
+                );
+            }
+            return Tensor::from_strings(&dims, values);
+        }
+        let column = &first.columns[c];
+        // Columns hold at least one row (empty batches are never queued).
+        let row_bytes = column.nbytes() / column.dims()[0] as usize;
+        let total = row_bytes.checked_mul(rows.len()).ok_or_else(|| {
+            C2rsError::invalid_argument(format!(
+                "{} rows of {row_bytes} bytes overflow",
+                rows.len()
+            ))
+        })?;
+        let mut fill = SequentialFill::new(total)?;
+        for (batch, start, end) in runs {
+            fill.push(&batch.columns[c].bytes()?[start * row_bytes..end * row_bytes])?;
+        }
+        Tensor::from_storage(dtype, &dims, Arc::new(fill.finish()?))
+    }
+
+    fn put_back(state: &mut MutexGuard<'_, Rows>, taken: Vec<Row>) {
         for row in taken.into_iter().rev() {
             state.rows.push_front(row);
         }
@@ -203,6 +294,30 @@ impl RebatchingQueue {
         state.closed = true;
         self.not_empty.notify_all();
         self.not_full.notify_all();
+    }
+}
+
+/// Maximal runs of consecutive rows of one batch: `(batch, first index, end index)`.
+struct Runs<'a> {
+    rows: &'a [Row],
+    at: usize,
+}
+
+impl<'a> Iterator for Runs<'a> {
+    type Item = (&'a Batch, usize, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let head = self.rows.get(self.at)?;
+        let mut end = head.index + 1;
+        self.at += 1;
+        while let Some(row) = self.rows.get(self.at) {
+            if !Arc::ptr_eq(&row.batch, &head.batch) || row.index != end {
+                break;
+            }
+            end += 1;
+            self.at += 1;
+        }
+        Some((&head.batch, head.index, end))
     }
 }
 
@@ -379,5 +494,109 @@ mod tests {
             all.sort_unstable();
             assert_eq!(all, (0..total as i64).collect::<Vec<_>>());
         }
+    }
+
+    fn ints(values: &[i32], dims: &[i64]) -> Tensor {
+        Tensor::from_slice(DataType::Int32, dims, values).unwrap()
+    }
+
+    #[test]
+    fn dequeue_joins_runs_across_batches_and_single_rows() {
+        let q = RebatchingQueue::new(20, 2).unwrap();
+        let a = ints(&[0, 1, 2, 3], &[4]);
+        let s = |v: &[&str]| {
+            Tensor::from_strings(
+                &[v.len() as i64],
+                v.iter().map(|x| x.as_bytes().to_vec()).collect(),
+            )
+            .unwrap()
+        };
+        assert!(q.enqueue_many(&[&a, &s(&["a", "b", "c", "d"])]).unwrap());
+        let one = ints(&[4], &[]);
+        let one_s = Tensor::from_strings(&[], vec![b"e".to_vec()]).unwrap();
+        assert!(q.enqueue_one(&[&one, &one_s]).unwrap());
+        assert!(
+            q.enqueue_many(&[&ints(&[5, 6, 7], &[3]), &s(&["f", "g", "h"])])
+                .unwrap()
+        );
+        assert_eq!(q.size(), 8, "capacity is counted in rows");
+        let out = q.dequeue(3).unwrap().unwrap();
+        assert_eq!(out[0].typed::<i32>().unwrap(), &[0, 1, 2]);
+        assert_eq!(out[1].dims(), &[3]);
+        let out = q.dequeue(4).unwrap().unwrap();
+        assert_eq!(out[0].typed::<i32>().unwrap(), &[3, 4, 5, 6]);
+        assert_eq!(
+            out[1].strings().unwrap(),
+            &[b"d".to_vec(), b"e".to_vec(), b"f".to_vec(), b"g".to_vec()]
+        );
+        q.close();
+        let out = q.dequeue(5).unwrap().unwrap();
+        assert_eq!(out[0].typed::<i32>().unwrap(), &[7], "fewer rows at close");
+        assert_eq!(out[1].strings().unwrap(), &[b"h".to_vec()]);
+        assert!(q.dequeue(1).unwrap().is_none());
+    }
+
+    #[test]
+    fn batch_rows_do_not_alias_the_producer_or_the_output() {
+        let q = RebatchingQueue::new(4, 1).unwrap();
+        let mut t = ints(&[1, 2, 3, 4], &[2, 2]);
+        assert!(q.enqueue_many(&[&t]).unwrap());
+        t.typed_mut::<i32>().unwrap().fill(9);
+        let mut first = q.dequeue(1).unwrap().unwrap().remove(0);
+        assert_eq!(first.dims(), &[1, 2]);
+        assert_eq!(first.typed::<i32>().unwrap(), &[1, 2]);
+        first.typed_mut::<i32>().unwrap().fill(7);
+        assert_eq!(
+            q.dequeue(1).unwrap().unwrap()[0].typed::<i32>().unwrap(),
+            &[3, 4]
+        );
+    }
+
+    #[test]
+    fn a_mismatched_batch_is_refused_whole_and_nothing_is_lost() {
+        let q = RebatchingQueue::new(8, 1).unwrap();
+        q.enqueue_many(&[&ints(&[0; 4], &[2, 2])]).unwrap();
+        q.enqueue_many(&[&ints(&[0; 6], &[2, 3])]).unwrap();
+        let e = q.dequeue(3).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "RebatchingQueue: element 2 column 0 has shape/dtype [3]/INT32, expected [2]/INT32"
+        );
+        assert_eq!(q.size(), 4);
+        assert_eq!(q.dequeue(2).unwrap().unwrap()[0].dims(), &[2, 2]);
+        assert_eq!(q.dequeue(2).unwrap().unwrap()[0].dims(), &[2, 3]);
+    }
+
+    #[test]
+    fn a_batch_larger_than_capacity_flows_through_and_stops_at_close() {
+        let q = Arc::new(RebatchingQueue::new(3, 1).unwrap());
+        let producer = {
+            let q = q.clone();
+            std::thread::spawn(move || q.enqueue_many(&[&ints(&[0, 1, 2, 3, 4], &[5])]).unwrap())
+        };
+        assert_eq!(
+            q.dequeue(2).unwrap().unwrap()[0].typed::<i32>().unwrap(),
+            &[0, 1]
+        );
+        assert_eq!(
+            q.dequeue(3).unwrap().unwrap()[0].typed::<i32>().unwrap(),
+            &[2, 3, 4]
+        );
+        assert!(producer.join().unwrap());
+
+        let producer = {
+            let q = q.clone();
+            std::thread::spawn(move || q.enqueue_many(&[&ints(&[0, 1, 2, 3, 4], &[5])]).unwrap())
+        };
+        while q.size() < 3 {
+            std::thread::yield_now();
+        }
+        q.close();
+        assert!(!producer.join().unwrap(), "closed before every row was in");
+        assert_eq!(
+            q.dequeue(5).unwrap().unwrap()[0].typed::<i32>().unwrap(),
+            &[0, 1, 2]
+        );
+        assert!(q.dequeue(1).unwrap().is_none());
     }
 }

@@ -69,6 +69,27 @@ fn net(name: &str, ops: Vec<OperatorDef>) -> NetDef {
     }
 }
 
+/// Creates blob `blob` and a net `net_name` running `SafeEnqueueBlobs(queue, blob) -> (blob, status)`.
+fn create_safe_enqueue_net(
+    ws: &Arc<Workspace>,
+    net_name: &str,
+    queue: &str,
+    blob: &str,
+    status: &str,
+) {
+    ws.create_blob(blob).unwrap();
+    let def = net(
+        net_name,
+        vec![op(
+            "SafeEnqueueBlobs",
+            &[queue, blob],
+            &[blob, status],
+            vec![],
+        )],
+    );
+    ws.create_net(&def, false).unwrap();
+}
+
 /// Joins `handle` within `limit`, failing the test instead of hanging.
 fn join_within<T: Send + 'static>(handle: std::thread::JoinHandle<T>, limit: Duration) -> T {
     let (tx, rx) = mpsc::channel();
@@ -557,20 +578,7 @@ fn safe_blobs_queue_consumers_count_every_enqueue() {
                 let ws = ws.clone();
                 let blob = format!("p{p}");
                 let status = format!("ps{p}");
-                ws.create_blob(&blob).unwrap();
-                ws.create_net(
-                    &net(
-                        &blob,
-                        vec![op(
-                            "SafeEnqueueBlobs",
-                            &["q", &blob],
-                            &[&blob, &status],
-                            vec![],
-                        )],
-                    ),
-                    false,
-                )
-                .unwrap();
+                create_safe_enqueue_net(&ws, &blob, "q", &blob, &status);
                 std::thread::spawn(move || {
                     for k in 0..(p + 1) * 10 {
                         feed(&ws, &blob, i32s(&[1], &[k as i32]));
@@ -769,17 +777,7 @@ fn blobs_queue_db_reads_records_in_order_then_fails_after_close() {
     for as_tensor in [false, true] {
         let ws = Workspace::new();
         create_queue(&ws, "q", 10_000, 1);
-        ws.create_blob("rec").unwrap();
-        let enqueue = net(
-            "enq",
-            vec![op(
-                "SafeEnqueueBlobs",
-                &["q", "rec"],
-                &["rec", "st"],
-                vec![],
-            )],
-        );
-        ws.create_net(&enqueue, false).unwrap();
+        create_safe_enqueue_net(&ws, "enq", "q", "rec", "st");
         for k in 0..10_000 {
             let blob = ws.create_blob("rec").unwrap();
             if as_tensor {
@@ -941,20 +939,7 @@ fn parallel_workers_feed_strings_and_stop_after_close() {
             .map(|w| {
                 let ws = ws.clone();
                 let (blob, st) = (format!("w{w}"), format!("ws{w}"));
-                ws.create_blob(&blob).unwrap();
-                ws.create_net(
-                    &net(
-                        &blob,
-                        vec![op(
-                            "SafeEnqueueBlobs",
-                            &["queue", &blob],
-                            &[&blob, &st],
-                            vec![],
-                        )],
-                    ),
-                    false,
-                )
-                .unwrap();
+                create_safe_enqueue_net(&ws, &blob, "queue", &blob, &st);
                 std::thread::spawn(move || {
                     let mut k = 0u64;
                     loop {

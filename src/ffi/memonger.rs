@@ -2,33 +2,27 @@
 //! plan and report, and the verifier. Every function is pure (bytes in, bytes out).
 
 use std::collections::HashMap;
-use std::ffi::{CStr, c_char, c_void};
+use std::ffi::{c_char, c_void};
 
 use prost::Message;
 
-use super::guard::{array_arg, byte_slice, ffi_fn, ffi_fn_or, out_param};
+use super::guard::{array_arg, byte_slice, ffi_fn, ffi_fn_or, name_arg, out_param};
 use super::handle::{c2rs_buffer, c2rs_memory_plan, free_handle, handle_ref, into_handle};
 use crate::error::{C2rsError, Result};
 use crate::memonger::{dag, fast, interference, planner, python, release, report, shapes, verify};
 use crate::proto::{NetDef, TensorShapes};
 
-/// A `(char**, n)` list of NUL-terminated UTF-8 names.
-fn name_list(ptr: *const *const c_char, n: usize, what: &str) -> Result<Vec<String>> {
-    let ptrs = array_arg(ptr, n, what)?;
-    ptrs.iter()
+/// A `(char**, n)` list of NUL-terminated UTF-8 names, collected into a `Vec` or a set
+/// (the guard's `name_arg` checks each entry).
+fn name_list<C: FromIterator<String>>(
+    ptr: *const *const c_char,
+    n: usize,
+    what: &str,
+) -> Result<C> {
+    array_arg(ptr, n, what)?
+        .iter()
         .enumerate()
-        .map(|(i, &p)| {
-            if p.is_null() {
-                return Err(C2rsError::invalid_argument(format!(
-                    "`{what}[{i}]` is NULL"
-                )));
-            }
-            // SAFETY: non-NULL; the caller guarantees a NUL-terminated string alive for the call.
-            let s = unsafe { CStr::from_ptr(p) };
-            s.to_str().map(str::to_string).map_err(|_| {
-                C2rsError::invalid_argument(format!("`{what}[{i}]` is not valid UTF-8"))
-            })
-        })
+        .map(|(i, &p)| name_arg(p, &format!("{what}[{i}]")).map(str::to_string))
         .collect()
 }
 
@@ -62,7 +56,7 @@ pub extern "C" fn c2rs_memonger_optimize_inference_net(
     ffi_fn!("c2rs_memonger_optimize_inference_net", {
         let out = out_param(out_net_def, "out_net_def")?;
         let bytes = byte_slice(net_def, len, "net_def")?;
-        let statics = name_list(static_blobs, n_static, "static_blobs")?;
+        let statics = name_list::<Vec<String>>(static_blobs, n_static, "static_blobs")?;
         let net = decode_net(bytes, "net_def")?;
         let result = match fast::optimize_inference_net(&net, &statics) {
             Ok(opt) => {
@@ -185,9 +179,9 @@ pub extern "C" fn c2rs_memory_plan_offset(
         let offset = out_param(offset, "offset")?;
         let bytes = out_param(bytes, "bytes")?;
         let plan = handle_ref(plan, "plan")?;
-        let name = name_list(&blob, 1, "blob")?.remove(0);
+        let name = name_arg(blob, "blob")?;
         let (o, b) = plan
-            .offset(&name)
+            .offset(name)
             .ok_or_else(|| C2rsError::not_found(format!("blob `{name}` has no arena slice")))?;
         offset.set(o);
         bytes.set(b);
@@ -275,7 +269,7 @@ pub extern "C" fn c2rs_memonger_verify(
     ffi_fn!("c2rs_memonger_verify", {
         let before = decode_net(byte_slice(before, before_len, "before")?, "before")?;
         let after = decode_net(byte_slice(after, after_len, "after")?, "after")?;
-        let statics = name_list(static_blobs, n_static, "static_blobs")?;
+        let statics = name_list::<Vec<String>>(static_blobs, n_static, "static_blobs")?;
         let v = verify::verify(&before, &after, &statics);
         if v.is_empty() {
             Ok(())
@@ -295,7 +289,7 @@ fn opt_str(p: *const c_char, what: &str) -> Result<String> {
     if p.is_null() {
         return Ok(String::new());
     }
-    Ok(name_list(&p, 1, what)?.remove(0))
+    Ok(name_arg(p, what)?.to_string())
 }
 
 /// Dims per name from a serialized `TensorShapes` (empty bytes: no shapes).
@@ -366,13 +360,9 @@ pub extern "C" fn c2rs_memonger_compute_blob_recycling_for_dag(
         let opts = dag::DagOptions {
             heads: name_list(heads, n_heads, "heads")?,
             op_indices: idx,
-            shareable: name_list(shareable, n_shareable, "shareable")?
-                .into_iter()
-                .collect(),
+            shareable: name_list(shareable, n_shareable, "shareable")?,
             namescope: opt_str(namescope, "namescope")?,
-            dont_share: name_list(dont_share, n_dont_share, "dont_share")?
-                .into_iter()
-                .collect(),
+            dont_share: name_list(dont_share, n_dont_share, "dont_share")?,
             blob_shapes: dims_of(byte_slice(tensor_shapes, shapes_len, "tensor_shapes")?)?,
             best_fit: false,
         };
@@ -416,13 +406,9 @@ pub extern "C" fn c2rs_memonger_share_grad_blobs(
         let net = decode_net(byte_slice(net_def, len, "net_def")?, "net_def")?;
         let o = python::ShareGradOptions {
             losses: name_list(losses, n_losses, "losses")?,
-            param_grads: name_list(param_grads, n_param_grads, "param_grads")?
-                .into_iter()
-                .collect(),
+            param_grads: name_list(param_grads, n_param_grads, "param_grads")?,
             namescope: opt_str(namescope, "namescope")?,
-            dont_share: name_list(dont_share, n_dont_share, "dont_share")?
-                .into_iter()
-                .collect(),
+            dont_share: name_list(dont_share, n_dont_share, "dont_share")?,
             share_activations: share_activations != 0,
             blob_shapes: dims_of(byte_slice(tensor_shapes, shapes_len, "tensor_shapes")?)?,
         };
@@ -457,7 +443,7 @@ pub extern "C" fn c2rs_memonger_optimize_inference_for_dag(
     ffi_fn!("c2rs_memonger_optimize_inference_for_dag", {
         let out = out_param(out_net_def, "out_net_def")?;
         let net = decode_net(byte_slice(net_def, len, "net_def")?, "net_def")?;
-        let inputs = name_list(input_blobs, n_input_blobs, "input_blobs")?;
+        let inputs = name_list::<Vec<String>>(input_blobs, n_input_blobs, "input_blobs")?;
         let ns = opt_str(namescope, "namescope")?;
         let r = python::optimize_inference_for_dag(&net, &inputs, &ns)?;
         out.set(into_handle(r.net.encode_to_vec()));
@@ -669,7 +655,7 @@ pub extern "C" fn c2rs_memonger_compute_assignments(
 ) -> i32 {
     ffi_fn!("c2rs_memonger_compute_assignments", {
         let out = out_param(out_json, "out_json")?;
-        let names = name_list(names, n, "names")?;
+        let names: Vec<String> = name_list(names, n, "names")?;
         let defined = array_arg(defined, n, "defined")?;
         let used = array_arg(used, n, "used")?;
         let sizes = if sizes.is_null() {
@@ -678,9 +664,7 @@ pub extern "C" fn c2rs_memonger_compute_assignments(
             Some(array_arg(sizes, n, "sizes")?)
         };
         let statics: std::collections::HashSet<String> =
-            name_list(static_blobs, n_static, "static_blobs")?
-                .into_iter()
-                .collect();
+            name_list(static_blobs, n_static, "static_blobs")?;
         let algo = algo_arg(algo)?;
         let nonneg = |v: i64| (v >= 0).then_some(v);
         let ranges: Vec<interference::NamedRange> = (0..n)
@@ -747,7 +731,7 @@ pub extern "C" fn c2rs_memonger_optimize_interference(
         let out_net = out_param(out_net_def, "out_net_def")?;
         let out_js = out_param(out_json, "out_json")?;
         let net = decode_net(byte_slice(net_def, len, "net_def")?, "net_def")?;
-        let statics = name_list(static_blobs, n_static, "static_blobs")?;
+        let statics = name_list::<Vec<String>>(static_blobs, n_static, "static_blobs")?;
         let ordering = interference::Ordering::from_i32(ordering).ok_or_else(|| {
             C2rsError::invalid_argument(format!("ordering {ordering} is not 0, 1 or 2"))
         })?;
@@ -825,9 +809,7 @@ pub extern "C" fn c2rs_memonger_release_blobs_when_used(
         let out = out_param(out_net_def, "out_net_def")?;
         let net = decode_net(byte_slice(net_def, len, "net_def")?, "net_def")?;
         let keep: std::collections::HashSet<String> =
-            name_list(dont_free, n_dont_free, "dont_free")?
-                .into_iter()
-                .collect();
+            name_list(dont_free, n_dont_free, "dont_free")?;
         let pick = |op: &crate::proto::OperatorDef| -> bool {
             let Some(f) = selector else { return true };
             let bytes = op.encode_to_vec();
@@ -1175,7 +1157,7 @@ mod tests {
             C2RS_ENFORCE_NOT_MET
         );
         // SAFETY: this thread's last error message, a valid NUL-terminated string.
-        let msg = unsafe { CStr::from_ptr(crate::ffi::guard::last_error_message()) }
+        let msg = unsafe { std::ffi::CStr::from_ptr(crate::ffi::guard::last_error_message()) }
             .to_string_lossy()
             .into_owned();
         assert!(msg.contains("op #1 (Relu)"), "{msg}");
@@ -1197,7 +1179,7 @@ mod tests {
 
     fn last_message() -> String {
         // SAFETY: the guard keeps a NUL-terminated message for this thread.
-        unsafe { CStr::from_ptr(crate::ffi::guard::last_error_message()) }
+        unsafe { std::ffi::CStr::from_ptr(crate::ffi::guard::last_error_message()) }
             .to_string_lossy()
             .into_owned()
     }

@@ -740,6 +740,12 @@ fn pinned_block_is_not_reused_while_an_async_copy_may_read_it() {
         "{}",
         last_error()
     );
+    // A second cached block of the class, so that the allocation made while the stream is
+    // blocked is served from the cache (no driver call that might wait for the device).
+    let (mut q0, mut q0del) = (std::ptr::null_mut(), None);
+    assert_eq!(c2rs_cuda_pinned_alloc(n, &mut q0, &mut q0del), 0);
+    // SAFETY: freed once.
+    unsafe { q0del.unwrap()(q0) };
     let gate = Box::new(StreamGate {
         open: std::sync::atomic::AtomicBool::new(false),
     });
@@ -764,6 +770,7 @@ fn pinned_block_is_not_reused_while_an_async_copy_may_read_it() {
     let (mut q, mut qdel) = (std::ptr::null_mut(), None);
     assert_eq!(c2rs_cuda_pinned_alloc(n, &mut q, &mut qdel), 0);
     assert_ne!(q, p, "a block with a pending copy was handed out again");
+    assert_eq!(q, q0, "the ready cached block is used instead");
     gate.open.store(true, std::sync::atomic::Ordering::Release);
     assert_eq!(
         c2rs_context_finish_device_computation(ctx),

@@ -97,10 +97,15 @@ fn resolve_gpu(base: &OpBase) -> Result<i32> {
         let which = spec
             .device_id
             .map_or_else(|| "the current device".to_string(), |g| format!("GPU {g}"));
+        let what = if e.kind() == crate::error::ErrorKind::Unsupported {
+            "but there is no usable CUDA device"
+        } else {
+            "which cannot be used"
+        };
         C2rsError::new(
             e.kind(),
             format!(
-                "{} needs CUDA {which}, but there is no usable CUDA device: {}",
+                "{} needs CUDA {which}, {what}: {}",
                 base.op_type(),
                 e.message()
             ),

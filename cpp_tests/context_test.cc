@@ -2,6 +2,8 @@
 // Ported from Caffe2 caffe2/core/context_test.cc (TestAllocAlignment with 64 instead of 32
 // bytes, TestAllocDealloc), context_gpu_test.cc (HasCudaRuntime) and event_test.cc
 // (EventCPUTest.EventBasics); the seeded generator is checked against std::mt19937 itself.
+// Copy operators and CUDA tensors (CopyCPUToGPU/CopyGPUToCPU/Copy/EnsureCPUOutput, kDLCUDA
+// DLPack) are checked without a GPU (UNSUPPORTED) and, self-skipping, with one.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "caffe2rs.h"
+#include "c2rs_test_proto.h"
 
 namespace {
 
@@ -56,6 +59,40 @@ int32_t status_of(const c2rs_event* ev) {
 bool require_gpu() {
   const char* v = std::getenv("C2RS_REQUIRE_GPU");
   return v != nullptr && std::string(v) == "1";
+}
+
+using c2rs_test::Pb;
+
+// An OperatorDef (1 input, 2 output, 4 type, 6 device_option).
+Pb copy_op(const std::string& type, const std::string& in, const std::string& out, int32_t device) {
+  Pb p;
+  p.str(1, in).str(2, out).str(4, type);
+  if (device >= 0) p.msg(6, Pb().i64(1, device).i64(2, 0));
+  return p;
+}
+
+int32_t run_op(c2rs_workspace* ws, const Pb& op) {
+  return c2rs_workspace_run_operator_once(ws, op.data(), op.bytes.size());
+}
+
+void feed_floats(c2rs_workspace* ws, const char* name, const std::vector<float>& v) {
+  c2rs_tensor* t = nullptr;
+  const int64_t dims[1] = {static_cast<int64_t>(v.size())};
+  ASSERT_EQ(c2rs_tensor_new(1 /* FLOAT */, dims, 1, &t), C2RS_OK);
+  void* p = nullptr;
+  ASSERT_EQ(c2rs_tensor_mutable_data(t, &p), C2RS_OK);
+  if (!v.empty()) std::memcpy(p, v.data(), v.size() * sizeof(float));
+  ASSERT_EQ(c2rs_workspace_feed(ws, name, t), C2RS_OK);
+  c2rs_tensor_free(t);
+}
+
+std::vector<float> floats_of(const c2rs_tensor* t) {
+  int64_t n = 0;
+  EXPECT_EQ(c2rs_tensor_numel(t, &n), C2RS_OK);
+  const void* p = nullptr;
+  EXPECT_EQ(c2rs_tensor_data(t, &p), C2RS_OK);
+  const float* f = static_cast<const float*>(p);
+  return std::vector<float>(f, f + n);
 }
 
 }  // namespace
@@ -185,4 +222,80 @@ TEST(Context, GpuCopyRoundTrip) {
   EXPECT_EQ(back, host);
   d(dev);
   c2rs_context_free(ctx);
+}
+
+TEST(Context, CudaCopyOperatorsWithoutGpuAreUnsupported) {
+  if (c2rs_cuda_device_count() > 0) GTEST_SKIP() << "a GPU is present";
+  c2rs_workspace* ws = nullptr;
+  ASSERT_EQ(c2rs_workspace_new(nullptr, &ws), C2RS_OK);
+  feed_floats(ws, "x", {1.f, 2.f});
+  for (const char* type : {"CopyCPUToGPU", "CopyGPUToCPU", "Copy", "EnsureCPUOutput"}) {
+    EXPECT_EQ(run_op(ws, copy_op(type, "x", "y", 1)), C2RS_UNSUPPORTED) << type;
+    EXPECT_NE(std::string(c2rs_last_error_message()).find("no usable CUDA device"),
+              std::string::npos)
+        << c2rs_last_error_message();
+  }
+  c2rs_tensor* t = nullptr;
+  const int64_t dims[1] = {2};
+  ASSERT_EQ(c2rs_tensor_new(1, dims, 1, &t), C2RS_OK);
+  EXPECT_EQ(c2rs_cuda_tensor_feed(ws, "g", 0, t), C2RS_UNSUPPORTED);
+  c2rs_tensor_free(t);
+  c2rs_workspace_free(ws);
+}
+
+TEST(Context, EnsureCPUOutputOnACpuInputWorksWithoutGpu) {
+  c2rs_workspace* ws = nullptr;
+  ASSERT_EQ(c2rs_workspace_new(nullptr, &ws), C2RS_OK);
+  feed_floats(ws, "x", {1.5f, -2.f, 3.f});
+  ASSERT_EQ(run_op(ws, copy_op("EnsureCPUOutput", "x", "y", -1)), C2RS_OK)
+      << c2rs_last_error_message();
+  c2rs_tensor* y = nullptr;
+  ASSERT_EQ(c2rs_workspace_fetch(ws, "y", &y), C2RS_OK);
+  EXPECT_EQ(floats_of(y), (std::vector<float>{1.5f, -2.f, 3.f}));
+  c2rs_tensor_free(y);
+  int32_t type = -1, id = -1;
+  ASSERT_EQ(c2rs_workspace_blob_device(ws, "y", &type, &id), C2RS_OK);
+  EXPECT_EQ(type, 0);
+  EXPECT_EQ(id, 0);
+  c2rs_workspace_free(ws);
+}
+
+TEST(Context, GpuCopyOperatorsAndCudaDlpackRoundTrip) {
+  if (c2rs_cuda_device_count() == 0) {
+    if (require_gpu()) FAIL() << "C2RS_REQUIRE_GPU=1 but no GPU";
+    GTEST_SKIP() << "no GPU";
+  }
+  c2rs_workspace* ws = nullptr;
+  ASSERT_EQ(c2rs_workspace_new(nullptr, &ws), C2RS_OK);
+  std::vector<float> values(1000);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i) * 0.25f;
+  feed_floats(ws, "x", values);
+  ASSERT_EQ(run_op(ws, copy_op("CopyCPUToGPU", "x", "xg", 1)), C2RS_OK)
+      << c2rs_last_error_message();
+  int32_t type = -1, id = -1;
+  ASSERT_EQ(c2rs_workspace_blob_device(ws, "xg", &type, &id), C2RS_OK);
+  EXPECT_EQ(type, 1);
+  EXPECT_EQ(id, 0);
+  const char* tn = nullptr;
+  ASSERT_EQ(c2rs_workspace_blob_type(ws, "xg", &tn), C2RS_OK);
+  EXPECT_STREQ(tn, "CudaTensor");
+  ASSERT_EQ(run_op(ws, copy_op("Copy", "xg", "xg2", 1)), C2RS_OK) << c2rs_last_error_message();
+  ASSERT_EQ(run_op(ws, copy_op("CopyGPUToCPU", "xg2", "y", 1)), C2RS_OK)
+      << c2rs_last_error_message();
+  c2rs_tensor* y = nullptr;
+  ASSERT_EQ(c2rs_workspace_fetch(ws, "y", &y), C2RS_OK);
+  EXPECT_EQ(floats_of(y), values);
+  c2rs_tensor_free(y);
+
+  DLManagedTensorVersioned* m = nullptr;
+  ASSERT_EQ(c2rs_cuda_tensor_to_dlpack(ws, "xg", &m), C2RS_OK);
+  EXPECT_EQ(m->dl_tensor.device.device_type, 2);  // kDLCUDA
+  EXPECT_EQ(m->dl_tensor.device.device_id, 0);
+  EXPECT_EQ(m->dl_tensor.shape[0], 1000);
+  ASSERT_EQ(c2rs_cuda_tensor_from_dlpack(ws, "z", m), C2RS_OK) << c2rs_last_error_message();
+  c2rs_tensor* z = nullptr;
+  ASSERT_EQ(c2rs_cuda_tensor_fetch(ws, "z", &z), C2RS_OK);
+  EXPECT_EQ(floats_of(z), values);
+  c2rs_tensor_free(z);
+  c2rs_workspace_free(ws);
 }

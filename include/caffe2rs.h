@@ -1113,6 +1113,109 @@ int32_t c2rs_cuda_cudnn_workspace(c2rs_cudnn_scope *scope,
                                   void **out);
 
 /**
+ * Where the tensor in blob `name` lives: `*device_type` 0 (CPU) with `*device_id` 0, or 1
+ * (CUDA) with the GPU ordinal. Works without a GPU.
+ *
+ * Borrowed: `ws` and `name` for the call.
+ * Thread safety: safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when no blob `name` is visible; C2RS_TYPE_MISMATCH when the blob holds no
+ * tensor.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_blob_device(const c2rs_workspace *ws,
+                                   const char *name,
+                                   int32_t *device_type,
+                                   int32_t *device_id);
+
+/**
+ * Copies the CPU tensor `t` to GPU `gpu` and stores the result in blob `name` (created as
+ * `c2rs_workspace_create_blob` does). Returns after the copy has completed.
+ *
+ * Borrowed: `ws`, `name` and `t` for the call (`t` is copied, not consumed).
+ * Thread safety: safe from many threads; `t` must not be written concurrently.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL, `name` is not UTF-8 or
+ * `gpu` is out of range; C2RS_TYPE_MISMATCH for STRING tensors; C2RS_NOT_FOUND when `name`
+ * is forwarded to a parent blob that no longer exists; C2RS_UNSUPPORTED without a usable GPU;
+ * C2RS_ENFORCE_NOT_MET for CUDA errors (out of memory, failed copy).
+ */
+C2RS_NODISCARD
+int32_t c2rs_cuda_tensor_feed(c2rs_workspace *ws,
+                              const char *name,
+                              int32_t gpu,
+                              const c2rs_tensor *t);
+
+/**
+ * A host copy of the CUDA tensor in blob `name` (returns after the copy has completed).
+ *
+ * Ownership: the caller owns `*out` (`c2rs_tensor_free`).
+ * Thread safety: safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when no blob `name` is visible; C2RS_TYPE_MISMATCH when it holds no CUDA
+ * tensor; C2RS_UNSUPPORTED without a usable GPU; C2RS_ENFORCE_NOT_MET for CUDA errors.
+ */
+C2RS_NODISCARD
+int32_t c2rs_cuda_tensor_fetch(const c2rs_workspace *ws,
+                               const char *name,
+                               c2rs_tensor **out);
+
+/**
+ * The device address of the first element of the CUDA tensor in blob `name` (NULL for an
+ * empty tensor that never allocated).
+ *
+ * Borrowed: `*out` is valid while the blob holds this tensor (until the blob is written,
+ * reset or removed); never dereference it on the host.
+ * Thread safety: safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when no blob `name` is visible; C2RS_TYPE_MISMATCH when it holds no CUDA
+ * tensor; C2RS_UNSUPPORTED without a usable GPU.
+ */
+C2RS_NODISCARD
+int32_t c2rs_cuda_tensor_data(const c2rs_workspace *ws,
+                              const char *name,
+                              void **out);
+
+/**
+ * Exports the CUDA tensor in blob `name` as a DLPack v1 tensor without copying: device
+ * kDLCUDA (2) with `device_id` = its GPU, compact (`strides` NULL), read-only flag set. The
+ * export keeps the device memory alive after the blob is overwritten or removed. The tensor's
+ * values are complete (every copy into it has been waited for), so consumers need no stream
+ * hand-off.
+ *
+ * Ownership: the caller owns `*out` and must call `(*out)->deleter(*out)` exactly once.
+ * Thread safety: safe from many threads; the export may be deleted from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
+ * C2RS_NOT_FOUND when no blob `name` is visible; C2RS_TYPE_MISMATCH when it holds no CUDA
+ * tensor; C2RS_UNSUPPORTED without a usable GPU.
+ */
+C2RS_NODISCARD
+int32_t c2rs_cuda_tensor_to_dlpack(const c2rs_workspace *ws,
+                                   const char *name,
+                                   DLManagedTensorVersioned **out);
+
+/**
+ * Adopts a kDLCUDA DLPack v1 tensor without copying and stores it in blob `name` (created as
+ * `c2rs_workspace_create_blob` does). The producer's work on the data must be complete
+ * (or ordered before any use by the host).
+ *
+ * Accepted: as `c2rs_tensor_from_dlpack` (dtypes, compact strides, alignment), device kDLCUDA
+ * with an existing `device_id` whose memory `data` is (checked with the driver).
+ * Ownership: on success the blob owns `in`: its deleter is called exactly once, when the blob
+ * and every export or operator snapshot sharing it let go. On failure the caller still owns
+ * `in`.
+ * Thread safety: safe from any thread; the deleter may later run on any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL, `name` is not UTF-8, the
+ * shape is invalid, `device_id` is out of range or the data is not that GPU's memory;
+ * C2RS_NOT_FOUND when `name` is forwarded to a parent blob that no longer exists;
+ * C2RS_UNSUPPORTED without a usable GPU, for another device type, major version, a dtype
+ * without a Caffe2 equivalent or non-compact strides.
+ */
+C2RS_NODISCARD
+int32_t c2rs_cuda_tensor_from_dlpack(c2rs_workspace *ws,
+                                     const char *name,
+                                     DLManagedTensorVersioned *in);
+
+/**
  * Opens `source` as a database of `db_type` ("minidb"/"MiniDB": a file; "lmdb"/"LMDB": a
  * directory) in `mode` (C2RS_DB_READ, C2RS_DB_WRITE or C2RS_DB_NEW).
  *

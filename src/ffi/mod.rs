@@ -8,6 +8,7 @@
 
 pub mod buffer;
 pub mod context;
+pub mod cuda_tensor;
 pub mod db;
 pub mod event;
 pub(crate) mod guard;

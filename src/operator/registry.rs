@@ -182,6 +182,7 @@ fn duplicate(key: &str, device: i32) -> C2rsError {
 pub fn register_builtin_ops(registry: &mut Registry) -> Result<()> {
     crate::ops::workspace_ops::register(registry)?;
     crate::ops::basic_ops::register(registry)?;
+    crate::ops::copy_ops::register(registry)?;
     crate::ops::db_ops::register(registry)?;
     crate::ops::load_save_ops::register(registry)?;
     crate::ops::queue_ops::register(registry)?;

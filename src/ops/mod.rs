@@ -2,6 +2,7 @@
 //! called from `operator::register_builtin_ops`.
 
 pub mod basic_ops;
+pub mod copy_ops;
 pub mod db_ops;
 pub mod load_save_ops;
 pub mod queue_ops;

@@ -13,6 +13,7 @@ pub(crate) const DLPACK_MINOR: u32 = 0;
 pub(crate) const FLAG_READ_ONLY: u64 = 1;
 
 pub(crate) const DL_CPU: i32 = 1;
+pub(crate) const DL_CUDA: i32 = 2;
 pub(crate) const DL_CUDA_HOST: i32 = 3;
 
 pub(crate) const DL_INT: u8 = 0;
@@ -191,6 +192,44 @@ unsafe extern "C" fn delete_export(managed: *mut DLManagedTensorVersioned) {
 /// `managed` must point to a valid `DLManagedTensorVersioned` whose `data`, `shape` and
 /// `strides` are valid as DLPack defines them, and that nobody else will delete.
 pub unsafe fn adopt(managed: *mut DLManagedTensorVersioned) -> Result<Tensor> {
+    // SAFETY: forwarded caller contract.
+    let device = unsafe { (*managed).dl_tensor.device };
+    if device.device_type != DL_CPU && device.device_type != DL_CUDA_HOST {
+        let hint = if device.device_type == DL_CUDA {
+            " (a kDLCUDA tensor goes into a workspace blob with c2rs_cuda_tensor_from_dlpack)"
+        } else {
+            ""
+        };
+        return Err(C2rsError::unsupported(format!(
+            "DLPack device type {} is not host memory (kDLCPU or kDLCUDAHost){hint}",
+            device.device_type
+        )));
+    }
+    // SAFETY: forwarded caller contract.
+    let p = unsafe { parse(managed) }?;
+    // SAFETY: forwarded caller contract: nobody else deletes `managed`.
+    let release = unsafe { release_of(managed) };
+    // SAFETY: DLPack grants the bytes `[data, data + nbytes)` until the deleter runs, which is
+    // exactly when this storage releases them.
+    let storage = unsafe { Storage::adopt(p.data, p.nbytes, p.read_only, release) };
+    Tensor::from_storage(p.dtype, &p.dims, Arc::new(storage))
+}
+
+/// What a validated DLPack tensor describes (any device; the caller checks the device).
+pub(crate) struct Parsed {
+    pub dtype: DataType,
+    pub dims: Vec<i64>,
+    /// `data + byte_offset`; NULL only for an empty tensor.
+    pub data: *mut u8,
+    pub nbytes: usize,
+    pub read_only: bool,
+}
+
+/// Validates version, dtype, shape, strides and alignment of a DLPack tensor on any device.
+///
+/// # Safety
+/// As `adopt` (`managed` valid, its `shape`/`strides` readable as DLPack defines them).
+pub(crate) unsafe fn parse(managed: *mut DLManagedTensorVersioned) -> Result<Parsed> {
     // SAFETY: the caller guarantees `managed` points to a valid struct.
     let m = unsafe { &*managed };
     if m.version.major != DLPACK_MAJOR {
@@ -200,12 +239,6 @@ pub unsafe fn adopt(managed: *mut DLManagedTensorVersioned) -> Result<Tensor> {
         )));
     }
     let t = &m.dl_tensor;
-    if t.device.device_type != DL_CPU && t.device.device_type != DL_CUDA_HOST {
-        return Err(C2rsError::unsupported(format!(
-            "DLPack device type {} is not host memory (kDLCPU or kDLCUDAHost)",
-            t.device.device_type
-        )));
-    }
     let dtype = dtype_of(t.dtype)?;
     let item = dtype.item_size().unwrap_or(1);
     let ndim = usize::try_from(t.ndim)
@@ -247,20 +280,99 @@ pub unsafe fn adopt(managed: *mut DLManagedTensorVersioned) -> Result<Tensor> {
             "DLPack data at {data:p} is not aligned to its {item}-byte elements"
         )));
     }
-    let read_only = m.flags & FLAG_READ_ONLY != 0;
+    Ok(Parsed {
+        dtype,
+        dims,
+        data,
+        nbytes,
+        read_only: m.flags & FLAG_READ_ONLY != 0,
+    })
+}
+
+/// The closure that calls `managed`'s deleter (once, when run; dropping it unrun leaks).
+///
+/// # Safety
+/// `managed` stays valid until the closure runs, and nobody else deletes it.
+pub(crate) unsafe fn release_of(
+    managed: *mut DLManagedTensorVersioned,
+) -> Box<dyn FnOnce() + Send + Sync> {
     let producer = SendPtr(managed);
-    let release = Box::new(move || {
+    Box::new(move || {
         let managed = producer.get();
         // SAFETY: `managed` stays valid until its deleter runs; it runs here exactly once.
         if let Some(deleter) = unsafe { (*managed).deleter } {
             // SAFETY: the deleter is the producer's and takes the struct it came with.
             unsafe { deleter(managed) };
         }
+    })
+}
+
+/// What a raw export keeps alive; `managed` first, as in `ExportContext`.
+#[repr(C)]
+struct RawExportContext {
+    managed: DLManagedTensorVersioned,
+    shape: Vec<i64>,
+    _keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+/// Exports `data` (on `device`, compact row-major `dims` of `dtype`) without copying; `keep`
+/// is dropped when the consumer calls the deleter.
+pub(crate) fn export_raw(
+    data: *mut c_void,
+    device: DLDevice,
+    dtype: DataType,
+    dims: &[i64],
+    flags: u64,
+    keep: Box<dyn std::any::Any + Send + Sync>,
+) -> Result<*mut DLManagedTensorVersioned> {
+    let dl = dl_dtype(dtype).ok_or_else(|| {
+        C2rsError::unsupported("STRING tensors cannot be exported through DLPack")
+    })?;
+    let ndim = i32::try_from(dims.len())
+        .map_err(|_| C2rsError::unsupported("too many dims for DLPack"))?;
+    let mut ctx = Box::new(RawExportContext {
+        managed: DLManagedTensorVersioned {
+            version: DLPackVersion {
+                major: DLPACK_MAJOR,
+                minor: DLPACK_MINOR,
+            },
+            manager_ctx: std::ptr::null_mut(),
+            deleter: Some(delete_raw_export),
+            flags,
+            dl_tensor: DLTensor {
+                data,
+                device,
+                ndim,
+                dtype: dl,
+                shape: std::ptr::null_mut(),
+                strides: std::ptr::null_mut(),
+                byte_offset: 0,
+            },
+        },
+        shape: dims.to_vec(),
+        _keep: keep,
     });
-    // SAFETY: DLPack grants the bytes `[data, data + nbytes)` until the deleter runs, which is
-    // exactly when this storage releases them.
-    let storage = unsafe { Storage::adopt(data, nbytes, read_only, release) };
-    Tensor::from_storage(dtype, &dims, Arc::new(storage))
+    ctx.managed.dl_tensor.shape = if ctx.shape.is_empty() {
+        std::ptr::null_mut()
+    } else {
+        ctx.shape.as_mut_ptr()
+    };
+    let raw = Box::into_raw(ctx);
+    // SAFETY: `raw` comes from `Box::into_raw` just above, so it is valid and unaliased.
+    unsafe { (*raw).managed.manager_ctx = raw as *mut c_void };
+    Ok(raw as *mut DLManagedTensorVersioned)
+}
+
+unsafe extern "C" fn delete_raw_export(managed: *mut DLManagedTensorVersioned) {
+    if managed.is_null() {
+        return;
+    }
+    // `keep` may free device memory; nothing of it may unwind into C frames.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `managed` is the first field of a `Box<RawExportContext>` leaked by
+        // `export_raw`; DLPack calls the deleter once.
+        drop(unsafe { Box::from_raw(managed as *mut RawExportContext) });
+    }));
 }
 
 /// A strided layout is accepted only when it is the row-major compact one; dims of size 1 may

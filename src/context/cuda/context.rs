@@ -160,7 +160,10 @@ impl CudaContext {
                 sys::cuMemcpyAsync(dst as sys::CUdeviceptr, src as sys::CUdeviceptr, n, stream)
             },
             "cuMemcpyAsync",
-        )
+        )?;
+        // Pinned host blocks touched by the copy are not reused before it completes.
+        super::pinned::fence_use(src, self.gpu_id, stream)?;
+        super::pinned::fence_use(dst, self.gpu_id, stream)
     }
 
     /// Caffe2's `CUDAContext::CopyItems`: plain types only.

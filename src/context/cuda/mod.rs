@@ -8,7 +8,8 @@
 //! Layout: `probe` (is there a GPU, and why not), `device` (current device, guard, peer
 //! access, lazy global init), `stream` (per-thread streams and library handles), `alloc`
 //! (caching device allocator), `pinned` (pinned host pool), `cudnn` (handle pool, workspace,
-//! per-device states), `context` (`CudaContext`), `event` (`CudaEvent`).
+//! per-device states), `context` (`CudaContext`), `event` (`CudaEvent`), `tensor` (`CudaTensor`,
+//! in every build).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
@@ -35,6 +36,9 @@ mod stream;
 
 #[cfg(not(feature = "cuda"))]
 mod disabled;
+mod tensor;
+
+pub use self::tensor::{CUDA_TENSOR_TYPE_NAME, CudaTensor};
 
 #[cfg(feature = "cuda")]
 pub use self::{

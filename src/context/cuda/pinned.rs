@@ -1,8 +1,13 @@
 //! Pinned (page-locked) host memory: a caching pool over `cuMemHostAlloc(PORTABLE)` (not
 //! write-combined: hosts read these buffers too), the CPU allocator that serves from it once
 //! CUDA is initialised, and CPU tensors living in pinned memory for fast transfers.
+//!
+//! Event-guarded reuse: every async copy issued through `CudaContext::copy_bytes` that touches
+//! a pinned block records an event on its stream (`fence_use`); a freed block stays cached but
+//! is handed out again only once all its events have completed (otherwise the next allocation
+//! of that size gets another block). Blocks returned to the driver wait for their events.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -21,13 +26,64 @@ use crate::tensor::{DataType, Storage, Tensor, checked_numel};
 /// Most bytes kept in the cache; frees beyond it go back to the driver.
 const MAX_CACHED_BYTES: u64 = 4 << 30;
 
+/// An event recorded on a stream after an async copy that reads or writes a pinned block
+/// (spec §9: a block must not be handed out again while such a copy may still use it).
+#[derive(Clone, Copy)]
+struct Fence {
+    gpu: i32,
+    /// The `CUevent`, as an address.
+    event: usize,
+}
+
+/// A handed-out block: its size class and the fences of copies issued on it.
+struct LiveBlock {
+    bytes: usize,
+    fences: Vec<Fence>,
+}
+
+/// A cached block, reusable once every fence has completed.
+struct FreeBlock {
+    addr: usize,
+    fences: Vec<Fence>,
+}
+
 /// Guarded by `PINNED`. Invariant: `stats.in_use` = sum of `live` sizes, `stats.cached` = sum
-/// of `free` sizes.
+/// of `free` sizes; every event is in exactly one fence list or in `spare_events`.
 #[derive(Default)]
 struct PinnedState {
-    free: HashMap<usize, Vec<usize>>,
-    live: HashMap<usize, usize>,
+    free: HashMap<usize, Vec<FreeBlock>>,
+    /// By start address, so that a pointer inside a block finds it.
+    live: BTreeMap<usize, LiveBlock>,
+    /// Completed events per gpu, reused for later fences (events belong to a gpu's context).
+    spare_events: HashMap<i32, Vec<usize>>,
     stats: MemoryStats,
+}
+
+impl PinnedState {
+    /// Drops the completed fences of `fences` (their events go back to the spares); true when
+    /// none is left pending.
+    fn prune(&mut self, fences: &mut Vec<Fence>) -> bool {
+        fences.retain(|f| {
+            // SAFETY: a live event owned by this pool.
+            let rc = unsafe { sys::cuEventQuery(f.event as sys::CUevent) };
+            if rc == sys::CUresult::CUDA_ERROR_NOT_READY {
+                return true;
+            }
+            // Done (or failed: the copy is over either way).
+            self.spare_events.entry(f.gpu).or_default().push(f.event);
+            false
+        });
+        fences.is_empty()
+    }
+
+    /// Waits for every fence (before a block goes back to the driver).
+    fn wait_all(&mut self, fences: &mut Vec<Fence>) {
+        for f in fences.iter() {
+            // SAFETY: a live event owned by this pool; errors mean the copy is over.
+            let _ = unsafe { sys::cuEventSynchronize(f.event as sys::CUevent) };
+        }
+        self.prune(fences);
+    }
 }
 
 static PINNED: Lazy<Mutex<PinnedState>> = Lazy::new(|| Mutex::new(PinnedState::default()));
@@ -41,7 +97,7 @@ fn allocate_raw(nbytes: usize) -> Result<*mut c_void> {
     ensure_init()?;
     let bytes = class_bytes(nbytes);
     let mut state = PINNED.lock();
-    let ptr = if let Some(p) = state.free.get_mut(&bytes).and_then(Vec::pop) {
+    let ptr = if let Some(p) = take_ready(&mut state, bytes) {
         state.stats.cached -= bytes as u64;
         state.stats.cache_hits += 1;
         p as *mut c_void
@@ -66,7 +122,13 @@ fn allocate_raw(nbytes: usize) -> Result<*mut c_void> {
         state.stats.driver_allocs += 1;
         p
     };
-    state.live.insert(ptr as usize, bytes);
+    state.live.insert(
+        ptr as usize,
+        LiveBlock {
+            bytes,
+            fences: Vec::new(),
+        },
+    );
     state.stats.in_use += bytes as u64;
     state.stats.peak = state.stats.peak.max(state.stats.in_use);
     if zero_fill() {
@@ -76,13 +138,89 @@ fn allocate_raw(nbytes: usize) -> Result<*mut c_void> {
     Ok(ptr)
 }
 
+/// The most recently freed cached block of class `bytes` whose copies have all completed.
+fn take_ready(state: &mut PinnedState, bytes: usize) -> Option<usize> {
+    let mut blocks = state.free.remove(&bytes)?;
+    let mut found = None;
+    for i in (0..blocks.len()).rev() {
+        let mut fences = std::mem::take(&mut blocks[i].fences);
+        let ready = state.prune(&mut fences);
+        blocks[i].fences = fences;
+        if ready {
+            found = Some(blocks.remove(i).addr);
+            break;
+        }
+    }
+    if !blocks.is_empty() {
+        state.free.insert(bytes, blocks);
+    }
+    found
+}
+
 fn release(state: &mut PinnedState) {
-    for (bytes, ptrs) in state.free.drain() {
-        for p in ptrs {
-            // SAFETY: a cached pinned block, handed out to nobody.
-            let _ = unsafe { sys::cuMemFreeHost(p as *mut c_void) };
+    let classes: Vec<(usize, Vec<FreeBlock>)> = state.free.drain().collect();
+    for (bytes, blocks) in classes {
+        for mut b in blocks {
+            state.wait_all(&mut b.fences);
+            // SAFETY: a cached pinned block, handed out to nobody, no copy pending on it.
+            let _ = unsafe { sys::cuMemFreeHost(b.addr as *mut c_void) };
             state.stats.cached -= bytes as u64;
         }
+    }
+}
+
+/// Records, on `stream` of `gpu`, that an async copy just issued there uses the pinned block
+/// holding `ptr` (if `ptr` is pinned memory of this pool; otherwise nothing happens). Until
+/// the copy completes, the block is not handed out again after it is freed. The caller has
+/// `gpu`'s context current.
+pub(super) fn fence_use(ptr: *const c_void, gpu: i32, stream: sys::CUstream) -> Result<()> {
+    let addr = ptr as usize;
+    let mut state = PINNED.lock();
+    let Some((&start, block)) = state.live.range_mut(..=addr).next_back() else {
+        return Ok(());
+    };
+    if addr >= start + block.bytes {
+        return Ok(());
+    }
+    let mut fences = std::mem::take(&mut block.fences);
+    state.prune(&mut fences);
+    let event = match state.spare_events.get_mut(&gpu).and_then(Vec::pop) {
+        Some(e) => e as sys::CUevent,
+        None => {
+            let mut e: sys::CUevent = std::ptr::null_mut();
+            // SAFETY: valid out-pointer; the caller made `gpu`'s context current.
+            let rc = unsafe {
+                sys::cuEventCreate(&mut e, sys::CUevent_flags::CU_EVENT_DISABLE_TIMING as u32)
+            };
+            if let Err(err) = check(rc, "cuEventCreate") {
+                restore_fences(&mut state, start, fences);
+                return Err(err);
+            }
+            e
+        }
+    };
+    // SAFETY: a live event of `gpu`'s context and a live stream of the same gpu.
+    let rc = unsafe { sys::cuEventRecord(event, stream) };
+    if let Err(err) = check(rc, "cuEventRecord") {
+        state
+            .spare_events
+            .entry(gpu)
+            .or_default()
+            .push(event as usize);
+        restore_fences(&mut state, start, fences);
+        return Err(err);
+    }
+    fences.push(Fence {
+        gpu,
+        event: event as usize,
+    });
+    restore_fences(&mut state, start, fences);
+    Ok(())
+}
+
+fn restore_fences(state: &mut PinnedState, start: usize, fences: Vec<Fence>) {
+    if let Some(b) = state.live.get_mut(&start) {
+        b.fences = fences;
     }
 }
 
@@ -95,13 +233,19 @@ unsafe extern "C" fn pinned_delete(ptr: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         let mut state = PINNED.lock();
         match state.live.remove(&(ptr as usize)) {
-            Some(bytes) => {
+            Some(LiveBlock { bytes, mut fences }) => {
                 state.stats.in_use -= bytes as u64;
+                state.prune(&mut fences);
                 if state.stats.cached + bytes as u64 <= MAX_CACHED_BYTES {
                     state.stats.cached += bytes as u64;
-                    state.free.entry(bytes).or_default().push(ptr as usize);
+                    state.free.entry(bytes).or_default().push(FreeBlock {
+                        addr: ptr as usize,
+                        fences,
+                    });
                 } else {
-                    // SAFETY: a live pinned block, removed from `live`, freed once.
+                    state.wait_all(&mut fences);
+                    // SAFETY: a live pinned block, removed from `live`, freed once, with no
+                    // copy pending on it.
                     let _ = unsafe { sys::cuMemFreeHost(ptr) };
                 }
             }

@@ -1202,7 +1202,7 @@ int32_t c2rs_cuda_tensor_to_dlpack(const c2rs_workspace *ws,
  * with an existing `device_id` whose memory `data` is (checked with the driver).
  * Ownership: on success the blob owns `in`: its deleter is called exactly once, when the blob
  * and every export or operator snapshot sharing it let go. On failure the caller still owns
- * `in`.
+ * `in`, and a blob `name` that did not exist before the call does not exist after it.
  * Thread safety: safe from any thread; the deleter may later run on any thread.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL, `name` is not UTF-8, the
  * shape is invalid, `device_id` is out of range or the data is not that GPU's memory;

@@ -695,6 +695,10 @@ fn cuda_dlpack_export_and_import_round_trip_with_one_delete() {
         INVALID_ARGUMENT
     );
     assert_eq!(deletes.load(Ordering::SeqCst), 1);
+    // The failed import leaves no empty blob behind.
+    let mut has = true;
+    assert_eq!(c2rs_workspace_has_blob(ws.0, z.as_ptr(), &mut has), OK);
+    assert!(!has);
     // SAFETY: still ours.
     unsafe { ((*bogus).deleter.unwrap())(bogus) };
     drop(g);

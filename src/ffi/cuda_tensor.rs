@@ -201,7 +201,7 @@ pub extern "C" fn c2rs_cuda_tensor_to_dlpack(
 /// with an existing `device_id` whose memory `data` is (checked with the driver).
 /// Ownership: on success the blob owns `in`: its deleter is called exactly once, when the blob
 /// and every export or operator snapshot sharing it let go. On failure the caller still owns
-/// `in`.
+/// `in`, and a blob `name` that did not exist before the call does not exist after it.
 /// Thread safety: safe from any thread; the deleter may later run on any thread.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL, `name` is not UTF-8, the
 /// shape is invalid, `device_id` is out of range or the data is not that GPU's memory;
@@ -222,14 +222,26 @@ pub extern "C" fn c2rs_cuda_tensor_from_dlpack(
         need_gpu()?;
         let ws = arc_ref(ws, "ws")?;
         let name = name_arg(name, "name")?;
+        // The blob is made before adopting (so a failed lookup leaves `in` with the caller)
+        // and removed again when adoption fails, so a failed call leaves no empty blob.
+        let existed = ws.has_blob(name);
         let blob = ws.create_blob(name).ok_or_else(|| {
             C2rsError::not_found(format!(
                 "blob {name} is forwarded to a parent blob that no longer exists"
             ))
         })?;
         // SAFETY: non-NULL; the C contract makes `in` a valid DLPack tensor handed over to us.
-        let t = unsafe { CudaTensor::from_dlpack(r#in) }?;
-        blob.set_native(Arc::new(t));
-        Ok(())
+        match unsafe { CudaTensor::from_dlpack(r#in) } {
+            Ok(t) => {
+                blob.set_native(Arc::new(t));
+                Ok(())
+            }
+            Err(e) => {
+                if !existed {
+                    ws.remove_blob(name);
+                }
+                Err(e)
+            }
+        }
     })
 }

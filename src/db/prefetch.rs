@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::RecordValue;
-use super::batch::{BatchAssembler, Record};
+use super::RecordBytes;
+use super::batch::BatchAssembler;
 use super::reader::DbReader;
 use crate::error::{C2rsError, Result};
 use crate::tensor::Tensor;
@@ -99,7 +99,7 @@ impl BatchReader {
             if let Some(e) = &s.state.lock().failed {
                 return Err(e.clone());
             }
-            let result = s.read_records().and_then(|records| s.assemble(records));
+            let result = s.take_records().and_then(|records| s.assemble(records));
             if let Err(e) = &result {
                 s.state.lock().failed = Some(e.clone());
             }
@@ -127,31 +127,15 @@ impl BatchReader {
 }
 
 impl Shared {
-    fn read_records(&self) -> Result<Vec<Record>> {
-        Self::read_values(self.take_records()?)
+    /// Takes the next batch's records from the reader, in order, under one reader lock. From
+    /// minidb they are ranges of the mapped file: nothing is copied here.
+    fn take_records(&self) -> Result<Vec<(RecordBytes, RecordBytes)>> {
+        self.reader.read_many(self.assembler.records_per_batch())
     }
 
-    /// Takes the next batch's records from the reader (in order; values may be unread).
-    fn take_records(&self) -> Result<Vec<(Vec<u8>, RecordValue)>> {
-        (0..self.assembler.records_per_batch())
-            .map(|_| self.reader.read_deferred())
-            .collect()
-    }
-
-    /// Reads the values `take_records` left unread (in parallel across workers).
-    fn read_values(taken: Vec<(Vec<u8>, RecordValue)>) -> Result<Vec<Record>> {
-        taken
-            .into_iter()
-            .map(|(key, value)| Ok((key, value.into_bytes()?)))
-            .collect()
-    }
-
-    /// Assembles a batch, then gives the record buffers back to the reader for reuse.
-    fn assemble(&self, records: Vec<Record>) -> Result<Vec<Tensor>> {
-        let result = self.assembler.assemble(&records);
-        self.reader
-            .recycle(records.into_iter().map(|(_, value)| value));
-        result
+    /// Assembles a batch straight from the records' bytes (one copy, into the batch).
+    fn assemble(&self, records: Vec<(RecordBytes, RecordBytes)>) -> Result<Vec<Tensor>> {
+        self.assembler.assemble_borrowed(&records)
     }
 
     fn work(&self) {
@@ -178,11 +162,9 @@ impl Shared {
                 };
                 (seq, self.take_records())
             };
-            // Only taking records is ordered; reading their values and assembling run in
-            // parallel across workers.
-            let result = records
-                .and_then(Self::read_values)
-                .and_then(|r| self.assemble(r));
+            // Only taking records is ordered; assembling (the copying) runs in parallel
+            // across workers.
+            let result = records.and_then(|r| self.assemble(r));
             let mut state = self.state.lock();
             state.ready.insert(seq, result);
             drop(state);

@@ -14,7 +14,7 @@ use super::RecordBytes;
 use super::batch::BatchAssembler;
 use super::reader::DbReader;
 use crate::error::{C2rsError, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{BufferPool, Tensor};
 
 /// Batch bookkeeping. Guarded by `Shared::state`.
 /// Invariants: `next_to_take <= started`, `started - next_to_take <= depth` (batches in flight or
@@ -34,6 +34,8 @@ struct State {
 struct Shared {
     reader: Arc<DbReader>,
     assembler: BatchAssembler,
+    /// Buffers of dropped batches, reused by the next ones (no page faults on refill).
+    pool: Arc<BufferPool>,
     depth: u64,
     /// Serialises "take a sequence number and read its records", so sequence numbers follow
     /// record order. Guards nothing else.
@@ -68,6 +70,14 @@ impl BatchReader {
         let shared = Arc::new(Shared {
             reader,
             assembler,
+            // Batches alive at once: `depth` ready, one per worker being filled, and a couple
+            // held by the consumer; each has one buffer per output.
+            pool: BufferPool::new(
+                depth
+                    .saturating_add(num_threads)
+                    .saturating_add(2)
+                    .saturating_mul(assembler.num_outputs),
+            ),
             depth: depth as u64,
             read_order: Mutex::new(()),
             state: Mutex::new(State {
@@ -133,9 +143,10 @@ impl Shared {
         self.reader.read_many(self.assembler.records_per_batch())
     }
 
-    /// Assembles a batch straight from the records' bytes (one copy, into the batch).
+    /// Assembles a batch straight from the records' bytes (one copy, into the batch), into
+    /// buffers of batches the consumer already dropped where there are some.
     fn assemble(&self, records: Vec<(RecordBytes, RecordBytes)>) -> Result<Vec<Tensor>> {
-        self.assembler.assemble_borrowed(&records)
+        self.assembler.assemble_pooled(&records, Some(&self.pool))
     }
 
     fn work(&self) {

@@ -14,7 +14,9 @@
 //              temporary tensor, then copied into a batch allocated per run;
 //   (`--only assemble|via_db|protobuf|caffe2|memcpy|prefetch` runs one, for profiling)
 //   memcpy     the payload bytes of each record copied into a reused batch buffer (the floor).
-// Then prefetch scaling: c2rs_batch_reader with 1 and 2 decode threads (depth 4).
+// Then prefetch scaling: c2rs_batch_reader with 1 and 2 decode threads (depth 4), next to what
+// this machine gives two threads right now: the memcpy contender on 1 and on 2 threads at once
+// (on a shared or loaded machine the second CPU may not be there to show any scaling).
 // Prints records/s, GB/s of payload and the ratios; `--json` also writes them as one JSON line.
 #include "caffe2.pb.h"
 #include "caffe2rs.h"
@@ -27,6 +29,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <unistd.h>
@@ -270,6 +273,22 @@ double Memcpy(const Scenario& s, double seconds) {
       seconds);
 }
 
+/// The memcpy contender on `threads` threads at once, each into its own batch buffer; returns
+/// batches per second summed over the threads.
+double ParallelMemcpy(const Scenario& s, int threads, double seconds) {
+  std::vector<double> rates(threads);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] { rates[t] = Memcpy(s, seconds); });
+  }
+  double sum = 0;
+  for (int t = 0; t < threads; ++t) {
+    pool[t].join();
+    sum += rates[t];
+  }
+  return sum;
+}
+
 bool Run(const char* only, const char* name) {
   return only == nullptr || std::strcmp(only, name) == 0;
 }
@@ -303,6 +322,8 @@ int main(int argc, char** argv) {
     const double copy = Run(only, "memcpy") ? Memcpy(s, seconds) * kBatch : 0.0;
     const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds) * kBatch : 0.0;
     const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds) * kBatch : 0.0;
+    const double m1 = Run(only, "prefetch") ? ParallelMemcpy(s, 1, seconds) * kBatch : 0.0;
+    const double m2 = Run(only, "prefetch") ? ParallelMemcpy(s, 2, seconds) * kBatch : 0.0;
     std::remove(path.c_str());
     const double gb = static_cast<double>(s.payload_bytes) / 1e9;
     std::printf("\n(%s) payload %zu B/record\n", s.name, s.payload_bytes);
@@ -317,13 +338,15 @@ int main(int argc, char** argv) {
     std::printf("  caffe2rs/memcpy %5.1f%% (via DB %.1f%%)   memcpy/protobuf %.2fx\n", 100.0 * ours / copy,
                 100.0 * via_db / copy, copy / proto);
     std::printf("  prefetch 1 thread %10.0f rec/s, 2 threads %10.0f rec/s: %.2fx\n", t1, t2, t2 / t1);
-    char entry[640];
+    std::printf("  memcpy   1 thread %10.0f rec/s, 2 threads %10.0f rec/s: %.2fx  (what 2 threads get now)\n",
+                m1, m2, m2 / m1);
+    char entry[768];
     std::snprintf(entry, sizeof entry,
                   "%s{\"name\":\"%s\",\"payload_bytes\":%zu,\"caffe2rs_rps\":%.0f,\"caffe2rs_via_db_rps\":%.0f,\"protobuf_rps\":%.0f,"
                   "\"protobuf_caffe2_rps\":%.0f,\"memcpy_rps\":%.0f,\"vs_protobuf_caffe2\":%.3f,\"vs_protobuf\":%.3f,\"vs_memcpy\":%.3f,\"prefetch1_rps\":%.0f,"
-                  "\"prefetch2_rps\":%.0f,\"prefetch_scaling\":%.3f}",
+                  "\"prefetch2_rps\":%.0f,\"prefetch_scaling\":%.3f,\"memcpy_scaling\":%.3f}",
                   first ? "" : ",", s.name, s.payload_bytes, ours, via_db, proto, caffe2, copy, ours / caffe2, ours / proto, ours / copy,
-                  t1, t2, t2 / t1);
+                  t1, t2, t2 / t1, m2 / m1);
     json += entry;
     first = false;
   }

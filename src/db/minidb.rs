@@ -14,7 +14,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{Cursor, Db, Mode, RecordBytes, Transaction, io_error};
+use super::{Cursor, Db, Mode, RecordBytes, SharedMemory, Transaction, io_error};
 use crate::error::{C2rsError, Result};
 
 pub(super) struct MiniDb {
@@ -172,7 +172,7 @@ impl Mapping {
         Ok(Some(Self { ptr, len }))
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub(super) fn bytes(&self) -> &[u8] {
         // SAFETY: `ptr` is a live PROT_READ mapping of `len` bytes (unmapped only in drop,
         // which cannot run while `&self` is borrowed); no one writes through it.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
@@ -190,14 +190,14 @@ impl Drop for Mapping {
 
 /// Bytes of a record inside the mapped file, shared with the cursor (no copy).
 pub struct MappedBytes {
-    map: Arc<Mapping>,
-    /// Within `map.len` (checked when the cursor read the record).
+    map: SharedMemory,
+    /// Within the mapping (checked when the cursor read the record).
     range: Range<usize>,
 }
 
 impl AsRef<[u8]> for MappedBytes {
     fn as_ref(&self) -> &[u8] {
-        &self.map.bytes()[self.range.clone()]
+        self.map.get(self.range.clone())
     }
 }
 
@@ -231,7 +231,7 @@ impl MiniDbCursor {
     fn shared(&self, range: &Range<usize>) -> RecordBytes {
         match &self.map {
             Some(map) if self.valid => RecordBytes::Mapped(MappedBytes {
-                map: Arc::clone(map),
+                map: SharedMemory(Arc::clone(map)),
                 range: range.clone(),
             }),
             _ => RecordBytes::Owned(Vec::new()),
@@ -309,6 +309,14 @@ impl Cursor for MiniDbCursor {
 
     fn take_shared(&mut self) -> (RecordBytes, RecordBytes) {
         (self.shared(&self.key), self.shared(&self.value))
+    }
+
+    fn shared_memory(&self) -> Option<SharedMemory> {
+        self.map.clone().map(SharedMemory)
+    }
+
+    fn span(&self) -> Option<(Range<usize>, Range<usize>)> {
+        (self.valid && self.map.is_some()).then(|| (self.key.clone(), self.value.clone()))
     }
 }
 

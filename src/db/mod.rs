@@ -11,7 +11,10 @@ mod scan;
 
 pub use batch::{BatchAssembler, Record, decode_record};
 pub use prefetch::BatchReader;
-pub use reader::DbReader;
+pub use reader::{DbReader, Records};
+
+use std::ops::Range;
+use std::sync::Arc;
 
 use crate::error::{C2rsError, Result};
 
@@ -76,6 +79,29 @@ pub trait Cursor: Send {
             RecordBytes::Owned(self.key().to_vec()),
             RecordBytes::Owned(self.value().to_vec()),
         )
+    }
+    /// The memory this cursor's records live in when it can share them (minidb: its mapped
+    /// file); the same for the cursor's whole life. None (the default) when it cannot.
+    fn shared_memory(&self) -> Option<SharedMemory> {
+        None
+    }
+    /// The current record's key and value as ranges of `shared_memory()`; None when invalid
+    /// or not shared.
+    fn span(&self) -> Option<(Range<usize>, Range<usize>)> {
+        None
+    }
+}
+
+/// Read-only memory a cursor shares its records from (a mapped minidb file), kept alive by
+/// whoever holds records of it.
+#[derive(Clone)]
+pub struct SharedMemory(Arc<minidb::Mapping>);
+
+impl SharedMemory {
+    /// `range` of the memory; empty when out of bounds (ranges come from the cursor, which
+    /// checked them against this memory).
+    pub fn get(&self, range: Range<usize>) -> &[u8] {
+        self.0.bytes().get(range).unwrap_or_default()
     }
 }
 

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::RecordBytes;
+use super::Records;
 use super::batch::BatchAssembler;
 use super::reader::DbReader;
 use crate::error::{C2rsError, Result};
@@ -139,14 +139,15 @@ impl BatchReader {
 impl Shared {
     /// Takes the next batch's records from the reader, in order, under one reader lock. From
     /// minidb they are ranges of the mapped file: nothing is copied here.
-    fn take_records(&self) -> Result<Vec<(RecordBytes, RecordBytes)>> {
+    fn take_records(&self) -> Result<Records> {
         self.reader.read_many(self.assembler.records_per_batch())
     }
 
     /// Assembles a batch straight from the records' bytes (one copy, into the batch), into
     /// buffers of batches the consumer already dropped where there are some.
-    fn assemble(&self, records: Vec<(RecordBytes, RecordBytes)>) -> Result<Vec<Tensor>> {
-        self.assembler.assemble_pooled(&records, Some(&self.pool))
+    fn assemble(&self, records: Records) -> Result<Vec<Tensor>> {
+        self.assembler
+            .assemble_pooled(&records.pairs(), Some(&self.pool))
     }
 
     fn work(&self) {

@@ -1,9 +1,11 @@
 //! `DbReader`: one DB cursor shared by many readers (operators, host threads), with sharding
 //! and silent wrap-around, as Caffe2's `DBReader`.
 
+use std::ops::Range;
+
 use parking_lot::Mutex;
 
-use super::{Cursor, Db, Mode, RecordBytes, open_db};
+use super::{Cursor, Db, Mode, RecordBytes, SharedMemory, open_db};
 use crate::error::{C2rsError, Result};
 
 /// Cursor state behind the reader's lock.
@@ -102,16 +104,39 @@ impl DbReader {
         self.take(&mut state)
     }
 
-    /// `n` consecutive `read_shared`s under one lock: no other caller's record comes between.
-    pub fn read_many(&self, n: usize) -> Result<Vec<(RecordBytes, RecordBytes)>> {
+    /// `n` consecutive reads under one lock (no other caller's record comes between). From a
+    /// DB that shares its records (minidb) they are ranges of its memory, all kept alive by
+    /// one shared reference: no copy and no per-record allocation or reference count.
+    pub fn read_many(&self, n: usize) -> Result<Records> {
         let mut state = self.state.lock();
-        (0..n).map(|_| self.take(&mut state)).collect()
+        let memory = state.cursor.shared_memory();
+        let mut spans = Vec::with_capacity(n);
+        for _ in 0..n {
+            self.advance_pull(&mut state)?;
+            let span = match (&memory, state.cursor.span()) {
+                (Some(_), Some((key, value))) => (Span::Shared(key), Span::Shared(value)),
+                _ => {
+                    let (key, value) = state.cursor.take_shared();
+                    (Span::Owned(key), Span::Owned(value))
+                }
+            };
+            self.advance(&mut state)?;
+            spans.push(span);
+        }
+        Ok(Records { memory, spans })
     }
 
     fn take(&self, state: &mut State) -> Result<(RecordBytes, RecordBytes)> {
+        self.advance_pull(state)?;
+        let record = state.cursor.take_shared();
+        self.advance(state)?;
+        Ok(record)
+    }
+
+    /// Before taking a record: pulls it (streaming) or checks there is one.
+    fn advance_pull(&self, state: &mut State) -> Result<()> {
         if state.pull {
-            state.cursor.next()?;
-            return Ok(state.cursor.take_shared());
+            return state.cursor.next();
         }
         if !state.cursor.valid() {
             return Err(C2rsError::enforce(format!(
@@ -119,7 +144,14 @@ impl DbReader {
                 self.source, self.db_type, self.shard_id
             )));
         }
-        let record = state.cursor.take_shared();
+        Ok(())
+    }
+
+    /// After taking a record: moves to the shard's next one, wrapping at the end.
+    fn advance(&self, state: &mut State) -> Result<()> {
+        if state.pull {
+            return Ok(());
+        }
         for _ in 0..self.num_shards {
             state.cursor.next()?;
             if !state.cursor.valid() {
@@ -127,7 +159,7 @@ impl DbReader {
                 break;
             }
         }
-        Ok(record)
+        Ok(())
     }
 
     /// Runs `f` with exclusive access to the raw cursor (used by Load, which iterates from the
@@ -151,6 +183,46 @@ impl DbReader {
 
     pub fn shard_id(&self) -> u32 {
         self.shard_id
+    }
+}
+
+/// One record's key or value in `Records`.
+enum Span {
+    Owned(RecordBytes),
+    /// A range of `Records::memory`.
+    Shared(Range<usize>),
+}
+
+/// Records taken by `DbReader::read_many`, in order.
+pub struct Records {
+    /// Keeps the DB memory that `Span::Shared` ranges point into alive.
+    memory: Option<SharedMemory>,
+    spans: Vec<(Span, Span)>,
+}
+
+impl Records {
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    fn bytes<'a>(&'a self, span: &'a Span) -> &'a [u8] {
+        match (span, &self.memory) {
+            (Span::Owned(b), _) => b.as_ref(),
+            (Span::Shared(range), Some(memory)) => memory.get(range.clone()),
+            (Span::Shared(_), None) => &[],
+        }
+    }
+
+    /// `(key, value)` of every record, borrowed.
+    pub fn pairs(&self) -> Vec<(&[u8], &[u8])> {
+        self.spans
+            .iter()
+            .map(|(k, v)| (self.bytes(k), self.bytes(v)))
+            .collect()
     }
 }
 
@@ -194,6 +266,12 @@ mod tests {
             keys(&DbReader::open("lmdb", &path, 3, 2).unwrap(), 5),
             ["02", "05", "08", "02", "05"]
         );
+        // Batches of records (owned copies from LMDB) follow the same order.
+        let reader = DbReader::open("lmdb", &path, 3, 1).unwrap();
+        let batch = reader.read_many(4).unwrap();
+        let got: Vec<&[u8]> = batch.pairs().iter().map(|&(k, _)| k).collect();
+        assert_eq!(got, [b"01", b"04", b"07", b"01"]);
+        assert_eq!((batch.len(), keys(&reader, 1)[0].as_str()), (4, "04"));
     }
 
     // Ported from DBReaderTest: after a seek the reader continues from there; 10 threads each
@@ -241,18 +319,13 @@ mod tests {
             .with_cursor(|c| Ok((c.key().to_vec(), c.value().to_vec())))
             .unwrap();
         assert_eq!(seen, (b"k2".to_vec(), value(2)));
-        let many: Vec<_> = reader
-            .read_many(3)
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k.into_vec(), v.into_vec()))
-            .collect();
+        let many = reader.read_many(3).unwrap();
         assert_eq!(
-            many,
+            many.pairs(),
             [
-                (b"k2".to_vec(), value(2)),
-                (b"k3".to_vec(), value(3)),
-                (b"k0".to_vec(), value(0))
+                (&b"k2"[..], &value(2)[..]),
+                (&b"k3"[..], &value(3)[..]),
+                (&b"k0"[..], &value(0)[..])
             ]
         );
         // NEW replaces the file, so bytes shared from the old one stay readable (no SIGBUS)
@@ -263,6 +336,7 @@ mod tests {
             (k1.as_ref(), v1.as_ref(), k0.as_ref(), v0.as_ref()),
             (&b"k1"[..], &value(1)[..], &b"k0"[..], &value(0)[..])
         );
+        assert_eq!(many.pairs()[2], (&b"k0"[..], &value(0)[..]));
         let reader = DbReader::open("minidb", &path, 1, 0).unwrap();
         assert_eq!(reader.read().unwrap(), (b"k0".to_vec(), vec![9; 10]));
     }

@@ -219,10 +219,11 @@ impl BufferPool {
         self.free.lock().len()
     }
 
+    /// The most recently given back buffer of `len` bytes (the likeliest still in cache).
     fn take(&self, len: usize) -> Option<NonNull<u8>> {
         let mut free = self.free.lock();
-        let i = free.iter().position(|&(_, l)| l == len)?;
-        Some(free.swap_remove(i).0)
+        let i = free.iter().rposition(|&(_, l)| l == len)?;
+        Some(free.remove(i).0)
     }
 
     /// Keeps `ptr` (an aligned allocation of `len` bytes, ownership passed in) when `pool` is

@@ -151,7 +151,7 @@ impl BatchAssembler {
             check_count(key, value, views.len(), self.num_outputs)?;
             for (i, (view, out)) in views.iter().zip(outputs.iter_mut()).enumerate() {
                 let expected_dims = &out.dims[1..];
-                if view.dims != expected_dims || view.data_type != out.dtype.as_i32() {
+                if view.dims[..] != *expected_dims || view.data_type != out.dtype.as_i32() {
                     let got = DataType::try_from(view.data_type)
                         .map(|d| d.name().to_string())
                         .unwrap_or_else(|_| view.data_type.to_string());

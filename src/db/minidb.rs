@@ -7,7 +7,7 @@
 //! instead of an abort.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
@@ -123,13 +123,17 @@ impl Db for MiniDb {
 /// SIGBUS on access to the lost pages). caffe2rs itself never truncates a file in place
 /// (NEW mode replaces it, see `MiniDb::open`); other programs truncating a DB that is being
 /// read are not supported, as with LMDB, which maps its file too.
-pub(super) struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
+pub(super) enum Mapping {
+    Mapped {
+        ptr: NonNull<u8>,
+        len: usize,
+    },
+    /// Where the file cannot be mapped (mmap(2) refused it): its bytes, read once.
+    Read(Vec<u8>),
 }
 
 // SAFETY: the mapping is read-only (PROT_READ) and owned by this value until drop; reading it
-// from any thread is sound, nothing in it is tied to a thread.
+// from any thread is sound, nothing in it is tied to a thread. (`Read` is a plain `Vec`.)
 unsafe impl Send for Mapping {}
 // SAFETY: as above; `&Mapping` only hands out shared byte slices.
 unsafe impl Sync for Mapping {}
@@ -162,29 +166,46 @@ impl Mapping {
                 0,
             )
         };
-        if raw == libc::MAP_FAILED {
-            let e = std::io::Error::last_os_error();
-            return Err(io_error(path, "cannot map minidb file", &e));
+        match NonNull::new(raw.cast::<u8>()) {
+            Some(ptr) if raw != libc::MAP_FAILED => Ok(Some(Self::Mapped { ptr, len })),
+            // Some filesystems cannot map files: read it instead (the records are then copied
+            // once, at open).
+            _ => Self::read(file, path, len).map(Some),
         }
-        let Some(ptr) = NonNull::new(raw.cast::<u8>()) else {
-            return Err(C2rsError::io(format!("minidb {path}: mmap returned NULL")));
-        };
-        Ok(Some(Self { ptr, len }))
+    }
+
+    /// The file's first `len` bytes (fewer if it shrank meanwhile), read into memory.
+    fn read(file: &File, path: &str, len: usize) -> Result<Self> {
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(len)
+            .map_err(|_| C2rsError::io(format!("minidb {path}: cannot hold {len} bytes")))?;
+        let mut reader = file;
+        reader
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| reader.take(len as u64).read_to_end(&mut bytes))
+            .map_err(|e| io_error(path, "cannot read minidb file", &e))?;
+        Ok(Self::Read(bytes))
     }
 
     pub(super) fn bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` is a live PROT_READ mapping of `len` bytes (unmapped only in drop,
-        // which cannot run while `&self` is borrowed); no one writes through it.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        match self {
+            // SAFETY: `ptr` is a live PROT_READ mapping of `len` bytes (unmapped only in drop,
+            // which cannot run while `&self` is borrowed); no one writes through it.
+            Self::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
+            Self::Read(bytes) => bytes,
+        }
     }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly the mapping made in `of`, unmapped once, here; no
-        // borrowed slice of it outlives `self`.
-        // munmap of a valid mapping cannot fail; there is no caller to report to in drop.
-        let _ = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        if let Self::Mapped { ptr, len } = *self {
+            // SAFETY: `ptr`/`len` are exactly the mapping made in `of`, unmapped once, here;
+            // no borrowed slice of it outlives `self`. munmap of a valid mapping cannot fail,
+            // and there is no caller to report to in drop.
+            let _ = unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+        }
     }
 }
 
@@ -460,6 +481,19 @@ mod tests {
             "{}",
             e.message()
         );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_mapped_is_read_with_the_same_bytes() {
+        let path = temp_path("read-fallback");
+        std::fs::write(&path, b"\x01\x00\x00\x00\x02\x00\x00\x00kvv").unwrap();
+        let file = File::open(&path).unwrap();
+        let read = Mapping::read(&file, &path, 11).unwrap();
+        let mapped = Mapping::of(&file, &path).unwrap().unwrap();
+        assert!(matches!(read, Mapping::Read(_)) && matches!(mapped, Mapping::Mapped { .. }));
+        assert_eq!(read.bytes(), mapped.bytes());
+        // A file shorter than its stat length when read: the bytes that are there.
+        assert_eq!(Mapping::read(&file, &path, 20).unwrap().bytes().len(), 11);
     }
 
     #[test]

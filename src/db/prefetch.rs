@@ -278,6 +278,28 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_batch_gives_its_buffer_to_a_later_batch() {
+        let path = int_db("reuse", 4, None);
+        let reader = Arc::new(DbReader::open("minidb", &path, 1, 0).unwrap());
+        let assembler = BatchAssembler {
+            batch_size: 2,
+            num_outputs: 1,
+        };
+        let br = BatchReader::new(reader, assembler, 0, 0).unwrap();
+        let first = br.next().unwrap();
+        let buffer = first[0].storage().unwrap().as_ptr();
+        assert_eq!(values(&first), [0, 1]);
+        drop(first);
+        let second = br.next().unwrap();
+        assert_eq!(second[0].storage().unwrap().as_ptr(), buffer);
+        assert_eq!(values(&second), [2, 3], "refilled with the new records");
+        // A batch still held keeps its buffer: the next one gets another.
+        let third = br.next().unwrap();
+        assert_ne!(third[0].storage().unwrap().as_ptr(), buffer);
+        assert_eq!((values(&second), values(&third)), (vec![2, 3], vec![0, 1]));
+    }
+
+    #[test]
     fn dropping_a_reader_with_idle_workers_returns() {
         let path = int_db("drop", 4, None);
         let reader = Arc::new(DbReader::open("minidb", &path, 1, 0).unwrap());

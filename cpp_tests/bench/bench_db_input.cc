@@ -12,7 +12,8 @@
 //   protobuf, Caffe2 design  what Caffe2's TensorProtosDBInput did: value copied out of the
 //              reader, fresh TensorProtos parsed per record, each proto deserialised into a
 //              temporary tensor, then copied into a batch allocated per run;
-//   (`--only assemble|via_db|protobuf|caffe2|memcpy|prefetch` runs one, for profiling)
+//   (`--only assemble|via_db|protobuf|caffe2|memcpy|prefetch` runs one, for profiling;
+//   `--depth N` sets the prefetch depth, default 4)
 //   memcpy     the payload bytes of each record copied into a reused batch buffer (the floor).
 // Then prefetch scaling: c2rs_batch_reader with 1 and 2 decode threads (depth 4), next to what
 // this machine gives two threads right now: the memcpy contender on 1 and on 2 threads at once
@@ -126,6 +127,9 @@ double Rate(F batch, double seconds) {
   return n / elapsed;
 }
 
+/// Prefetch depth of c2rs_batch_reader (`--depth`, default 4).
+size_t g_depth = 4;
+
 /// CPU seconds (user + system) used by the whole process so far, all threads.
 double ProcessCpu() {
   rusage u{};
@@ -142,7 +146,7 @@ double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, doub
   c2rs_db_reader* reader = nullptr;
   Check(c2rs_db_reader_new("minidb", path.c_str(), 1, 0, &reader), "c2rs_db_reader_new");
   c2rs_batch_reader* br = nullptr;
-  Check(c2rs_batch_reader_new(reader, kBatch, static_cast<size_t>(s.num_outputs), 4, threads, &br),
+  Check(c2rs_batch_reader_new(reader, kBatch, static_cast<size_t>(s.num_outputs), g_depth, threads, &br),
         "c2rs_batch_reader_new");
   long batches = 0;
   double cpu_start = 0;
@@ -322,6 +326,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = std::atof(argv[++i]);
     if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_path = argv[++i];
     if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
+    if (std::strcmp(argv[i], "--depth") == 0 && i + 1 < argc) g_depth = std::strtoul(argv[++i], nullptr, 10);
   }
   const std::string dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   std::string json = "{\"batch\":32,\"seconds\":" + std::to_string(seconds) +

@@ -5,6 +5,9 @@
 //!   (b) float records: one FLOAT tensor of 2048 values, packed float_data.
 //! Contenders, run back to back in one process:
 //!   fast    — caffe2rs's scanner path (`BatchAssembler`), payload copied straight into the batch;
+//!   pooled  — the same, batch buffers reused from a `BufferPool` (as the prefetcher does);
+//!   via DB  — `BatchReader` without threads over the records in a minidb on tmpfs (mapped);
+//!   prefetch 1/2 — `BatchReader` with 1 and 2 worker threads, the consumer only takes batches;
 //!   prost   — full prost decode of each record, then a copy into the batch;
 //!   memcpy  — copying just the payload bytes of the same records into a batch buffer (the floor).
 //! Prints records/s, GB/s of payload and the ratios fast/prost and fast/memcpy.
@@ -13,8 +16,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use caffe2rs::db::{BatchAssembler, Record, decode_record};
+use std::sync::Arc;
+
+use caffe2rs::db::{BatchAssembler, BatchReader, DbReader, Mode, Record, decode_record, open_db};
 use caffe2rs::proto::{TensorProto, TensorProtos};
+use caffe2rs::tensor::BufferPool;
 use caffe2rs::tensor::rows::stack_rows;
 use prost::Message;
 
@@ -98,6 +104,39 @@ fn scenario(name: &str, make: fn(usize) -> (Record, usize), num_outputs: usize) 
                 .expect("valid records"),
         );
     });
+    let buffers = BufferPool::new(4 * num_outputs);
+    let pooled = rate(budget, |n| {
+        black_box(
+            assembler
+                .assemble_pooled(&batches[n % batches.len()], Some(&buffers))
+                .expect("valid records"),
+        );
+    });
+    let dir = if std::path::Path::new("/dev/shm").is_dir() {
+        std::path::PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let path = dir
+        .join(format!("c2rs-bench-{}.minidb", std::process::id()))
+        .to_string_lossy()
+        .into_owned();
+    let db = open_db("minidb", &path, Mode::New).expect("create minidb");
+    let mut t = db.new_transaction().expect("transaction");
+    for ((k, v), _) in &pool {
+        t.put(k, v).expect("put");
+    }
+    drop(t);
+    drop(db);
+    let through_db = |threads: usize| {
+        let reader = Arc::new(DbReader::open("minidb", &path, 1, 0).expect("open minidb"));
+        let br = BatchReader::new(reader, assembler, 4, threads).expect("batch reader");
+        rate(budget, |_| {
+            black_box(br.next().expect("batch"));
+        })
+    };
+    let (via_db, prefetch1, prefetch2) = (through_db(0), through_db(1), through_db(2));
+    let _ = std::fs::remove_file(&path);
     let prost = rate(budget, |n| {
         let decoded: Vec<Vec<_>> = batches[n % batches.len()]
             .iter()
@@ -132,17 +171,27 @@ fn scenario(name: &str, make: fn(usize) -> (Record, usize), num_outputs: usize) 
     });
     let gbps = |batches_per_s: f64| batches_per_s * (BATCH * payload_per_record) as f64 / 1e9;
     println!("{name}: batch {BATCH}, payload {payload_per_record} B/record");
-    for (label, r) in [("fast", fast), ("prost", prost), ("memcpy", memcpy)] {
+    for (label, r) in [
+        ("fast", fast),
+        ("pooled", pooled),
+        ("via DB", via_db),
+        ("prefetch 1", prefetch1),
+        ("prefetch 2", prefetch2),
+        ("prost", prost),
+        ("memcpy", memcpy),
+    ] {
         println!(
-            "  {label:<7} {:>12.0} records/s  {:>7.2} GB/s",
+            "  {label:<10} {:>12.0} records/s  {:>7.2} GB/s",
             r * BATCH as f64,
             gbps(r)
         );
     }
     println!(
-        "  ratio fast/prost = {:.2}x, fast/memcpy = {:.0}%",
+        "  ratio fast/prost = {:.2}x, fast/memcpy = {:.0}%, via DB/memcpy = {:.0}%, prefetch 2/1 = {:.2}x",
         fast / prost,
-        100.0 * fast / memcpy
+        100.0 * fast / memcpy,
+        100.0 * via_db / memcpy,
+        prefetch2 / prefetch1
     );
 }
 

@@ -12,9 +12,12 @@
 //   protobuf, Caffe2 design  what Caffe2's TensorProtosDBInput did: value copied out of the
 //              reader, fresh TensorProtos parsed per record, each proto deserialised into a
 //              temporary tensor, then copied into a batch allocated per run;
-//   (`--only assemble|via_db|protobuf|caffe2|memcpy|prefetch` runs one, for profiling)
+//   (`--only assemble|via_db|protobuf|caffe2|memcpy|prefetch` runs one, for profiling;
+//   `--depth N` sets the prefetch depth, default 4)
 //   memcpy     the payload bytes of each record copied into a reused batch buffer (the floor).
-// Then prefetch scaling: c2rs_batch_reader with 1 and 2 decode threads (depth 4).
+// Then prefetch scaling: c2rs_batch_reader with 1 and 2 decode threads (depth 4), next to what
+// this machine gives two threads right now: the memcpy contender on 1 and on 2 threads at once
+// (on a shared or loaded machine the second CPU may not be there to show any scaling).
 // Prints records/s, GB/s of payload and the ratios; `--json` also writes them as one JSON line.
 #include "caffe2.pb.h"
 #include "caffe2rs.h"
@@ -27,8 +30,10 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace {
@@ -122,19 +127,40 @@ double Rate(F batch, double seconds) {
   return n / elapsed;
 }
 
-double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, double seconds) {
+/// Prefetch depth of c2rs_batch_reader (`--depth`, default 4).
+size_t g_depth = 4;
+
+/// CPU seconds (user + system) used by the whole process so far, all threads.
+double ProcessCpu() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+
+/// Records per second through c2rs_batch_reader; with `cpu_us_per_record`, also the process CPU
+/// time per record consumed (all threads: workers and consumer), which does not depend on how
+/// many CPUs the machine could give the threads.
+double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, double seconds,
+                double* cpu_us_per_record = nullptr) {
   c2rs_db_reader* reader = nullptr;
   Check(c2rs_db_reader_new("minidb", path.c_str(), 1, 0, &reader), "c2rs_db_reader_new");
   c2rs_batch_reader* br = nullptr;
-  Check(c2rs_batch_reader_new(reader, kBatch, static_cast<size_t>(s.num_outputs), 4, threads, &br),
+  Check(c2rs_batch_reader_new(reader, kBatch, static_cast<size_t>(s.num_outputs), g_depth, threads, &br),
         "c2rs_batch_reader_new");
+  long batches = 0;
+  double cpu_start = 0;
   const double rate = Rate(
       [&] {
+        if (batches++ == 0) cpu_start = ProcessCpu();  // after the warm-up batch
         c2rs_tensor_list* batch = nullptr;
         Check(c2rs_batch_reader_next(br, &batch), "c2rs_batch_reader_next");
         c2rs_tensor_list_free(batch);
       },
       seconds);
+  if (cpu_us_per_record != nullptr) {
+    *cpu_us_per_record = (ProcessCpu() - cpu_start) * 1e6 / (static_cast<double>(batches - 1) * kBatch);
+  }
   c2rs_batch_reader_free(br);
   c2rs_db_reader_free(reader);
   return rate;
@@ -270,6 +296,22 @@ double Memcpy(const Scenario& s, double seconds) {
       seconds);
 }
 
+/// The memcpy contender on `threads` threads at once, each into its own batch buffer; returns
+/// batches per second summed over the threads.
+double ParallelMemcpy(const Scenario& s, int threads, double seconds) {
+  std::vector<double> rates(threads);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] { rates[t] = Memcpy(s, seconds); });
+  }
+  double sum = 0;
+  for (int t = 0; t < threads; ++t) {
+    pool[t].join();
+    sum += rates[t];
+  }
+  return sum;
+}
+
 bool Run(const char* only, const char* name) {
   return only == nullptr || std::strcmp(only, name) == 0;
 }
@@ -284,6 +326,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = std::atof(argv[++i]);
     if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_path = argv[++i];
     if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
+    if (std::strcmp(argv[i], "--depth") == 0 && i + 1 < argc) g_depth = std::strtoul(argv[++i], nullptr, 10);
   }
   const std::string dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   std::string json = "{\"batch\":32,\"seconds\":" + std::to_string(seconds) +
@@ -301,8 +344,11 @@ int main(int argc, char** argv) {
     const double proto = Run(only, "protobuf") ? Protobuf(s, seconds) * kBatch : 0.0;
     const double caffe2 = Run(only, "caffe2") ? ProtobufCaffe2(s, seconds) * kBatch : 0.0;
     const double copy = Run(only, "memcpy") ? Memcpy(s, seconds) * kBatch : 0.0;
-    const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds) * kBatch : 0.0;
-    const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds) * kBatch : 0.0;
+    double cpu1 = 0, cpu2 = 0;  // process CPU µs per record with 1 and 2 prefetch threads
+    const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds, &cpu1) * kBatch : 0.0;
+    const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds, &cpu2) * kBatch : 0.0;
+    const double m1 = Run(only, "prefetch") ? ParallelMemcpy(s, 1, seconds) * kBatch : 0.0;
+    const double m2 = Run(only, "prefetch") ? ParallelMemcpy(s, 2, seconds) * kBatch : 0.0;
     std::remove(path.c_str());
     const double gb = static_cast<double>(s.payload_bytes) / 1e9;
     std::printf("\n(%s) payload %zu B/record\n", s.name, s.payload_bytes);
@@ -317,13 +363,17 @@ int main(int argc, char** argv) {
     std::printf("  caffe2rs/memcpy %5.1f%% (via DB %.1f%%)   memcpy/protobuf %.2fx\n", 100.0 * ours / copy,
                 100.0 * via_db / copy, copy / proto);
     std::printf("  prefetch 1 thread %10.0f rec/s, 2 threads %10.0f rec/s: %.2fx\n", t1, t2, t2 / t1);
-    char entry[640];
+    std::printf("  memcpy   1 thread %10.0f rec/s, 2 threads %10.0f rec/s: %.2fx  (what 2 threads get now)\n",
+                m1, m2, m2 / m1);
+    std::printf("  prefetch CPU time %10.3f us/record, 2 threads %7.3f us/record: %.2fx  (all threads)\n",
+                cpu1, cpu2, cpu2 / cpu1);
+    char entry[768];
     std::snprintf(entry, sizeof entry,
                   "%s{\"name\":\"%s\",\"payload_bytes\":%zu,\"caffe2rs_rps\":%.0f,\"caffe2rs_via_db_rps\":%.0f,\"protobuf_rps\":%.0f,"
                   "\"protobuf_caffe2_rps\":%.0f,\"memcpy_rps\":%.0f,\"vs_protobuf_caffe2\":%.3f,\"vs_protobuf\":%.3f,\"vs_memcpy\":%.3f,\"prefetch1_rps\":%.0f,"
-                  "\"prefetch2_rps\":%.0f,\"prefetch_scaling\":%.3f}",
+                  "\"prefetch2_rps\":%.0f,\"prefetch_scaling\":%.3f,\"memcpy_scaling\":%.3f,\"prefetch1_cpu_us\":%.4f,\"prefetch2_cpu_us\":%.4f}",
                   first ? "" : ",", s.name, s.payload_bytes, ours, via_db, proto, caffe2, copy, ours / caffe2, ours / proto, ours / copy,
-                  t1, t2, t2 / t1);
+                  t1, t2, t2 / t1, m2 / m1, cpu1, cpu2);
     json += entry;
     first = false;
   }

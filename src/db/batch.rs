@@ -10,7 +10,9 @@ use prost::Message;
 use super::scan::{Payload, TensorView, for_each_varint, scan_tensor_protos};
 use crate::error::{C2rsError, Result};
 use crate::proto::{TensorProto, TensorProtos};
-use crate::tensor::{DataType, SequentialFill, Tensor, checked_numel, tensor_from_proto};
+use crate::tensor::{
+    BufferPool, DataType, SequentialFill, Tensor, checked_numel, tensor_from_proto,
+};
 
 /// A record as read from a DB: key and value bytes.
 pub type Record = (Vec<u8>, Vec<u8>);
@@ -88,6 +90,16 @@ impl BatchAssembler {
         &self,
         records: &[(K, V)],
     ) -> Result<Vec<Tensor>> {
+        self.assemble_pooled(records, None)
+    }
+
+    /// `assemble_borrowed` with the batch buffers taken from `pool` where it has some of the
+    /// right size; they go back to it when the batch's tensors drop.
+    pub fn assemble_pooled<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        records: &[(K, V)],
+        pool: Option<&Arc<BufferPool>>,
+    ) -> Result<Vec<Tensor>> {
         if records.len() != self.records_per_batch() {
             return Err(C2rsError::internal(format!(
                 "batch of {} records, expected {}",
@@ -120,7 +132,7 @@ impl BatchAssembler {
             let mut dims = Vec::with_capacity(view.dims.len() + 1);
             dims.push(self.batch_size as i64);
             dims.extend_from_slice(&view.dims);
-            outputs.push(BatchOutput::new(dtype, dims)?);
+            outputs.push(BatchOutput::new(dtype, dims, pool)?);
         }
         for (k, (key, value)) in records.iter().enumerate() {
             let (key, value) = (key.as_ref(), value.as_ref());
@@ -139,7 +151,7 @@ impl BatchAssembler {
             check_count(key, value, views.len(), self.num_outputs)?;
             for (i, (view, out)) in views.iter().zip(outputs.iter_mut()).enumerate() {
                 let expected_dims = &out.dims[1..];
-                if view.dims != expected_dims || view.data_type != out.dtype.as_i32() {
+                if view.dims[..] != *expected_dims || view.data_type != out.dtype.as_i32() {
                     let got = DataType::try_from(view.data_type)
                         .map(|d| d.name().to_string())
                         .unwrap_or_else(|_| view.data_type.to_string());
@@ -180,7 +192,7 @@ enum OutputData {
 }
 
 impl BatchOutput {
-    fn new(dtype: DataType, dims: Vec<i64>) -> Result<Self> {
+    fn new(dtype: DataType, dims: Vec<i64>, pool: Option<&Arc<BufferPool>>) -> Result<Self> {
         let numel = checked_numel(&dims)?;
         let row_numel = numel / (dims[0].max(1) as usize);
         let data = match dtype.item_size() {
@@ -188,7 +200,10 @@ impl BatchOutput {
                 let len = numel.checked_mul(item).ok_or_else(|| {
                     C2rsError::invalid_argument(format!("batch of dims {dims:?} is too large"))
                 })?;
-                OutputData::Bytes(SequentialFill::new(len)?)
+                OutputData::Bytes(match pool {
+                    Some(pool) => SequentialFill::pooled(len, pool)?,
+                    None => SequentialFill::new(len)?,
+                })
             }
             None => OutputData::Strings(Vec::with_capacity(numel)),
         };

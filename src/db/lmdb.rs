@@ -14,7 +14,7 @@ use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, Withou
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
-use super::{Cursor, Db, Mode, RecordValue, Transaction, io_error};
+use super::{Cursor, Db, Mode, RecordBytes, Transaction, io_error};
 use crate::error::{C2rsError, Result};
 
 /// Caffe2's default map size: 1 TiB of address space (not disk).
@@ -261,10 +261,10 @@ impl Cursor for LmdbCursor {
     }
 
     /// Moves the value out; the key is copied, as `next` looks up the record after it.
-    fn take_deferred(&mut self) -> (Vec<u8>, RecordValue) {
+    fn take_shared(&mut self) -> (RecordBytes, RecordBytes) {
         (
-            self.at.key.clone(),
-            RecordValue::Ready(std::mem::take(&mut self.at.value)),
+            RecordBytes::Owned(self.at.key.clone()),
+            RecordBytes::Owned(std::mem::take(&mut self.at.value)),
         )
     }
 }

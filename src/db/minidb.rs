@@ -7,12 +7,14 @@
 //! instead of an abort.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::os::fd::AsRawFd;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{Cursor, Db, DeferredValue, Mode, RecordValue, Transaction, io_error};
+use super::{Cursor, Db, Mode, RecordBytes, SharedMemory, Transaction, io_error};
 use crate::error::{C2rsError, Result};
 
 pub(super) struct MiniDb {
@@ -26,11 +28,20 @@ pub(super) struct MiniDb {
 impl MiniDb {
     pub(super) fn open(path: &str, mode: Mode) -> Result<Self> {
         // Open once now so a missing file or a permission problem is an open error, and so NEW
-        // truncates at open, as C++ fopen("wb") did.
+        // empties the DB at open, as C++ fopen("wb") did.
         let result = match mode {
             Mode::Read => File::open(path),
             Mode::Write => OpenOptions::new().append(true).open(path),
-            Mode::New => File::create(path),
+            Mode::New => {
+                // Replace an existing file instead of truncating it in place: a cursor that
+                // still maps the old file keeps reading its records instead of faulting on
+                // pages the truncation removed (see `Mapping`). Where the old file cannot be
+                // removed, `create` truncates it as before.
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
+                    let _ = std::fs::remove_file(path);
+                }
+                File::create(path)
+            }
         };
         result.map_err(|e| io_error(path, "cannot open minidb file", &e))?;
         Ok(Self {
@@ -70,26 +81,13 @@ impl Db for MiniDb {
         let claim = self.claim()?;
         let file = File::open(&self.path)
             .map_err(|e| io_error(&self.path, "cannot open minidb file", &e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| io_error(&self.path, "cannot stat minidb file", &e))?
-            .len();
-        let pread_file = Arc::new(
-            file.try_clone()
-                .map_err(|e| io_error(&self.path, "cannot open minidb file", &e))?,
-        );
+        let map = Mapping::of(&file, &self.path)?.map(Arc::new);
         let mut cursor = MiniDbCursor {
             path: self.path.clone(),
-            pread_file,
-            defer: false,
-            pending: None,
-            last_deferred: false,
-            reader: BufReader::with_capacity(READ_BUFFER, file),
-            len,
+            map,
             offset: 0,
-            key: Vec::new(),
-            value: Vec::new(),
-            spare: Vec::new(),
+            key: 0..0,
+            value: 0..0,
             valid: false,
             _claim: claim,
         };
@@ -117,32 +115,124 @@ impl Db for MiniDb {
     }
 }
 
-/// Bytes the cursor reads ahead: many small records per read(2).
-const READ_BUFFER: usize = 64 * 1024;
-/// Recycled value buffers a cursor keeps at most (a few batches' worth of records).
-const SPARE_BUFFERS: usize = 128;
+/// A read-only shared mapping of a whole minidb file, as long as `fstat` said it was when
+/// mapped. Readers index it only within that length, so a truncated or garbage DB gives a
+/// parse error, never an access past the end of the file.
+///
+/// Caveat: the file must not be truncated while a cursor maps it (the kernel then raises
+/// SIGBUS on access to the lost pages). caffe2rs itself never truncates a file in place
+/// (NEW mode replaces it, see `MiniDb::open`); other programs truncating a DB that is being
+/// read are not supported, as with LMDB, which maps its file too.
+pub(super) enum Mapping {
+    Mapped {
+        ptr: NonNull<u8>,
+        len: usize,
+    },
+    /// Where the file cannot be mapped (mmap(2) refused it): its bytes, read once.
+    Read(Vec<u8>),
+}
 
+// SAFETY: the mapping is read-only (PROT_READ) and owned by this value until drop; reading it
+// from any thread is sound, nothing in it is tied to a thread. (`Read` is a plain `Vec`.)
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&Mapping` only hands out shared byte slices.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `file` (None when it is empty: mmap(2) refuses length 0).
+    fn of(file: &File, path: &str) -> Result<Option<Self>> {
+        let len = file
+            .metadata()
+            .map_err(|e| io_error(path, "cannot stat minidb file", &e))?
+            .len();
+        if len == 0 {
+            return Ok(None);
+        }
+        let Ok(len) = usize::try_from(len) else {
+            return Err(C2rsError::io(format!(
+                "minidb {path}: {len} bytes do not fit in the address space"
+            )));
+        };
+        // SAFETY: a fresh mapping chosen by the kernel (addr NULL), read-only and shared, of
+        // `len` > 0 bytes of an open file descriptor; no existing memory is affected. The
+        // mapping stays valid after `file` is closed.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        match NonNull::new(raw.cast::<u8>()) {
+            Some(ptr) if raw != libc::MAP_FAILED => Ok(Some(Self::Mapped { ptr, len })),
+            // Some filesystems cannot map files: read it instead (the records are then copied
+            // once, at open).
+            _ => Self::read(file, path, len).map(Some),
+        }
+    }
+
+    /// The file's first `len` bytes (fewer if it shrank meanwhile), read into memory.
+    fn read(file: &File, path: &str, len: usize) -> Result<Self> {
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(len)
+            .map_err(|_| C2rsError::io(format!("minidb {path}: cannot hold {len} bytes")))?;
+        let mut reader = file;
+        reader
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| reader.take(len as u64).read_to_end(&mut bytes))
+            .map_err(|e| io_error(path, "cannot read minidb file", &e))?;
+        Ok(Self::Read(bytes))
+    }
+
+    pub(super) fn bytes(&self) -> &[u8] {
+        match self {
+            // SAFETY: `ptr` is a live PROT_READ mapping of `len` bytes (unmapped only in drop,
+            // which cannot run while `&self` is borrowed); no one writes through it.
+            Self::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
+            Self::Read(bytes) => bytes,
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        if let Self::Mapped { ptr, len } = *self {
+            // SAFETY: `ptr`/`len` are exactly the mapping made in `of`, unmapped once, here;
+            // no borrowed slice of it outlives `self`. munmap of a valid mapping cannot fail,
+            // and there is no caller to report to in drop.
+            let _ = unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+        }
+    }
+}
+
+/// Bytes of a record inside the mapped file, shared with the cursor (no copy).
+pub struct MappedBytes {
+    map: SharedMemory,
+    /// Within the mapping (checked when the cursor read the record).
+    range: Range<usize>,
+}
+
+impl AsRef<[u8]> for MappedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.map.get(self.range.clone())
+    }
+}
+
+/// Reads records straight from the mapped file: `key()` and `value()` borrow the mapping and
+/// `take_shared` hands out shares of it, so no record byte is copied by the cursor.
 struct MiniDbCursor {
     path: String,
-    /// The same file for positioned reads of deferred values (no shared file position).
-    pread_file: Arc<File>,
-    /// `set_defer_values`: moves skip values of `READ_BUFFER` bytes or more, leaving `pending`
-    /// for `take_deferred` (smaller ones are cheaper to copy out of the read-ahead buffer than
-    /// to fetch with one pread(2) each).
-    defer: bool,
-    /// Offset and length of the current record's value when it was skipped.
-    pending: Option<(u64, usize)>,
-    /// The last move skipped a large value: the next one reads its header with pread(2).
-    last_deferred: bool,
-    reader: BufReader<File>,
-    /// File length when the cursor was made: lengths beyond it are corruption, not allocations.
-    len: u64,
-    /// Offset of the next unread record.
-    offset: u64,
-    key: Vec<u8>,
-    value: Vec<u8>,
-    /// Value buffers given back with `recycle`, used when `value` was taken.
-    spare: Vec<Vec<u8>>,
+    /// None for an empty file.
+    map: Option<Arc<Mapping>>,
+    /// Offset of the next unread record; at most the mapped length.
+    offset: usize,
+    /// The current record's key and value, within the mapping (empty when invalid).
+    key: Range<usize>,
+    value: Range<usize>,
     valid: bool,
     _claim: BusyClaim,
 }
@@ -155,88 +245,23 @@ impl MiniDbCursor {
         ))
     }
 
-    /// Reads up to `buf.len()` bytes; returns how many were read (short only at end of file).
-    fn read_fully(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.reader.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error(&self.path, "cannot read minidb file", &e)),
-            }
-        }
-        Ok(filled)
+    fn data(&self) -> &[u8] {
+        self.map.as_deref().map_or(&[], Mapping::bytes)
     }
 
-    /// Appends up to `n` bytes to `buf` without zero-filling it first; returns how many were
-    /// read (short only at end of file). What the buffered reader holds is copied; a remainder
-    /// smaller than its buffer refills the buffer (small records: one read(2) per
-    /// `READ_BUFFER` bytes), a larger one is read straight from the file into `buf`'s spare
-    /// capacity (large records: one read(2), one copy).
-    fn read_exact_into(&mut self, buf: &mut Vec<u8>, n: u64) -> Result<u64> {
-        // `n` is at most the file length left (checked by the caller), so this reservation is
-        // bounded by the file, not by a corrupt length field.
-        let n = n as usize;
-        buf.reserve_exact(n);
-        let start = buf.len();
-        let read_error = |e: &std::io::Error| io_error(&self.path, "cannot read minidb file", e);
-        loop {
-            let remaining = n - (buf.len() - start);
-            if remaining == 0 {
-                break;
-            }
-            if !self.reader.buffer().is_empty() || remaining < self.reader.capacity() {
-                let buffered = match self.reader.fill_buf() {
-                    Ok(b) => b,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(read_error(&e)),
-                };
-                if buffered.is_empty() {
-                    break;
-                }
-                let m = buffered.len().min(remaining);
-                buf.extend_from_slice(&buffered[..m]);
-                self.reader.consume(m);
-                continue;
-            }
-            // The buffer is empty, so the file position is where the record continues.
-            let fd = self.reader.get_ref().as_raw_fd();
-            let spare = buf.spare_capacity_mut();
-            let want = remaining.min(spare.len());
-            // SAFETY: `spare` is `want` or more bytes of writable memory owned by `buf`; read(2)
-            // writes at most `want` bytes into it and does not read it.
-            let got = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), want) };
-            if got < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(read_error(&e));
-            }
-            if got == 0 {
-                break;
-            }
-            let len = buf.len() + got as usize;
-            // SAFETY: read(2) initialised the `got` (≤ `want` ≤ spare capacity) bytes after
-            // the old length.
-            unsafe { buf.set_len(len) };
+    fn shared(&self, range: &Range<usize>) -> RecordBytes {
+        match &self.map {
+            Some(map) if self.valid => RecordBytes::Mapped(MappedBytes {
+                map: SharedMemory(Arc::clone(map)),
+                range: range.clone(),
+            }),
+            _ => RecordBytes::Owned(Vec::new()),
         }
-        Ok((buf.len() - start) as u64)
     }
+}
 
-    fn read_length(&mut self, field: &str) -> Result<u64> {
-        let mut b = [0u8; 4];
-        let n = self.read_fully(&mut b)?;
-        if n < 4 {
-            return Err(self.corrupt(format!("truncated {field} length ({n} of 4 bytes)")));
-        }
-        let v = i32::from_le_bytes(b);
-        if v <= 0 {
-            return Err(self.corrupt(format!("{field} length {v} is not positive")));
-        }
-        Ok(v as u64)
-    }
+fn le_i32(b: &[u8]) -> i32 {
+    i32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
 impl Cursor for MiniDbCursor {
@@ -249,268 +274,71 @@ impl Cursor for MiniDbCursor {
     }
 
     fn seek_to_first(&mut self) -> Result<()> {
-        self.reader
-            .seek(SeekFrom::Start(0))
-            .map_err(|e| io_error(&self.path, "cannot rewind minidb file", &e))?;
         self.offset = 0;
         self.next()
     }
 
     fn next(&mut self) -> Result<()> {
         self.valid = false;
-        self.pending = None;
-        self.key.clear();
-        self.value.clear();
-        if self.defer && self.last_deferred && self.reader.buffer().is_empty() {
-            // After a large skipped value, filling the read-ahead buffer would mostly read
-            // bytes of the next large value only to discard them: read the header and key with
-            // pread(2) instead.
-            return self.next_positioned();
-        }
-        self.last_deferred = false;
-        let mut first = [0u8; 4];
-        let n = self.read_fully(&mut first)?;
-        if n < 4 {
+        self.key = 0..0;
+        self.value = 0..0;
+        // Invariant: `offset` ≤ the mapped length (it only advances over checked records).
+        let rest = self.data().get(self.offset..).unwrap_or_default();
+        if rest.len() < 4 {
             // A clean end, or 1–3 stray trailing bytes, which C++ Caffe2 also read as the end.
             return Ok(());
         }
-        let k = i32::from_le_bytes(first);
+        let k = le_i32(rest);
         if k <= 0 {
             return Err(self.corrupt(format!("key length {k} is not positive")));
         }
-        let v = self.read_length("value")?;
-        let k = k as u64;
-        let remaining = self.len.saturating_sub(self.offset + 8);
+        if rest.len() < 8 {
+            let got = rest.len() - 4;
+            return Err(self.corrupt(format!("truncated value length ({got} of 4 bytes)")));
+        }
+        let v = le_i32(&rest[4..]);
+        if v <= 0 {
+            return Err(self.corrupt(format!("value length {v} is not positive")));
+        }
+        let (k, v) = (k as usize, v as usize);
+        let remaining = rest.len() - 8;
+        // Both are below 2^31, so the sum cannot overflow.
         if k + v > remaining {
             return Err(self.corrupt(format!(
                 "truncated record: key {k} + value {v} bytes, {remaining} left in the file"
             )));
         }
-        if self.defer && v >= READ_BUFFER as u64 {
-            let mut key = std::mem::take(&mut self.key);
-            if self.read_exact_into(&mut key, k)? != k {
-                return Err(self.corrupt("truncated record".to_string()));
-            }
-            self.key = key;
-            self.reader
-                .seek_relative(v as i64)
-                .map_err(|e| io_error(&self.path, "cannot seek in minidb file", &e))?;
-            self.pending = Some((self.offset + 8 + k, v as usize));
-            self.offset += 8 + k + v;
-            self.valid = true;
-            self.last_deferred = true;
-            return Ok(());
-        }
-        // Read into spare capacity: no zero-filling of buffers about to be overwritten. The
-        // buffers may have been handed out by `take_record`; then these are fresh ones.
-        let mut key = std::mem::take(&mut self.key);
-        let mut value = std::mem::take(&mut self.value);
-        if value.capacity() < v as usize {
-            if let Some(spare) = self.spare.pop() {
-                value = spare;
-                value.clear();
-            }
-        }
-        let got = self.read_exact_into(&mut key, k)? + self.read_exact_into(&mut value, v)?;
-        if got != k + v {
-            return Err(self.corrupt("truncated record".to_string()));
-        }
-        self.key = key;
-        self.value = value;
-        self.offset += 8 + k + v;
+        let key_at = self.offset + 8;
+        self.key = key_at..key_at + k;
+        self.value = key_at + k..key_at + k + v;
+        self.offset = key_at + k + v;
         self.valid = true;
         Ok(())
     }
 
     fn key(&self) -> &[u8] {
-        &self.key
+        &self.data()[self.key.clone()]
     }
 
     fn value(&self) -> &[u8] {
-        &self.value
+        &self.data()[self.value.clone()]
     }
 
     fn valid(&self) -> bool {
         self.valid
     }
 
-    fn set_defer_values(&mut self, on: bool) -> Result<()> {
-        self.defer = on;
-        if let (false, Some((offset, len))) = (on, self.pending.take()) {
-            let buffer = self.spare.pop().unwrap_or_default();
-            self.value = Box::new(self.deferred(offset, len, buffer)).read()?;
-        }
-        Ok(())
+    fn take_shared(&mut self) -> (RecordBytes, RecordBytes) {
+        (self.shared(&self.key), self.shared(&self.value))
     }
 
-    fn take_deferred(&mut self) -> (Vec<u8>, RecordValue) {
-        let key = std::mem::take(&mut self.key);
-        match self.pending.take() {
-            Some((offset, len)) => {
-                let buffer = self.spare.pop().unwrap_or_default();
-                let value = self.deferred(offset, len, buffer);
-                (key, RecordValue::Deferred(Box::new(value)))
-            }
-            None => (key, RecordValue::Ready(std::mem::take(&mut self.value))),
-        }
+    fn shared_memory(&self) -> Option<SharedMemory> {
+        self.map.clone().map(SharedMemory)
     }
 
-    fn recycle(&mut self, buffer: Vec<u8>) {
-        if self.spare.len() < SPARE_BUFFERS && buffer.capacity() > 0 {
-            self.spare.push(buffer);
-        }
+    fn span(&self) -> Option<(Range<usize>, Range<usize>)> {
+        (self.valid && self.map.is_some()).then(|| (self.key.clone(), self.value.clone()))
     }
-}
-
-impl MiniDbCursor {
-    /// `next` with positioned reads (same checks and messages as the buffered path); leaves
-    /// the buffered reader at the following record.
-    fn next_positioned(&mut self) -> Result<()> {
-        let mut head = Vec::with_capacity(8);
-        let n = pread_into(&self.pread_file, &self.path, &mut head, self.offset, 8)?;
-        if n < 4 {
-            self.last_deferred = false;
-            return Ok(());
-        }
-        let k = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-        if k <= 0 {
-            return Err(self.corrupt(format!("key length {k} is not positive")));
-        }
-        if n < 8 {
-            let got = n - 4;
-            return Err(self.corrupt(format!("truncated value length ({got} of 4 bytes)")));
-        }
-        let v = i32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        if v <= 0 {
-            return Err(self.corrupt(format!("value length {v} is not positive")));
-        }
-        let (k, v) = (k as u64, v as u64);
-        let remaining = self.len.saturating_sub(self.offset + 8);
-        if k + v > remaining {
-            return Err(self.corrupt(format!(
-                "truncated record: key {k} + value {v} bytes, {remaining} left in the file"
-            )));
-        }
-        let mut key = std::mem::take(&mut self.key);
-        let key_at = self.offset + 8;
-        if pread_into(&self.pread_file, &self.path, &mut key, key_at, k as usize)? < k as usize {
-            return Err(self.corrupt("truncated record".to_string()));
-        }
-        self.key = key;
-        let value_at = key_at + k;
-        if v >= READ_BUFFER as u64 {
-            self.pending = Some((value_at, v as usize));
-            self.last_deferred = true;
-        } else {
-            let mut value = std::mem::take(&mut self.value);
-            if value.capacity() < v as usize {
-                if let Some(spare) = self.spare.pop() {
-                    value = spare;
-                    value.clear();
-                }
-            }
-            let got = pread_into(
-                &self.pread_file,
-                &self.path,
-                &mut value,
-                value_at,
-                v as usize,
-            )?;
-            if got < v as usize {
-                return Err(self.corrupt("truncated record".to_string()));
-            }
-            self.value = value;
-            self.last_deferred = false;
-        }
-        self.offset = value_at + v;
-        self.reader
-            .seek(SeekFrom::Start(self.offset))
-            .map_err(|e| io_error(&self.path, "cannot seek in minidb file", &e))?;
-        self.valid = true;
-        Ok(())
-    }
-
-    fn deferred(&self, offset: u64, len: usize, buffer: Vec<u8>) -> MiniDbValue {
-        MiniDbValue {
-            path: self.path.clone(),
-            file: self.pread_file.clone(),
-            offset,
-            len,
-            buffer,
-        }
-    }
-}
-
-/// A value the cursor skipped: `len` bytes at `offset`, read with pread(2) by its taker.
-struct MiniDbValue {
-    path: String,
-    file: Arc<File>,
-    offset: u64,
-    len: usize,
-    /// A recycled buffer to read into (no zero-filling, memory already touched).
-    buffer: Vec<u8>,
-}
-
-impl DeferredValue for MiniDbValue {
-    fn read(self: Box<Self>) -> Result<Vec<u8>> {
-        let MiniDbValue {
-            path,
-            file,
-            offset,
-            len,
-            mut buffer,
-        } = *self;
-        buffer.clear();
-        if pread_into(&file, &path, &mut buffer, offset, len)? < len {
-            return Err(C2rsError::parse(format!(
-                "minidb {path}: truncated record (value of {len} bytes at byte {offset})"
-            )));
-        }
-        Ok(buffer)
-    }
-}
-
-/// Appends up to `len` bytes read at `offset` to `buf` without zero-filling (pread(2), no
-/// shared file position); returns how many (short only at end of file).
-fn pread_into(
-    file: &File,
-    path: &str,
-    buf: &mut Vec<u8>,
-    offset: u64,
-    len: usize,
-) -> Result<usize> {
-    buf.reserve_exact(len);
-    let start = buf.len();
-    let fd = file.as_raw_fd();
-    while buf.len() - start < len {
-        let done = buf.len() - start;
-        let at = offset + done as u64;
-        let Ok(at) = libc::off_t::try_from(at) else {
-            return Err(C2rsError::parse(format!(
-                "minidb {path}: offset {at} too large"
-            )));
-        };
-        let spare = buf.spare_capacity_mut();
-        let want = (len - done).min(spare.len());
-        // SAFETY: `spare` is `want` or more bytes of writable memory owned by `buf`; pread(2)
-        // writes at most `want` bytes into it and does not read it.
-        let got = unsafe { libc::pread(fd, spare.as_mut_ptr().cast(), want, at) };
-        if got < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(io_error(path, "cannot read minidb file", &e));
-        }
-        if got == 0 {
-            break;
-        }
-        let new_len = buf.len() + got as usize;
-        // SAFETY: pread(2) initialised the `got` (≤ `want` ≤ spare capacity) bytes after the
-        // old length.
-        unsafe { buf.set_len(new_len) };
-    }
-    Ok(buf.len() - start)
 }
 
 struct MiniDbTransaction {
@@ -656,6 +484,44 @@ mod tests {
     }
 
     #[test]
+    fn a_file_that_cannot_be_mapped_is_read_with_the_same_bytes() {
+        let path = temp_path("read-fallback");
+        std::fs::write(&path, b"\x01\x00\x00\x00\x02\x00\x00\x00kvv").unwrap();
+        let file = File::open(&path).unwrap();
+        let read = Mapping::read(&file, &path, 11).unwrap();
+        let mapped = Mapping::of(&file, &path).unwrap().unwrap();
+        assert!(matches!(read, Mapping::Read(_)) && matches!(mapped, Mapping::Mapped { .. }));
+        assert_eq!(read.bytes(), mapped.bytes());
+        // A file shorter than its stat length when read: the bytes that are there.
+        assert_eq!(Mapping::read(&file, &path, 20).unwrap().bytes().len(), 11);
+    }
+
+    #[test]
+    fn lengths_beyond_the_mapped_file_are_parse_errors() {
+        let path = temp_path("lengths");
+        let cases: [(&[u8], &str); 3] = [
+            (
+                b"\x01\x00\x00\x00\xff\xff\xff\x7fk",
+                "truncated record: key 1 + value 2147483647 bytes, 1 left in the file (record at byte 0)",
+            ),
+            (
+                b"\x01\x00\x00\x00\x00\x00\x00\x80kv",
+                "value length -2147483648 is not positive (record at byte 0)",
+            ),
+            (
+                b"\x01\x00\x00\x00\x01\x00",
+                "truncated value length (2 of 4 bytes) (record at byte 0)",
+            ),
+        ];
+        for (bytes, message) in cases {
+            std::fs::write(&path, bytes).unwrap();
+            let e = read_all(&path).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Parse);
+            assert!(e.message().ends_with(message), "{}", e.message());
+        }
+    }
+
+    #[test]
     fn a_record_cut_mid_write_keeps_the_complete_records_then_errors() {
         let path = temp_path("cut");
         let db = MiniDb::open(&path, Mode::New).unwrap();
@@ -683,7 +549,6 @@ mod tests {
         let mut t = db.new_transaction().unwrap();
         t.put(b"k1", &[1u8; 20000]).unwrap();
         t.put(b"k2", b"short").unwrap();
-        // Larger than the read-ahead buffer: partly buffered, the rest read straight in.
         let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         t.put(b"k3", &big).unwrap();
         drop(t);

@@ -11,7 +11,10 @@ mod scan;
 
 pub use batch::{BatchAssembler, Record, decode_record};
 pub use prefetch::BatchReader;
-pub use reader::DbReader;
+pub use reader::{DbReader, Records};
+
+use std::ops::Range;
+use std::sync::Arc;
 
 use crate::error::{C2rsError, Result};
 
@@ -63,49 +66,66 @@ pub trait Cursor: Send {
     fn value(&self) -> &[u8];
     fn valid(&self) -> bool;
     /// The current record's key and value as owned buffers, for a caller about to move on.
-    /// Cursors that own their buffers hand them over instead of copying; afterwards `key()` and
-    /// `value()` may be empty until the next move (`valid()` is unchanged). Empty when invalid.
+    /// Empty when invalid.
     fn take_record(&mut self) -> Result<(Vec<u8>, Vec<u8>)> {
-        let (key, value) = self.take_deferred();
-        Ok((key, value.into_bytes()?))
+        let (key, value) = self.take_shared();
+        Ok((key.into_vec(), value.into_vec()))
     }
-    /// With `on`, later moves may leave values unread (`value()` empty) for `take_deferred` to
-    /// hand out as `RecordValue::Deferred`, read by the taker outside any lock. Turning it off
-    /// reads a value left unread. The default ignores it (values are always read).
-    fn set_defer_values(&mut self, on: bool) -> Result<()> {
-        let _ = on;
-        Ok(())
-    }
-    /// As `take_record`, with the value possibly still to be read (see `set_defer_values`).
-    fn take_deferred(&mut self) -> (Vec<u8>, RecordValue) {
+    /// As `take_record`, sharing the bytes instead of copying where the cursor can (minidb:
+    /// ranges of its mapped file; LMDB: its owned value moved out, after which `value()` is
+    /// empty until the next move). `valid()` is unchanged. The default copies.
+    fn take_shared(&mut self) -> (RecordBytes, RecordBytes) {
         (
-            self.key().to_vec(),
-            RecordValue::Ready(self.value().to_vec()),
+            RecordBytes::Owned(self.key().to_vec()),
+            RecordBytes::Owned(self.value().to_vec()),
         )
     }
-    /// Offers a value buffer from an earlier `take_record` back for reuse (memory already
-    /// touched, so no page faults on the next read into it). The default drops it.
-    fn recycle(&mut self, buffer: Vec<u8>) {
-        drop(buffer);
+    /// The memory this cursor's records live in when it can share them (minidb: its mapped
+    /// file); the same for the cursor's whole life. None (the default) when it cannot.
+    fn shared_memory(&self) -> Option<SharedMemory> {
+        None
+    }
+    /// The current record's key and value as ranges of `shared_memory()`; None when invalid
+    /// or not shared.
+    fn span(&self) -> Option<(Range<usize>, Range<usize>)> {
+        None
     }
 }
 
-/// A record's value: read, or to be read by whoever holds it (no cursor or lock needed).
-pub enum RecordValue {
-    Ready(Vec<u8>),
-    Deferred(Box<dyn DeferredValue>),
+/// Read-only memory a cursor shares its records from (a mapped minidb file), kept alive by
+/// whoever holds records of it.
+#[derive(Clone)]
+pub struct SharedMemory(Arc<minidb::Mapping>);
+
+impl SharedMemory {
+    /// `range` of the memory; empty when out of bounds (ranges come from the cursor, which
+    /// checked them against this memory).
+    pub fn get(&self, range: Range<usize>) -> &[u8] {
+        self.0.bytes().get(range).unwrap_or_default()
+    }
 }
 
-/// A value a cursor located but did not read.
-pub trait DeferredValue: Send {
-    fn read(self: Box<Self>) -> Result<Vec<u8>>;
+/// A record's key or value as a cursor handed it out: owned, or shared with the DB's mapping.
+pub enum RecordBytes {
+    Owned(Vec<u8>),
+    Mapped(minidb::MappedBytes),
 }
 
-impl RecordValue {
-    pub fn into_bytes(self) -> Result<Vec<u8>> {
+impl RecordBytes {
+    /// The bytes as a vector (moved when owned, copied when mapped).
+    pub fn into_vec(self) -> Vec<u8> {
         match self {
-            RecordValue::Ready(v) => Ok(v),
-            RecordValue::Deferred(d) => d.read(),
+            RecordBytes::Owned(v) => v,
+            RecordBytes::Mapped(m) => m.as_ref().to_vec(),
+        }
+    }
+}
+
+impl AsRef<[u8]> for RecordBytes {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            RecordBytes::Owned(v) => v,
+            RecordBytes::Mapped(m) => m.as_ref(),
         }
     }
 }

@@ -10,11 +10,11 @@ use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::RecordValue;
-use super::batch::{BatchAssembler, Record};
+use super::Records;
+use super::batch::BatchAssembler;
 use super::reader::DbReader;
 use crate::error::{C2rsError, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{BufferPool, Tensor};
 
 /// Batch bookkeeping. Guarded by `Shared::state`.
 /// Invariants: `next_to_take <= started`, `started - next_to_take <= depth` (batches in flight or
@@ -34,6 +34,8 @@ struct State {
 struct Shared {
     reader: Arc<DbReader>,
     assembler: BatchAssembler,
+    /// Buffers of dropped batches, reused by the next ones (no page faults on refill).
+    pool: Arc<BufferPool>,
     depth: u64,
     /// Serialises "take a sequence number and read its records", so sequence numbers follow
     /// record order. Guards nothing else.
@@ -68,6 +70,14 @@ impl BatchReader {
         let shared = Arc::new(Shared {
             reader,
             assembler,
+            // Batches alive at once: `depth` ready, one per worker being filled, and a couple
+            // held by the consumer; each has one buffer per output.
+            pool: BufferPool::new(
+                depth
+                    .saturating_add(num_threads)
+                    .saturating_add(2)
+                    .saturating_mul(assembler.num_outputs),
+            ),
             depth: depth as u64,
             read_order: Mutex::new(()),
             state: Mutex::new(State {
@@ -99,7 +109,7 @@ impl BatchReader {
             if let Some(e) = &s.state.lock().failed {
                 return Err(e.clone());
             }
-            let result = s.read_records().and_then(|records| s.assemble(records));
+            let result = s.take_records().and_then(|records| s.assemble(records));
             if let Err(e) = &result {
                 s.state.lock().failed = Some(e.clone());
             }
@@ -127,31 +137,17 @@ impl BatchReader {
 }
 
 impl Shared {
-    fn read_records(&self) -> Result<Vec<Record>> {
-        Self::read_values(self.take_records()?)
+    /// Takes the next batch's records from the reader, in order, under one reader lock. From
+    /// minidb they are ranges of the mapped file: nothing is copied here.
+    fn take_records(&self) -> Result<Records> {
+        self.reader.read_many(self.assembler.records_per_batch())
     }
 
-    /// Takes the next batch's records from the reader (in order; values may be unread).
-    fn take_records(&self) -> Result<Vec<(Vec<u8>, RecordValue)>> {
-        (0..self.assembler.records_per_batch())
-            .map(|_| self.reader.read_deferred())
-            .collect()
-    }
-
-    /// Reads the values `take_records` left unread (in parallel across workers).
-    fn read_values(taken: Vec<(Vec<u8>, RecordValue)>) -> Result<Vec<Record>> {
-        taken
-            .into_iter()
-            .map(|(key, value)| Ok((key, value.into_bytes()?)))
-            .collect()
-    }
-
-    /// Assembles a batch, then gives the record buffers back to the reader for reuse.
-    fn assemble(&self, records: Vec<Record>) -> Result<Vec<Tensor>> {
-        let result = self.assembler.assemble(&records);
-        self.reader
-            .recycle(records.into_iter().map(|(_, value)| value));
-        result
+    /// Assembles a batch straight from the records' bytes (one copy, into the batch), into
+    /// buffers of batches the consumer already dropped where there are some.
+    fn assemble(&self, records: Records) -> Result<Vec<Tensor>> {
+        self.assembler
+            .assemble_pooled(&records.pairs(), Some(&self.pool))
     }
 
     fn work(&self) {
@@ -178,11 +174,9 @@ impl Shared {
                 };
                 (seq, self.take_records())
             };
-            // Only taking records is ordered; reading their values and assembling run in
-            // parallel across workers.
-            let result = records
-                .and_then(Self::read_values)
-                .and_then(|r| self.assemble(r));
+            // Only taking records is ordered; assembling (the copying) runs in parallel
+            // across workers.
+            let result = records.and_then(|r| self.assemble(r));
             let mut state = self.state.lock();
             state.ready.insert(seq, result);
             drop(state);
@@ -281,6 +275,28 @@ mod tests {
             assert!(e.message().contains("record 'key005'"), "{}", e.message());
             assert_eq!(br.next().unwrap_err(), e, "sticky");
         }
+    }
+
+    #[test]
+    fn a_dropped_batch_gives_its_buffer_to_a_later_batch() {
+        let path = int_db("reuse", 4, None);
+        let reader = Arc::new(DbReader::open("minidb", &path, 1, 0).unwrap());
+        let assembler = BatchAssembler {
+            batch_size: 2,
+            num_outputs: 1,
+        };
+        let br = BatchReader::new(reader, assembler, 0, 0).unwrap();
+        let first = br.next().unwrap();
+        let buffer = first[0].storage().unwrap().as_ptr();
+        assert_eq!(values(&first), [0, 1]);
+        drop(first);
+        let second = br.next().unwrap();
+        assert_eq!(second[0].storage().unwrap().as_ptr(), buffer);
+        assert_eq!(values(&second), [2, 3], "refilled with the new records");
+        // A batch still held keeps its buffer: the next one gets another.
+        let third = br.next().unwrap();
+        assert_ne!(third[0].storage().unwrap().as_ptr(), buffer);
+        assert_eq!((values(&second), values(&third)), (vec![2, 3], vec![0, 1]));
     }
 
     #[test]

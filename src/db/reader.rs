@@ -1,9 +1,11 @@
 //! `DbReader`: one DB cursor shared by many readers (operators, host threads), with sharding
 //! and silent wrap-around, as Caffe2's `DBReader`.
 
+use std::ops::Range;
+
 use parking_lot::Mutex;
 
-use super::{Cursor, Db, Mode, RecordValue, open_db};
+use super::{Cursor, Db, Mode, RecordBytes, SharedMemory, open_db};
 use crate::error::{C2rsError, Result};
 
 /// Cursor state behind the reader's lock.
@@ -23,8 +25,9 @@ pub struct DbReader {
     source: String,
     num_shards: u32,
     shard_id: u32,
-    /// Guards the cursor; held for one `read` (taking the record plus `num_shards` moves; the
-    /// value itself is read after the lock is released where the DB defers values).
+    /// Guards the cursor; held for one `read` (taking the record plus `num_shards` moves) or
+    /// one `read_many`. Records are shared, not copied, where the DB allows (minidb), so what
+    /// runs under the lock is bookkeeping, not copying.
     state: Mutex<State>,
 }
 
@@ -48,8 +51,6 @@ impl DbReader {
             cursor,
             pull: false,
         };
-        // Values are read by `read`'s caller after the lock is released (see `read_deferred`).
-        state.cursor.set_defer_values(true)?;
         Self::move_to_beginning(&mut state, shard_id)?;
         Ok(Self {
             db_type: db_type.to_string(),
@@ -92,17 +93,50 @@ impl DbReader {
     /// Returns the current record and advances by `num_shards`, wrapping to the shard's first
     /// record at the end (silently, as Caffe2). Each record goes to exactly one caller.
     pub fn read(&self) -> Result<(Vec<u8>, Vec<u8>)> {
-        let (key, value) = self.read_deferred()?;
-        Ok((key, value.into_bytes()?))
+        let (key, value) = self.read_shared()?;
+        Ok((key.into_vec(), value.into_vec()))
     }
 
-    /// As `read`, leaving the value to be read by the caller where the DB allows (minidb:
-    /// a positioned read outside this reader's lock, so many threads read values at once).
-    pub fn read_deferred(&self) -> Result<(Vec<u8>, RecordValue)> {
+    /// As `read`, sharing the record's bytes with the DB where it allows (minidb: ranges of
+    /// its mapped file), so the caller reads them without a copy and outside the lock.
+    pub fn read_shared(&self) -> Result<(RecordBytes, RecordBytes)> {
         let mut state = self.state.lock();
+        self.take(&mut state)
+    }
+
+    /// `n` consecutive reads under one lock (no other caller's record comes between). From a
+    /// DB that shares its records (minidb) they are ranges of its memory, all kept alive by
+    /// one shared reference: no copy and no per-record allocation or reference count.
+    pub fn read_many(&self, n: usize) -> Result<Records> {
+        let mut state = self.state.lock();
+        let memory = state.cursor.shared_memory();
+        let mut spans = Vec::with_capacity(n);
+        for _ in 0..n {
+            self.advance_pull(&mut state)?;
+            let span = match (&memory, state.cursor.span()) {
+                (Some(_), Some((key, value))) => (Span::Shared(key), Span::Shared(value)),
+                _ => {
+                    let (key, value) = state.cursor.take_shared();
+                    (Span::Owned(key), Span::Owned(value))
+                }
+            };
+            self.advance(&mut state)?;
+            spans.push(span);
+        }
+        Ok(Records { memory, spans })
+    }
+
+    fn take(&self, state: &mut State) -> Result<(RecordBytes, RecordBytes)> {
+        self.advance_pull(state)?;
+        let record = state.cursor.take_shared();
+        self.advance(state)?;
+        Ok(record)
+    }
+
+    /// Before taking a record: pulls it (streaming) or checks there is one.
+    fn advance_pull(&self, state: &mut State) -> Result<()> {
         if state.pull {
-            state.cursor.next()?;
-            return Ok(state.cursor.take_deferred());
+            return state.cursor.next();
         }
         if !state.cursor.valid() {
             return Err(C2rsError::enforce(format!(
@@ -110,34 +144,29 @@ impl DbReader {
                 self.source, self.db_type, self.shard_id
             )));
         }
-        let record = state.cursor.take_deferred();
+        Ok(())
+    }
+
+    /// After taking a record: moves to the shard's next one, wrapping at the end.
+    fn advance(&self, state: &mut State) -> Result<()> {
+        if state.pull {
+            return Ok(());
+        }
         for _ in 0..self.num_shards {
             state.cursor.next()?;
             if !state.cursor.valid() {
-                Self::move_to_beginning(&mut state, self.shard_id)?;
+                Self::move_to_beginning(state, self.shard_id)?;
                 break;
             }
         }
-        Ok(record)
-    }
-
-    /// Gives value buffers of records returned by `read` back to the cursor for reuse.
-    pub fn recycle(&self, buffers: impl IntoIterator<Item = Vec<u8>>) {
-        let mut state = self.state.lock();
-        for b in buffers {
-            state.cursor.recycle(b);
-        }
+        Ok(())
     }
 
     /// Runs `f` with exclusive access to the raw cursor (used by Load, which iterates from the
     /// current position).
     pub fn with_cursor<T>(&self, f: impl FnOnce(&mut dyn Cursor) -> Result<T>) -> Result<T> {
         let mut state = self.state.lock();
-        // The cursor shows whole records while `f` runs; deferring resumes after.
-        state.cursor.set_defer_values(false)?;
-        let result = f(state.cursor.as_mut());
-        state.cursor.set_defer_values(true)?;
-        result
+        f(state.cursor.as_mut())
     }
 
     pub fn db_type(&self) -> &str {
@@ -154,6 +183,46 @@ impl DbReader {
 
     pub fn shard_id(&self) -> u32 {
         self.shard_id
+    }
+}
+
+/// One record's key or value in `Records`.
+enum Span {
+    Owned(RecordBytes),
+    /// A range of `Records::memory`.
+    Shared(Range<usize>),
+}
+
+/// Records taken by `DbReader::read_many`, in order.
+pub struct Records {
+    /// Keeps the DB memory that `Span::Shared` ranges point into alive.
+    memory: Option<SharedMemory>,
+    spans: Vec<(Span, Span)>,
+}
+
+impl Records {
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    fn bytes<'a>(&'a self, span: &'a Span) -> &'a [u8] {
+        match (span, &self.memory) {
+            (Span::Owned(b), _) => b.as_ref(),
+            (Span::Shared(range), Some(memory)) => memory.get(range.clone()),
+            (Span::Shared(_), None) => &[],
+        }
+    }
+
+    /// `(key, value)` of every record, borrowed.
+    pub fn pairs(&self) -> Vec<(&[u8], &[u8])> {
+        self.spans
+            .iter()
+            .map(|(k, v)| (self.bytes(k), self.bytes(v)))
+            .collect()
     }
 }
 
@@ -197,6 +266,12 @@ mod tests {
             keys(&DbReader::open("lmdb", &path, 3, 2).unwrap(), 5),
             ["02", "05", "08", "02", "05"]
         );
+        // Batches of records (owned copies from LMDB) follow the same order.
+        let reader = DbReader::open("lmdb", &path, 3, 1).unwrap();
+        let batch = reader.read_many(4).unwrap();
+        let got: Vec<&[u8]> = batch.pairs().iter().map(|&(k, _)| k).collect();
+        assert_eq!(got, [b"01", b"04", b"07", b"01"]);
+        assert_eq!((batch.len(), keys(&reader, 1)[0].as_str()), (4, "04"));
     }
 
     // Ported from DBReaderTest: after a seek the reader continues from there; 10 threads each
@@ -222,43 +297,48 @@ mod tests {
     }
 
     #[test]
-    fn minidb_values_read_outside_the_lock_match_and_with_cursor_sees_whole_records() {
+    fn minidb_shared_records_match_and_outlive_the_reader_and_a_new_db_at_the_path() {
         let path = std::env::temp_dir()
-            .join(format!(
-                "c2rs-reader-{}-deferred.minidb",
-                std::process::id()
-            ))
+            .join(format!("c2rs-reader-{}-shared.minidb", std::process::id()))
             .to_string_lossy()
             .into_owned();
-        let db = open_db("minidb", &path, Mode::New).unwrap();
-        let mut t = db.new_transaction().unwrap();
+        let write = |values: &dyn Fn(usize) -> Vec<u8>| {
+            let db = open_db("minidb", &path, Mode::New).unwrap();
+            let mut t = db.new_transaction().unwrap();
+            for i in 0..4 {
+                t.put(format!("k{i}").as_bytes(), &values(i)).unwrap();
+            }
+        };
         let value = |i: usize| vec![i as u8; 1000 + 70_000 * (i % 2)];
-        for i in 0..4 {
-            t.put(format!("k{i}").as_bytes(), &value(i)).unwrap();
-        }
-        drop(t);
-        drop(db);
+        write(&value);
         let reader = DbReader::open("minidb", &path, 1, 0).unwrap();
-        let (k0, v0) = reader.read_deferred().unwrap();
-        let (k1, v1) = reader.read_deferred().unwrap();
-        assert_eq!(
-            (k1, v1.into_bytes().unwrap(), k0, v0.into_bytes().unwrap()),
-            (b"k1".to_vec(), value(1), b"k0".to_vec(), value(0))
-        );
-        // Load-style access between reads: the current record comes whole.
+        let (k0, v0) = reader.read_shared().unwrap();
+        let (k1, v1) = reader.read_shared().unwrap();
+        // Load-style access between reads: the cursor shows the current record.
         let seen = reader
             .with_cursor(|c| Ok((c.key().to_vec(), c.value().to_vec())))
             .unwrap();
         assert_eq!(seen, (b"k2".to_vec(), value(2)));
-        let got: Vec<_> = (0..3).map(|_| reader.read().unwrap()).collect();
+        let many = reader.read_many(3).unwrap();
         assert_eq!(
-            got,
+            many.pairs(),
             [
-                (b"k2".to_vec(), value(2)),
-                (b"k3".to_vec(), value(3)),
-                (b"k0".to_vec(), value(0))
+                (&b"k2"[..], &value(2)[..]),
+                (&b"k3"[..], &value(3)[..]),
+                (&b"k0"[..], &value(0)[..])
             ]
         );
+        // NEW replaces the file, so bytes shared from the old one stay readable (no SIGBUS)
+        // and unchanged after the reader is gone.
+        drop(reader);
+        write(&|i| vec![9; 10 + i]);
+        assert_eq!(
+            (k1.as_ref(), v1.as_ref(), k0.as_ref(), v0.as_ref()),
+            (&b"k1"[..], &value(1)[..], &b"k0"[..], &value(0)[..])
+        );
+        assert_eq!(many.pairs()[2], (&b"k0"[..], &value(0)[..]));
+        let reader = DbReader::open("minidb", &path, 1, 0).unwrap();
+        assert_eq!(reader.read().unwrap(), (b"k0".to_vec(), vec![9; 10]));
     }
 
     #[test]

@@ -8,7 +8,12 @@
 //! `tensor_from_proto`, so the fast path never decides a case the full decoder would decide
 //! differently.
 
+use smallvec::{SmallVec, smallvec};
+
 use crate::error::{C2rsError, Result};
+
+/// Payload parts: almost always one (a packed field), so kept inline (no allocation per record).
+pub(crate) type Parts<T> = SmallVec<[T; 1]>;
 
 /// A protobuf field value in wire form.
 pub(crate) enum Wire<'a> {
@@ -83,12 +88,12 @@ pub(crate) enum Payload<'a> {
     #[default]
     None,
     /// Packed little-endian fixed-width elements (float_data, double_data) or byte_data.
-    Raw(Vec<&'a [u8]>),
+    Raw(Parts<&'a [u8]>),
     /// Unpacked fixed-width values collected one by one.
-    Fixed(Vec<&'a [u8]>),
+    Fixed(Parts<&'a [u8]>),
     /// Varint-encoded integers (int32_data, int64_data), packed runs and single values.
-    Varints(Vec<Wire<'a>>),
-    Strings(Vec<&'a [u8]>),
+    Varints(Parts<Wire<'a>>),
+    Strings(Parts<&'a [u8]>),
 }
 
 impl std::fmt::Debug for Wire<'_> {
@@ -100,7 +105,8 @@ impl std::fmt::Debug for Wire<'_> {
 /// One TensorProto as found in the bytes.
 #[derive(Debug, Default)]
 pub(crate) struct TensorView<'a> {
-    pub dims: Vec<i64>,
+    /// Inline up to 4 dims (no allocation per record for common shapes).
+    pub dims: SmallVec<[i64; 4]>,
     pub data_type: i32,
     /// The field number the payload came from (3 float, 4 int32, 5 byte, 6 string, 9 double, 10 int64).
     pub field: u32,
@@ -111,10 +117,13 @@ pub(crate) struct TensorView<'a> {
     pub bytes: &'a [u8],
 }
 
+/// The views of one record's TensorProtos (inline up to 2: no allocation per record).
+pub(crate) type Views<'a> = SmallVec<[TensorView<'a>; 2]>;
+
 /// Scans a serialized TensorProtos into one view per TensorProto.
-pub(crate) fn scan_tensor_protos(bytes: &[u8]) -> Result<Vec<TensorView<'_>>> {
+pub(crate) fn scan_tensor_protos(bytes: &[u8]) -> Result<Views<'_>> {
     let mut r = Reader::new(bytes);
-    let mut out = Vec::new();
+    let mut out = Views::new();
     while !r.done() {
         match r.field()? {
             (1, Wire::Bytes(b)) => out.push(scan_tensor(b)?),
@@ -154,7 +163,7 @@ fn scan_tensor(bytes: &[u8]) -> Result<TensorView<'_>> {
             (3 | 9, Wire::Bytes(b)) | (5, Wire::Bytes(b)) => {
                 if add(&mut v, number) {
                     match &mut v.payload {
-                        Payload::None => v.payload = Payload::Raw(vec![b]),
+                        Payload::None => v.payload = Payload::Raw(smallvec![b]),
                         Payload::Raw(parts) => parts.push(b),
                         _ => v.needs_full_decode = true,
                     }
@@ -166,7 +175,7 @@ fn scan_tensor(bytes: &[u8]) -> Result<TensorView<'_>> {
                         continue;
                     };
                     match &mut v.payload {
-                        Payload::None => v.payload = Payload::Fixed(vec![b]),
+                        Payload::None => v.payload = Payload::Fixed(smallvec![b]),
                         Payload::Fixed(parts) => parts.push(b),
                         _ => v.needs_full_decode = true,
                     }
@@ -175,7 +184,7 @@ fn scan_tensor(bytes: &[u8]) -> Result<TensorView<'_>> {
             (4 | 10, w @ (Wire::Varint(_) | Wire::Bytes(_))) => {
                 if add(&mut v, number) {
                     match &mut v.payload {
-                        Payload::None => v.payload = Payload::Varints(vec![w]),
+                        Payload::None => v.payload = Payload::Varints(smallvec![w]),
                         Payload::Varints(parts) => parts.push(w),
                         _ => v.needs_full_decode = true,
                     }
@@ -184,7 +193,7 @@ fn scan_tensor(bytes: &[u8]) -> Result<TensorView<'_>> {
             (6, Wire::Bytes(b)) => {
                 if add(&mut v, 6) {
                     match &mut v.payload {
-                        Payload::None => v.payload = Payload::Strings(vec![b]),
+                        Payload::None => v.payload = Payload::Strings(smallvec![b]),
                         Payload::Strings(parts) => parts.push(b),
                         _ => v.needs_full_decode = true,
                     }

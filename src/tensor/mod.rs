@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 pub use dtype::DataType;
 pub use serialize::{tensor_from_proto, tensor_range_to_proto, tensor_to_proto};
-pub use storage::{ALIGNMENT, Pod, SequentialFill, Storage, cast_slice, cast_slice_mut};
+pub use storage::{
+    ALIGNMENT, BufferPool, Pod, SequentialFill, Storage, cast_slice, cast_slice_mut,
+};
 
 use crate::error::{C2rsError, Result};
 

@@ -4,6 +4,9 @@
 
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 
 use crate::error::{C2rsError, Result};
 
@@ -21,6 +24,9 @@ enum Owner {
         release: Option<Release>,
         read_only: bool,
     },
+    /// Allocated here as `Aligned`; offered back to the pool when dropped (freed if the pool
+    /// is gone or full).
+    Pooled(Weak<BufferPool>),
 }
 
 /// A fixed-size byte buffer.
@@ -158,6 +164,89 @@ impl Drop for Storage {
                     release();
                 }
             }
+            Owner::Pooled(pool) => {
+                if let Some(p) = self.ptr.take() {
+                    BufferPool::give_back(pool, p, self.len);
+                }
+            }
+        }
+    }
+}
+
+/// Frees an aligned allocation made here.
+///
+/// # Safety
+/// `ptr` must come from `alloc` with `Layout { size: len, align: ALIGNMENT }` and not be used
+/// again.
+unsafe fn dealloc_aligned(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: the caller's contract: this exact layout, freed once.
+    unsafe {
+        alloc::dealloc(
+            ptr.as_ptr(),
+            Layout::from_size_align_unchecked(len, ALIGNMENT),
+        )
+    };
+}
+
+/// Aligned buffers given back by dropped storages, handed out again to `SequentialFill`s of
+/// the same size: memory the process already touched, so refilling it costs no page faults
+/// and no kernel zeroing (a fresh multi-megabyte allocation costs both, every time).
+/// Holds at most `max` free buffers; the rest are freed.
+pub struct BufferPool {
+    /// Free allocations, each `(ptr, len)` with `Layout { size: len, align: ALIGNMENT }`,
+    /// owned by the pool.
+    free: Mutex<Vec<(NonNull<u8>, usize)>>,
+    max: usize,
+}
+
+// SAFETY: the pool owns the free allocations exclusively (no one else holds their pointers);
+// plain bytes, nothing tied to a thread; access goes through the mutex.
+unsafe impl Send for BufferPool {}
+// SAFETY: as above.
+unsafe impl Sync for BufferPool {}
+
+impl BufferPool {
+    /// A pool keeping at most `max` free buffers.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            free: Mutex::new(Vec::new()),
+            max,
+        })
+    }
+
+    /// Free buffers held now.
+    pub fn free_buffers(&self) -> usize {
+        self.free.lock().len()
+    }
+
+    /// The most recently given back buffer of `len` bytes (the likeliest still in cache).
+    fn take(&self, len: usize) -> Option<NonNull<u8>> {
+        let mut free = self.free.lock();
+        let i = free.iter().rposition(|&(_, l)| l == len)?;
+        Some(free.remove(i).0)
+    }
+
+    /// Keeps `ptr` (an aligned allocation of `len` bytes, ownership passed in) when `pool` is
+    /// alive and has room, else frees it.
+    fn give_back(pool: &Weak<BufferPool>, ptr: NonNull<u8>, len: usize) {
+        if let Some(pool) = pool.upgrade() {
+            let mut free = pool.free.lock();
+            if free.len() < pool.max {
+                free.push((ptr, len));
+                return;
+            }
+        }
+        // SAFETY: an allocation made in `SequentialFill::new`/`pooled` with this layout, whose
+        // only owner gave it up.
+        unsafe { dealloc_aligned(ptr, len) };
+    }
+}
+
+impl Drop for BufferPool {
+    fn drop(&mut self) {
+        for (ptr, len) in self.free.get_mut().drain(..) {
+            // SAFETY: owned by the pool, allocated with this layout, freed once here.
+            unsafe { dealloc_aligned(ptr, len) };
         }
     }
 }
@@ -172,6 +261,8 @@ pub struct SequentialFill {
     len: usize,
     /// Bytes `[0, written)` are initialised; only grows.
     written: usize,
+    /// Where the finished storage's buffer goes back when it drops (`pooled`).
+    pool: Option<Weak<BufferPool>>,
 }
 
 // SAFETY: the buffer is owned exclusively by this value; nothing in it is tied to a thread.
@@ -184,6 +275,7 @@ impl SequentialFill {
                 ptr: None,
                 len: 0,
                 written: 0,
+                pool: None,
             });
         }
         let layout = Layout::from_size_align(len, ALIGNMENT).map_err(|_| {
@@ -197,7 +289,26 @@ impl SequentialFill {
             ptr: Some(ptr),
             len,
             written: 0,
+            pool: None,
         })
+    }
+
+    /// As `new`, reusing a buffer of `len` bytes from `pool` when it has one; the finished
+    /// storage gives its buffer back to `pool` when it drops.
+    pub fn pooled(len: usize, pool: &Arc<BufferPool>) -> Result<Self> {
+        let mut fill = match pool.take(len) {
+            Some(ptr) => Self {
+                ptr: Some(ptr),
+                len,
+                written: 0,
+                pool: None,
+            },
+            None => Self::new(len)?,
+        };
+        if len > 0 {
+            fill.pool = Some(Arc::downgrade(pool));
+        }
+        Ok(fill)
     }
 
     fn reserve_next(&self, n: usize) -> Result<*mut u8> {
@@ -254,10 +365,14 @@ impl SequentialFill {
                 self.written, self.len
             )));
         }
+        let owner = match self.pool.take() {
+            Some(pool) => Owner::Pooled(pool),
+            None => Owner::Aligned,
+        };
         let storage = Storage {
             ptr: self.ptr.take(),
             len: self.len,
-            owner: Owner::Aligned,
+            owner,
         };
         Ok(storage)
     }
@@ -266,14 +381,10 @@ impl SequentialFill {
 impl Drop for SequentialFill {
     fn drop(&mut self) {
         if let Some(p) = self.ptr {
-            // SAFETY: allocated in `new` with exactly this layout; `finish` takes the pointer
-            // out before the value drops, so a finished buffer is not freed here.
-            unsafe {
-                alloc::dealloc(
-                    p.as_ptr(),
-                    Layout::from_size_align_unchecked(self.len, ALIGNMENT),
-                )
-            };
+            // SAFETY: allocated in `new` (or taken from a pool, which allocated it the same
+            // way) with exactly this layout; `finish` takes the pointer out before the value
+            // drops, so a finished buffer is not freed here.
+            unsafe { dealloc_aligned(p, self.len) };
         }
     }
 }
@@ -399,5 +510,40 @@ mod tests {
         assert_eq!(cast_slice::<f32>(s.as_slice()).unwrap(), &[1.0f32, 2.0]);
         assert!(cast_slice::<f32>(&s.as_slice()[..7]).is_none());
         assert!(cast_slice::<f32>(&s.as_slice()[1..5]).is_none());
+    }
+
+    #[test]
+    fn pooled_buffers_come_back_for_fills_of_their_size_up_to_the_pool_limit() {
+        let filled = |pool: &Arc<BufferPool>, len: usize, byte: u8| {
+            let mut f = SequentialFill::pooled(len, pool).unwrap();
+            f.push(&vec![byte; len]).unwrap();
+            f.finish().unwrap()
+        };
+        let pool = BufferPool::new(2);
+        let a = filled(&pool, 4096, 1);
+        let b = filled(&pool, 4096, 2);
+        let c = filled(&pool, 4096, 3);
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        drop((a, b, c));
+        assert_eq!(
+            pool.free_buffers(),
+            2,
+            "the third buffer is freed, not kept"
+        );
+        // Same size: a kept buffer, refilled with the new bytes; another size: a fresh one.
+        let d = filled(&pool, 4096, 4);
+        assert!(d.as_ptr() == pa || d.as_ptr() == pb);
+        assert_eq!(d.as_slice(), &[4u8; 4096][..]);
+        assert_eq!(d.as_ptr() as usize % ALIGNMENT, 0);
+        let e = filled(&pool, 100, 5);
+        assert_eq!((pool.free_buffers(), e.as_slice()), (1, &[5u8; 100][..]));
+        // An unfinished fill frees its buffer; storages outliving the pool free theirs.
+        let mut f = SequentialFill::pooled(4096, &pool).unwrap();
+        f.push(&[1]).unwrap();
+        drop(f);
+        assert_eq!(pool.free_buffers(), 0);
+        drop(pool);
+        assert_eq!(d.as_slice()[0], 4);
+        drop((d, e));
     }
 }

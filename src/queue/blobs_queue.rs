@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::stats::QueueStats;
+use super::stats::{QueueStats, StatCounts, StatsReport};
 use crate::error::{C2rsError, Result};
 
 /// How a blocking call ended (errors from the caller's closure are `Err`).
@@ -41,6 +41,9 @@ struct Ring<S> {
     /// Next record to write; only grows.
     writer: u64,
     slots: Vec<Vec<S>>,
+    /// Statistics counters, updated by every call while it holds this lock (plain integers:
+    /// no atomic read-modify-write on the per-record path; see `stats.rs`).
+    counts: StatCounts,
 }
 
 impl<S> Ring<S> {
@@ -119,6 +122,7 @@ impl<S> BlobsQueue<S> {
         let slots = (0..cap)
             .map(|i| (0..nb).map(|j| make_slot(i, j)).collect::<Result<Vec<S>>>())
             .collect::<Result<Vec<_>>>()?;
+        let stats = QueueStats::new(name, field_names);
         Ok(Self {
             name: name.to_string(),
             capacity: capacity as u64,
@@ -128,12 +132,13 @@ impl<S> BlobsQueue<S> {
                 reader: 0,
                 writer: 0,
                 slots,
+                counts: StatCounts::new(stats.num_fields()),
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
             closing: AtomicBool::new(false),
             queued_hint: AtomicU64::new(0),
-            stats: QueueStats::new(name, field_names),
+            stats,
         })
     }
 
@@ -153,8 +158,10 @@ impl<S> BlobsQueue<S> {
         self.strict
     }
 
-    pub fn stats(&self) -> &QueueStats {
-        &self.stats
+    /// The statistics now (counts taken under the ring lock, so consistent with each other).
+    pub fn stats(&self) -> StatsReport {
+        let counts = self.ring.lock().counts.clone();
+        self.stats.report(&counts)
     }
 
     /// Records currently queued.
@@ -236,8 +243,9 @@ impl<S> BlobsQueue<S> {
         take: impl FnOnce(&mut [S]) -> Result<B>,
     ) -> Result<Outcome> {
         let mut started = None;
-        self.stats.read_attempt();
         let mut ring = self.lock_timed(&mut started);
+        // Counted on arrival, before any wait (a blocked reader shows in the balance).
+        ring.counts.read_attempt();
         self.wait_until(
             &mut ring,
             &self.not_empty,
@@ -248,6 +256,7 @@ impl<S> BlobsQueue<S> {
         );
         // Re-check under the lock: read if possible, even past the deadline.
         if !ring.can_read() {
+            ring.counts.read_call();
             drop(ring);
             self.stats.read_time(elapsed_ns(started));
             return Ok(if self.is_closed() {
@@ -261,10 +270,11 @@ impl<S> BlobsQueue<S> {
         ring.reader += 1;
         self.queued_hint
             .store(ring.writer - ring.reader, Ordering::Relaxed);
+        ring.counts.dequeued(bytes.as_ref());
+        ring.counts.read_call();
         ring.check(self.capacity);
         drop(ring);
         self.not_full.notify_one();
-        self.stats.dequeued(bytes.as_ref());
         self.stats.read_time(elapsed_ns(started));
         Ok(Outcome::Done)
     }
@@ -273,8 +283,9 @@ impl<S> BlobsQueue<S> {
     /// Blocks while full; fails only when closed and full (strict mode: whenever closed).
     pub fn blocking_write(&self, put: impl FnOnce(&mut [S]) -> Result<()>) -> Result<Outcome> {
         let mut started = None;
-        self.stats.write_attempt();
         let mut ring = self.lock_timed(&mut started);
+        // Counted on arrival, before any wait (a blocked writer shows in the balance).
+        ring.counts.write_attempt();
         if self.strict && self.is_closed() {
             return Ok(Outcome::Closed);
         }
@@ -288,11 +299,13 @@ impl<S> BlobsQueue<S> {
             &mut started,
         );
         if !ring.can_write(capacity) || (self.strict && self.is_closed()) {
+            ring.counts.write_call();
             drop(ring);
             self.stats.write_time(elapsed_ns(started));
             return Ok(Outcome::Closed);
         }
         self.write_locked(&mut ring, put)?;
+        ring.counts.write_call();
         drop(ring);
         self.not_empty.notify_one();
         self.stats.write_time(elapsed_ns(started));
@@ -309,7 +322,7 @@ impl<S> BlobsQueue<S> {
         if !ring.can_write(self.capacity) {
             return Ok(Outcome::Full);
         }
-        self.stats.write_attempt();
+        ring.counts.write_attempt();
         self.write_locked(&mut ring, put)?;
         drop(ring);
         self.not_empty.notify_one();

@@ -118,11 +118,15 @@ fn dequeue_handles(
     let mut boxes: SmallVec<[Box<MaybeUninit<Tensor>>; INLINE_COLUMNS]> =
         (0..n).map(|_| Box::new_uninit()).collect();
     let mut filled = false;
+    // Filled inside the closure, handed back to the queue (for the stats) as a borrowed slice:
+    // a 16-byte return value instead of the whole `Result<SmallVec>`.
+    let mut bytes: SmallVec<[usize; INLINE_COLUMNS]> = SmallVec::new();
+    let bytes_out = &mut bytes;
     let outcome = q.blocking_read(deadline, |row| {
         // One write lock per column: move the tensor into its box; if a column is not a
         // tensor, put back what was taken (we hold the ring lock, so nobody saw the row
         // half-empty) and leave the record queued.
-        let mut bytes: SmallVec<[usize; INLINE_COLUMNS]> = SmallVec::new();
+        let bytes = bytes_out;
         for (c, slot) in row.iter().enumerate() {
             let mut guard = slot.write();
             bytes.push(content_bytes(&guard));
@@ -146,7 +150,8 @@ fn dequeue_handles(
             }
         }
         filled = true;
-        Ok(bytes)
+        let bytes: &SmallVec<[usize; INLINE_COLUMNS]> = bytes;
+        Ok(bytes.as_slice())
     })?;
     outcome_status(outcome, what)?;
     if filled {

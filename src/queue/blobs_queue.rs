@@ -10,6 +10,11 @@
 //! while it could, and a timed-out reader leaves no residue. Before parking, a waiter yields
 //! its core a bounded couple of times with the lock released, watching a relaxed size hint
 //! (see `wait_until`); this only delays the park, every decision is still made under the lock.
+//! The `notify_one` after each transfer is made after the lock is released and costs one
+//! relaxed load when nobody is parked (parking_lot's `Condvar::notify_one` returns early on an
+//! empty wait state), so no waiter count is kept. What runs under the lock: the caller's
+//! closure (slot swaps, blob locks), the ring indices, the size hint and the stats counts;
+//! old slot contents, handle allocations and blocked-time sums are dealt with after it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;

@@ -257,6 +257,38 @@ TEST_F(BlobsQueueHost, OperatorsAndHostThreadsShareOneQueue) {
   c2rs_blobs_queue_free(q);
 }
 
+// A record whose second column is not a tensor (here another queue's native object, put in by
+// EnqueueBlobs): the host dequeue refuses it and leaves it queued whole, the first column's
+// tensor included, so an operator can still take it.
+TEST_F(BlobsQueueHost, DequeueOfANonTensorColumnLeavesTheWholeRecordQueued) {
+  ASSERT_EQ(run_op(ws, op_def("CreateBlobsQueue", {}, {"mq"},
+                              {int_arg("capacity", 2), int_arg("num_blobs", 2)})),
+            C2RS_OK);
+  ASSERT_EQ(run_op(ws, op_def("CreateBlobsQueue", {}, {"other"},
+                              {int_arg("capacity", 1), int_arg("num_blobs", 1)})),
+            C2RS_OK);
+  c2rs_tensor* a = int_tensor(5);
+  ASSERT_EQ(c2rs_workspace_feed_move(ws, "a", a), C2RS_OK);
+  ASSERT_EQ(run_op(ws, op_def("EnqueueBlobs", {"mq", "a", "other"}, {"a", "other"})), C2RS_OK);
+  c2rs_blobs_queue* q = nullptr;
+  ASSERT_EQ(c2rs_blobs_queue_from_workspace(ws, "mq", &q), C2RS_OK);
+  c2rs_tensor* out[2] = {nullptr, nullptr};
+  EXPECT_EQ(c2rs_blobs_queue_dequeue(q, out, 2), C2RS_TYPE_MISMATCH);
+  EXPECT_EQ(out[0], nullptr);
+  EXPECT_EQ(out[1], nullptr);
+  EXPECT_NE(std::string(c2rs_last_error_message()).find("column 1"), std::string::npos)
+      << c2rs_last_error_message();
+  // Still there, whole: a second try fails the same way, the operator gets both columns.
+  EXPECT_EQ(c2rs_blobs_queue_try_dequeue(q, out, 2), C2RS_TYPE_MISMATCH);
+  ASSERT_EQ(run_op(ws, op_def("DequeueBlobs", {"mq"}, {"x", "y"})), C2RS_OK);
+  c2rs_tensor* x = nullptr;
+  ASSERT_EQ(c2rs_workspace_fetch(ws, "x", &x), C2RS_OK);
+  EXPECT_EQ(int_value(x), 5);
+  c2rs_tensor_free(x);
+  EXPECT_EQ(c2rs_blobs_queue_try_dequeue(q, out, 2), C2RS_TIMEOUT);
+  c2rs_blobs_queue_free(q);
+}
+
 TEST_F(BlobsQueueHost, BadInputIsRefusedWithoutChangingTheQueue) {
   c2rs_blobs_queue* q = nullptr;
   EXPECT_EQ(c2rs_blobs_queue_create(ws, "bad", -1, 1, false, &q), C2RS_ENFORCE_NOT_MET);

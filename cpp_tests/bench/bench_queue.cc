@@ -14,8 +14,9 @@
 //
 // Output: one line per scenario with the ratios, then a JSON object (--json FILE to save it).
 // Usage: bench_queue [--records N] [--json FILE] [--only PxC CAP] [--no-rebatching]
-//                    [--contender caffe2rs|caffe2ref|twocv]
+//                    [--contender caffe2rs|caffe2ref|twocv] [--serial]
 //   --only runs one scenario (e.g. `--only 4 64` for 4x4 at capacity 64), for profiling.
+//   --serial only measures the per-record cost on one thread (ns/record, no waiting).
 #include "caffe2rs.h"
 
 #include <algorithm>
@@ -192,6 +193,48 @@ double bench_caffe2rs(c2rs_workspace* ws, int producers, int consumers, size_t c
   return rate;
 }
 
+// Serial per-record cost (no second thread, so no waiting): one thread writes 32 records, then
+// reads them back, repeatedly; ns per record for each contender. Separates the fixed per-record
+// work (allocation, calls, locks, stats) from the blocking protocol.
+template <class Q>
+double serial_ns_reference(uint64_t records) {
+  Q q(64);
+  const auto t0 = Clock::now();
+  for (uint64_t done = 0; done < records; done += 32) {
+    for (int i = 0; i < 32; ++i) {
+      Slot s(new Payload);
+      if (!q.write(s)) std::abort();
+    }
+    for (int i = 0; i < 32; ++i) {
+      Slot s;
+      if (!q.read(s)) std::abort();
+    }
+  }
+  return seconds_since(t0) * 1e9 / static_cast<double>(records);
+}
+
+double serial_ns_caffe2rs(c2rs_workspace* ws, uint64_t records) {
+  c2rs_blobs_queue* q = nullptr;
+  if (c2rs_blobs_queue_create(ws, "bench_serial_q", 64, 1, false, &q) != C2RS_OK) std::abort();
+  const int64_t dims[1] = {1};
+  const auto t0 = Clock::now();
+  for (uint64_t done = 0; done < records; done += 32) {
+    for (int i = 0; i < 32; ++i) {
+      c2rs_tensor* t = nullptr;
+      if (c2rs_tensor_new(C2RS_DTYPE_FLOAT, dims, 1, &t) != C2RS_OK) std::abort();
+      if (c2rs_blobs_queue_enqueue(q, &t, 1) != C2RS_OK) std::abort();
+    }
+    for (int i = 0; i < 32; ++i) {
+      c2rs_tensor* t = nullptr;
+      if (c2rs_blobs_queue_dequeue(q, &t, 1) != C2RS_OK) std::abort();
+      c2rs_tensor_free(t);
+    }
+  }
+  const double ns = seconds_since(t0) * 1e9 / static_cast<double>(records);
+  c2rs_blobs_queue_free(q);
+  return ns;
+}
+
 // Rebatching: one batch of `bytes` (float rows of 4 KiB) in, the same rows out as one batch.
 double bench_rebatching(c2rs_workspace* ws, size_t bytes, int reps) {
   const int64_t row_floats = 1024;
@@ -241,6 +284,7 @@ int main(int argc, char** argv) {
   int only_pc = 0;
   size_t only_cap = 0;
   bool rebatching = true;
+  bool serial = false;
   int contender = 0;  // 0 all, 1 caffe2rs, 2 caffe2ref, 3 twocv (profiling only)
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--records") == 0 && i + 1 < argc) records = std::strtoull(argv[++i], nullptr, 10);
@@ -248,6 +292,7 @@ int main(int argc, char** argv) {
       only_pc = std::atoi(argv[++i]);
       only_cap = std::strtoull(argv[++i], nullptr, 10);
     } else if (std::strcmp(argv[i], "--no-rebatching") == 0) rebatching = false;
+    else if (std::strcmp(argv[i], "--serial") == 0) serial = true;
     else if (std::strcmp(argv[i], "--contender") == 0 && i + 1 < argc) {
       const std::string c = argv[++i];
       contender = c == "caffe2rs" ? 1 : c == "caffe2ref" ? 2 : c == "twocv" ? 3 : 0;
@@ -256,6 +301,18 @@ int main(int argc, char** argv) {
   }
   c2rs_workspace* ws = nullptr;
   if (c2rs_workspace_new(nullptr, &ws) != C2RS_OK) return 1;
+  if (serial) {
+    // Best of 5, interleaved.
+    double rs = 1e30, c2 = 1e30, tc = 1e30;
+    for (int rep = 0; rep < 5; ++rep) {
+      rs = std::min(rs, serial_ns_caffe2rs(ws, records));
+      c2 = std::min(c2, serial_ns_reference<Caffe2Queue>(records));
+      tc = std::min(tc, serial_ns_reference<TwoCvQueue>(records));
+    }
+    std::printf("serial ns/record: caffe2rs %.1f  caffe2ref %.1f  twocv %.1f\n", rs, c2, tc);
+    c2rs_workspace_free(ws);
+    return 0;
+  }
   std::string json = "{\"version\":\"" + std::string(c2rs_version_string()) +
                      "\",\"hardware_threads\":" +
                      std::to_string(std::thread::hardware_concurrency()) + ",\"records\":" +

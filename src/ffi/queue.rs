@@ -3,6 +3,7 @@
 //! inspected. Operators (`EnqueueBlobs`, …) and host calls may share one queue.
 
 use std::ffi::c_char;
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,8 +11,9 @@ use smallvec::SmallVec;
 
 use super::guard::{array_arg, ffi_fn, ffi_fn_or, name_arg, out_param};
 use super::handle::{
-    arc_free, arc_into_handle, arc_ref, c2rs_blobs_queue, c2rs_buffer, c2rs_rebatching_queue,
-    c2rs_tensor, c2rs_workspace, handle_ref, into_handle, take_handle,
+    arc_free, arc_into_handle, arc_ref, boxed_into_handle, c2rs_blobs_queue, c2rs_buffer,
+    c2rs_rebatching_queue, c2rs_tensor, c2rs_workspace, free_moved_handle, handle_ref, into_handle,
+    move_out_of_handle,
 };
 use crate::error::{C2rsError, Result};
 use crate::ops::queue_ops::{BlobQueue, content_bytes, deadline_after, new_blob_queue};
@@ -50,8 +52,9 @@ fn outcome_status(outcome: Outcome, what: &str) -> Result<()> {
 const INLINE_COLUMNS: usize = 4;
 
 /// Moves the tensors behind `handles` into the slot row; the handles are consumed only when the
-/// record goes in. Old slot contents (empty after a host dequeue; an operator's recycled
-/// content otherwise) are dropped after the lock is released.
+/// record goes in. Inside the ring lock only the tensor values move (handle → slot blob); the
+/// emptied handle allocations and any old slot contents (empty after a host dequeue; an
+/// operator's recycled content otherwise) are freed after the lock is released.
 fn enqueue_handles(
     q: &BlobQueue,
     handles: &[*mut c2rs_tensor],
@@ -65,14 +68,19 @@ fn enqueue_handles(
         )));
     }
     let mut old: SmallVec<[BlobContent; INLINE_COLUMNS]> = SmallVec::new();
+    let mut moved = false;
     let put = |row: &mut [Arc<crate::workspace::Blob>]| -> Result<()> {
         for (slot, &h) in row.iter().zip(handles) {
-            let t = take_handle(h, "tensors")?;
+            // SAFETY: `h` is non-NULL (checked above) and, by the C contract, a live tensor
+            // handle the caller hands over on success; this closure runs only when the record
+            // goes in, and every handle is moved out exactly once (freed below).
+            let t = unsafe { move_out_of_handle(h) };
             let prev = slot.replace(BlobContent::Tensor(t));
             if !matches!(prev, BlobContent::Empty) {
                 old.push(prev);
             }
         }
+        moved = true;
         Ok(())
     };
     let outcome = if try_only {
@@ -80,12 +88,19 @@ fn enqueue_handles(
     } else {
         q.blocking_write(put)?
     };
+    if moved {
+        for &h in handles {
+            // SAFETY: moved out by `put` above, freed once here.
+            unsafe { free_moved_handle(h) };
+        }
+    }
     drop(old);
     outcome_status(outcome, what)
 }
 
 /// Takes one record's tensors out of the slots (validated under the lock, so a record that is
-/// not all tensors stays queued) and returns them as new handles.
+/// not all tensors stays queued) and returns them as new handles. The handle allocations are
+/// made before the ring lock; inside it each tensor moves from its slot blob straight into one.
 fn dequeue_handles(
     q: &BlobQueue,
     out: *mut *mut c2rs_tensor,
@@ -100,35 +115,50 @@ fn dequeue_handles(
     // SAFETY: non-NULL; the caller passes `n` writable `c2rs_tensor*` slots (C contract).
     let out = unsafe { std::slice::from_raw_parts_mut(out, n) };
     out.fill(std::ptr::null_mut());
-    let mut taken: SmallVec<[Tensor; INLINE_COLUMNS]> = SmallVec::new();
+    let mut boxes: SmallVec<[Box<MaybeUninit<Tensor>>; INLINE_COLUMNS]> =
+        (0..n).map(|_| Box::new_uninit()).collect();
+    let mut filled = false;
+    // Filled inside the closure, handed back to the queue (for the stats) as a borrowed slice:
+    // a 16-byte return value instead of the whole `Result<SmallVec>`.
+    let mut bytes: SmallVec<[usize; INLINE_COLUMNS]> = SmallVec::new();
+    let bytes_out = &mut bytes;
     let outcome = q.blocking_read(deadline, |row| {
-        // One write lock per column: take the content; if a column is not a tensor, put back
-        // what was taken (we hold the ring lock, so nobody saw the row half-empty).
-        let mut bytes: SmallVec<[usize; INLINE_COLUMNS]> = SmallVec::new();
+        // One write lock per column: move the tensor into its box; if a column is not a
+        // tensor, put back what was taken (we hold the ring lock, so nobody saw the row
+        // half-empty) and leave the record queued.
+        let bytes = bytes_out;
         for (c, slot) in row.iter().enumerate() {
             let mut guard = slot.write();
-            if !matches!(&*guard, BlobContent::Tensor(_)) {
-                let kind = guard.type_name();
-                drop(guard);
-                for (back, t) in row.iter().zip(taken.drain(..)) {
-                    *back.write() = BlobContent::Tensor(t);
+            bytes.push(content_bytes(&guard));
+            match std::mem::take(&mut *guard) {
+                BlobContent::Tensor(t) => {
+                    boxes[c].write(t);
                 }
-                return Err(C2rsError::type_mismatch(format!(
-                    "record column {c} holds a {kind}, not a tensor; it stays queued"
-                )));
-            }
-            let content = std::mem::take(&mut *guard);
-            drop(guard);
-            bytes.push(content_bytes(&content));
-            if let BlobContent::Tensor(t) = content {
-                taken.push(t);
+                other => {
+                    let kind = other.type_name();
+                    *guard = other;
+                    drop(guard);
+                    for (back, b) in row.iter().zip(boxes.iter_mut()).take(c) {
+                        // SAFETY: boxes[..c] were written by earlier iterations of this loop
+                        // and not read since; each is read (moved back) once.
+                        *back.write() = BlobContent::Tensor(unsafe { b.assume_init_read() });
+                    }
+                    return Err(C2rsError::type_mismatch(format!(
+                        "record column {c} holds a {kind}, not a tensor; it stays queued"
+                    )));
+                }
             }
         }
-        Ok(bytes)
+        filled = true;
+        let bytes: &SmallVec<[usize; INLINE_COLUMNS]> = bytes;
+        Ok(bytes.as_slice())
     })?;
     outcome_status(outcome, what)?;
-    for (slot, t) in out.iter_mut().zip(taken) {
-        *slot = into_handle(t);
+    if filled {
+        for (slot, b) in out.iter_mut().zip(boxes) {
+            // SAFETY: `filled` is set only after every box was written by the loop above.
+            *slot = boxed_into_handle(unsafe { b.assume_init() });
+        }
     }
     Ok(())
 }

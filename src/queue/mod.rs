@@ -8,4 +8,4 @@ mod stats;
 
 pub use blobs_queue::{BlobsQueue, Outcome};
 pub use rebatching::RebatchingQueue;
-pub use stats::{QueueStats, StatsSnapshot};
+pub use stats::{QueueStats, StatsReport, StatsSnapshot};

@@ -9,6 +9,8 @@ mod storage;
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 pub use dtype::DataType;
 pub use serialize::{tensor_from_proto, tensor_range_to_proto, tensor_to_proto};
 pub use storage::{
@@ -34,10 +36,14 @@ enum Elements {
 #[derive(Clone)]
 pub struct Tensor {
     dtype: DataType,
-    dims: Vec<i64>,
+    /// Inline up to `INLINE_DIMS` dims: creating a typical tensor allocates no dims buffer.
+    dims: SmallVec<[i64; INLINE_DIMS]>,
     numel: usize,
     elements: Elements,
 }
+
+/// Dims kept inline in a `Tensor` (more spill to the heap).
+const INLINE_DIMS: usize = 4;
 
 /// Number of elements for `dims`, rejecting negative dims and overflow.
 pub fn checked_numel(dims: &[i64]) -> Result<usize> {
@@ -81,7 +87,7 @@ impl Tensor {
         };
         Ok(Self {
             dtype,
-            dims: dims.to_vec(),
+            dims: SmallVec::from_slice(dims),
             numel,
             elements,
         })
@@ -104,7 +110,7 @@ impl Tensor {
         }
         Ok(Self {
             dtype,
-            dims: dims.to_vec(),
+            dims: SmallVec::from_slice(dims),
             numel,
             elements: Elements::Bytes(storage),
         })
@@ -121,7 +127,7 @@ impl Tensor {
         }
         Ok(Self {
             dtype: DataType::String,
-            dims: dims.to_vec(),
+            dims: SmallVec::from_slice(dims),
             numel,
             elements: Elements::Strings(Arc::new(values)),
         })

@@ -232,14 +232,16 @@ impl Drop for Storage {
     }
 }
 
+/// A free allocation from `alloc_aligned(len, _)`: `(aligned start, block to free, len)`.
+type FreeBuffer = (NonNull<u8>, NonNull<u8>, usize);
+
 /// Aligned buffers given back by dropped storages, handed out again to `SequentialFill`s of
 /// the same size: memory the process already touched, so refilling it costs no page faults
 /// and no kernel zeroing (a fresh multi-megabyte allocation costs both, every time).
 /// Holds at most `max` free buffers; the rest are freed.
 pub struct BufferPool {
-    /// Free allocations `(ptr, base, len)` from `alloc_aligned(len, _)` (aligned start,
-    /// block to free, size), owned by the pool.
-    free: Mutex<Vec<(NonNull<u8>, NonNull<u8>, usize)>>,
+    /// Free allocations, owned by the pool.
+    free: Mutex<Vec<FreeBuffer>>,
     max: usize,
 }
 

@@ -110,78 +110,27 @@ pub fn dtype_of(dl: DLDataType) -> Result<DataType> {
     Ok(d)
 }
 
-/// What an export keeps alive. `managed` is the first field so the C pointer to it is also
-/// the pointer to the whole context (the deleter recovers the `Box` from it).
-#[repr(C)]
-struct ExportContext {
-    managed: DLManagedTensorVersioned,
-    shape: Vec<i64>,
-    /// Keeps the bytes alive after the tensor handle is freed; `None` for an empty tensor.
-    _storage: Option<Arc<Storage>>,
-}
-
 /// Exports `tensor` without copying: the result shares the tensor's storage and keeps it alive
 /// until its deleter runs. Marked read-only: the tensor copies before its next write, so the
 /// export keeps seeing the values it was made with.
 pub fn export(tensor: &Tensor) -> Result<*mut DLManagedTensorVersioned> {
-    let dtype = dl_dtype(tensor.dtype()).ok_or_else(|| {
-        C2rsError::unsupported("STRING tensors cannot be exported through DLPack")
-    })?;
-    let ndim = i32::try_from(tensor.dims().len())
-        .map_err(|_| C2rsError::unsupported("too many dims for DLPack"))?;
+    // The storage (None for an empty tensor) keeps the bytes alive after the tensor handle
+    // is freed.
     let storage = tensor.storage().cloned();
     let data = storage
         .as_ref()
         .map_or(std::ptr::null_mut(), |s| s.as_ptr() as *mut c_void);
-    let mut ctx = Box::new(ExportContext {
-        managed: DLManagedTensorVersioned {
-            version: DLPackVersion {
-                major: DLPACK_MAJOR,
-                minor: DLPACK_MINOR,
-            },
-            manager_ctx: std::ptr::null_mut(),
-            deleter: Some(delete_export),
-            flags: FLAG_READ_ONLY,
-            dl_tensor: DLTensor {
-                data,
-                device: DLDevice {
-                    device_type: DL_CPU,
-                    device_id: 0,
-                },
-                ndim,
-                dtype,
-                shape: std::ptr::null_mut(),
-                strides: std::ptr::null_mut(),
-                byte_offset: 0,
-            },
+    export_raw(
+        data,
+        DLDevice {
+            device_type: DL_CPU,
+            device_id: 0,
         },
-        shape: tensor.dims().to_vec(),
-        _storage: storage,
-    });
-    ctx.managed.dl_tensor.shape = if ctx.shape.is_empty() {
-        std::ptr::null_mut()
-    } else {
-        ctx.shape.as_mut_ptr()
-    };
-    let raw = Box::into_raw(ctx);
-    // SAFETY: `raw` comes from `Box::into_raw` just above, so it is valid and unaliased.
-    unsafe { (*raw).managed.manager_ctx = raw as *mut c_void };
-    Ok(raw as *mut DLManagedTensorVersioned)
-}
-
-/// The deleter of every export: frees the context and drops its storage reference.
-unsafe extern "C" fn delete_export(managed: *mut DLManagedTensorVersioned) {
-    if managed.is_null() {
-        return;
-    }
-    // A panic must not unwind into the consumer's C frames; dropping an Arc and two Vecs does
-    // not panic, but the guard costs nothing.
-    let _ = std::panic::catch_unwind(|| {
-        // SAFETY: `managed` is the first field of a `Box<ExportContext>` leaked by `export`
-        // (repr(C) puts it at offset 0); DLPack calls the deleter once, so this is the only
-        // reconstruction of that box.
-        drop(unsafe { Box::from_raw(managed as *mut ExportContext) });
-    });
+        tensor.dtype(),
+        tensor.dims(),
+        FLAG_READ_ONLY,
+        Box::new(storage),
+    )
 }
 
 /// Adopts a DLPack tensor without copying. On success the tensor owns `managed`: its deleter
@@ -307,9 +256,10 @@ pub(crate) unsafe fn release_of(
     })
 }
 
-/// What a raw export keeps alive; `managed` first, as in `ExportContext`.
+/// What an export keeps alive. `managed` is the first field so the C pointer to it is also
+/// the pointer to the whole context (the deleter recovers the `Box` from it).
 #[repr(C)]
-struct RawExportContext {
+struct ExportContext {
     managed: DLManagedTensorVersioned,
     shape: Vec<i64>,
     _keep: Box<dyn std::any::Any + Send + Sync>,
@@ -330,14 +280,14 @@ pub(crate) fn export_raw(
     })?;
     let ndim = i32::try_from(dims.len())
         .map_err(|_| C2rsError::unsupported("too many dims for DLPack"))?;
-    let mut ctx = Box::new(RawExportContext {
+    let mut ctx = Box::new(ExportContext {
         managed: DLManagedTensorVersioned {
             version: DLPackVersion {
                 major: DLPACK_MAJOR,
                 minor: DLPACK_MINOR,
             },
             manager_ctx: std::ptr::null_mut(),
-            deleter: Some(delete_raw_export),
+            deleter: Some(delete_export),
             flags,
             dl_tensor: DLTensor {
                 data,
@@ -363,15 +313,16 @@ pub(crate) fn export_raw(
     Ok(raw as *mut DLManagedTensorVersioned)
 }
 
-unsafe extern "C" fn delete_raw_export(managed: *mut DLManagedTensorVersioned) {
+unsafe extern "C" fn delete_export(managed: *mut DLManagedTensorVersioned) {
     if managed.is_null() {
         return;
     }
     // `keep` may free device memory; nothing of it may unwind into C frames.
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: `managed` is the first field of a `Box<RawExportContext>` leaked by
-        // `export_raw`; DLPack calls the deleter once.
-        drop(unsafe { Box::from_raw(managed as *mut RawExportContext) });
+        // SAFETY: `managed` is the first field of a `Box<ExportContext>` leaked by
+        // `export_raw` (repr(C) puts it at offset 0); DLPack calls the deleter once, so this
+        // is the only reconstruction of that box.
+        drop(unsafe { Box::from_raw(managed as *mut ExportContext) });
     }));
 }
 

@@ -197,6 +197,9 @@ impl CudaContext {
 impl Drop for CudaContext {
     fn drop(&mut self) {
         if let Some(g) = self.curand.take() {
+            // The generator's state lives on `gpu_id`: free it there, as it was created (the
+            // context may be dropped on a thread with another device current, or none).
+            let _guard = DeviceGuard::new(self.gpu_id).ok();
             // SAFETY: created by this context, destroyed once; errors ignored in teardown.
             let _ = unsafe { cudarc::curand::result::destroy_generator(g) };
         }

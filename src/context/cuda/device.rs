@@ -151,6 +151,9 @@ pub fn tensor_core_available() -> Result<bool> {
 /// pageable memory the driver does not know (its invalid-value error is cleared).
 pub fn pointer_device(ptr: *const c_void) -> Result<i32> {
     runtime()?;
+    // The driver answers CUDA_ERROR_INVALID_CONTEXT on a thread with no current context
+    // (a host thread calling in first); bind one as the runtime API would.
+    get_device()?;
     let mut mem_type: c_uint = 0;
     // SAFETY: `mem_type` is the 4-byte out-value this attribute writes; any pointer value may
     // be queried.

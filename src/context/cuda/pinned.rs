@@ -244,6 +244,11 @@ unsafe extern "C" fn pinned_delete(ptr: *mut c_void) {
                     });
                 } else {
                     state.wait_all(&mut fences);
+                    // cuMemFreeHost needs a current context (CUDA_ERROR_INVALID_CONTEXT
+                    // otherwise, and the block would leak); the deleter runs on any thread,
+                    // including threads that never used CUDA. PORTABLE blocks may be freed
+                    // under any device's context.
+                    let _guard = get_device().and_then(DeviceGuard::new).ok();
                     // SAFETY: a live pinned block, removed from `live`, freed once, with no
                     // copy pending on it.
                     let _ = unsafe { sys::cuMemFreeHost(ptr) };

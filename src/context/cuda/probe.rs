@@ -138,6 +138,14 @@ impl GpuRuntime {
                 self.device_count
             )));
         }
+        // Per-device tables hold MAX_GPUS entries (a machine with more devices fails its
+        // lazy init with that message; this keeps direct queries from indexing past them).
+        if gpu as usize >= super::MAX_GPUS {
+            return Err(crate::error::C2rsError::unsupported(format!(
+                "GPU id {gpu} is beyond the {} devices caffe2rs supports in one process",
+                super::MAX_GPUS
+            )));
+        }
         Ok(())
     }
 

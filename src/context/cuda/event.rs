@@ -140,8 +140,12 @@ impl CudaEvent {
             return Ok(());
         }
         drop(st);
+        // The driver may refuse event calls on a thread with no current context (cudarc binds
+        // one before each); a failed switch leaves the call to report that itself.
+        let guard = DeviceGuard::new(self.gpu).ok();
         // SAFETY: a live event; synchronising needs no lock (Query/Wait may run meanwhile).
         let rc = unsafe { sys::cuEventSynchronize(self.event) };
+        drop(guard);
         let mut st = self.state.lock();
         if self.status() == EventStatus::Scheduled {
             if rc == sys::CUresult::CUDA_SUCCESS {
@@ -161,6 +165,7 @@ impl CudaEvent {
         }
         let mut st = self.state.lock();
         if self.status() == EventStatus::Scheduled {
+            let _guard = DeviceGuard::new(self.gpu).ok();
             // SAFETY: a live event.
             let rc = unsafe { sys::cuEventQuery(self.event) };
             if rc == sys::CUresult::CUDA_SUCCESS {
@@ -230,6 +235,7 @@ impl CudaEvent {
 
 impl Drop for CudaEvent {
     fn drop(&mut self) {
+        let _guard = DeviceGuard::new(self.gpu).ok();
         // SAFETY: created by this event, destroyed once; errors ignored in teardown.
         let _ = unsafe { sys::cuEventDestroy_v2(self.event) };
     }

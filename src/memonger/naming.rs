@@ -91,45 +91,7 @@ pub fn left_edge(items: &[Item]) -> Chains {
 /// Chains are created in non-increasing size order, so the newest fitting chain is the
 /// smallest; the scan costs O(chains) per item.
 pub fn greedy_by_size(items: &[Item]) -> Chains {
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by_key(|&i| (Reverse(items[i].size), items[i].first, i));
-    let mut members: Vec<BTreeMap<u32, u32>> = Vec::new();
-    let mut class_of: Vec<u32> = Vec::new();
-    let mut pinned: Vec<bool> = Vec::new();
-    let mut chains = vec![0u32; items.len()];
-    for &i in &order {
-        let it = items[i];
-        let mut chosen = None;
-        for c in (0..members.len()).rev() {
-            if class_of[c] != it.class || (it.pinned && pinned[c]) {
-                continue;
-            }
-            let m = &members[c];
-            let before_ok = m
-                .range(..=it.first)
-                .next_back()
-                .is_none_or(|(_, &last)| last < it.first);
-            let after_ok = m
-                .range(it.first..)
-                .next()
-                .is_none_or(|(&first, _)| first > it.last);
-            let ext_ok = !it.ext_out || m.keys().next_back().is_none_or(|&f| f < it.first);
-            if before_ok && after_ok && ext_ok {
-                chosen = Some(c);
-                break;
-            }
-        }
-        let c = chosen.unwrap_or_else(|| {
-            members.push(BTreeMap::new());
-            class_of.push(it.class);
-            pinned.push(false);
-            members.len() - 1
-        });
-        pinned[c] |= it.pinned;
-        members[c].insert(it.first, it.last);
-        chains[i] = c as u32;
-    }
-    renumber(items, chains)
+    by_size_scored(items, |m, it| neighbours(m, it).map(|_| 0))
 }
 
 /// Renumbers chains in order of their first member's `first` (then item index), so equal
@@ -182,6 +144,17 @@ pub fn check(items: &[Item], chains: &Chains) -> Option<(usize, usize)> {
 /// chains of the class the item goes where it leaves the least idle time next to its
 /// neighbours (ties: the smaller chain). O(n · chains · log n).
 pub fn greedy_by_size_time_fit(items: &[Item], horizon: u32) -> Chains {
+    by_size_scored(items, |m, it| fit_gap(m, it, horizon))
+}
+
+/// Items by size descending (ties: `first`, index) each join the chain of their class with
+/// the lowest `score` (`None`: the item cannot join it), scanning the newest (smallest)
+/// chains first and keeping the first of equal scores (a score of 0 cannot be beaten, so
+/// the scan stops there); no chain fits: a new one.
+fn by_size_scored(
+    items: &[Item],
+    score: impl Fn(&BTreeMap<u32, u32>, &Item) -> Option<u64>,
+) -> Chains {
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by_key(|&i| (Reverse(items[i].size), items[i].first, i));
     let mut members: Vec<BTreeMap<u32, u32>> = Vec::new();
@@ -195,11 +168,14 @@ pub fn greedy_by_size_time_fit(items: &[Item], horizon: u32) -> Chains {
             if class_of[c] != it.class || (it.pinned && pinned[c]) {
                 continue;
             }
-            let Some(gap) = fit_gap(&members[c], &it, horizon) else {
+            let Some(s) = score(&members[c], &it) else {
                 continue;
             };
-            if chosen.is_none_or(|(g, _)| gap < g) {
-                chosen = Some((gap, c));
+            if chosen.is_none_or(|(best, _)| s < best) {
+                chosen = Some((s, c));
+            }
+            if s == 0 {
+                break;
             }
         }
         let c = match chosen {
@@ -221,19 +197,27 @@ pub fn greedy_by_size_time_fit(items: &[Item], horizon: u32) -> Chains {
 /// Idle time around `it` if it joined a chain with `m` (first -> last) members; `None` on a
 /// conflict (or an external output that would not be last).
 fn fit_gap(m: &BTreeMap<u32, u32>, it: &Item, horizon: u32) -> Option<u64> {
-    let pred = m.range(..=it.first).next_back();
-    let succ = m.range(it.first..).next();
-    if pred.is_some_and(|(_, &last)| last >= it.first) || succ.is_some_and(|(&f, _)| f <= it.last) {
+    let (pred_last, succ_first) = neighbours(m, it)?;
+    let before = pred_last.map_or(it.first as u64, |l| (it.first - l) as u64);
+    let after = succ_first.map_or(horizon.saturating_sub(it.last) as u64, |f| {
+        (f - it.last) as u64
+    });
+    Some(before + after)
+}
+
+/// The `last` of the member just before `it` and the `first` of the one just after it, if
+/// `it` can join a chain with `m` (first -> last) members: `None` on an overlap, or for an
+/// external output that would not be the chain's last member.
+fn neighbours(m: &BTreeMap<u32, u32>, it: &Item) -> Option<(Option<u32>, Option<u32>)> {
+    let pred = m.range(..=it.first).next_back().map(|(_, &last)| last);
+    let succ = m.range(it.first..).next().map(|(&first, _)| first);
+    if pred.is_some_and(|last| last >= it.first) || succ.is_some_and(|f| f <= it.last) {
         return None;
     }
     if it.ext_out && succ.is_some() {
         return None;
     }
-    let before = pred.map_or(it.first as u64, |(_, &l)| (it.first - l) as u64);
-    let after = succ.map_or((horizon.saturating_sub(it.last)) as u64, |(&f, _)| {
-        (f - it.last) as u64
-    });
-    Some(before + after)
+    Some((pred, succ))
 }
 
 /// Local search on an assignment: repeatedly moves single items to the other chain of their

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use super::at_least_one;
 use super::stats::{QueueStats, StatCounts, StatsReport};
 use crate::error::{C2rsError, Result};
 
@@ -111,20 +112,13 @@ impl<S> BlobsQueue<S> {
         strict: bool,
         mut make_slot: impl FnMut(usize, usize) -> Result<S>,
     ) -> Result<Self> {
-        if capacity < 1 {
-            return Err(C2rsError::enforce(format!(
-                "capacity must be >= 1, got {capacity}"
-            )));
-        }
-        if num_blobs < 1 {
-            return Err(C2rsError::enforce(format!(
-                "num_blobs must be >= 1, got {num_blobs}"
-            )));
-        }
+        let (cap, nb) = (
+            at_least_one(capacity, "capacity")?,
+            at_least_one(num_blobs, "num_blobs")?,
+        );
         if !field_names.is_empty() && field_names.len() as i64 != num_blobs {
             return Err(C2rsError::enforce("Wrong number of fieldNames provided."));
         }
-        let (cap, nb) = (capacity as usize, num_blobs as usize);
         let slots = (0..cap)
             .map(|i| (0..nb).map(|j| make_slot(i, j)).collect::<Result<Vec<S>>>())
             .collect::<Result<Vec<_>>>()?;

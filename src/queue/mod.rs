@@ -9,3 +9,13 @@ mod stats;
 pub use blobs_queue::{BlobsQueue, Outcome};
 pub use rebatching::RebatchingQueue;
 pub use stats::{QueueStats, StatsReport, StatsSnapshot};
+
+/// A queue's size argument (`capacity`, `num_blobs`) as a count: enforce `>= 1`.
+fn at_least_one(v: i64, what: &str) -> crate::Result<usize> {
+    if v < 1 {
+        return Err(crate::error::C2rsError::enforce(format!(
+            "{what} must be >= 1, got {v}"
+        )));
+    }
+    Ok(v as usize)
+}

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use super::at_least_one;
 use crate::error::{C2rsError, Result};
 use crate::tensor::{DataType, SequentialFill, Storage, Tensor};
 
@@ -61,19 +62,11 @@ fn private_copy(t: &Tensor, dims: &[i64]) -> Result<Tensor> {
 
 impl RebatchingQueue {
     pub fn new(capacity: i64, num_blobs: i64) -> Result<Self> {
-        if capacity < 1 {
-            return Err(C2rsError::enforce(format!(
-                "capacity must be >= 1, got {capacity}"
-            )));
-        }
-        if num_blobs < 1 {
-            return Err(C2rsError::enforce(format!(
-                "num_blobs must be >= 1, got {num_blobs}"
-            )));
-        }
+        let capacity = at_least_one(capacity, "capacity")?;
+        let num_blobs = at_least_one(num_blobs, "num_blobs")?;
         Ok(Self {
-            capacity: capacity as usize,
-            num_blobs: num_blobs as usize,
+            capacity,
+            num_blobs,
             state: Mutex::new(Rows {
                 rows: VecDeque::new(),
                 closed: false,

@@ -2,7 +2,6 @@
 //! records in batches of 4 and 3 with wrap-around, prefetch settings, bad input), DBExists,
 //! and DBReader blobs (serialisation, as Caffe2's DBReaderTest).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use caffe2rs::ErrorKind;
@@ -16,15 +15,7 @@ use prost::Message;
 use serde_json::Value;
 
 mod support;
-use support::{arg_i, arg_s, op, values_json as values_of};
-
-fn golden(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/golden/db")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
+use support::{arg_i, arg_s, golden_db as golden, json_dims, op, values_json as values_of};
 
 fn temp(name: &str) -> String {
     let p = std::env::temp_dir().join(format!("c2rs-dbops-{}-{name}", std::process::id()));
@@ -85,13 +76,7 @@ fn golden_dbs_through_the_operator_give_batches_of_4_and_3_that_wrap() {
                     let want0 = &records[0]["tensors"][o];
                     assert_eq!(t.dtype().name(), want0["data_type"].as_str().unwrap());
                     let mut dims = vec![batch];
-                    dims.extend(
-                        want0["dims"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|d| d.as_i64().unwrap()),
-                    );
+                    dims.extend(json_dims(&want0["dims"]));
                     assert_eq!(t.dims(), dims.as_slice(), "{db_type} {name}");
                     let values = values_of(&t);
                     let per = values.len() / batch as usize;

@@ -1,8 +1,6 @@
 //! The golden minidb and LMDB files (written by an independent reference writer and py-lmdb)
 //! yield exactly the records of ../shared/golden/db/manifest.json, in order, and wrap around.
 
-use std::path::PathBuf;
-
 use caffe2rs::db::{DbReader, Mode, open_db};
 use caffe2rs::proto::TensorProtos;
 use caffe2rs::tensor::tensor_from_proto;
@@ -10,15 +8,7 @@ use prost::Message;
 use serde_json::Value;
 
 mod support;
-use support::values_json as values_of;
-
-fn golden(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/golden/db")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
+use support::{assert_tensor_matches, golden_db as golden, json_dims, values_json as values_of};
 
 fn manifest() -> Value {
     serde_json::from_str(&std::fs::read_to_string(golden("manifest.json")).expect("manifest"))
@@ -34,16 +24,7 @@ fn check_record(key: &[u8], value: &[u8], expected: &Value) {
     let tensors = expected["tensors"].as_array().unwrap();
     assert_eq!(protos.protos.len(), tensors.len());
     for (proto, want) in protos.protos.iter().zip(tensors) {
-        let t = tensor_from_proto(proto).unwrap();
-        assert_eq!(t.dtype().name(), want["data_type"].as_str().unwrap());
-        let dims: Vec<i64> = want["dims"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_i64().unwrap())
-            .collect();
-        assert_eq!(t.dims(), dims.as_slice());
-        assert_eq!(values_of(&t), *want["values"].as_array().unwrap());
+        assert_tensor_matches(&tensor_from_proto(proto).unwrap(), want);
     }
 }
 
@@ -129,13 +110,7 @@ fn golden_dbs_batch_in_record_order_and_wrap() {
                 for (o, out) in batch.iter().enumerate() {
                     let want = &records[0]["tensors"][o];
                     let mut dims = vec![batch_size as i64];
-                    dims.extend(
-                        want["dims"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|d| d.as_i64().unwrap()),
-                    );
+                    dims.extend(json_dims(&want["dims"]));
                     assert_eq!(
                         out.dims(),
                         dims.as_slice(),

@@ -3,7 +3,6 @@
 //! caffe2/python/operator_test/load_save_test.py and blob_test.cc (chunking).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use caffe2rs::ErrorKind;
@@ -16,15 +15,10 @@ use prost::Message;
 use serde_json::Value;
 
 mod support;
-use support::{arg_i as i, arg_s as s, arg_strings as strings, feed, fetch, op, values_json};
-
-fn golden(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/golden/db")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
+use support::{
+    arg_i as i, arg_s as s, arg_strings as strings, assert_tensor_matches, feed, fetch,
+    golden_db as golden, op,
+};
 
 /// A fresh directory for one test, used as the workspace root folder.
 fn temp_dir(name: &str) -> String {
@@ -85,16 +79,7 @@ fn golden_checkpoint_loads_with_load_all() {
     .unwrap();
     let blobs = manifest["checkpoint.minidb"]["blobs"].as_array().unwrap();
     for want in blobs {
-        let t = fetch(&ws, want["name"].as_str().unwrap());
-        assert_eq!(t.dtype().name(), want["data_type"].as_str().unwrap());
-        let dims: Vec<i64> = want["dims"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_i64().unwrap())
-            .collect();
-        assert_eq!(t.dims(), dims.as_slice());
-        assert_eq!(values_json(&t), *want["values"].as_array().unwrap());
+        assert_tensor_matches(&fetch(&ws, want["name"].as_str().unwrap()), want);
     }
     // Loading just one output by name stops there and leaves the others alone.
     let ws = Workspace::new();

@@ -8,14 +8,8 @@ use caffe2rs::proto::{NetDef, OperatorDef, TensorShape, TensorShapes};
 use prost::Message;
 use std::path::PathBuf;
 
-fn op(ty: &str, i: &[&str], o: &[&str]) -> OperatorDef {
-    OperatorDef {
-        r#type: Some(ty.into()),
-        input: i.iter().map(|s| s.to_string()).collect(),
-        output: o.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
-}
+mod common;
+use common::op;
 
 #[derive(Default)]
 struct Builder {

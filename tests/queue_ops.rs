@@ -57,6 +57,17 @@ fn create_queue(ws: &Arc<Workspace>, name: &str, capacity: i64, num_blobs: i64) 
     .unwrap();
 }
 
+fn create_rebatching_queue(ws: &Arc<Workspace>, name: &str, capacity: i64, num_blobs: i64) {
+    let args = vec![i("capacity", capacity), i("num_blobs", num_blobs)];
+    run(ws, op("CreateRebatchingQueue", &[], &[name], args)).unwrap();
+}
+
+/// DequeueRebatchingQueue of `num_elements` rows from `queue` into `outputs`; must succeed.
+fn dequeue_rebatching(ws: &Arc<Workspace>, queue: &str, outputs: &[&str], num_elements: i64) {
+    let args = vec![i("num_elements", num_elements)];
+    run(ws, op("DequeueRebatchingQueue", &[queue], outputs, args)).unwrap();
+}
+
 fn queue_of(ws: &Workspace, name: &str) -> Arc<BlobQueue> {
     ws.get_blob(name).unwrap().native::<BlobQueue>().unwrap()
 }
@@ -109,16 +120,7 @@ fn join_within<T: Send + 'static>(handle: std::thread::JoinHandle<T>, limit: Dur
 #[test]
 fn rebatching_single_enqueue_dequeue_gives_one_element_batches() {
     let ws = Workspace::new();
-    run(
-        &ws,
-        op(
-            "CreateRebatchingQueue",
-            &[],
-            &["q"],
-            vec![i("capacity", 10), i("num_blobs", 1)],
-        ),
-    )
-    .unwrap();
+    create_rebatching_queue(&ws, "q", 10, 1);
     for k in 0..3 {
         let t = format!("t{k}");
         run(&ws, op("ConstantFill", &[], &[&t], vec![f("value", 1.0)])).unwrap();
@@ -137,16 +139,7 @@ fn rebatching_single_enqueue_dequeue_gives_one_element_batches() {
 #[test]
 fn rebatching_batch_enqueue_splits_rows() {
     let ws = Workspace::new();
-    run(
-        &ws,
-        op(
-            "CreateRebatchingQueue",
-            &[],
-            &["q"],
-            vec![i("capacity", 10)],
-        ),
-    )
-    .unwrap();
+    create_rebatching_queue(&ws, "q", 10, 1);
     let values: Vec<i32> = (0..10).map(|v| v * 3 + 1).collect();
     feed(&ws, "t", i32s(&[10], &values));
     run(
@@ -159,42 +152,15 @@ fn rebatching_batch_enqueue_splits_rows() {
         ),
     )
     .unwrap();
-    run(
-        &ws,
-        op(
-            "DequeueRebatchingQueue",
-            &["q"],
-            &["a"],
-            vec![i("num_elements", 5)],
-        ),
-    )
-    .unwrap();
-    run(
-        &ws,
-        op(
-            "DequeueRebatchingQueue",
-            &["q"],
-            &["b"],
-            vec![i("num_elements", 5)],
-        ),
-    )
-    .unwrap();
+    dequeue_rebatching(&ws, "q", &["a"], 5);
+    dequeue_rebatching(&ws, "q", &["b"], 5);
     assert_eq!(fetch(&ws, "a").typed::<i32>().unwrap(), &values[..5]);
     assert_eq!(fetch(&ws, "b").typed::<i32>().unwrap(), &values[5..]);
 }
 
 fn closed_rebatching_queue_with_ten_rows() -> Arc<Workspace> {
     let ws = Workspace::new();
-    run(
-        &ws,
-        op(
-            "CreateRebatchingQueue",
-            &[],
-            &["q"],
-            vec![i("capacity", 10)],
-        ),
-    )
-    .unwrap();
+    create_rebatching_queue(&ws, "q", 10, 1);
     feed(&ws, "t", i32s(&[10], &(0..10).collect::<Vec<_>>()));
     run(
         &ws,
@@ -239,16 +205,7 @@ fn rebatching_enqueue_on_closed_queue_fails() {
 #[test]
 fn rebatching_multiple_components_dequeue_prefixes() {
     let ws = Workspace::new();
-    run(
-        &ws,
-        op(
-            "CreateRebatchingQueue",
-            &[],
-            &["q"],
-            vec![i("capacity", 10), i("num_blobs", 4)],
-        ),
-    )
-    .unwrap();
+    create_rebatching_queue(&ws, "q", 10, 4);
     let a = i64s(&[10], &(0..10).collect::<Vec<_>>());
     let b = Tensor::from_slice(
         DataType::Float,
@@ -276,16 +233,7 @@ fn rebatching_multiple_components_dequeue_prefixes() {
         ),
     )
     .unwrap();
-    run(
-        &ws,
-        op(
-            "DequeueRebatchingQueue",
-            &["q"],
-            &["oa", "ob", "oc", "od"],
-            vec![i("num_elements", 5)],
-        ),
-    )
-    .unwrap();
+    dequeue_rebatching(&ws, "q", &["oa", "ob", "oc", "od"], 5);
     assert_eq!(
         fetch(&ws, "oa").typed::<i64>().unwrap(),
         &a.typed::<i64>().unwrap()[..5]
@@ -315,16 +263,7 @@ fn rebatching_parallel_producers_and_consumers_move_every_element_once() {
         (2, 3, 1, 9, 1),
     ] {
         let ws = Workspace::new();
-        run(
-            &ws,
-            op(
-                "CreateRebatchingQueue",
-                &[],
-                &["q"],
-                vec![i("capacity", capacity)],
-            ),
-        )
-        .unwrap();
+        create_rebatching_queue(&ws, "q", capacity, 1);
         let total = producers * batch * iterations;
         let mut threads = Vec::new();
         for p in 0..producers {
@@ -363,16 +302,7 @@ fn rebatching_parallel_producers_and_consumers_move_every_element_once() {
                 let out = format!("out{c}");
                 while remaining > 0 {
                     let n = remaining.min(4);
-                    run(
-                        &ws,
-                        op(
-                            "DequeueRebatchingQueue",
-                            &["q"],
-                            &[&out],
-                            vec![i("num_elements", n as i64)],
-                        ),
-                    )
-                    .unwrap();
+                    dequeue_rebatching(&ws, "q", &[&out], n as i64);
                     got.extend_from_slice(fetch(&ws, &out).typed::<i64>().unwrap());
                     remaining -= n;
                 }
@@ -405,16 +335,7 @@ fn rebatching_bad_input_is_refused_and_queue_unchanged() {
         .message()
         .contains("capacity must be >= 1, got -1")
     );
-    run(
-        &ws,
-        op(
-            "CreateRebatchingQueue",
-            &[],
-            &["q"],
-            vec![i("capacity", 4), i("num_blobs", 1)],
-        ),
-    )
-    .unwrap();
+    create_rebatching_queue(&ws, "q", 4, 1);
     feed(&ws, "x", i32s(&[2], &[1, 2]));
     feed(&ws, "y", i32s(&[3], &[1, 2, 3]));
     // Wrong input count; wrong output count; num_elements 0; non-queue handle.
@@ -577,13 +498,13 @@ fn safe_blobs_queue_consumers_count_every_enqueue() {
             .map(|p| {
                 let ws = ws.clone();
                 let blob = format!("p{p}");
-                let status = format!("ps{p}");
-                create_safe_enqueue_net(&ws, &blob, "q", &blob, &status);
+                let status_blob = format!("ps{p}");
+                create_safe_enqueue_net(&ws, &blob, "q", &blob, &status_blob);
                 std::thread::spawn(move || {
                     for k in 0..(p + 1) * 10 {
                         feed(&ws, &blob, i32s(&[1], &[k as i32]));
                         ws.run_net(&blob).unwrap();
-                        assert!(!status_of(&ws, &status));
+                        assert!(!status(&ws, &status_blob));
                     }
                 })
             })
@@ -605,7 +526,7 @@ fn safe_blobs_queue_consumers_count_every_enqueue() {
                     let mut counter = 0usize;
                     loop {
                         ws.run_net(&name).unwrap();
-                        if status_of(&ws, &st) {
+                        if status(&ws, &st) {
                             break counter;
                         }
                         counter += 1;
@@ -624,10 +545,6 @@ fn safe_blobs_queue_consumers_count_every_enqueue() {
             .sum();
         assert_eq!(total, (1..=num_producers).map(|p| p * 10).sum::<usize>());
     }
-}
-
-fn status_of(ws: &Workspace, name: &str) -> bool {
-    status(ws, name)
 }
 
 // hypothesis_test.py test_weighted_sample_blobs_queue (grid)

@@ -26,6 +26,8 @@ use caffe2rs::tensor::{DataType, Tensor};
 use caffe2rs::workspace::Workspace;
 use parking_lot::{Condvar, Mutex};
 
+mod support;
+
 // ---------------------------------------------------------------- test operators
 
 /// Counters by name, so tests running in parallel do not share one.
@@ -185,31 +187,12 @@ fn register_test_ops() {
 // ---------------------------------------------------------------- helpers
 
 fn op(ty: &str, inputs: &[&str], outputs: &[&str]) -> OperatorDef {
-    OperatorDef {
-        r#type: Some(ty.to_string()),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
+    support::op(ty, inputs, outputs, vec![])
 }
 
 fn with_arg(mut d: OperatorDef, a: Argument) -> OperatorDef {
     d.arg.push(a);
     d
-}
-fn int_arg(name: &str, v: i64) -> Argument {
-    Argument {
-        name: Some(name.into()),
-        i: Some(v),
-        ..Default::default()
-    }
-}
-fn str_arg(name: &str, v: &str) -> Argument {
-    Argument {
-        name: Some(name.into()),
-        s: Some(v.as_bytes().to_vec()),
-        ..Default::default()
-    }
 }
 
 fn net(name: &str, ty: &str, ops: Vec<OperatorDef>) -> NetDef {
@@ -434,7 +417,7 @@ fn required_argument_is_enforced() {
     assert!(e.message().contains("Argument 'test_arg' is required"));
     ws.run_operator_once(&with_arg(
         op("WsTestRequired", &[], &[]),
-        int_arg("test_arg", 1),
+        support::arg_i("test_arg", 1),
     ))
     .unwrap();
 }
@@ -499,7 +482,7 @@ fn constant_fill_copy_and_relu() {
     assert_eq!(x.typed::<f32>().unwrap(), &[-1.5; 4]);
     assert_eq!(y.typed::<f32>().unwrap(), &[0.0; 4]);
     let int_fill = OperatorDef {
-        arg: vec![int_arg("dtype", 10), int_arg("value", 7)],
+        arg: vec![support::arg_i("dtype", 10), support::arg_i("value", 7)],
         ..op("ConstantFill", &["x"], &["z"])
     };
     ws.run_operator_once(&int_fill).unwrap();
@@ -537,7 +520,7 @@ fn get_all_blob_names_lists_sorted_locals_and_parent_unless_local_only() {
     assert_eq!(strings(&ws, "names"), ["a", "b", "names", "p"]);
     let local = with_arg(
         op("GetAllBlobNames", &[], &["local"]),
-        int_arg("include_shared", 0),
+        support::arg_i("include_shared", 0),
     );
     ws.run_operator_once(&local).unwrap();
     assert_eq!(strings(&ws, "local"), ["a", "b", "local", "names"]);
@@ -561,7 +544,7 @@ fn get_all_blob_names_lists_forwarded_names_only_with_shared() {
     assert_eq!(strings(&ws, "all"), ["all", "fwd"]);
     ws.run_operator_once(&with_arg(
         op("GetAllBlobNames", &[], &["loc"]),
-        int_arg("include_shared", 0),
+        support::arg_i("include_shared", 0),
     ))
     .unwrap();
     assert_eq!(strings(&ws, "loc"), ["all", "loc"]);
@@ -582,7 +565,7 @@ fn get_all_blob_names_rejects_inputs_and_extra_outputs() {
     let e = ws
         .run_operator_once(&with_arg(
             op("GetAllBlobNames", &[], &["n"]),
-            str_arg("include_shared", "yes"),
+            support::arg_s("include_shared", "yes"),
         ))
         .unwrap_err();
     assert!(e.message().contains("expected field i"));
@@ -707,13 +690,13 @@ fn simple_net_stops_at_first_failure_and_names_the_op() {
     let ws = Workspace::new();
     let name = "simple_stop";
     let c = counter(name);
-    let count = || with_arg(op("WsTestCount", &[], &[]), str_arg("counter", name));
+    let count = || with_arg(op("WsTestCount", &[], &[]), support::arg_s("counter", name));
     let d = net(
         name,
         "simple",
         vec![
             count(),
-            with_arg(op("WsTestCount", &[], &[]), int_arg("fail", 1)),
+            with_arg(op("WsTestCount", &[], &[]), support::arg_i("fail", 1)),
             count(),
         ],
     );
@@ -738,15 +721,18 @@ fn dag_failing_operator_stops_after_one_op() {
         vec![
             with_arg(
                 op("WsTestCount", &["in"], &["hidden"]),
-                str_arg("counter", name),
+                support::arg_s("counter", name),
             ),
             with_arg(
-                with_arg(op("WsTestCount", &["hidden"], &["out"]), int_arg("fail", 1)),
-                str_arg("counter", name),
+                with_arg(
+                    op("WsTestCount", &["hidden"], &["out"]),
+                    support::arg_i("fail", 1),
+                ),
+                support::arg_s("counter", name),
             ),
             with_arg(
                 op("WsTestCount", &["out"], &["final"]),
-                str_arg("counter", name),
+                support::arg_s("counter", name),
             ),
         ],
     );
@@ -767,12 +753,18 @@ fn dag_runs_independent_ops_in_parallel() {
     // execution lets both finish (bounded by the ops' 20 s limit).
     let ws = Workspace::new();
     let a = with_arg(
-        with_arg(op("WsTestWait", &[], &["a"]), str_arg("started", "par_a")),
-        str_arg("release", "par_b"),
+        with_arg(
+            op("WsTestWait", &[], &["a"]),
+            support::arg_s("started", "par_a"),
+        ),
+        support::arg_s("release", "par_b"),
     );
     let b = with_arg(
-        with_arg(op("WsTestWait", &[], &["b"]), str_arg("started", "par_b")),
-        str_arg("release", "par_a"),
+        with_arg(
+            op("WsTestWait", &[], &["b"]),
+            support::arg_s("started", "par_b"),
+        ),
+        support::arg_s("release", "par_a"),
     );
     let mut d = net("parallel", "dag", vec![a, b]);
     d.num_workers = Some(2);
@@ -789,18 +781,18 @@ fn dag_failure_cancels_running_ops() {
     let wait = with_arg(
         with_arg(
             op("WsTestWait", &[], &["w"]),
-            str_arg("started", "cancel_started"),
+            support::arg_s("started", "cancel_started"),
         ),
-        str_arg("release", "cancel_never"),
+        support::arg_s("release", "cancel_never"),
     );
     let gate = with_arg(
         with_arg(
             op("WsTestWait", &[], &["g"]),
-            str_arg("started", "cancel_gate_started"),
+            support::arg_s("started", "cancel_gate_started"),
         ),
-        str_arg("release", "cancel_started"),
+        support::arg_s("release", "cancel_started"),
     );
-    let fail = with_arg(op("WsTestCount", &["g"], &[]), int_arg("fail", 1));
+    let fail = with_arg(op("WsTestCount", &["g"], &[]), support::arg_i("fail", 1));
     let mut d = net("cancel", "dag", vec![wait, gate, fail]);
     d.num_workers = Some(3);
     let e = ws.run_net_once(&d).unwrap_err();
@@ -817,9 +809,9 @@ fn blocked_operator_does_not_block_feed_fetch_or_other_runs() {
     let blocker = with_arg(
         with_arg(
             op("WsTestWait", &[], &["blocked_out"]),
-            str_arg("started", "block_started"),
+            support::arg_s("started", "block_started"),
         ),
-        str_arg("release", "block_release"),
+        support::arg_s("release", "block_release"),
     );
     ws.create_net(&net("blocker", "simple", vec![blocker]), false)
         .unwrap();

@@ -21,6 +21,27 @@ pub fn golden(folder: &str, name: &str) -> String {
         .into_owned()
 }
 
+/// Path of `name` under ../shared/golden/db.
+pub fn golden_db(name: &str) -> String {
+    golden("db", name)
+}
+
+/// A golden manifest's `dims` array.
+pub fn json_dims(dims: &Value) -> Vec<i64> {
+    dims.as_array()
+        .expect("dims array")
+        .iter()
+        .map(|d| d.as_i64().expect("integer dim"))
+        .collect()
+}
+
+/// `t` has the manifest entry's `data_type`, `dims` and `values`.
+pub fn assert_tensor_matches(t: &Tensor, want: &Value) {
+    assert_eq!(t.dtype().name(), want["data_type"].as_str().unwrap());
+    assert_eq!(t.dims(), json_dims(&want["dims"]).as_slice());
+    assert_eq!(values_json(t), *want["values"].as_array().unwrap());
+}
+
 pub fn op(ty: &str, inputs: &[&str], outputs: &[&str], args: Vec<Argument>) -> OperatorDef {
     OperatorDef {
         r#type: Some(ty.into()),

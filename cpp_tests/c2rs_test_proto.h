@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace c2rs_test {
 
@@ -44,6 +45,27 @@ struct Pb {
     return *this;
   }
 };
+
+// Argument (1 name, 2 f, 3 i, 4 s, 6 ints) and OperatorDef (1 input, 2 output, 4 type, 5 arg).
+inline Pb IntArg(const std::string& name, int64_t v) { return Pb().str(1, name).i64(3, v); }
+inline Pb FloatArg(const std::string& name, float v) { return Pb().str(1, name).f32(2, v); }
+inline Pb StrArg(const std::string& name, const std::string& v) { return Pb().str(1, name).str(4, v); }
+inline Pb IntsArg(const std::string& name, const std::vector<int64_t>& vs) {
+  Pb p;
+  p.str(1, name);
+  for (int64_t v : vs) p.i64(6, v);
+  return p;
+}
+
+inline Pb Op(const std::string& type, const std::vector<std::string>& in, const std::vector<std::string>& out,
+             const std::vector<Pb>& args = {}) {
+  Pb p;
+  for (const auto& i : in) p.str(1, i);
+  for (const auto& o : out) p.str(2, o);
+  p.str(4, type);
+  for (const auto& a : args) p.msg(5, a);
+  return p;
+}
 
 }  // namespace c2rs_test
 

@@ -18,20 +18,10 @@
 #include <unistd.h>
 
 namespace {
+using c2rs_test::IntArg;
+using c2rs_test::Op;
 using c2rs_test::Pb;
-
-Pb IntArg(const std::string& name, int64_t v) { return Pb().str(1, name).i64(3, v); }
-Pb StrArg(const std::string& name, const std::string& v) { return Pb().str(1, name).str(4, v); }
-
-Pb Op(const std::string& type, std::vector<std::string> in, std::vector<std::string> out,
-      std::vector<Pb> args = {}) {
-  Pb p;
-  for (auto& i : in) p.str(1, i);
-  for (auto& o : out) p.str(2, o);
-  p.str(4, type);
-  for (auto& a : args) p.msg(5, a);
-  return p;
-}
+using c2rs_test::StrArg;
 
 struct Ws {
   c2rs_workspace* ws = nullptr;

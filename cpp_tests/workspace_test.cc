@@ -23,26 +23,11 @@
 
 namespace {
 
+using c2rs_test::FloatArg;
+using c2rs_test::IntArg;
+using c2rs_test::IntsArg;
+using c2rs_test::Op;
 using c2rs_test::Pb;
-
-Pb IntArg(const std::string& name, int64_t v) { return Pb().str(1, name).i64(3, v); }
-Pb FloatArg(const std::string& name, float v) { return Pb().str(1, name).f32(2, v); }
-Pb IntsArg(const std::string& name, std::vector<int64_t> vs) {
-  Pb p;
-  p.str(1, name);
-  for (int64_t v : vs) p.i64(6, v);
-  return p;
-}
-
-Pb Op(const std::string& type, std::vector<std::string> in, std::vector<std::string> out,
-      std::vector<Pb> args = {}) {
-  Pb p;
-  for (auto& i : in) p.str(1, i);
-  for (auto& o : out) p.str(2, o);
-  p.str(4, type);
-  for (auto& a : args) p.msg(5, a);
-  return p;
-}
 
 Pb Net(const std::string& name, const std::string& type, std::vector<Pb> ops,
        std::vector<std::string> external_input = {}, int64_t num_workers = 0) {

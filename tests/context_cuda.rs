@@ -145,15 +145,7 @@ unsafe extern "C" fn noop_cudnn(
 fn set_get_device_with_full_device_control() {
     // Ported TestSetGetDeviceWithCaffeMode; vacuous without devices.
     c2rs_cuda_set_full_device_control(true);
-    let n = c2rs_cuda_device_count();
-    for order in [(0..n).collect::<Vec<_>>(), (0..n).rev().collect()] {
-        for i in order {
-            assert_eq!(c2rs_cuda_set_device(i), 0, "{}", last_error());
-            let mut got = -1;
-            assert_eq!(c2rs_cuda_get_device(&mut got), 0);
-            assert_eq!(got, i);
-        }
-    }
+    set_then_get_every_device();
     c2rs_cuda_set_full_device_control(false);
 }
 

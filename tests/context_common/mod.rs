@@ -93,3 +93,17 @@ pub fn gpus_or_skip(test: &str, min: i32) -> bool {
     );
     false
 }
+
+/// Upstream TestSetGetDevice*: set each device (ascending, then descending) and read it back
+/// (vacuous without devices).
+pub fn set_then_get_every_device() {
+    let n = c2rs_cuda_device_count();
+    for order in [(0..n).collect::<Vec<_>>(), (0..n).rev().collect()] {
+        for i in order {
+            assert_eq!(c2rs_cuda_set_device(i), 0, "{}", last_error());
+            let mut got = -1;
+            assert_eq!(c2rs_cuda_get_device(&mut got), 0);
+            assert_eq!(got, i);
+        }
+    }
+}

@@ -896,17 +896,9 @@ mod tests {
     use super::*;
     use crate::ffi::buffer::{c2rs_buffer_data, c2rs_buffer_free, c2rs_buffer_len};
     use crate::ffi::status::*;
+    use crate::memonger::test_op as op;
     use crate::proto::OperatorDef;
     use std::ffi::CString;
-
-    fn op(ty: &str, i: &[&str], o: &[&str]) -> OperatorDef {
-        OperatorDef {
-            r#type: Some(ty.into()),
-            input: i.iter().map(|s| s.to_string()).collect(),
-            output: o.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }
-    }
 
     fn chain_net() -> Vec<u8> {
         NetDef {

@@ -30,3 +30,14 @@ pub mod report;
 pub mod schema_check;
 pub mod shapes;
 pub mod verify;
+
+/// An OperatorDef of type `ty` reading `i` and writing `o`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_op(ty: &str, i: &[&str], o: &[&str]) -> crate::proto::OperatorDef {
+    crate::proto::OperatorDef {
+        r#type: Some(ty.into()),
+        input: i.iter().map(|s| s.to_string()).collect(),
+        output: o.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}

@@ -27,16 +27,7 @@ pub fn check_schemas(net: &NetDef) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::OperatorDef;
-
-    fn op(ty: &str, i: &[&str], o: &[&str]) -> OperatorDef {
-        OperatorDef {
-            r#type: Some(ty.into()),
-            input: i.iter().map(|s| s.to_string()).collect(),
-            output: o.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }
-    }
+    use crate::memonger::test_op as op;
 
     #[test]
     fn registered_types_are_verified_and_unknown_types_skipped() {

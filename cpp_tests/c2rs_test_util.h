@@ -13,7 +13,7 @@
 
 namespace c2rs_test {
 
-/// Path of a file under shared/golden (C2RS_GOLDEN_DIR is set by cpp_tests/CMakeLists.txt).
+/// Path of a file under tests/data/golden (C2RS_GOLDEN_DIR is set by cpp_tests/CMakeLists.txt).
 inline std::string golden_path(const std::string& relative) {
   return std::string(C2RS_GOLDEN_DIR) + "/" + relative;
 }

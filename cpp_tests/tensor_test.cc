@@ -1,6 +1,6 @@
 // Tensors through the C ABI: golden TensorProto vectors (written by Google's protobuf runtime
 // from the public Caffe2 schema) decode to the dtypes, dims and values of
-// shared/golden/tensors/manifest.json; re-encoding round-trips; malformed input, NULL arguments
+// tests/data/golden/tensors/manifest.json; re-encoding round-trips; malformed input, NULL arguments
 // and bad integers give the documented statuses with messages; out-parameters are NULL on failure.
 #include <gtest/gtest.h>
 

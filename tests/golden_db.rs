@@ -1,5 +1,5 @@
 //! The golden minidb and LMDB files (written by an independent reference writer and py-lmdb)
-//! yield exactly the records of ../shared/golden/db/manifest.json, in order, and wrap around.
+//! yield exactly the records of tests/data/golden/db/manifest.json, in order, and wrap around.
 
 use caffe2rs::db::{DbReader, Mode, open_db};
 use caffe2rs::proto::TensorProtos;

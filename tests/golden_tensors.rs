@@ -1,4 +1,4 @@
-//! Every golden TensorProto (written by Google's protobuf runtime, ../shared/golden/tensors)
+//! Every golden TensorProto (written by Google's protobuf runtime, tests/data/golden/tensors)
 //! decodes through the C ABI to the dtype, dims and values of its manifest entry, and
 //! re-encodes to bytes that decode to the same tensor.
 
@@ -13,7 +13,7 @@ use caffe2rs::ffi::version::c2rs_last_error_message;
 use serde_json::Value;
 
 fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden/tensors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/tensors")
 }
 
 fn manifest() -> Value {

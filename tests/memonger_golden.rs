@@ -1,5 +1,5 @@
-//! The planner and the fast pass on every golden net (../shared/golden/netdefs and
-//! ../shared/golden/memonger): name counts against the lower bound and Caffe2's counts, byte
+//! The planner and the fast pass on every golden net (tests/data/golden/netdefs and
+//! tests/data/golden/memonger): name counts against the lower bound and Caffe2's counts, byte
 //! ratios against `lb_bytes`, and an independent check (lifetimes recomputed here from the
 //! original net) that no two live activations share a name or overlapping arena bytes.
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 pub fn golden(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/golden")
+        .join("tests/data/golden")
         .join(rel)
 }
 

@@ -11,17 +11,17 @@ use caffe2rs::tensor::{DataType, Tensor};
 use caffe2rs::workspace::Workspace;
 use serde_json::Value;
 
-/// Path of `name` under ../shared/golden/`folder`.
+/// Path of `name` under tests/data/golden/`folder`.
 pub fn golden(folder: &str, name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/golden")
+        .join("tests/data/golden")
         .join(folder)
         .join(name)
         .to_string_lossy()
         .into_owned()
 }
 
-/// Path of `name` under ../shared/golden/db.
+/// Path of `name` under tests/data/golden/db.
 pub fn golden_db(name: &str) -> String {
     golden("db", name)
 }

@@ -1,5 +1,5 @@
 # ctest -P script: the staged install holds the library with its SONAME links, the headers, the
-# CMake package files and a pkg-config file. Usage: cmake -DPREFIX=.. -DLIBDIR=.. -DVERSION=.. -P
+# wire schema (share/caffe2rs/caffe2.proto), the CMake package files and a pkg-config file. Usage: cmake -DPREFIX=.. -DLIBDIR=.. -DVERSION=.. -P
 foreach(var PREFIX LIBDIR VERSION)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "check_install_layout.cmake: -D${var}= is required")
@@ -13,7 +13,8 @@ foreach(file
     "${PREFIX}/include/caffe2rs.h" "${PREFIX}/include/caffe2rs.hpp"
     "${lib}/cmake/caffe2rs/caffe2rs-config.cmake"
     "${lib}/cmake/caffe2rs/caffe2rs-config-version.cmake"
-    "${lib}/pkgconfig/caffe2rs.pc")
+    "${lib}/pkgconfig/caffe2rs.pc"
+    "${PREFIX}/share/caffe2rs/caffe2.proto")
   if(NOT EXISTS "${file}" OR IS_SYMLINK "${file}")
     message(FATAL_ERROR "missing or not a regular file: ${file}")
   endif()
@@ -37,7 +38,8 @@ endforeach()
 # The config must not hard-code the build machine's paths: everything is relative to the
 # package prefix.
 file(READ "${lib}/cmake/caffe2rs/caffe2rs-config.cmake" config)
-foreach(needle "if(NOT TARGET caffe2rs::caffe2rs)" "PACKAGE_PREFIX_DIR" "libcaffe2rs.so.${major}")
+foreach(needle "if(NOT TARGET caffe2rs::caffe2rs)" "PACKAGE_PREFIX_DIR" "libcaffe2rs.so.${major}"
+       "caffe2rs_PROTO_FILE")
   string(FIND "${config}" "${needle}" at)
   if(at EQUAL -1)
     message(FATAL_ERROR "caffe2rs-config.cmake lacks '${needle}'")
@@ -66,5 +68,11 @@ if(PKG_CONFIG_EXE)
     message(FATAL_ERROR "pkg-config caffe2rs failed (${rc}): ${flags}")
   endif()
   message(STATUS "pkg-config caffe2rs: ${flags}")
+  execute_process(COMMAND "${PKG_CONFIG_EXE}" --variable=protofile caffe2rs
+                  OUTPUT_VARIABLE protofile RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0 OR NOT EXISTS "${protofile}")
+    message(FATAL_ERROR "pkg-config --variable=protofile caffe2rs gave '${protofile}' (${rc}), "
+                        "which is not a file")
+  endif()
 endif()
 message(STATUS "install layout under ${PREFIX} is complete")

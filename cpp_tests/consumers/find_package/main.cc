@@ -5,6 +5,8 @@
 #include <dlfcn.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 int main() {
@@ -12,6 +14,15 @@ int main() {
     c2rs::check_abi();
     if (std::string(C2RS_PACKAGE_VERSION) != "0.1.0") {
       std::fprintf(stderr, "find_package gave version %s\n", C2RS_PACKAGE_VERSION);
+      return 1;
+    }
+    // The package names the installed wire schema, for hosts that compile their own messages.
+    std::ifstream proto_file(C2RS_PROTO_FILE);
+    const std::string schema((std::istreambuf_iterator<char>(proto_file)),
+                             std::istreambuf_iterator<char>());
+    if (schema.find("package caffe2;") == std::string::npos ||
+        schema.find("message OperatorDef") == std::string::npos) {
+      std::fprintf(stderr, "caffe2rs_PROTO_FILE=%s is not the caffe2 schema\n", C2RS_PROTO_FILE);
       return 1;
     }
     c2rs::Tensor t = c2rs::Tensor::create(C2RS_DTYPE_FLOAT, {2, 2});

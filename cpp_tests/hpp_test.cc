@@ -155,6 +155,17 @@ TEST(HppTensor, ElementTypeMustMatchDtype) {
     FAIL();
   } catch (const c2rs::Error& e) {
     EXPECT_EQ(e.status(), C2RS_TYPE_MISMATCH);
+    EXPECT_NE(std::string(e.what()).find("dtype FLOAT"), std::string::npos) << e.what();
+  }
+  c2rs::Tensor i = c2rs::Tensor::create(C2RS_DTYPE_INT32, {2});
+  try {
+    (void)i.mutable_data<float>();
+    FAIL();
+  } catch (const c2rs::Error& e) {
+    EXPECT_EQ(e.status(), C2RS_TYPE_MISMATCH);
+    // The dtype is named, not numbered ("dtype 2").
+    EXPECT_NE(std::string(e.what()).find("does not match dtype INT32"), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW((void)t.mutable_data<int32_t>(), c2rs::Error);
   // FLOAT16 reads as its uint16_t bit patterns; BOOL and BYTE as uint8_t.

@@ -73,6 +73,25 @@ inline void check_abi() {
   }
 }
 
+/// Name of a dtype number ("FLOAT", "INT64", ...); "DTYPE_<n>" for unknown numbers.
+inline std::string dtype_name(int32_t dtype) {
+  switch (dtype) {
+    case C2RS_DTYPE_FLOAT: return "FLOAT";
+    case C2RS_DTYPE_INT32: return "INT32";
+    case C2RS_DTYPE_BYTE: return "BYTE";
+    case C2RS_DTYPE_STRING: return "STRING";
+    case C2RS_DTYPE_BOOL: return "BOOL";
+    case C2RS_DTYPE_UINT8: return "UINT8";
+    case C2RS_DTYPE_INT8: return "INT8";
+    case C2RS_DTYPE_UINT16: return "UINT16";
+    case C2RS_DTYPE_INT16: return "INT16";
+    case C2RS_DTYPE_INT64: return "INT64";
+    case C2RS_DTYPE_FLOAT16: return "FLOAT16";
+    case C2RS_DTYPE_DOUBLE: return "DOUBLE";
+    default: return "DTYPE_" + std::to_string(dtype);
+  }
+}
+
 namespace detail {
 struct BufferFree {
   void operator()(c2rs_buffer* p) const noexcept { c2rs_buffer_free(p); }
@@ -144,7 +163,7 @@ class TensorReader {
   const T* data() const {
     if (!element_type_matches<T>(dtype())) {
       throw Error(C2RS_TYPE_MISMATCH, "c2rs::Tensor::data: element type does not match dtype " +
-                                          std::to_string(dtype()));
+                                          dtype_name(dtype()));
     }
     const void* out = nullptr;
     check(c2rs_tensor_data(h(), &out));
@@ -327,7 +346,7 @@ class Tensor : public detail::TensorReader<Tensor> {
     if (!detail::element_type_matches<T>(dtype())) {
       throw Error(C2RS_TYPE_MISMATCH,
                   "c2rs::Tensor::mutable_data: element type does not match dtype " +
-                      std::to_string(dtype()));
+                      dtype_name(dtype()));
     }
     void* out = nullptr;
     check(c2rs_tensor_mutable_data(p_.get(), &out));
@@ -394,24 +413,6 @@ inline Buffer encode_tensor_protos(const std::vector<TensorView>& tensors) {
   return Buffer(out);
 }
 
-/// Name of a dtype number ("FLOAT", "INT64", ...); "DTYPE_<n>" for unknown numbers.
-inline std::string dtype_name(int32_t dtype) {
-  switch (dtype) {
-    case C2RS_DTYPE_FLOAT: return "FLOAT";
-    case C2RS_DTYPE_INT32: return "INT32";
-    case C2RS_DTYPE_BYTE: return "BYTE";
-    case C2RS_DTYPE_STRING: return "STRING";
-    case C2RS_DTYPE_BOOL: return "BOOL";
-    case C2RS_DTYPE_UINT8: return "UINT8";
-    case C2RS_DTYPE_INT8: return "INT8";
-    case C2RS_DTYPE_UINT16: return "UINT16";
-    case C2RS_DTYPE_INT16: return "INT16";
-    case C2RS_DTYPE_INT64: return "INT64";
-    case C2RS_DTYPE_FLOAT16: return "FLOAT16";
-    case C2RS_DTYPE_DOUBLE: return "DOUBLE";
-    default: return "DTYPE_" + std::to_string(dtype);
-  }
-}
 
 /// A workspace: named blobs and nets (Caffe2's python `workspace` module, as an object).
 /// Move-only; the handle is reference-counted inside the library, so a child keeps its parent

@@ -430,6 +430,34 @@ fn unknown_type_is_not_found_naming_it() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.message().contains("'NoSuchOperator'"));
+    assert!(
+        e.message().contains("caffe2rs has no implementation"),
+        "{}",
+        e.message()
+    );
+}
+
+#[test]
+fn unknown_type_message_shows_argument_values_cut_short() {
+    let ws = Workspace::new();
+    let mut d = op("NoSuchOperator", &["x"], &["y"]);
+    d.arg.push(support::arg_i("axis", 3));
+    d.arg.push(support::arg_ints("shape", &[2, 5]));
+    d.arg.push(support::arg_s("mode", "wrap"));
+    d.arg.push(support::arg_floats("values", &[0.5; 1000]));
+    let e = ws.run_operator_once(&d).unwrap_err();
+    let m = e.message();
+    for part in [
+        r#"input: "x""#,
+        r#"output: "y""#,
+        r#"arg { name: "axis" i: 3 }"#,
+        r#"arg { name: "shape" ints: 2 ints: 5 }"#,
+        r#"arg { name: "mode" s: "wrap" }"#,
+        "… (1000 floats in all)",
+    ] {
+        assert!(m.contains(part), "{part} missing from: {m}");
+    }
+    assert_eq!(m.matches("floats: 0.5").count(), 8, "{m}");
 }
 
 #[test]

@@ -17,7 +17,7 @@ pub use registry::{
 pub use schema::OpSchema;
 
 use crate::error::{C2rsError, ErrorKind, Result};
-use crate::proto::{DeviceOption, OperatorDef};
+use crate::proto::{Argument, DeviceOption, OperatorDef};
 use crate::tensor::Tensor;
 use crate::workspace::{Blob, Workspace};
 
@@ -229,12 +229,69 @@ pub fn op_debug_string(def: &OperatorDef) -> String {
     }
     parts.push(format!("type: {:?}", def.r#type()));
     for a in &def.arg {
-        parts.push(format!("arg {{ name: {:?} }}", a.name()));
+        parts.push(format!("arg {{ {} }}", arg_debug_string(a)));
     }
     if let Some(e) = &def.engine {
         parts.push(format!("engine: {e:?}"));
     }
     parts.join(" ")
+}
+
+/// How many values of a repeated argument field an error message shows before it says how
+/// many there were: a GivenTensorFill can carry millions of values, an error message should not.
+const DEBUG_VALUES_SHOWN: usize = 8;
+/// How many bytes of a bytes-valued argument an error message shows.
+const DEBUG_BYTES_SHOWN: usize = 64;
+
+/// One `Argument` as Caffe2's debug string shows it (`name: "shape" ints: 2 ints: 3`), with long
+/// value lists and byte strings cut short; nested nets and tensors are named, not printed.
+fn arg_debug_string(a: &Argument) -> String {
+    fn bytes(b: &[u8]) -> String {
+        let shown = &b[..b.len().min(DEBUG_BYTES_SHOWN)];
+        let text = String::from_utf8_lossy(shown);
+        if b.len() > shown.len() {
+            format!("{text:?}… ({} bytes)", b.len())
+        } else {
+            format!("{text:?}")
+        }
+    }
+    fn list<T>(field: &str, values: &[T], show: impl Fn(&T) -> String, out: &mut Vec<String>) {
+        for v in values.iter().take(DEBUG_VALUES_SHOWN) {
+            out.push(format!("{field}: {}", show(v)));
+        }
+        if values.len() > DEBUG_VALUES_SHOWN {
+            out.push(format!("… ({} {field} in all)", values.len()));
+        }
+    }
+    let mut out = vec![format!("name: {:?}", a.name())];
+    if let Some(f) = a.f {
+        out.push(format!("f: {f}"));
+    }
+    if let Some(i) = a.i {
+        out.push(format!("i: {i}"));
+    }
+    if let Some(s) = &a.s {
+        out.push(format!("s: {}", bytes(s)));
+    }
+    if a.t.is_some() {
+        out.push("t: <tensor>".to_string());
+    }
+    if let Some(n) = &a.n {
+        out.push(format!("n: <net {:?}>", n.name()));
+    }
+    list("floats", &a.floats, |v| v.to_string(), &mut out);
+    list("ints", &a.ints, |v| v.to_string(), &mut out);
+    list("strings", &a.strings, |v| bytes(v), &mut out);
+    if !a.tensors.is_empty() {
+        out.push(format!("tensors: <{} tensors>", a.tensors.len()));
+    }
+    list(
+        "nets",
+        &a.nets,
+        |n| format!("<net {:?}>", n.name()),
+        &mut out,
+    );
+    out.join(" ")
 }
 
 /// Caffe2's `CreateOperator`: schema check, device check, engine candidates, fallback to the
@@ -296,9 +353,9 @@ fn create_operator_inner(
     }
     if candidates.is_empty() && fallback.is_none() {
         return Err(C2rsError::not_found(format!(
-            "Cannot create operator of type '{op_type}' on the device '{}'. Verify that \
-             implementation for the corresponding device exist. It might also happen if the \
-             binary is not linked with the operator implementation code. Operator def: {}",
+            "Cannot create operator of type '{op_type}' on the device '{}': caffe2rs has no \
+             implementation of it for that device (c2rs_registered_operators lists the ones it \
+             has; a host can add its own with c2rs_register_operator). Operator def: {}",
             device_name(device),
             op_debug_string(def)
         )));

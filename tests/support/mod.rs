@@ -84,6 +84,14 @@ pub fn arg_floats(name: &str, v: &[f32]) -> Argument {
     }
 }
 
+pub fn arg_ints(name: &str, v: &[i64]) -> Argument {
+    Argument {
+        name: Some(name.into()),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
 pub fn arg_strings(name: &str, v: &[&str]) -> Argument {
     Argument {
         name: Some(name.into()),

@@ -2890,7 +2890,12 @@ C2RS_NODISCARD int32_t c2rs_workspace_create_blob(c2rs_workspace *ws, const char
 C2RS_NODISCARD int32_t c2rs_workspace_create_local_blob(c2rs_workspace *ws, const char *name);
 
 /**
- * Removes the local blob `name` (never a parent's). Nets that use it keep their reference.
+ * Removes the local blob `name` (never a parent's). Operators and nets created before keep
+ * their own reference to the removed blob and go on working with it; but once the name holds
+ * another blob (fed or created later), they fail with C2RS_ENFORCE_NOT_MET ("blob <name> was
+ * removed from the workspace after this operator was created and the name now holds another
+ * blob") instead of silently reading the old one: create the net again to use the new blob.
+ * A run already under way finishes with the blob it started with.
  *
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK with `*removed` false when there was no local blob `name`;

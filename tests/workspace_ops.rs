@@ -987,3 +987,43 @@ fn threads_mutating_blobs_while_a_net_runs_leave_results_unchanged() {
     );
     assert_eq!(ws.local_blobs(), ["x", "y", "z"]);
 }
+
+#[test]
+fn a_net_refuses_to_read_a_blob_removed_after_it_was_created() {
+    let ws = Workspace::new();
+    support::feed(
+        &ws,
+        "z",
+        Tensor::from_slice(DataType::Float, &[1], &[-2.0f32]).unwrap(),
+    );
+    ws.create_net(
+        &net("uses_z", "simple", vec![op("Relu", &["z"], &["r"])]),
+        false,
+    )
+    .unwrap();
+    ws.run_net("uses_z").unwrap();
+    assert!(ws.remove_blob("z"));
+    support::feed(
+        &ws,
+        "z",
+        Tensor::from_slice(DataType::Float, &[1], &[3.0f32]).unwrap(),
+    );
+    // The old net was built on the removed blob: it says so instead of reading it silently.
+    let e = ws.run_net("uses_z").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Enforce);
+    assert!(
+        e.message().contains("op #0 (Relu)")
+            && e.message()
+                .contains("blob z was removed from the workspace"),
+        "{}",
+        e.message()
+    );
+    // A net created again binds the new blob.
+    ws.create_net(
+        &net("uses_z", "simple", vec![op("Relu", &["z"], &["r"])]),
+        true,
+    )
+    .unwrap();
+    ws.run_net("uses_z").unwrap();
+    assert_eq!(support::fetch(&ws, "r").typed::<f32>().unwrap(), &[3.0f32]);
+}

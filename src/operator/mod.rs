@@ -127,6 +127,24 @@ impl OpBase {
     pub fn num_outputs(&self) -> usize {
         self.outputs.len()
     }
+    /// The name of an input or output whose blob was removed from the workspace after the
+    /// operator was built and whose name now stands for another blob, if any. (A removed name
+    /// that was not given again leaves the operator working on its own blob, as before.)
+    pub fn replaced_blob(&self) -> Option<&str> {
+        let names = self.def.input.iter().zip(&self.inputs);
+        let mut all = names.chain(self.def.output.iter().zip(&self.outputs));
+        all.find(|(name, blob)| {
+            // The lookup runs only on the rare path of a removed blob.
+            blob.is_removed()
+                && self
+                    .workspace
+                    .upgrade()
+                    .and_then(|ws| ws.get_blob(name))
+                    .is_some_and(|now| !Arc::ptr_eq(&now, blob))
+        })
+        .map(|(name, _)| name.as_str())
+    }
+
     pub fn inputs(&self) -> &[Arc<Blob>] {
         &self.inputs
     }
@@ -386,11 +404,17 @@ fn create_operator_inner(
 /// every error gets the `op #i (Type): ` prefix and records the position in the workspace.
 pub fn run_operator(op: &dyn Operator) -> Result<()> {
     let base = op.base();
-    let outcome = match catch_unwind(AssertUnwindSafe(|| op.run())) {
-        Ok(Ok(true)) => return Ok(()),
-        Ok(Ok(false)) => C2rsError::run_failed("operator returned false"),
-        Ok(Err(e)) => e,
-        Err(payload) => C2rsError::from_panic(payload.as_ref()),
+    let outcome = match base.replaced_blob() {
+        Some(name) => C2rsError::enforce(format!(
+            "blob {name} was removed from the workspace after this operator was created and \
+             the name now holds another blob; create the operator (or its net) again to use it"
+        )),
+        None => match catch_unwind(AssertUnwindSafe(|| op.run())) {
+            Ok(Ok(true)) => return Ok(()),
+            Ok(Ok(false)) => C2rsError::run_failed("operator returned false"),
+            Ok(Err(e)) => e,
+            Err(payload) => C2rsError::from_panic(payload.as_ref()),
+        },
     };
     if let Ok(ws) = base.workspace() {
         ws.set_last_failed_op_net_position(base.net_position());

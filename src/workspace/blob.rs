@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -84,6 +85,13 @@ pub struct Blob {
     /// Guards the content. Held only for short reads/writes (operators take snapshots);
     /// never held while blocking. Lock order between two blobs: lower address first (`swap`).
     content: RwLock<BlobContent>,
+    /// Set once, when the blob's name is removed from the workspace that held it; never
+    /// cleared. Operators built on the blob refuse to run once the name holds another blob
+    /// (`run_operator`), so a net never goes on silently reading a blob the workspace no
+    /// longer has while a new blob of the same name is fed. Relaxed is enough: it is a flag on
+    /// its own, read once per operator run, and a run racing with the removal may see either
+    /// value.
+    removed: AtomicBool,
 }
 
 impl Blob {
@@ -95,7 +103,18 @@ impl Blob {
     pub fn with_content(content: BlobContent) -> Self {
         Self {
             content: RwLock::new(content),
+            removed: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the blob as removed from its workspace (see `removed`).
+    pub fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the blob's name was removed from the workspace that held it.
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
     }
 
     /// Shared access to the content; keep the guard short.

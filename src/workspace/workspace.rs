@@ -190,7 +190,15 @@ impl Workspace {
 
     /// Removes a local name; `false` when there is none. Operators using the blob keep it.
     pub fn remove_blob(&self, name: &str) -> bool {
-        self.maps.write().blobs.remove(name).is_some()
+        let removed = self.maps.write().blobs.remove(name);
+        match removed {
+            Some(blob) => {
+                // Operators built on it stop using it (they hold their own Arc).
+                blob.mark_removed();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Renames a local blob, keeping its identity.

@@ -627,3 +627,62 @@ fn text_format_subnet_names_are_read_unescaped() {
     }
     assert_eq!(escape_text_literal("a\0é"), "a\\000\\303\\251");
 }
+
+#[test]
+fn name_parsers_never_panic_on_hostile_bytes() {
+    use caffe2rs::memonger::graph::{for_each_text_name, unescape_text_literal};
+    use caffe2rs::workspace::names::{decode_net_def, decode_operator_def, decode_plan_def};
+    // Every string of up to 4 bytes over an alphabet of escape-relevant bytes.
+    let alphabet = [b'\\', b'"', b'\'', b'x', b'7', b'0', b'a', b'\n', 0xff];
+    let mut cases: Vec<Vec<u8>> = vec![Vec::new()];
+    for _ in 0..4 {
+        let longer: Vec<Vec<u8>> = cases
+            .iter()
+            .filter(|c| c.len() == cases.last().map_or(0, Vec::len))
+            .flat_map(|c| {
+                alphabet.iter().map(move |&b| {
+                    let mut n = c.clone();
+                    n.push(b);
+                    n
+                })
+            })
+            .collect();
+        cases.extend(longer);
+    }
+    for body in &cases {
+        let _ = unescape_text_literal(body);
+        let mut text = b"input: ".to_vec();
+        text.extend_from_slice(body);
+        for_each_text_name(&text, |r, _| assert!(r.end <= text.len()));
+    }
+    // Every truncation and every single-byte corruption of a net with hard names decodes or
+    // fails with a status, never a panic.
+    let net = NetDef {
+        name: Some("n\0é".into()),
+        op: vec![fill("a\0b", 1.0), op("Copy", &["a\0b"], &["漢"], vec![])],
+        external_output: vec!["漢".into()],
+        ..Default::default()
+    };
+    let bytes = net.encode_to_vec();
+    for cut in 0..bytes.len() {
+        let _ = decode_net_def(&bytes[..cut]);
+        let _ = decode_operator_def(&bytes[..cut]);
+        let _ = decode_plan_def(&bytes[..cut]);
+    }
+    for at in 0..bytes.len() {
+        for b in [0x00, 0x80, 0xff, 0x0a] {
+            let mut damaged = bytes.clone();
+            damaged[at] = b;
+            match decode_net_def(&damaged) {
+                Ok(_) => {}
+                Err(e) => assert!(
+                    matches!(
+                        e.kind(),
+                        caffe2rs::ErrorKind::Parse | caffe2rs::ErrorKind::InvalidArgument
+                    ),
+                    "{e}"
+                ),
+            }
+        }
+    }
+}

@@ -361,3 +361,128 @@ pub extern "C" fn c2rs_workspace_delete_net_n(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::status::{C2RS_INVALID_ARGUMENT, C2RS_OK};
+    use super::*;
+    use crate::ffi::workspace::{c2rs_workspace_free, c2rs_workspace_new};
+    use std::ffi::CStr;
+    use std::ptr::{null, null_mut};
+
+    fn last_message() -> String {
+        // SAFETY: this thread's current message, read before any other call.
+        unsafe { CStr::from_ptr(super::super::guard::last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Every twin with a NULL workspace, then with a NULL name of non-zero length, then with a
+    /// name that is not UTF-8: each is C2RS_INVALID_ARGUMENT naming the parameter.
+    #[test]
+    fn null_and_non_utf8_arguments_name_the_parameter() {
+        let mut ws = null_mut();
+        assert_eq!(c2rs_workspace_new(null_mut(), &mut ws), C2RS_OK);
+        let mut b = false;
+        let b: *mut bool = &mut b; // shared by several closures: a raw out-pointer is Copy
+        let (mut id, mut ty) = (null(), null());
+        let (mut t, mut buf) = (null_mut(), null_mut());
+        let bad = b"\xff".as_ptr().cast::<c_char>();
+        type Call<'a> = Box<dyn FnMut(*mut c2rs_workspace, *const c_char, usize) -> i32 + 'a>;
+        let calls: Vec<(&str, Call)> = vec![
+            (
+                "has_blob",
+                Box::new(|w, n, l| c2rs_workspace_has_blob_n(w, n, l, b)),
+            ),
+            (
+                "create_blob",
+                Box::new(|w, n, l| c2rs_workspace_create_blob_n(w, n, l)),
+            ),
+            (
+                "create_local",
+                Box::new(|w, n, l| c2rs_workspace_create_local_blob_n(w, n, l)),
+            ),
+            (
+                "remove_blob",
+                Box::new(|w, n, l| c2rs_workspace_remove_blob_n(w, n, l, b)),
+            ),
+            (
+                "rename_old",
+                Box::new(|w, n, l| c2rs_workspace_rename_blob_n(w, n, l, null(), 0)),
+            ),
+            (
+                "rename_new",
+                Box::new(|w, n, l| c2rs_workspace_rename_blob_n(w, null(), 0, n, l)),
+            ),
+            (
+                "blob_id",
+                Box::new(|w, n, l| c2rs_workspace_blob_id_n(w, n, l, &mut id)),
+            ),
+            (
+                "blob_type",
+                Box::new(|w, n, l| c2rs_workspace_blob_type_n(w, n, l, &mut ty)),
+            ),
+            (
+                "fetch",
+                Box::new(|w, n, l| c2rs_workspace_fetch_n(w, n, l, &mut t)),
+            ),
+            (
+                "feed_string",
+                Box::new(|w, n, l| c2rs_workspace_feed_string_n(w, n, l, null(), 0)),
+            ),
+            (
+                "fetch_string",
+                Box::new(|w, n, l| c2rs_workspace_fetch_string_n(w, n, l, &mut buf)),
+            ),
+            (
+                "run_net",
+                Box::new(|w, n, l| c2rs_workspace_run_net_n(w, n, l, 1)),
+            ),
+            (
+                "has_net",
+                Box::new(|w, n, l| c2rs_workspace_has_net_n(w, n, l, b)),
+            ),
+            (
+                "delete_net",
+                Box::new(|w, n, l| c2rs_workspace_delete_net_n(w, n, l, b)),
+            ),
+        ];
+        for (what, mut call) in calls {
+            assert_eq!(
+                call(null_mut(), c"x".as_ptr(), 1),
+                C2RS_INVALID_ARGUMENT,
+                "{what}"
+            );
+            assert!(
+                last_message().contains("argument `ws` is NULL"),
+                "{what}: {}",
+                last_message()
+            );
+            assert_eq!(call(ws, null(), 3), C2RS_INVALID_ARGUMENT, "{what}");
+            assert!(last_message().contains("is NULL with length 3"), "{what}");
+            assert_eq!(call(ws, bad, 1), C2RS_INVALID_ARGUMENT, "{what}");
+            assert!(
+                last_message().contains("is not valid UTF-8 (byte 0 of 1)"),
+                "{what}"
+            );
+        }
+        // Tensors: a NULL tensor is named; feed_move consumes nothing it was not given.
+        assert_eq!(
+            c2rs_workspace_feed_n(ws, c"x".as_ptr(), 1, null()),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert!(last_message().contains("`t`"));
+        assert_eq!(
+            c2rs_workspace_feed_move_n(ws, c"x".as_ptr(), 1, null_mut()),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert!(last_message().contains("`t`"));
+        let mut has = true;
+        assert_eq!(
+            c2rs_workspace_has_blob_n(ws, c"x".as_ptr(), 1, &mut has),
+            C2RS_OK
+        );
+        assert!(!has, "no failed call created the blob");
+        c2rs_workspace_free(ws);
+    }
+}

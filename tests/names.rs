@@ -686,3 +686,60 @@ fn name_parsers_never_panic_on_hostile_bytes() {
         }
     }
 }
+
+#[test]
+fn a_queue_created_by_an_operator_keeps_its_name_and_slot_names_exact() {
+    let ws = new_ws();
+    let int_arg = |name: &str, v: i64| Argument {
+        name: Some(name.into()),
+        i: Some(v),
+        ..Default::default()
+    };
+    let queue = "q\0ueue é";
+    assert_eq!(
+        run_op(
+            ws,
+            &op(
+                "CreateBlobsQueue",
+                &[],
+                &[queue],
+                vec![int_arg("capacity", 2), int_arg("num_blobs", 1)]
+            )
+        ),
+        OK,
+        "{}",
+        message()
+    );
+    // Caffe2 names the slots <queue>_<i>_<j>.
+    for slot in ["q\0ueue é_0_0", "q\0ueue é_1_0"] {
+        assert!(has_n(ws, slot), "{slot:?}");
+    }
+    assert_eq!(run_op(ws, &fill("item\0", 9.0)), OK);
+    assert_eq!(
+        run_op(
+            ws,
+            &op("EnqueueBlobs", &[queue, "item\0"], &["item\0"], vec![])
+        ),
+        OK,
+        "{}",
+        message()
+    );
+    assert_eq!(
+        run_op(ws, &op("DequeueBlobs", &[queue], &["out\0"], vec![])),
+        OK,
+        "{}",
+        message()
+    );
+    assert_eq!(fetch_n(ws, "out\0"), [9.0, 9.0]);
+    let mut ty = null();
+    assert_eq!(
+        c2rs_workspace_blob_type_n(ws, ptr(queue), queue.len(), &mut ty),
+        OK
+    );
+    // SAFETY: a static type name.
+    assert_eq!(
+        unsafe { CStr::from_ptr(ty) },
+        c"std::shared_ptr<caffe2::BlobsQueue>"
+    );
+    c2rs_workspace_free(ws);
+}

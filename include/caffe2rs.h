@@ -14,7 +14,19 @@
  *  - Integers, not C enums, cross as inputs and are validated. dtype and device numbering
  *    are Caffe2's (TensorProto.DataType; DeviceType CPU 0, CUDA 1).
  *  - Protobuf messages cross as serialized bytes (pointer, length); a zero length accepts NULL.
- *  - Strings are NUL-terminated UTF-8; payloads are (pointer, length).
+ *  - Blob and net names are UTF-8 strings of any content and length, NUL bytes included, and
+ *    are kept byte for byte everywhere (OperatorDef/NetDef fields, operator outputs, Save/Load
+ *    keys, GetAllBlobNames, string lists, error messages). A function ending in _n takes a
+ *    name as (pointer, length); its twin without _n takes a NUL-terminated string, which
+ *    cannot hold a NUL and keeps its meaning. Bytes that are not UTF-8 are refused with
+ *    C2RS_INVALID_ARGUMENT, never repaired (for an OperatorDef or NetDef the message names
+ *    the net, the operator's position and type, and the field). Names come back through
+ *    c2rs_string_list_get_n (exact bytes and length); c2rs_string_list_get returns NULL for
+ *    a name holding NUL rather than truncate it. c2rs_last_error_message_n gives the message
+ *    byte for byte; c2rs_last_error_message writes each NUL in it as the two characters \0.
+ *    Name lists (memonger blob lists, blob mappings) and the queue, DB and CUDA blob functions
+ *    take NUL-terminated names only.
+ *  - Other strings are NUL-terminated UTF-8; payloads are (pointer, length).
  *  - Thread safety is stated on each function.
  */
 
@@ -385,7 +397,8 @@ typedef struct c2rs_op_context c2rs_op_context;
 typedef struct c2rs_rebatching_queue c2rs_rebatching_queue;
 
 /**
- * An owned list of NUL-terminated UTF-8 strings. Released by `c2rs_string_list_free`.
+ * An owned list of UTF-8 strings, each NUL-terminated and also readable with its exact
+ * length (`c2rs_string_list_get_n`). Released by `c2rs_string_list_free`.
  */
 typedef struct c2rs_string_list c2rs_string_list;
 
@@ -563,13 +576,31 @@ void c2rs_buffer_free(c2rs_buffer *buf);
 size_t c2rs_string_list_len(const c2rs_string_list *list);
 
 /**
- * String `i` of `list`, NUL-terminated UTF-8.
+ * String `i` of `list`, NUL-terminated UTF-8. A string that itself holds a NUL byte (a blob
+ * or net name may) cannot be read this way without losing its tail: this function refuses it
+ * rather than truncate it; read it with `c2rs_string_list_get_n`.
  *
  * Borrowed: valid until `list` is freed.
  * Thread safety: read-only; concurrent readers are fine.
- * Returns: the string; NULL when `list` is NULL or `i` is out of range.
+ * Returns: the string; NULL when `list` is NULL, `i` is out of range or string `i` holds a
+ * NUL byte (then the last error, C2RS_INVALID_ARGUMENT, gives its offset).
  */
 const char *c2rs_string_list_get(const c2rs_string_list *list, size_t i);
+
+/**
+ * String `i` of `list` byte for byte: `*ptr` points to `*len` bytes (UTF-8, NUL bytes
+ * included when the string holds them), followed by a terminating NUL not counted in `*len`.
+ *
+ * Borrowed: `*ptr` stays valid until `list` is freed.
+ * Thread safety: read-only; concurrent readers are fine.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `list`, `ptr` or `len` is NULL or `i` is out
+ * of range.
+ */
+C2RS_NODISCARD
+int32_t c2rs_string_list_get_n(const c2rs_string_list *list,
+                               size_t i,
+                               const char **ptr,
+                               size_t *len);
 
 /**
  * Releases `list` and its strings.
@@ -2790,6 +2821,18 @@ const char *c2rs_version_string(void);
 const char *c2rs_last_error_message(void);
 
 /**
+ * Message of the last failing call on this thread, byte for byte: names in it keep every
+ * byte, NUL included (`c2rs_last_error_message` writes a NUL as the two characters `\0`);
+ * `*len` is its length without the terminating NUL that follows it.
+ *
+ * Borrowed: valid until the next failing call on this thread.
+ * Thread safety: per thread; each thread sees only its own failures.
+ * Returns: the message ("" with `*len` 0 when no call on this thread has failed); `len` may
+ * be NULL when the length is not wanted.
+ */
+const char *c2rs_last_error_message_n(size_t *len);
+
+/**
  * Status of the last failing call on this thread.
  *
  * Thread safety: per thread; each thread sees only its own failures.
@@ -2861,6 +2904,8 @@ void c2rs_workspace_free(c2rs_workspace *ws);
 /**
  * Whether blob `name` is visible in `ws` (local, forwarded or in a parent).
  *
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_has_blob_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
  */
@@ -2874,6 +2919,8 @@ int32_t c2rs_workspace_has_blob(const c2rs_workspace *ws,
  * parent's blob, content untouched); otherwise an empty local blob is created. Existing
  * content is never changed.
  *
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_create_blob_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
  * C2RS_NOT_FOUND when `name` is forwarded to a parent blob that no longer exists.
@@ -2884,6 +2931,8 @@ C2RS_NODISCARD int32_t c2rs_workspace_create_blob(c2rs_workspace *ws, const char
  * Caffe2's `CreateLocalBlob`: makes `name` exist locally, shadowing a parent blob of the
  * same name. An existing local blob is kept as is.
  *
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_create_local_blob_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
  */
@@ -2897,6 +2946,8 @@ C2RS_NODISCARD int32_t c2rs_workspace_create_local_blob(c2rs_workspace *ws, cons
  * blob") instead of silently reading the old one: create the net again to use the new blob.
  * A run already under way finishes with the blob it started with.
  *
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_remove_blob_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK with `*removed` false when there was no local blob `name`;
  * C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
@@ -2909,6 +2960,8 @@ int32_t c2rs_workspace_remove_blob(c2rs_workspace *ws,
 /**
  * Renames local blob `old_name` to `new_name`; the blob object (and its identity) moves.
  *
+ * Names: C strings here (they cannot hold NUL); `c2rs_workspace_rename_blob_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or a name is not UTF-8;
  * C2RS_NOT_FOUND when `old_name` is not a local blob; C2RS_ALREADY_EXISTS when `new_name`
@@ -2949,6 +3002,8 @@ int32_t c2rs_workspace_local_blob_names(const c2rs_workspace *ws,
  * value (so a host can tell a parent's blob from a local shadow). NULL when not visible.
  *
  * Borrowed: the value is an opaque identity, never to be dereferenced.
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_blob_id_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
  */
@@ -2962,6 +3017,8 @@ int32_t c2rs_workspace_blob_id(const c2rs_workspace *ws,
  * "nullptr (uninitialized)" or a native type's name (queues, DB readers …).
  *
  * Borrowed: `*out` is static (never freed).
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_blob_type_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
  * C2RS_NOT_FOUND when no blob `name` is visible.
@@ -2976,6 +3033,8 @@ int32_t c2rs_workspace_blob_type(const c2rs_workspace *ws,
  * visible in a parent is the parent's blob) and stores a copy of `t` in it.
  *
  * Ownership: `t` is copied, not consumed.
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_feed_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * `t` must not be written concurrently.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
@@ -2991,6 +3050,8 @@ int32_t c2rs_workspace_feed(c2rs_workspace *ws,
  *
  * Ownership: `t` is consumed in every case, success or failure (unless `t` is NULL); do not
  * use or free it afterwards.
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_feed_move_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
  * C2RS_NOT_FOUND when `name` is forwarded to a parent blob that no longer exists.
@@ -3005,6 +3066,8 @@ int32_t c2rs_workspace_feed_move(c2rs_workspace *ws,
  * (later writes to the blob do not show in it).
  *
  * Ownership: the caller owns `*out` (`c2rs_tensor_free`).
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_fetch_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
  * C2RS_NOT_FOUND when no blob `name` is visible ("Can't find blob: <name>");
@@ -3020,6 +3083,8 @@ int32_t c2rs_workspace_fetch(const c2rs_workspace *ws,
  * and stores a byte-string blob (may contain NUL bytes).
  *
  * Ownership: the bytes are copied.
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_feed_string_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL (`data` may be NULL when
  * `len` is 0) or `name` is not UTF-8; C2RS_NOT_FOUND as for `c2rs_workspace_feed`.
@@ -3036,6 +3101,8 @@ int32_t c2rs_workspace_feed_string(c2rs_workspace *ws,
  * "<name>, a C++ native class of type <T>.".
  *
  * Ownership: the caller owns `*out` (`c2rs_buffer_free`).
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_fetch_string_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
  * C2RS_NOT_FOUND when no blob `name` is visible; C2RS_TYPE_MISMATCH when it holds a tensor
@@ -3086,8 +3153,10 @@ int32_t c2rs_workspace_copy_forwarded_tensors(c2rs_workspace *ws,
  * Ownership: the bytes are only read.
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * No workspace lock is held while the operator runs.
- * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL or `op_def` is NULL with
- * `len > 0`; C2RS_PARSE_ERROR when the bytes are not an OperatorDef; C2RS_NOT_FOUND when
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL, `op_def` is NULL with
+ * `len > 0` or a name field (type, name, input, output, control_input) is not UTF-8 (the
+ * message names the operator and the field, e.g. "op (Copy): output 0 "a\xffb" is not valid
+ * UTF-8"; nothing is created); C2RS_PARSE_ERROR when the bytes are not an OperatorDef; C2RS_NOT_FOUND when
  * the type is not registered (the message names it); C2RS_SCHEMA_MISMATCH with the reason;
  * C2RS_ENFORCE_NOT_MET for a missing input blob ("op Relu: Encountered a non-existing
  * input blob: X") and other enforces; C2RS_RUN_FAILED when the operator reports failure;
@@ -3107,7 +3176,10 @@ int32_t c2rs_workspace_run_operator_once(c2rs_workspace *ws,
  * Ownership: the bytes are only read.
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL, `net_def` is NULL with
- * `len > 0` or the net has no name; C2RS_PARSE_ERROR when the bytes are not a NetDef;
+ * `len > 0`, the net has no name or a name in it (the net's, an external input or output,
+ * an operator's type, inputs or outputs) is not UTF-8 (the message names the net, the
+ * operator's position and type and the field); C2RS_PARSE_ERROR when the bytes are not a
+ * NetDef;
  * C2RS_ALREADY_EXISTS when the name exists and `overwrite` is false; C2RS_NOT_FOUND for an
  * unknown net or operator type or an external input missing from the workspace;
  * C2RS_ENFORCE_NOT_MET when an op input has no source or an external output is never produced; C2RS_SCHEMA_MISMATCH as
@@ -3123,6 +3195,8 @@ int32_t c2rs_workspace_create_net(c2rs_workspace *ws,
  * Python's `RunNet`: runs net `name` `iterations` times (0 = not at all), stopping at the
  * first failure.
  *
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_run_net_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * No workspace lock is held while the net runs, so other threads may feed, fetch and run
  * meanwhile (two nets writing one blob still race, as in Caffe2).
@@ -3141,8 +3215,9 @@ int32_t c2rs_workspace_run_net(c2rs_workspace *ws,
  *
  * Ownership: the bytes are only read.
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
- * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL or `net_def` is NULL with
- * `len > 0`; C2RS_PARSE_ERROR for bytes that are not a NetDef; C2RS_NOT_FOUND for an unknown
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL, `net_def` is NULL with
+ * `len > 0` or a name in the net is not UTF-8 (as for `c2rs_workspace_create_net`);
+ * C2RS_PARSE_ERROR for bytes that are not a NetDef; C2RS_NOT_FOUND for an unknown
  * net type ("Could not create net: <n> of type <t>") or operator type; otherwise as for
  * `c2rs_workspace_create_net` and `c2rs_workspace_run_net`.
  */
@@ -3154,6 +3229,8 @@ int32_t c2rs_workspace_run_net_once(c2rs_workspace *ws,
 /**
  * Whether a net `name` exists in `ws`.
  *
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_has_net_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
  */
@@ -3174,6 +3251,8 @@ C2RS_NODISCARD int32_t c2rs_workspace_net_names(const c2rs_workspace *ws, c2rs_s
 /**
  * Deletes net `name` (a run in progress on another thread finishes first: it holds the net).
  *
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_delete_net_n` takes
+ * (pointer, length).
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
  * Returns: C2RS_OK with `*deleted` false when there was no such net; C2RS_INVALID_ARGUMENT
  * when a pointer is NULL or `name` is not UTF-8.
@@ -3193,6 +3272,225 @@ int32_t c2rs_workspace_delete_net(c2rs_workspace *ws,
 C2RS_NODISCARD
 int32_t c2rs_workspace_last_failed_op_position(const c2rs_workspace *ws,
                                                int64_t *out);
+
+/**
+ * `c2rs_workspace_has_blob` with the name as `name_len` bytes at `name`.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_has_blob_n(const c2rs_workspace *ws,
+                                  const char *name,
+                                  size_t name_len,
+                                  bool *out);
+
+/**
+ * `c2rs_workspace_create_blob` with the name as `name_len` bytes at `name`.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8; C2RS_NOT_FOUND when the name is forwarded to a
+ * parent blob that no longer exists.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_create_blob_n(c2rs_workspace *ws,
+                                     const char *name,
+                                     size_t name_len);
+
+/**
+ * `c2rs_workspace_create_local_blob` with the name as `name_len` bytes at `name`.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_create_local_blob_n(c2rs_workspace *ws,
+                                           const char *name,
+                                           size_t name_len);
+
+/**
+ * `c2rs_workspace_remove_blob` with the name as `name_len` bytes at `name`.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK with `*removed` false when there was no local blob of that name;
+ * C2RS_INVALID_ARGUMENT when `ws` or `removed` is NULL, `name` is NULL with `name_len > 0` or
+ * the name is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_remove_blob_n(c2rs_workspace *ws,
+                                     const char *name,
+                                     size_t name_len,
+                                     bool *removed);
+
+/**
+ * `c2rs_workspace_rename_blob` with both names as (pointer, length).
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL, a name pointer is NULL with a
+ * length > 0 or a name is not UTF-8; C2RS_NOT_FOUND when the old name is not a local blob;
+ * C2RS_ALREADY_EXISTS when the new name is visible in `ws`.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_rename_blob_n(c2rs_workspace *ws,
+                                     const char *old_name,
+                                     size_t old_name_len,
+                                     const char *new_name,
+                                     size_t new_name_len);
+
+/**
+ * `c2rs_workspace_blob_id` with the name as `name_len` bytes at `name`.
+ *
+ * Borrowed: the value is an opaque identity, never to be dereferenced.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK (`*out` NULL when no blob of that name is visible); C2RS_INVALID_ARGUMENT
+ * when `ws` or `out` is NULL, `name` is NULL with `name_len > 0` or the name is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_blob_id_n(const c2rs_workspace *ws,
+                                 const char *name,
+                                 size_t name_len,
+                                 const void **out);
+
+/**
+ * `c2rs_workspace_blob_type` with the name as `name_len` bytes at `name`.
+ *
+ * Borrowed: `*out` is static (never freed).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8; C2RS_NOT_FOUND when no blob of that name is
+ * visible.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_blob_type_n(const c2rs_workspace *ws,
+                                   const char *name,
+                                   size_t name_len,
+                                   const char **out);
+
+/**
+ * `c2rs_workspace_feed` with the name as `name_len` bytes at `name`: stores a copy of `t`.
+ *
+ * Ownership: `t` is copied, not consumed.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * `t` must not be written concurrently.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `t` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8; C2RS_NOT_FOUND when the name is forwarded to a
+ * parent blob that no longer exists.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_feed_n(c2rs_workspace *ws,
+                              const char *name,
+                              size_t name_len,
+                              const c2rs_tensor *t);
+
+/**
+ * `c2rs_workspace_feed_move` with the name as `name_len` bytes at `name`: moves `t` into the
+ * blob without copying its data.
+ *
+ * Ownership: `t` is consumed in every case, success or failure (unless `t` is NULL); do not
+ * use or free it afterwards.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `t` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8; C2RS_NOT_FOUND as for `c2rs_workspace_feed_n`.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_feed_move_n(c2rs_workspace *ws,
+                                   const char *name,
+                                   size_t name_len,
+                                   c2rs_tensor *t);
+
+/**
+ * `c2rs_workspace_fetch` with the name as `name_len` bytes at `name`: a copy of the tensor,
+ * owned by the host.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_tensor_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8; C2RS_NOT_FOUND when no blob of that name is visible
+ * ("Can't find blob: <name>"); C2RS_TYPE_MISMATCH when the blob holds no tensor.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_fetch_n(const c2rs_workspace *ws,
+                               const char *name,
+                               size_t name_len,
+                               c2rs_tensor **out);
+
+/**
+ * `c2rs_workspace_feed_string` with the name as `name_len` bytes at `name`: stores a
+ * byte-string blob (the data may contain NUL bytes too).
+ *
+ * Ownership: the bytes are copied.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL, `name` or `data` is NULL with a
+ * length > 0 or the name is not UTF-8; C2RS_NOT_FOUND as for `c2rs_workspace_feed_n`.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_feed_string_n(c2rs_workspace *ws,
+                                     const char *name,
+                                     size_t name_len,
+                                     const uint8_t *data,
+                                     size_t len);
+
+/**
+ * `c2rs_workspace_fetch_string` with the name as `name_len` bytes at `name`: the bytes of a
+ * byte-string blob, or Caffe2's description of other non-tensor content.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_buffer_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8; C2RS_NOT_FOUND when no blob of that name is
+ * visible; C2RS_TYPE_MISMATCH when it holds a tensor (use `c2rs_workspace_fetch_n`).
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_fetch_string_n(const c2rs_workspace *ws,
+                                      const char *name,
+                                      size_t name_len,
+                                      c2rs_buffer **out);
+
+/**
+ * `c2rs_workspace_run_net` with the net name as `name_len` bytes at `name` (a NetDef's name
+ * may hold NUL bytes): runs the net `iterations` times, stopping at the first failure.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * No workspace lock is held while the net runs.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL, `name` is NULL with
+ * `name_len > 0`, the name is not UTF-8 or `iterations` is negative; C2RS_NOT_FOUND when
+ * there is no net of that name; C2RS_RUN_FAILED when an operator reports failure; any status
+ * an operator raises (messages as for `c2rs_workspace_run_net`).
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_run_net_n(c2rs_workspace *ws,
+                                 const char *name,
+                                 size_t name_len,
+                                 int32_t iterations);
+
+/**
+ * `c2rs_workspace_has_net` with the net name as `name_len` bytes at `name`.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_has_net_n(const c2rs_workspace *ws,
+                                 const char *name,
+                                 size_t name_len,
+                                 bool *out);
+
+/**
+ * `c2rs_workspace_delete_net` with the net name as `name_len` bytes at `name`.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK with `*deleted` false when there was no such net; C2RS_INVALID_ARGUMENT
+ * when `ws` or `deleted` is NULL, `name` is NULL with `name_len > 0` or the name is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_delete_net_n(c2rs_workspace *ws,
+                                    const char *name,
+                                    size_t name_len,
+                                    bool *deleted);
 
 #ifdef __cplusplus
 }  // extern "C"

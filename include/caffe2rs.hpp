@@ -33,22 +33,34 @@ namespace c2rs {
 class Error : public std::runtime_error {
  public:
   Error(int32_t status, const std::string& message)
-      : std::runtime_error(message), status_(status) {}
+      : std::runtime_error(message), status_(status), message_(message) {}
+  /// `printable` becomes what() (a C string: each NUL of a name in it written as \0);
+  /// `exact` is the message byte for byte.
+  Error(int32_t status, const std::string& printable, std::string exact)
+      : std::runtime_error(printable), status_(status), message_(std::move(exact)) {}
 
   /// The C2RS_* status of the failed call (never C2RS_OK).
   int32_t status() const noexcept { return status_; }
+  /// The message byte for byte: a blob or net name in it keeps its NUL bytes (what() cannot).
+  const std::string& message() const noexcept { return message_; }
 
  private:
   int32_t status_;
+  std::string message_;
 };
 
 /// Throws c2rs::Error when `status` is not C2RS_OK, with this thread's last error message.
 /// Call it right after the C call whose status it is (the message is per thread and is replaced
 /// by the next failing call).
+/// Error::message() keeps every byte of the names in the message, NUL included
+/// (c2rs_last_error_message_n); what() is c2rs_last_error_message().
 inline void check(int32_t status) {
   if (status != C2RS_OK) {
-    const char* message = c2rs_last_error_message();
-    throw Error(status, message != nullptr ? message : "");
+    const char* printable = c2rs_last_error_message();
+    size_t len = 0;
+    const char* exact = c2rs_last_error_message_n(&len);
+    throw Error(status, printable != nullptr ? printable : "",
+                exact != nullptr ? std::string(exact, len) : std::string());
   }
 }
 
@@ -239,16 +251,13 @@ class StringList {
   explicit StringList(c2rs_string_list* raw) noexcept : p_(raw) {}
 
   size_t size() const noexcept { return c2rs_string_list_len(p_.get()); }
-  /// String `i`, borrowed: valid until the list is freed. Throws C2RS_INVALID_ARGUMENT when
-  /// `i` is out of range.
+  /// String `i` byte for byte (a blob or net name may hold NUL bytes), borrowed: valid until
+  /// the list is freed. Throws C2RS_INVALID_ARGUMENT when `i` is out of range.
   std::string_view operator[](size_t i) const {
-    const char* s = c2rs_string_list_get(p_.get(), i);
-    if (s == nullptr) {
-      throw Error(C2RS_INVALID_ARGUMENT, "c2rs::StringList: index " + std::to_string(i) +
-                                             " out of range (size " + std::to_string(size()) +
-                                             ")");
-    }
-    return std::string_view(s);
+    const char* s = nullptr;
+    size_t len = 0;
+    check(c2rs_string_list_get_n(p_.get(), i, &s, &len));
+    return std::string_view(s, len);
   }
   std::vector<std::string> to_vector() const {
     std::vector<std::string> out;
@@ -426,16 +435,22 @@ class Workspace {
     p_.reset(out);
   }
 
-  bool has_blob(const std::string& name) const {
+  // Names are byte strings: every method below passes `name` as (pointer, length), so a
+  // std::string holding NUL bytes names exactly that blob or net (the *_n C functions). Names
+  // must be UTF-8; other bytes throw C2RS_INVALID_ARGUMENT.
+
+  bool has_blob(std::string_view name) const {
     bool out = false;
-    check(c2rs_workspace_has_blob(p_.get(), name.c_str(), &out));
+    check(c2rs_workspace_has_blob_n(p_.get(), name.data(), name.size(), &out));
     return out;
   }
-  void create_blob(const std::string& name) { check(c2rs_workspace_create_blob(p_.get(), name.c_str())); }
+  void create_blob(std::string_view name) {
+    check(c2rs_workspace_create_blob_n(p_.get(), name.data(), name.size()));
+  }
   /// Removes a local blob; false when there was none.
-  bool remove_blob(const std::string& name) {
+  bool remove_blob(std::string_view name) {
     bool removed = false;
-    check(c2rs_workspace_remove_blob(p_.get(), name.c_str(), &removed));
+    check(c2rs_workspace_remove_blob_n(p_.get(), name.data(), name.size(), &removed));
     return removed;
   }
   /// Blob names: local ones sorted, then (with `include_shared`) forwarded and parent names.
@@ -445,18 +460,29 @@ class Workspace {
     return StringList(out).to_vector();
   }
   /// FeedBlob: stores a copy of `t` under `name`.
-  void feed(const std::string& name, const Tensor& t) {
-    check(c2rs_workspace_feed(p_.get(), name.c_str(), t.handle()));
+  void feed(std::string_view name, const Tensor& t) {
+    check(c2rs_workspace_feed_n(p_.get(), name.data(), name.size(), t.handle()));
   }
   /// FeedBlob without a copy: the workspace takes the tensor (moved-from `t` is empty).
-  void feed(const std::string& name, Tensor&& t) {
-    check(c2rs_workspace_feed_move(p_.get(), name.c_str(), t.release()));
+  void feed(std::string_view name, Tensor&& t) {
+    check(c2rs_workspace_feed_move_n(p_.get(), name.data(), name.size(), t.release()));
   }
   /// FetchBlob: a snapshot copy the caller owns.
-  Tensor fetch(const std::string& name) const {
+  Tensor fetch(std::string_view name) const {
     c2rs_tensor* out = nullptr;
-    check(c2rs_workspace_fetch(p_.get(), name.c_str(), &out));
+    check(c2rs_workspace_fetch_n(p_.get(), name.data(), name.size(), &out));
     return Tensor(out);
+  }
+  /// FeedBlob of a byte string (`value` may hold NUL bytes too).
+  void feed_string(std::string_view name, std::string_view value) {
+    check(c2rs_workspace_feed_string_n(p_.get(), name.data(), name.size(),
+                                       reinterpret_cast<const uint8_t*>(value.data()), value.size()));
+  }
+  /// FetchBlob of a non-tensor blob: its bytes (or Caffe2's description of a native object).
+  std::string fetch_string(std::string_view name) const {
+    c2rs_buffer* out = nullptr;
+    check(c2rs_workspace_fetch_string_n(p_.get(), name.data(), name.size(), &out));
+    return Buffer(out).str();
   }
   /// RunOperatorOnce with a serialized OperatorDef.
   void run_operator_once(std::string_view op_def) {
@@ -467,8 +493,25 @@ class Workspace {
     check(c2rs_workspace_create_net(p_.get(), reinterpret_cast<const uint8_t*>(net_def.data()), net_def.size(),
                                     overwrite));
   }
-  void run_net(const std::string& name, int32_t iterations = 1) {
-    check(c2rs_workspace_run_net(p_.get(), name.c_str(), iterations));
+  void run_net(std::string_view name, int32_t iterations = 1) {
+    check(c2rs_workspace_run_net_n(p_.get(), name.data(), name.size(), iterations));
+  }
+  bool has_net(std::string_view name) const {
+    bool out = false;
+    check(c2rs_workspace_has_net_n(p_.get(), name.data(), name.size(), &out));
+    return out;
+  }
+  /// Deletes a net; false when there was none.
+  bool delete_net(std::string_view name) {
+    bool deleted = false;
+    check(c2rs_workspace_delete_net_n(p_.get(), name.data(), name.size(), &deleted));
+    return deleted;
+  }
+  /// Net names, sorted.
+  std::vector<std::string> net_names() const {
+    c2rs_string_list* out = nullptr;
+    check(c2rs_workspace_net_names(p_.get(), &out));
+    return StringList(out).to_vector();
   }
 
   c2rs_workspace* get() const noexcept { return p_.get(); }

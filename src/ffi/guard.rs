@@ -10,21 +10,37 @@ use super::status::{C2RS_OK, C2RS_PANIC, status_of};
 use crate::error::{C2rsError, Result};
 
 /// The last failure on this thread: status and message. Only this thread reads or writes it;
-/// the message pointer handed out stays valid until the next failure replaces it.
+/// the pointers handed out stay valid until the next failure replaces it.
 struct LastError {
     code: i32,
+    /// The message as a C string: each NUL byte (a name may hold one) written as `\0`.
     message: CString,
+    /// The exact message bytes (names in it byte for byte), followed by one NUL.
+    exact: Vec<u8>,
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError { code: C2RS_OK, message: CString::default() });
+    static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError {
+        code: C2RS_OK,
+        message: CString::default(),
+        exact: vec![0],
+    });
 }
 
 fn record(function: &str, code: i32, message: &str) {
     let text = format!("{function}: {message}");
-    // Interior NULs would truncate the C string silently; make them visible instead.
+    // Interior NULs would truncate the C string silently; make them visible instead. The
+    // exact text stays available through `last_error_message_exact`.
     let message = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = LastError { code, message });
+    let mut exact = text.into_bytes();
+    exact.push(0);
+    LAST_ERROR.with(|e| {
+        *e.borrow_mut() = LastError {
+            code,
+            message,
+            exact,
+        }
+    });
 }
 
 pub(crate) fn last_error_code() -> i32 {
@@ -34,6 +50,15 @@ pub(crate) fn last_error_code() -> i32 {
 /// Pointer to this thread's last message; valid until the next failure on this thread.
 pub(crate) fn last_error_message() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().message.as_ptr())
+}
+
+/// This thread's last message byte for byte (NULs kept) and its length without the
+/// terminating NUL; valid until the next failure on this thread.
+pub(crate) fn last_error_message_exact() -> (*const c_char, usize) {
+    LAST_ERROR.with(|e| {
+        let e = e.borrow();
+        (e.exact.as_ptr().cast(), e.exact.len().saturating_sub(1))
+    })
 }
 
 /// Runs a status-returning export body. Ok → C2RS_OK; Err → its status and message;
@@ -186,6 +211,20 @@ pub(crate) fn name_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str> {
     })
 }
 
+/// A name given as `(ptr, len)`: any UTF-8 text, NUL bytes included (blob and net names are
+/// UTF-8 strings of any content and length); `len == 0` accepts NULL and is the empty name.
+/// Bytes that are not UTF-8 are refused, never repaired, with the offending offset.
+pub(crate) fn name_arg_n<'a>(ptr: *const c_char, len: usize, name: &str) -> Result<&'a str> {
+    let bytes = byte_slice(ptr.cast(), len, name)?;
+    std::str::from_utf8(bytes).map_err(|e| {
+        C2rsError::invalid_argument(format!(
+            "argument `{name}` is not valid UTF-8 (byte {} of {len}); blob and net names are \
+             UTF-8 strings",
+            e.valid_up_to()
+        ))
+    })
+}
+
 /// A dtype integer (Caffe2 `TensorProto.DataType` numbering).
 pub(crate) fn dtype_arg(value: i32, name: &str) -> Result<crate::tensor::DataType> {
     crate::tensor::DataType::try_from(value)
@@ -264,6 +303,40 @@ mod tests {
                 .unwrap()
                 .message()
                 .contains("`numel`")
+        );
+    }
+
+    #[test]
+    fn exact_message_keeps_nul_bytes_the_c_string_shows_them() {
+        let status = guard_status("c2rs_n", || {
+            Err(C2rsError::not_found("Can't find blob: a\0b"))
+        });
+        assert_eq!(status, C2RS_NOT_FOUND);
+        assert_eq!(message(), "c2rs_n: Can't find blob: a\\0b");
+        let (ptr, len) = last_error_message_exact();
+        // SAFETY: the exact message covers `len` bytes plus a terminating NUL.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len + 1) };
+        assert_eq!(&bytes[..len], b"c2rs_n: Can't find blob: a\0b");
+        assert_eq!(bytes[len], 0);
+    }
+
+    #[test]
+    fn length_taking_names_accept_nul_and_unicode_and_refuse_other_bytes() {
+        let name = "a\0é\u{1F600}";
+        assert_eq!(
+            name_arg_n(name.as_ptr().cast(), name.len(), "name").unwrap(),
+            name
+        );
+        assert_eq!(name_arg_n(std::ptr::null(), 0, "name").unwrap(), "");
+        let e = name_arg_n(std::ptr::null(), 2, "name").unwrap_err();
+        assert!(e.message().contains("`name` is NULL with length 2"));
+        let bad = b"ab\xffc";
+        let e = name_arg_n(bad.as_ptr().cast(), bad.len(), "old_name").unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument);
+        assert_eq!(
+            e.message(),
+            "argument `old_name` is not valid UTF-8 (byte 2 of 4); blob and net names are UTF-8 \
+             strings"
         );
     }
 

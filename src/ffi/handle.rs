@@ -4,7 +4,6 @@
 //! never be cast to the wrong type or freed the wrong way.
 #![allow(non_camel_case_types)]
 
-use std::ffi::CString;
 use std::sync::Arc;
 
 use super::guard::null_arg;
@@ -24,7 +23,8 @@ pub struct c2rs_buffer {
     _private: [u8; 0],
 }
 
-/// An owned list of NUL-terminated UTF-8 strings. Released by `c2rs_string_list_free`.
+/// An owned list of UTF-8 strings, each NUL-terminated and also readable with its exact
+/// length (`c2rs_string_list_get_n`). Released by `c2rs_string_list_free`.
 pub struct c2rs_string_list {
     _private: [u8; 0],
 }
@@ -119,7 +119,7 @@ impl BoxHandle for c2rs_buffer {
     type Target = Vec<u8>;
 }
 impl BoxHandle for c2rs_string_list {
-    type Target = Vec<CString>;
+    type Target = super::buffer::StringList;
 }
 impl BoxHandle for c2rs_tensor_list {
     type Target = Vec<Tensor>;

@@ -11,6 +11,7 @@ use super::handle::{c2rs_buffer, c2rs_memory_plan, free_handle, handle_ref, into
 use crate::error::{C2rsError, Result};
 use crate::memonger::{dag, fast, interference, planner, python, release, report, shapes, verify};
 use crate::proto::{NetDef, TensorShapes};
+use crate::workspace::names::decode_net_def;
 
 /// A `(char**, n)` list of NUL-terminated UTF-8 names, collected into a `Vec` or a set
 /// (the guard's `name_arg` checks each entry).
@@ -27,8 +28,7 @@ fn name_list<C: FromIterator<String>>(
 }
 
 fn decode_net(bytes: &[u8], what: &str) -> Result<NetDef> {
-    NetDef::decode(bytes)
-        .map_err(|e| C2rsError::parse(format!("`{what}` is not a valid NetDef: {e}")))
+    decode_net_def(bytes).map_err(|e| e.context(format!("argument `{what}`")))
 }
 
 /// Caffe2's `optimize_inference_net`: sequential free-list recycling giving `__m<k>_shared`

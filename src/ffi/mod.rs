@@ -20,3 +20,4 @@ pub mod status;
 pub mod tensor;
 pub mod version;
 pub mod workspace;
+pub mod workspace_names;

@@ -67,6 +67,26 @@ pub extern "C" fn c2rs_last_error_message() -> *const c_char {
     })
 }
 
+/// Message of the last failing call on this thread, byte for byte: names in it keep every
+/// byte, NUL included (`c2rs_last_error_message` writes a NUL as the two characters `\0`);
+/// `*len` is its length without the terminating NUL that follows it.
+///
+/// Borrowed: valid until the next failing call on this thread.
+/// Thread safety: per thread; each thread sees only its own failures.
+/// Returns: the message ("" with `*len` 0 when no call on this thread has failed); `len` may
+/// be NULL when the length is not wanted.
+#[unsafe(no_mangle)]
+pub extern "C" fn c2rs_last_error_message_n(len: *mut usize) -> *const c_char {
+    ffi_fn_or!("c2rs_last_error_message_n", c"".as_ptr(), {
+        let (ptr, n) = guard::last_error_message_exact();
+        if !len.is_null() {
+            // SAFETY: non-NULL; the caller passes a writable size_t.
+            unsafe { *len = n };
+        }
+        Ok(ptr)
+    })
+}
+
 /// Status of the last failing call on this thread.
 ///
 /// Thread safety: per thread; each thread sees only its own failures.

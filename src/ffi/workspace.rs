@@ -7,36 +7,30 @@ use std::sync::Arc;
 
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
-use prost::Message;
 
+use super::buffer::StringList;
 use super::guard::{array_arg, byte_slice, ffi_fn, name_arg, out_param};
 use super::handle::{
     arc_clone, arc_free, arc_into_handle, arc_ref, c2rs_buffer, c2rs_string_list, c2rs_tensor,
     c2rs_workspace, handle_ref, into_handle, take_handle,
 };
 use crate::error::{C2rsError, Result};
-use crate::proto::{NetDef, OperatorDef};
 use crate::tensor::Tensor;
+use crate::workspace::names::{decode_net_def, decode_operator_def};
 use crate::workspace::{Blob, BlobContent, Workspace};
 
-/// Names as C strings; an interior NUL (possible in names from protobuf defs) is shown as `\0`.
-pub(crate) fn string_list(names: Vec<String>) -> Result<Vec<CString>> {
-    Ok(names
-        .into_iter()
-        .map(|n| CString::new(n.replace('\0', "\\0")).unwrap_or_default())
-        .collect())
+/// Names as a string list, byte for byte (a name may hold NUL bytes: see
+/// `c2rs_string_list_get_n`).
+pub(crate) fn string_list(names: Vec<String>) -> Result<StringList> {
+    Ok(StringList::new(names))
 }
 
-fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M> {
-    M::decode(bytes).map_err(|e| C2rsError::parse(format!("bytes are not a valid {what}: {e}")))
-}
-
-fn blob_or_not_found(ws: &Workspace, name: &str) -> Result<Arc<Blob>> {
+pub(super) fn blob_or_not_found(ws: &Workspace, name: &str) -> Result<Arc<Blob>> {
     ws.get_blob(name)
         .ok_or_else(|| C2rsError::not_found(format!("Can't find blob: {name}")))
 }
 
-fn created_blob(ws: &Workspace, name: &str) -> Result<Arc<Blob>> {
+pub(super) fn created_blob(ws: &Workspace, name: &str) -> Result<Arc<Blob>> {
     ws.create_blob(name).ok_or_else(|| {
         C2rsError::not_found(format!(
             "blob {name} is forwarded to a parent blob that no longer exists"
@@ -44,11 +38,58 @@ fn created_blob(ws: &Workspace, name: &str) -> Result<Arc<Blob>> {
     })
 }
 
+/// A host-owned copy of the tensor in blob `name` (`c2rs_workspace_fetch[_n]`).
+pub(super) fn fetch_tensor(ws: &Workspace, name: &str) -> Result<Tensor> {
+    blob_or_not_found(ws, name)?
+        .tensor()
+        .map_err(|e| C2rsError::new(e.kind(), format!("blob {name}: {}", e.message())))?
+        .deep_copy()
+}
+
+/// The bytes of a byte-string blob, or Caffe2's description of other non-tensor content
+/// (`c2rs_workspace_fetch_string[_n]`).
+pub(super) fn fetch_bytes(ws: &Workspace, name: &str) -> Result<Vec<u8>> {
+    let blob = blob_or_not_found(ws, name)?;
+    let bytes = match &*blob.read() {
+        BlobContent::String(s) => s.clone(),
+        BlobContent::Tensor(_) => {
+            return Err(C2rsError::type_mismatch(format!(
+                "blob {name} holds a tensor; fetch it with c2rs_workspace_fetch"
+            )));
+        }
+        other => Blob::native_description(name, other.type_name()).into_bytes(),
+    };
+    Ok(bytes)
+}
+
+/// Runs net `name` `iterations` times, stopping at the first failure
+/// (`c2rs_workspace_run_net[_n]`).
+pub(super) fn run_net_by_name(ws: &Workspace, name: &str, iterations: i32) -> Result<()> {
+    if iterations < 0 {
+        return Err(C2rsError::invalid_argument(format!(
+            "argument `iterations` = {iterations} is negative"
+        )));
+    }
+    let net = ws
+        .get_net(name)
+        .ok_or_else(|| C2rsError::not_found(format!("Network {name} does not exist yet.")))?;
+    for k in 0..iterations {
+        net.run().map_err(|e| {
+            if k == 0 {
+                e
+            } else {
+                e.context(format!("iteration {k}"))
+            }
+        })?;
+    }
+    Ok(())
+}
+
 /// Interned C strings of blob type names (a small, bounded set: one per blob type).
 static TYPE_NAMES: Lazy<Mutex<HashMap<&'static str, &'static CStr>>> =
     Lazy::new(|| Mutex::new(HashMap::new()));
 
-fn interned(name: &'static str) -> &'static CStr {
+pub(super) fn interned(name: &'static str) -> &'static CStr {
     let mut map = TYPE_NAMES.lock();
     map.entry(name).or_insert_with(|| {
         let c = CString::new(name.replace('\0', "\\0")).unwrap_or_default();
@@ -177,6 +218,8 @@ pub extern "C" fn c2rs_workspace_free(ws: *mut c2rs_workspace) {
 
 /// Whether blob `name` is visible in `ws` (local, forwarded or in a parent).
 ///
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_has_blob_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
 #[unsafe(no_mangle)]
@@ -198,6 +241,8 @@ pub extern "C" fn c2rs_workspace_has_blob(
 /// parent's blob, content untouched); otherwise an empty local blob is created. Existing
 /// content is never changed.
 ///
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_create_blob_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
 /// C2RS_NOT_FOUND when `name` is forwarded to a parent blob that no longer exists.
@@ -214,6 +259,8 @@ pub extern "C" fn c2rs_workspace_create_blob(ws: *mut c2rs_workspace, name: *con
 /// Caffe2's `CreateLocalBlob`: makes `name` exist locally, shadowing a parent blob of the
 /// same name. An existing local blob is kept as is.
 ///
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_create_local_blob_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
 #[unsafe(no_mangle)]
@@ -236,6 +283,8 @@ pub extern "C" fn c2rs_workspace_create_local_blob(
 /// blob") instead of silently reading the old one: create the net again to use the new blob.
 /// A run already under way finishes with the blob it started with.
 ///
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_remove_blob_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK with `*removed` false when there was no local blob `name`;
 /// C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
@@ -256,6 +305,8 @@ pub extern "C" fn c2rs_workspace_remove_blob(
 
 /// Renames local blob `old_name` to `new_name`; the blob object (and its identity) moves.
 ///
+/// Names: C strings here (they cannot hold NUL); `c2rs_workspace_rename_blob_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or a name is not UTF-8;
 /// C2RS_NOT_FOUND when `old_name` is not a local blob; C2RS_ALREADY_EXISTS when `new_name`
@@ -325,6 +376,8 @@ pub extern "C" fn c2rs_workspace_local_blob_names(
 /// value (so a host can tell a parent's blob from a local shadow). NULL when not visible.
 ///
 /// Borrowed: the value is an opaque identity, never to be dereferenced.
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_blob_id_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
 #[unsafe(no_mangle)]
@@ -348,6 +401,8 @@ pub extern "C" fn c2rs_workspace_blob_id(
 /// "nullptr (uninitialized)" or a native type's name (queues, DB readers …).
 ///
 /// Borrowed: `*out` is static (never freed).
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_blob_type_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
 /// C2RS_NOT_FOUND when no blob `name` is visible.
@@ -371,6 +426,8 @@ pub extern "C" fn c2rs_workspace_blob_type(
 /// visible in a parent is the parent's blob) and stores a copy of `t` in it.
 ///
 /// Ownership: `t` is copied, not consumed.
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_feed_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// `t` must not be written concurrently.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
@@ -395,6 +452,8 @@ pub extern "C" fn c2rs_workspace_feed(
 ///
 /// Ownership: `t` is consumed in every case, success or failure (unless `t` is NULL); do not
 /// use or free it afterwards.
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_feed_move_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
 /// C2RS_NOT_FOUND when `name` is forwarded to a parent blob that no longer exists.
@@ -417,6 +476,8 @@ pub extern "C" fn c2rs_workspace_feed_move(
 /// (later writes to the blob do not show in it).
 ///
 /// Ownership: the caller owns `*out` (`c2rs_tensor_free`).
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_fetch_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
 /// C2RS_NOT_FOUND when no blob `name` is visible ("Can't find blob: <name>");
@@ -431,11 +492,7 @@ pub extern "C" fn c2rs_workspace_fetch(
     ffi_fn!("c2rs_workspace_fetch", {
         let out = out_param(out, "out")?;
         let ws = arc_ref(ws, "ws")?;
-        let name = name_arg(name, "name")?;
-        let t = blob_or_not_found(ws, name)?
-            .tensor()
-            .map_err(|e| C2rsError::new(e.kind(), format!("blob {name}: {}", e.message())))?;
-        out.set(into_handle(t.deep_copy()?));
+        out.set(into_handle(fetch_tensor(ws, name_arg(name, "name")?)?));
         Ok(())
     })
 }
@@ -444,6 +501,8 @@ pub extern "C" fn c2rs_workspace_fetch(
 /// and stores a byte-string blob (may contain NUL bytes).
 ///
 /// Ownership: the bytes are copied.
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_feed_string_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL (`data` may be NULL when
 /// `len` is 0) or `name` is not UTF-8; C2RS_NOT_FOUND as for `c2rs_workspace_feed`.
@@ -469,6 +528,8 @@ pub extern "C" fn c2rs_workspace_feed_string(
 /// "<name>, a C++ native class of type <T>.".
 ///
 /// Ownership: the caller owns `*out` (`c2rs_buffer_free`).
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_fetch_string_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8;
 /// C2RS_NOT_FOUND when no blob `name` is visible; C2RS_TYPE_MISMATCH when it holds a tensor
@@ -483,18 +544,7 @@ pub extern "C" fn c2rs_workspace_fetch_string(
     ffi_fn!("c2rs_workspace_fetch_string", {
         let out = out_param(out, "out")?;
         let ws = arc_ref(ws, "ws")?;
-        let name = name_arg(name, "name")?;
-        let blob = blob_or_not_found(ws, name)?;
-        let bytes = match &*blob.read() {
-            BlobContent::String(s) => s.clone(),
-            BlobContent::Tensor(_) => {
-                return Err(C2rsError::type_mismatch(format!(
-                    "blob {name} holds a tensor; fetch it with c2rs_workspace_fetch"
-                )));
-            }
-            other => Blob::native_description(name, other.type_name()).into_bytes(),
-        };
-        out.set(into_handle(bytes));
+        out.set(into_handle(fetch_bytes(ws, name_arg(name, "name")?)?));
         Ok(())
     })
 }
@@ -557,8 +607,10 @@ pub extern "C" fn c2rs_workspace_copy_forwarded_tensors(
 /// Ownership: the bytes are only read.
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// No workspace lock is held while the operator runs.
-/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL or `op_def` is NULL with
-/// `len > 0`; C2RS_PARSE_ERROR when the bytes are not an OperatorDef; C2RS_NOT_FOUND when
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL, `op_def` is NULL with
+/// `len > 0` or a name field (type, name, input, output, control_input) is not UTF-8 (the
+/// message names the operator and the field, e.g. "op (Copy): output 0 "a\xffb" is not valid
+/// UTF-8"; nothing is created); C2RS_PARSE_ERROR when the bytes are not an OperatorDef; C2RS_NOT_FOUND when
 /// the type is not registered (the message names it); C2RS_SCHEMA_MISMATCH with the reason;
 /// C2RS_ENFORCE_NOT_MET for a missing input blob ("op Relu: Encountered a non-existing
 /// input blob: X") and other enforces; C2RS_RUN_FAILED when the operator reports failure;
@@ -572,7 +624,7 @@ pub extern "C" fn c2rs_workspace_run_operator_once(
 ) -> i32 {
     ffi_fn!("c2rs_workspace_run_operator_once", {
         let ws = arc_clone(ws, "ws")?;
-        let def: OperatorDef = decode(byte_slice(op_def, len, "op_def")?, "OperatorDef")?;
+        let def = decode_operator_def(byte_slice(op_def, len, "op_def")?)?;
         ws.run_operator_once(&def)
     })
 }
@@ -585,7 +637,10 @@ pub extern "C" fn c2rs_workspace_run_operator_once(
 /// Ownership: the bytes are only read.
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL, `net_def` is NULL with
-/// `len > 0` or the net has no name; C2RS_PARSE_ERROR when the bytes are not a NetDef;
+/// `len > 0`, the net has no name or a name in it (the net's, an external input or output,
+/// an operator's type, inputs or outputs) is not UTF-8 (the message names the net, the
+/// operator's position and type and the field); C2RS_PARSE_ERROR when the bytes are not a
+/// NetDef;
 /// C2RS_ALREADY_EXISTS when the name exists and `overwrite` is false; C2RS_NOT_FOUND for an
 /// unknown net or operator type or an external input missing from the workspace;
 /// C2RS_ENFORCE_NOT_MET when an op input has no source or an external output is never produced; C2RS_SCHEMA_MISMATCH as
@@ -600,7 +655,7 @@ pub extern "C" fn c2rs_workspace_create_net(
 ) -> i32 {
     ffi_fn!("c2rs_workspace_create_net", {
         let ws = arc_clone(ws, "ws")?;
-        let def: NetDef = decode(byte_slice(net_def, len, "net_def")?, "NetDef")?;
+        let def = decode_net_def(byte_slice(net_def, len, "net_def")?)?;
         for input in &def.external_input {
             if !ws.has_blob(input) {
                 return Err(C2rsError::not_found(format!(
@@ -617,6 +672,8 @@ pub extern "C" fn c2rs_workspace_create_net(
 /// Python's `RunNet`: runs net `name` `iterations` times (0 = not at all), stopping at the
 /// first failure.
 ///
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_run_net_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// No workspace lock is held while the net runs, so other threads may feed, fetch and run
 /// meanwhile (two nets writing one blob still race, as in Caffe2).
@@ -633,25 +690,7 @@ pub extern "C" fn c2rs_workspace_run_net(
 ) -> i32 {
     ffi_fn!("c2rs_workspace_run_net", {
         let ws = arc_ref(ws, "ws")?;
-        let name = name_arg(name, "name")?;
-        if iterations < 0 {
-            return Err(C2rsError::invalid_argument(format!(
-                "argument `iterations` = {iterations} is negative"
-            )));
-        }
-        let net = ws
-            .get_net(name)
-            .ok_or_else(|| C2rsError::not_found(format!("Network {name} does not exist yet.")))?;
-        for k in 0..iterations {
-            net.run().map_err(|e| {
-                if k == 0 {
-                    e
-                } else {
-                    e.context(format!("iteration {k}"))
-                }
-            })?;
-        }
-        Ok(())
+        run_net_by_name(ws, name_arg(name, "name")?, iterations)
     })
 }
 
@@ -659,8 +698,9 @@ pub extern "C" fn c2rs_workspace_run_net(
 ///
 /// Ownership: the bytes are only read.
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
-/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL or `net_def` is NULL with
-/// `len > 0`; C2RS_PARSE_ERROR for bytes that are not a NetDef; C2RS_NOT_FOUND for an unknown
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL, `net_def` is NULL with
+/// `len > 0` or a name in the net is not UTF-8 (as for `c2rs_workspace_create_net`);
+/// C2RS_PARSE_ERROR for bytes that are not a NetDef; C2RS_NOT_FOUND for an unknown
 /// net type ("Could not create net: <n> of type <t>") or operator type; otherwise as for
 /// `c2rs_workspace_create_net` and `c2rs_workspace_run_net`.
 #[unsafe(no_mangle)]
@@ -672,13 +712,15 @@ pub extern "C" fn c2rs_workspace_run_net_once(
 ) -> i32 {
     ffi_fn!("c2rs_workspace_run_net_once", {
         let ws = arc_clone(ws, "ws")?;
-        let def: NetDef = decode(byte_slice(net_def, len, "net_def")?, "NetDef")?;
+        let def = decode_net_def(byte_slice(net_def, len, "net_def")?)?;
         ws.run_net_once(&def)
     })
 }
 
 /// Whether a net `name` exists in `ws`.
 ///
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_has_net_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
 #[unsafe(no_mangle)]
@@ -716,6 +758,8 @@ pub extern "C" fn c2rs_workspace_net_names(
 
 /// Deletes net `name` (a run in progress on another thread finishes first: it holds the net).
 ///
+/// Names: a C string here (it cannot hold NUL); `c2rs_workspace_delete_net_n` takes
+/// (pointer, length).
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.
 /// Returns: C2RS_OK with `*deleted` false when there was no such net; C2RS_INVALID_ARGUMENT
 /// when a pointer is NULL or `name` is not UTF-8.
@@ -763,6 +807,8 @@ mod tests {
     use super::*;
     use crate::operator::{OpSchema, global_registry};
     use crate::ops::FnOperator;
+    use crate::proto::OperatorDef;
+    use prost::Message;
     use std::ptr::{null, null_mut};
 
     fn last_message() -> String {

@@ -11,7 +11,9 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 
-use super::graph::{BlobId, Device, FastMap, NetGraph, for_each_text_name, looks_like_text_net};
+use super::graph::{
+    BlobId, Device, FastMap, NetGraph, escape_text_literal, for_each_text_name, looks_like_text_net,
+};
 use crate::error::{C2rsError, Result};
 use crate::proto::{Argument, NetDef};
 
@@ -557,20 +559,20 @@ fn rename_str(s: &mut String, map: &FastMap<&str, &str>) -> bool {
 }
 
 /// Renames quoted names inside a text-format NetDef.
+/// Only the literals of renamed names change (written escaped, as text format writes them);
+/// every other byte of `text` is kept as it was.
 fn rename_text(text: &[u8], map: &FastMap<&str, &str>) -> Vec<u8> {
-    let text = String::from_utf8_lossy(text).into_owned();
-    let mut out = String::with_capacity(text.len());
+    let mut out = Vec::with_capacity(text.len());
     let mut pos = 0;
-    for_each_text_name(&text, |r| {
-        let name = &text[r.clone()];
-        if let Some(new) = map.get(name) {
-            out.push_str(&text[pos..r.start]);
-            out.push_str(new);
+    for_each_text_name(text, |r, name| {
+        if let Some(new) = map.get(name.as_str()) {
+            out.extend_from_slice(&text[pos..r.start]);
+            out.extend_from_slice(escape_text_literal(new).as_bytes());
             pos = r.end;
         }
     });
-    out.push_str(&text[pos..]);
-    out.into_bytes()
+    out.extend_from_slice(&text[pos..]);
+    out
 }
 
 /// Renames a nested net in place (ops, external lists, nested subnets), without recursion.
@@ -669,4 +671,23 @@ pub fn apply_assignments(net: &NetDef, map: &FastMap<&str, &str>) -> Result<NetD
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_step_net_names_match_unescaped_and_are_written_escaped() {
+        // As C++ and Python text format write them: NUL and non-ASCII bytes as octal escapes.
+        let text = b"op {\n  input: \"a\\000b\"\n  input: \"keep\"\n  output: '\\303\\251'\n  type: \"Copy\" # \xff raw byte kept\n}\nexternal_input: \"a\\000b\"\n";
+        let mut map: FastMap<&str, &str> = FastMap::default();
+        map.insert("a\0b", "__m0_shared");
+        map.insert("é", "ü\0\"");
+        let out = rename_text(text, &map);
+        let want: &[u8] = b"op {\n  input: \"__m0_shared\"\n  input: \"keep\"\n  output: '\\303\\274\\000\\\"'\n  type: \"Copy\" # \xff raw byte kept\n}\nexternal_input: \"__m0_shared\"\n";
+        assert_eq!(out, want, "{}", String::from_utf8_lossy(&out));
+        // Nothing to rename: the bytes come back unchanged.
+        assert_eq!(rename_text(text, &FastMap::default()), text.to_vec());
+    }
 }

@@ -126,21 +126,23 @@ pub fn looks_like_text_net(s: &[u8]) -> bool {
 /// Field names whose quoted values are blob names in a text-format NetDef.
 const TEXT_NAME_FIELDS: [&str; 4] = ["input:", "output:", "external_input:", "external_output:"];
 
-/// Calls `f` for every blob name a text-format NetDef mentions, with the byte range of the
-/// name inside `text` (between its quotes).
-pub fn for_each_text_name(text: &str, mut f: impl FnMut(std::ops::Range<usize>)) {
+/// Calls `f` for every blob name a text-format NetDef mentions: the byte range of the quoted
+/// literal inside `text` (between its quotes, escapes as written) and the name it spells.
+/// Text format escapes NUL, quotes and (from C++ and Python writers) every non-ASCII byte, so
+/// the name is the literal unescaped (`unescape_text_literal`); a literal that does not spell
+/// UTF-8 names no blob and is skipped.
+pub fn for_each_text_name(text: &[u8], mut f: impl FnMut(std::ops::Range<usize>, String)) {
     let mut pos = 0;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        let lead = line.len() - trimmed.len();
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let lead = line.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let trimmed = &line[lead..];
         for field in TEXT_NAME_FIELDS {
-            if let Some(rest) = trimmed.strip_prefix(field) {
-                let after = rest.trim_start();
-                let skip = rest.len() - after.len();
-                if let Some(body) = after.strip_prefix('"') {
-                    if let Some(end) = body.find('"') {
-                        let start = pos + lead + field.len() + skip + 1;
-                        f(start..start + end);
+            if let Some(rest) = trimmed.strip_prefix(field.as_bytes()) {
+                let skip = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+                let start = pos + lead + field.len() + skip;
+                if let Some((body, name)) = quoted_literal(text, start) {
+                    if let Ok(name) = String::from_utf8(name) {
+                        f(body, name);
                     }
                 }
                 break;
@@ -148,6 +150,109 @@ pub fn for_each_text_name(text: &str, mut f: impl FnMut(std::ops::Range<usize>))
         }
         pos += line.len();
     }
+}
+
+/// The quoted literal starting at `text[start]` (`"` or `'`): the range between its quotes
+/// and its unescaped bytes. None when `text[start]` is no quote or the literal is unclosed
+/// on its line.
+fn quoted_literal(text: &[u8], start: usize) -> Option<(std::ops::Range<usize>, Vec<u8>)> {
+    let quote = *text.get(start).filter(|&&q| q == b'"' || q == b'\'')?;
+    let mut i = start + 1;
+    while let Some(&b) = text.get(i) {
+        match b {
+            b'\\' => i += 2,
+            b'\n' => return None,
+            _ if b == quote => {
+                let body = start + 1..i;
+                return Some((body.clone(), unescape_text_literal(&text[body])));
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The bytes a protobuf text-format string literal body spells: `\n \r \t \a \b \f \v \\ \'
+/// \" \?`, octal `\ooo` (1-3 digits) and hex `\xhh` (1-2 digits); other bytes as written.
+pub fn unescape_text_literal(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        i += 1;
+        if b != b'\\' || i == body.len() {
+            out.push(b);
+            continue;
+        }
+        let e = body[i];
+        i += 1;
+        match e {
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'a' => out.push(0x07),
+            b'b' => out.push(0x08),
+            b'f' => out.push(0x0c),
+            b'v' => out.push(0x0b),
+            b'0'..=b'7' => {
+                let mut v = u32::from(e - b'0');
+                for _ in 0..2 {
+                    match body.get(i) {
+                        Some(&d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push((v & 0xff) as u8);
+            }
+            b'x' | b'X' => {
+                let mut v = 0u32;
+                let mut digits = 0;
+                while digits < 2 {
+                    match body.get(i).and_then(|&d| (d as char).to_digit(16)) {
+                        Some(d) => {
+                            v = v * 16 + d;
+                            i += 1;
+                            digits += 1;
+                        }
+                        None => break,
+                    }
+                }
+                if digits == 0 {
+                    out.extend_from_slice(&[b'\\', e]);
+                } else {
+                    out.push(v as u8);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `name` as the body of a double-quoted text-format literal, escaped as C++ and Python
+/// protobuf write it (`CEscape`): printable ASCII as is except `"`, `'` and `\`; every other
+/// byte (NUL, control, non-ASCII UTF-8) as a three-digit octal escape.
+pub fn escape_text_literal(name: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(name.len());
+    for &b in name.as_bytes() {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\'' => out.push_str("\\'"),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\{b:03o}");
+            }
+        }
+    }
+    out
 }
 
 /// Every blob name referenced inside the subnet arguments of `op` (recursively, without
@@ -180,8 +285,7 @@ pub fn subnet_names(op: &OperatorDef) -> Vec<String> {
         }
     }
     for s in texts {
-        let text = String::from_utf8_lossy(s);
-        for_each_text_name(&text, |r| out.push(text[r].to_string()));
+        for_each_text_name(s, |_, name| out.push(name));
     }
     out
 }

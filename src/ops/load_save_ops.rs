@@ -99,6 +99,18 @@ impl SaveSpec {
 }
 
 /// The part of `name` after the first occurrence of `prefix` (unchanged when absent or empty).
+/// The blob name in a Save key: the key without its chunk suffix `#%<decimal digits>`, which
+/// Save appends to every tensor chunk. Only that trailing suffix is cut, so a name that itself
+/// contains `#%` comes back whole (Caffe2 cut at the first `#%` and lost the rest of such a
+/// name). A key without the suffix is the name itself (non-tensor blobs; a non-tensor blob
+/// whose own name ends in `#%<digits>` is the one case that still reads shorter).
+fn chunk_base(key: &str) -> &str {
+    match key.rsplit_once(CHUNK_SEPARATOR) {
+        Some((base, id)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => key,
+    }
+}
+
 fn strip<'a>(name: &'a str, prefix: &str) -> &'a str {
     if prefix.is_empty() {
         return name;
@@ -395,8 +407,8 @@ impl LoadOp {
         })
     }
 
-    /// Key → blob name: cut at the first `#%`, strip up to and including `strip_prefix`,
-    /// prepend `add_prefix`.
+    /// Key → blob name: drop the chunk suffix (`chunk_base`), strip up to and including
+    /// `strip_prefix`, prepend `add_prefix`.
     fn blob_name(&self, key: &[u8]) -> Result<String> {
         let key = std::str::from_utf8(key).map_err(|_| {
             C2rsError::enforce(format!(
@@ -404,7 +416,7 @@ impl LoadOp {
                 key.escape_ascii()
             ))
         })?;
-        let base = key.split(CHUNK_SEPARATOR).next().unwrap_or(key);
+        let base = chunk_base(key);
         Ok(format!(
             "{}{}",
             self.add_prefix,
@@ -632,6 +644,18 @@ mod tests {
         let long = format!("{}%d", "x".repeat(1020));
         assert!(Pattern::parse(&long).unwrap().format(12345).is_err());
         assert!(Pattern::parse("%2000d").unwrap().format(1).is_err());
+    }
+
+    #[test]
+    fn chunk_suffix_is_cut_only_at_the_end() {
+        assert_eq!(chunk_base("w#%0"), "w");
+        assert_eq!(chunk_base("w#%12"), "w");
+        assert_eq!(chunk_base("a#%b#%3"), "a#%b");
+        assert_eq!(chunk_base("a#%b"), "a#%b");
+        assert_eq!(chunk_base("a#%"), "a#%");
+        assert_eq!(chunk_base("a#%1x"), "a#%1x");
+        assert_eq!(chunk_base("\0é#%0"), "\0é");
+        assert_eq!(chunk_base("plain"), "plain");
     }
 
     #[test]

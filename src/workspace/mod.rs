@@ -10,4 +10,5 @@ pub use blob::{
     TENSOR_TYPE_NAME,
 };
 pub use workspace::Workspace;
+pub mod names;
 pub mod serialize;

@@ -54,7 +54,7 @@ pub fn check_leveldb_log(bytes: &[u8], write_batches: bool) -> Result<()> {
     let content = if write_batches {
         format::LogContent::WriteBatches
     } else {
-        format::LogContent::Opaque
+        format::LogContent::VersionEdits
     };
     format::check_log_bytes(bytes, content).map_err(check_error)
 }

@@ -105,14 +105,13 @@ impl CheckedEnv {
 
     fn open_file(&self, p: &Path) -> Result<File, Status> {
         File::open(p).map_err(|e| {
-            let status = Status::new(
-                StatusCode::IOError,
-                &format!("cannot open {}: {e}", p.display()),
-            );
-            if e.kind() != std::io::ErrorKind::NotFound {
-                self.latch.set(C2rsError::io(status.err.clone()));
+            let message = format!("cannot open {}: {e}", p.display());
+            if e.kind() == std::io::ErrorKind::NotFound {
+                // The crate probes for files (CURRENT of a new database): not a failure.
+                return Status::new(StatusCode::NotFound, &message);
             }
-            status
+            self.latch.set(C2rsError::io(message.clone()));
+            Status::new(StatusCode::IOError, &message)
         })
     }
 
@@ -189,7 +188,7 @@ impl Env for CheckedEnv {
     fn open_sequential_file(&self, p: &Path) -> rusty_leveldb::Result<Box<dyn Read>> {
         match kind_of(p) {
             Kind::Log => self.check_log(p, LogContent::WriteBatches)?,
-            Kind::Manifest => self.check_log(p, LogContent::Opaque)?,
+            Kind::Manifest => self.check_log(p, LogContent::VersionEdits)?,
             Kind::Current => return Ok(Box::new(std::io::Cursor::new(self.read_current(p)?))),
             Kind::Table | Kind::Other => {}
         }

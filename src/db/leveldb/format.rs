@@ -317,13 +317,15 @@ fn entries<'a>(block: &'a [u8], keys: Keys, what: &str) -> Result<Vec<&'a [u8]>,
 pub enum LogContent {
     /// Write batches (a `NNNNNN.log` file).
     WriteBatches,
-    /// Version edits (a MANIFEST), checked by the crate itself.
-    Opaque,
+    /// Version edits (a MANIFEST).
+    VersionEdits,
 }
 
-/// Checks a log file read from `src`. A record cut short by the end of the file is the
-/// writer dying mid-write (LevelDB drops it silently, and so does the crate); anything else
-/// that is not a checksummed, well-sequenced record is an error.
+/// Checks a log file read from `src`: every record checksummed, fragments in sequence, each
+/// whole record a valid write batch or version edit. A file that ends inside a record (its
+/// writer died mid-write) is an error here, where LevelDB drops that record silently: the
+/// host learns the database lost data. Padding (block trailers, zeroed preallocated space) is
+/// skipped as LevelDB skips it.
 pub fn check_log(mut src: impl Read, content: LogContent) -> Result<(), CheckError> {
     let mut block = vec![0u8; LOG_BLOCK];
     let mut record: Vec<u8> = Vec::new();
@@ -333,30 +335,28 @@ pub fn check_log(mut src: impl Read, content: LogContent) -> Result<(), CheckErr
         let got = read_full(&mut src, &mut block)?;
         let last = got < LOG_BLOCK;
         let mut at = 0;
+        let mut zeroed = false;
         while got - at >= LOG_HEADER {
             let h = &block[at..at + LOG_HEADER];
             let crc = u32_le(h);
             let len = usize::from(u16::from_le_bytes([h[4], h[5]]));
             let kind = h[6];
-            if kind == 0 && len == 0 {
-                // Preallocated, never written space (LevelDB skips the rest of the block).
+            let where_ = offset + at as u64;
+            if kind == 0 && len == 0 && crc == 0 {
+                // Preallocated, never written space: LevelDB skips the rest of the block.
+                zeroed = true;
                 break;
             }
             if at + LOG_HEADER + len > got {
-                if last {
-                    return Ok(()); // cut short by the end of the file
-                }
-                return corrupt(format!(
-                    "log record at {} runs past its 32 KiB block",
-                    offset + at as u64
-                ));
+                return corrupt(if last {
+                    format!("the file ends inside the record at {where_}")
+                } else {
+                    format!("the record at {where_} runs past its 32 KiB block")
+                });
             }
             let data = &block[at + LOG_HEADER..at + LOG_HEADER + len];
             if masked_crc(&[&[kind], data]) != crc {
-                return corrupt(format!(
-                    "checksum mismatch in the log record at {}",
-                    offset + at as u64
-                ));
+                return corrupt(format!("checksum mismatch in the record at {where_}"));
             }
             let (first, end) = match kind {
                 1 => (true, true),
@@ -364,16 +364,12 @@ pub fn check_log(mut src: impl Read, content: LogContent) -> Result<(), CheckErr
                 3 => (false, false),
                 4 => (false, true),
                 other => {
-                    return corrupt(format!(
-                        "log record at {} has unknown type {other}",
-                        offset + at as u64
-                    ));
+                    return corrupt(format!("the record at {where_} has unknown type {other}"));
                 }
             };
             if first == in_record {
                 return corrupt(format!(
-                    "log record at {} breaks its record's fragment sequence",
-                    offset + at as u64
+                    "the record at {where_} breaks its record's fragment sequence"
                 ));
             }
             if first {
@@ -381,17 +377,26 @@ pub fn check_log(mut src: impl Read, content: LogContent) -> Result<(), CheckErr
             }
             record.extend_from_slice(data);
             in_record = !end;
-            if end && content == LogContent::WriteBatches {
-                check_write_batch(&record).map_err(|why| {
-                    CheckError::Corrupt(format!(
-                        "write batch ending at {}: {why}",
-                        offset + at as u64
-                    ))
+            if end {
+                let checked = match content {
+                    LogContent::WriteBatches => check_write_batch(&record),
+                    LogContent::VersionEdits => check_version_edit(&record),
+                };
+                checked.map_err(|why| {
+                    CheckError::Corrupt(format!("the record ending at {where_}: {why}"))
                 })?;
             }
             at += LOG_HEADER + len;
         }
         if last {
+            // A full block's last 1-6 bytes are a trailer; in the last, partial block they
+            // can only be the start of a header the writer did not finish.
+            if !zeroed && block[at..got].iter().any(|&b| b != 0) {
+                return corrupt("the file ends inside a record header");
+            }
+            if in_record {
+                return corrupt("the file ends inside a fragmented record");
+            }
             return Ok(());
         }
         offset += LOG_BLOCK as u64;
@@ -438,6 +443,66 @@ fn check_write_batch(b: &[u8]) -> Result<(), String> {
     if !rest.is_empty() {
         return Err(format!("{} bytes after its {count} records", rest.len()));
     }
+    Ok(())
+}
+
+/// LevelDB's number of levels: a level read from a MANIFEST indexes arrays of this size.
+const NUM_LEVELS: u64 = 7;
+
+/// A version edit: tagged fields until the end of the record. Tags (LevelDB
+/// `db/version_edit.cc`): 1 comparator name, 2 log number, 3 next file number, 4 last
+/// sequence, 5 compact pointer (level, internal key), 6 deleted file (level, number), 7 new
+/// file (level, number, size, smallest and largest internal keys), 9 previous log number.
+fn check_version_edit(b: &[u8]) -> Result<(), String> {
+    let mut rest = b;
+    while !rest.is_empty() {
+        match take_number(&mut rest, "field tag")? {
+            1 => take_string(&mut rest, "comparator name", false)?,
+            2 | 3 | 4 | 9 => {
+                take_number(&mut rest, "number")?;
+            }
+            5 => {
+                take_level(&mut rest)?;
+                take_string(&mut rest, "compaction pointer", true)?;
+            }
+            6 => {
+                take_level(&mut rest)?;
+                take_number(&mut rest, "file number")?;
+            }
+            7 => {
+                take_level(&mut rest)?;
+                take_number(&mut rest, "file number")?;
+                take_number(&mut rest, "file size")?;
+                take_string(&mut rest, "smallest key", true)?;
+                take_string(&mut rest, "largest key", true)?;
+            }
+            other => return Err(format!("unknown version edit field {other}")),
+        }
+    }
+    Ok(())
+}
+
+fn take_number(rest: &mut &[u8], what: &str) -> Result<u64, String> {
+    let (v, n) = varint(rest).ok_or_else(|| format!("bad {what}"))?;
+    *rest = &rest[n..];
+    Ok(v)
+}
+
+fn take_level(rest: &mut &[u8]) -> Result<(), String> {
+    let level = take_number(rest, "level")?;
+    if level >= NUM_LEVELS {
+        return Err(format!("level {level} is not below {NUM_LEVELS}"));
+    }
+    Ok(())
+}
+
+/// A length-prefixed string that fits in the record (an internal key when `internal`).
+fn take_string(rest: &mut &[u8], what: &str, internal: bool) -> Result<(), String> {
+    let (len, n) = varint_len(rest).ok_or_else(|| format!("{what} runs past the record"))?;
+    if internal && len < TAG_LEN {
+        return Err(format!("{what} is shorter than an internal key's tag"));
+    }
+    *rest = &rest[n + len..];
     Ok(())
 }
 

@@ -515,3 +515,193 @@ pub fn check_table_bytes(bytes: &[u8]) -> Result<(), CheckError> {
 pub fn check_log_bytes(bytes: &[u8], content: LogContent) -> Result<(), CheckError> {
     check_log(bytes, content)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log of `records` as LevelDB writes it (each record FULL, or split in FIRST/LAST
+    /// when `split`).
+    fn log(records: &[Vec<u8>], split: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut frag = |kind: u8, data: &[u8]| {
+            let crc = masked_crc(&[&[kind], data]);
+            out.extend_from_slice(&crc.to_le_bytes());
+            out.extend_from_slice(&(data.len() as u16).to_le_bytes());
+            out.push(kind);
+            out.extend_from_slice(data);
+        };
+        for r in records {
+            if split {
+                let (a, b) = r.split_at(r.len() / 2);
+                frag(2, a);
+                frag(4, b);
+            } else {
+                frag(1, r);
+            }
+        }
+        out
+    }
+
+    /// A write batch putting `pairs`.
+    fn batch(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut b = 7u64.to_le_bytes().to_vec();
+        b.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+        for (k, v) in pairs {
+            b.push(1);
+            b.push(k.len() as u8);
+            b.extend_from_slice(k);
+            b.push(v.len() as u8);
+            b.extend_from_slice(v);
+        }
+        b
+    }
+
+    fn corrupt_message(r: Result<(), CheckError>) -> String {
+        match r {
+            Err(CheckError::Corrupt(m)) => m,
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn logs_pass_whole_and_fail_when_damaged_cut_or_out_of_sequence() {
+        let records = [batch(&[(b"a", b"1")]), batch(&[(b"b", b"2"), (b"c", b"")])];
+        for split in [false, true] {
+            let good = log(&records, split);
+            check_log_bytes(&good, LogContent::WriteBatches).unwrap();
+            let mut flipped = good.clone();
+            flipped[9] ^= 1;
+            assert!(
+                corrupt_message(check_log_bytes(&flipped, LogContent::WriteBatches))
+                    .contains("checksum mismatch")
+            );
+            let cut = &good[..good.len() - 1];
+            assert!(check_log_bytes(cut, LogContent::WriteBatches).is_err());
+        }
+        // A LAST fragment with no FIRST before it.
+        let mut orphan = log(&records, true);
+        let first_len = 7 + records[0].len() / 2;
+        orphan.drain(..first_len);
+        assert!(
+            corrupt_message(check_log_bytes(&orphan, LogContent::WriteBatches))
+                .contains("fragment sequence")
+        );
+        // Zeroed, preallocated space after the records is padding.
+        let mut padded = log(&records, false);
+        padded.extend_from_slice(&[0; 100]);
+        check_log_bytes(&padded, LogContent::WriteBatches).unwrap();
+        check_log_bytes(&[], LogContent::WriteBatches).unwrap();
+    }
+
+    #[test]
+    fn write_batches_must_hold_the_records_their_header_counts() {
+        let mut b = batch(&[(b"k", b"v")]);
+        b[8] = 2; // count 2, one record
+        let m = corrupt_message(check_log_bytes(&log(&[b], false), LogContent::WriteBatches));
+        assert!(m.contains("holds 1 records, its header says 2"), "{m}");
+        let mut long = batch(&[(b"k", b"v")]);
+        long.push(0);
+        assert!(check_log_bytes(&log(&[long], false), LogContent::WriteBatches).is_err());
+        let short = log(&[vec![0; 11]], false);
+        assert!(check_log_bytes(&short, LogContent::WriteBatches).is_err());
+    }
+
+    #[test]
+    fn version_edits_with_unknown_fields_bad_levels_or_lengths_fail() {
+        let ok = [
+            vec![1, 3, b'c', b'm', b'p', 2, 5, 3, 9, 4, 20],
+            vec![
+                7, 1, 5, 100, 8, 1, 2, 3, 4, 5, 6, 7, 8, 8, 1, 2, 3, 4, 5, 6, 7, 8,
+            ],
+        ];
+        for edit in &ok {
+            check_log_bytes(
+                &log(std::slice::from_ref(edit), false),
+                LogContent::VersionEdits,
+            )
+            .unwrap();
+        }
+        for (bad, why) in [
+            (vec![8, 1], "unknown version edit field 8"),
+            (vec![6, 7, 1], "level 7 is not below 7"),
+            // A 2^40-byte comparator name in a 7-byte record.
+            (
+                vec![1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20],
+                "runs past the record",
+            ),
+            (vec![5, 0, 3, 1, 2, 3], "shorter than an internal key"),
+        ] {
+            let m = corrupt_message(check_log_bytes(
+                &log(&[bad], false),
+                LogContent::VersionEdits,
+            ));
+            assert!(m.contains(why), "{m}");
+        }
+    }
+
+    /// A table holding one uncompressed block of `block` (index and metaindex empty).
+    fn table_with_data_block(block: &[u8], kind: u8) -> Vec<u8> {
+        let mut t = block.to_vec();
+        t.push(kind);
+        t.extend_from_slice(&masked_crc(&[block, &[kind]]).to_le_bytes());
+        // Index block: one entry (key "k" + 8-byte tag, value = handle of the data block).
+        let data_len = block.len() as u8;
+        let mut index = vec![0, 9, 2, b'k', 1, 0, 0, 0, 0, 0, 0, 0, 0, data_len];
+        index.extend_from_slice(&0u32.to_le_bytes());
+        index.extend_from_slice(&1u32.to_le_bytes());
+        let index_at = t.len() as u8;
+        t.extend_from_slice(&index);
+        t.push(0);
+        t.extend_from_slice(&masked_crc(&[&index, &[0]]).to_le_bytes());
+        let meta = [0u8, 0, 0, 0, 1, 0, 0, 0];
+        let meta_at = t.len() as u8;
+        t.extend_from_slice(&meta);
+        t.push(0);
+        t.extend_from_slice(&masked_crc(&[&meta, &[0]]).to_le_bytes());
+        let mut footer = vec![meta_at, meta.len() as u8, index_at, index.len() as u8];
+        footer.resize(40, 0);
+        footer.extend_from_slice(&TABLE_MAGIC);
+        t.extend_from_slice(&footer);
+        t
+    }
+
+    #[test]
+    fn tables_are_checked_block_by_block() {
+        // One entry "a" + tag (type 1), value "v"; one restart at 0.
+        let mut block = vec![0, 9, 1, b'a', 1, 0, 0, 0, 0, 0, 0, 0, b'v'];
+        block.extend_from_slice(&0u32.to_le_bytes());
+        block.extend_from_slice(&1u32.to_le_bytes());
+        check_table_bytes(&table_with_data_block(&block, NO_COMPRESSION)).unwrap();
+
+        let m = corrupt_message(check_table_bytes(&table_with_data_block(&block, 7)));
+        assert!(m.contains("compression type 7"), "{m}");
+        let mut bad_type = block.clone();
+        bad_type[4] = 2; // value type 2
+        let m = corrupt_message(check_table_bytes(&table_with_data_block(&bad_type, 0)));
+        assert!(m.contains("unknown value type"), "{m}");
+        let mut past = block.clone();
+        past[2] = 50; // value longer than the block
+        let m = corrupt_message(check_table_bytes(&table_with_data_block(&past, 0)));
+        assert!(m.contains("runs past"), "{m}");
+        let mut restarts = block.clone();
+        let n = restarts.len();
+        restarts[n - 4] = 200; // 200 restarts in a 21-byte block
+        let m = corrupt_message(check_table_bytes(&table_with_data_block(&restarts, 0)));
+        assert!(m.contains("restart count"), "{m}");
+
+        // A Snappy block whose header claims 1 GiB from a few bytes: refused before any
+        // allocation of that size.
+        let bomb = [0x80, 0x80, 0x80, 0x80, 0x04, 0, 0, 0];
+        let m = corrupt_message(check_table_bytes(&table_with_data_block(&bomb, SNAPPY)));
+        assert!(m.contains("impossible"), "{m}");
+
+        // A footer handle naming more bytes than the file has.
+        let mut t = table_with_data_block(&block, NO_COMPRESSION);
+        let footer = t.len() - 48;
+        t[footer + 1] = 0x7f;
+        let m = corrupt_message(check_table_bytes(&t));
+        assert!(m.contains("runs past the table"), "{m}");
+        assert!(corrupt_message(check_table_bytes(&t[..40])).contains("shorter than"));
+    }
+}

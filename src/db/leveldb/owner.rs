@@ -53,6 +53,9 @@ pub(super) enum Request {
     DropCursor { cursor: u64 },
     /// Writes the records as one write batch: `Reply::Done`.
     Write { records: Vec<Record> },
+    /// Panics on the owner thread, as the crate may on data it did not expect.
+    #[cfg(test)]
+    Panic,
 }
 
 pub(super) enum Reply {
@@ -329,6 +332,8 @@ impl Open {
                     .map_err(|s| status_error("cannot write", s))?;
                 Ok(Reply::Done)
             }
+            #[cfg(test)]
+            Request::Panic => panic!("injected failure"),
         }
     }
 
@@ -368,4 +373,49 @@ fn status_error(what: &str, s: Status) -> C2rsError {
         _ => ErrorKind::Io,
     };
     C2rsError::new(kind, format!("{what}: {}", s.err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_poisons_the_database_closes_it_and_every_later_call_gets_the_error() {
+        let dir = std::env::temp_dir().join(format!("c2rs-leveldb-owner-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.to_string_lossy().into_owned();
+        let client = Client::open(&path, Mode::New).unwrap();
+        client
+            .call(Request::Write {
+                records: vec![(b"k".to_vec(), b"v".to_vec())],
+            })
+            .unwrap();
+        let e = client.call(Request::Panic).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::Parse);
+        assert!(
+            e.message().starts_with(&format!("LevelDB {path}: "))
+                && e.message().contains("injected failure"),
+            "{}",
+            e.message()
+        );
+        assert!(client.is_poisoned());
+        let again = client.call(Request::NewCursor).err().unwrap();
+        assert_eq!(again.kind(), ErrorKind::Parse);
+        assert!(
+            again.message().contains("unusable after an earlier error")
+                && again.message().contains("injected failure"),
+            "{}",
+            again.message()
+        );
+        // Closed at once: the LOCK is free while the poisoned handle is still alive, and
+        // what was written before the failure is there.
+        let fresh = Client::open(&path, Mode::Read).unwrap();
+        match fresh.call(Request::NewCursor).unwrap() {
+            Reply::Cursor { batch, .. } => {
+                assert_eq!(batch.records, [(b"k".to_vec(), b"v".to_vec())]);
+            }
+            _ => panic!("expected a cursor"),
+        }
+        drop(client);
+    }
 }

@@ -281,6 +281,17 @@ fn golden_records_written_by_google_leveldb_come_back_through_a_cursor_seek() {
     assert_eq!(all_records(c.as_mut()).unwrap().len(), 10);
 }
 
+// LevelDB before 1.14 named its tables NNNNNN.sst; later versions (and Caffe2's readers)
+// still read them.
+#[test]
+fn tables_named_sst_by_older_leveldb_are_read() {
+    let path = golden_leveldb_copy("records.leveldb", "sst");
+    std::fs::rename(format!("{path}/000005.ldb"), format!("{path}/000005.sst")).unwrap();
+    let records = read_all("leveldb", &path, Mode::Read).unwrap();
+    assert_eq!(records.len(), 10);
+    assert_eq!(records[9].0, b"00000009");
+}
+
 #[test]
 fn rerunning_create_db_over_the_same_leveldb_rewinds_while_the_old_reader_is_alive() {
     let path = ten_rows("rerun");
@@ -640,7 +651,7 @@ fn damage_child() {
     let log = file_named(&ours, |n| n.ends_with(".log") && n != "LOG");
     let table = file_named(&ours, |n| n.ends_with(".ldb"));
     let manifest = file_named(&ours, |n| n.starts_with("MANIFEST-"));
-    o.flips(&mut tally, &log, Mode::Read, 1);
+    o.flips(&mut tally, &log, Mode::Read, 3);
     o.flips(&mut tally, &log, Mode::Write, 7);
     o.truncations(&mut tally, &log, Mode::Read, 3);
     o.flips(&mut tally, &table, Mode::Read, 1);

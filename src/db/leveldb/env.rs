@@ -129,6 +129,23 @@ impl CheckedEnv {
         Ok(())
     }
 
+    /// Where table `p` is: `NNNNNN.ldb`, or `NNNNNN.sst` as LevelDB before 1.14 named it (the
+    /// crate only knows the first). A live table that is missing is latched: the crate would
+    /// skip it and its records.
+    fn table_path(&self, p: &Path) -> Result<PathBuf, Status> {
+        if p.exists() {
+            return Ok(p.to_path_buf());
+        }
+        let old = p.with_extension("sst");
+        if old.exists() {
+            return Ok(old);
+        }
+        let error = C2rsError::parse(format!("table file {} is missing", p.display()));
+        let status = Status::new(StatusCode::Corruption, error.message());
+        self.latch.set(error);
+        Err(status)
+    }
+
     fn check_log(&self, p: &Path, content: LogContent) -> Result<(), Status> {
         let file = self.open_file(p)?;
         format::check_log(BufReader::new(file), content).map_err(|e| self.refuse(p, e))
@@ -196,12 +213,16 @@ impl Env for CheckedEnv {
     }
 
     fn open_random_access_file(&self, p: &Path) -> rusty_leveldb::Result<Box<dyn RandomAccess>> {
-        if kind_of(p) == Kind::Table {
-            self.check_table(p)?;
-        }
+        let path = if kind_of(p) == Kind::Table {
+            let path = self.table_path(p)?;
+            self.check_table(&path)?;
+            path
+        } else {
+            p.to_path_buf()
+        };
         Ok(Box::new(LatchedFile {
-            file: self.open_file(p)?,
-            path: p.to_path_buf(),
+            file: self.open_file(&path)?,
+            path,
             latch: self.latch.clone(),
         }))
     }
@@ -227,6 +248,9 @@ impl Env for CheckedEnv {
     }
 
     fn size_of(&self, p: &Path) -> rusty_leveldb::Result<usize> {
+        if kind_of(p) == Kind::Table {
+            return self.disk.size_of(&self.table_path(p)?);
+        }
         self.disk.size_of(p)
     }
 

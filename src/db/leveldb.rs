@@ -19,7 +19,10 @@
 //!
 //! Within one process, every open of the same directory shares one database (LevelDB allows
 //! one opener), so a reader, a Save and a deserialized reader may coexist; another process
-//! gets an I/O error (LOCK held).
+//! gets an I/O error (LOCK held). Opening in any mode writes to the directory as LevelDB's own
+//! recovery does (LOCK, the LOG info file, a new MANIFEST and log, the old log turned into a
+//! table, compactions it finds due): a directory the process cannot write is an I/O error.
+//! Reading never creates a missing directory.
 
 mod env;
 mod format;

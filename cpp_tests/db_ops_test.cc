@@ -1,6 +1,7 @@
 // The DB operators from a C++ host through the C ABI: CreateDB + TensorProtosDBInput in a net
-// over the golden DBs (batches of 4, wrap-around), Save/Load with a workspace root folder,
-// the DB reader held by a blob used from the host, and errors as statuses with messages.
+// over the golden DBs (minidb, LMDB, LevelDB; batches of 4, wrap-around), a damaged LevelDB,
+// Save/Load with a workspace root folder, the DB reader held by a blob used from the host,
+// and errors as statuses with messages.
 // OperatorDef/NetDef bytes come from a tiny protobuf writer (no libprotobuf needed).
 #include "caffe2rs.h"
 #include "c2rs_test_proto.h"
@@ -78,14 +79,25 @@ std::string TempDir(const std::string& name) {
   return dir;
 }
 
+// A private copy of the golden LevelDB directory: opening a LevelDB writes to its directory,
+// and the golden files must stay as they are.
+std::string GoldenLevelDbCopy(const std::string& name) {
+  const std::string dir = TempDir(name);
+  const std::string cmd =
+      "cp '" + c2rs_test::golden_path("db/records.leveldb") + "'/* '" + dir + "'/";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  return dir;
+}
+
 TEST(DbOps, GoldenDbsGiveBatchesOfFourThroughANetAndWrap) {
   const auto manifest = nlohmann::json::parse(
       c2rs_test::read_text(c2rs_test::golden_path("db/manifest.json")));
   const auto& records = manifest["records"];
-  for (const char* kind : {"minidb", "lmdb"}) {
+  for (const char* kind : {"minidb", "lmdb", "leveldb"}) {
     Ws ws;
-    const std::string path =
-        c2rs_test::golden_path(std::string("db/records.") + kind);
+    const std::string path = std::string(kind) == "leveldb"
+                                 ? GoldenLevelDbCopy("golden-leveldb")
+                                 : c2rs_test::golden_path(std::string("db/records.") + kind);
     ASSERT_EQ(RunOp(ws, Op("CreateDB", {}, {"reader"}, {StrArg("db_type", kind), StrArg("db", path)})),
               C2RS_OK)
         << c2rs_test::last_error();
@@ -182,6 +194,29 @@ TEST(DbOps, TheReaderBlobIsSharedWithTheHost) {
   std::memcpy(&got, label.bytes.data(), 4);
   EXPECT_EQ(got, manifest["records"][1]["tensors"][1]["values"][0].get<int32_t>());
   c2rs_db_reader_free(reader);
+}
+
+TEST(DbOps, DamagedLevelDbIsAParseErrorNamingTheFile) {
+  const std::string dir = GoldenLevelDbCopy("damaged-leveldb");
+  const std::string table = dir + "/000005.ldb";
+  std::FILE* f = std::fopen(table.c_str(), "r+b");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(std::fseek(f, 10, SEEK_SET), 0);
+  const int byte = std::fgetc(f);
+  ASSERT_EQ(std::fseek(f, 10, SEEK_SET), 0);
+  std::fputc(byte ^ 0x41, f);
+  std::fclose(f);
+  Ws ws;
+  EXPECT_EQ(RunOp(ws, Op("CreateDB", {}, {"r"}, {StrArg("db_type", "leveldb"), StrArg("db", dir)})),
+            C2RS_PARSE_ERROR);
+  EXPECT_NE(c2rs_test::last_error().find("000005.ldb"), std::string::npos) << c2rs_test::last_error();
+  c2rs_db* db = nullptr;
+  c2rs_db_cursor* cursor = nullptr;
+  ASSERT_EQ(c2rs_db_open("LevelDB", dir.c_str(), C2RS_DB_READ, &db), C2RS_OK) << c2rs_test::last_error();
+  EXPECT_EQ(c2rs_db_cursor_new(db, &cursor), C2RS_PARSE_ERROR);
+  EXPECT_EQ(cursor, nullptr);
+  EXPECT_NE(c2rs_test::last_error().find("checksum mismatch"), std::string::npos) << c2rs_test::last_error();
+  c2rs_db_free(db);
 }
 
 TEST(DbOps, BadInputIsAStatusWithAMessage) {

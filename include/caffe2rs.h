@@ -123,7 +123,8 @@ typedef struct DLManagedTensorVersioned {
 #define C2RS_DB_WRITE 1
 
 /**
- * Create: truncate a minidb file, create a new LMDB directory (Caffe2 `db::NEW`).
+ * Create: truncate a minidb file, create a new LMDB directory, a new LevelDB (refused when
+ * its directory holds one) (Caffe2 `db::NEW`).
  */
 #define C2RS_DB_NEW 2
 
@@ -1247,16 +1248,20 @@ int32_t c2rs_cuda_tensor_from_dlpack(c2rs_workspace *ws,
                                      DLManagedTensorVersioned *in);
 
 /**
- * Opens `source` as a database of `db_type` ("minidb"/"MiniDB": a file; "lmdb"/"LMDB": a
- * directory) in `mode` (C2RS_DB_READ, C2RS_DB_WRITE or C2RS_DB_NEW).
+ * Opens `source` as a database of `db_type` ("minidb"/"MiniDB": a file; "lmdb"/"LMDB" and
+ * "leveldb"/"LevelDB": a directory) in `mode` (C2RS_DB_READ, C2RS_DB_WRITE or C2RS_DB_NEW).
+ * A LevelDB is opened once per process (every open of one directory shares it) and is
+ * locked against other processes (its LOCK file); opening it writes to its directory.
  *
  * Ownership: the strings are only read; on success the caller owns `*out` (`c2rs_db_free`).
  * Thread safety: safe from any thread; the DB handle may be shared by threads that only
  * create cursors and transactions.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for NULL or non-UTF-8 arguments, a bad `mode` or an
- * LMDB source that is a file; C2RS_NOT_FOUND for an unknown `db_type` (the message lists the
- * registered ones) or a missing file or directory; C2RS_UNSUPPORTED for types this build lacks
- * (leveldb, rocksdb, zmqdb); C2RS_IO_ERROR when the OS refuses the open. Messages read
+ * LMDB or LevelDB source that is a file; C2RS_NOT_FOUND for an unknown `db_type` (the message
+ * lists the registered ones) or a missing file or directory; C2RS_ALREADY_EXISTS for a
+ * LevelDB opened NEW over an existing one; C2RS_UNSUPPORTED for types this build lacks
+ * (rocksdb, zmqdb); C2RS_PARSE_ERROR for a damaged LevelDB; C2RS_IO_ERROR when the OS refuses
+ * the open or another process holds the LevelDB. Messages read
  * "Cannot open db: <source> of type <type>: <reason>".
  */
 C2RS_NODISCARD
@@ -1326,7 +1331,8 @@ C2RS_NODISCARD int32_t c2rs_db_cursor_seek_to_first(c2rs_db_cursor *cursor);
  *
  * Thread safety: the cursor is used by one thread at a time.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` is NULL or `key` is NULL with
- * `len > 0`; C2RS_UNSUPPORTED for minidb, which cannot seek.
+ * `len > 0`; C2RS_UNSUPPORTED for minidb, which cannot seek; C2RS_PARSE_ERROR or
+ * C2RS_IO_ERROR as for `c2rs_db_cursor_next`.
  */
 C2RS_NODISCARD int32_t c2rs_db_cursor_seek(c2rs_db_cursor *cursor, const uint8_t *key, size_t len);
 

@@ -15,6 +15,7 @@ declare -A probes=(
   [pkg-config]=/usr/bin/pkg-config
   [libgtest-dev]=/usr/include/gtest/gtest.h
   [nlohmann-json3-dev]=/usr/include/nlohmann/json.hpp
+  [libleveldb-dev]=/usr/include/leveldb/c.h
 )
 
 missing=()

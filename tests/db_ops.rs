@@ -15,7 +15,10 @@ use prost::Message;
 use serde_json::Value;
 
 mod support;
-use support::{arg_i, arg_s, golden_db as golden, json_dims, op, values_json as values_of};
+use support::{
+    GOLDEN_RECORD_DBS, arg_i, arg_s, golden_db as golden, golden_db_source, json_dims, op,
+    values_json as values_of,
+};
 
 fn temp(name: &str) -> String {
     let p = std::env::temp_dir().join(format!("c2rs-dbops-{}-{name}", std::process::id()));
@@ -54,7 +57,8 @@ fn golden_dbs_through_the_operator_give_batches_of_4_and_3_that_wrap() {
     let manifest = manifest();
     let records = manifest["records"].as_array().unwrap();
     let outs = ["image", "label", "weights", "tag"];
-    for (db_type, file) in [("minidb", "records.minidb"), ("lmdb", "records.lmdb")] {
+    for (db_type, file) in GOLDEN_RECORD_DBS {
+        let source = golden_db_source(db_type, file, "operator-batches");
         for (batch, extra) in [
             (4i64, vec![]),
             (3, vec![arg_i("no_prefetch", 1)]),
@@ -64,7 +68,7 @@ fn golden_dbs_through_the_operator_give_batches_of_4_and_3_that_wrap() {
             ),
         ] {
             let ws = Workspace::new();
-            create_db(&ws, db_type, &golden(file)).unwrap();
+            create_db(&ws, db_type, &source).unwrap();
             let mut args = vec![arg_i("batch_size", batch)];
             args.extend(extra.clone());
             let input = input_op(&ws, &outs, args).unwrap();

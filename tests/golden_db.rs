@@ -1,5 +1,6 @@
-//! The golden minidb and LMDB files (written by an independent reference writer and py-lmdb)
-//! yield exactly the records of tests/data/golden/db/manifest.json, in order, and wrap around.
+//! The golden minidb, LMDB and LevelDB files (written by an independent reference writer,
+//! py-lmdb, and Google's C++ LevelDB 1.22 with Snappy) yield exactly the records of
+//! tests/data/golden/db/manifest.json, in order, and wrap around.
 
 use caffe2rs::db::{DbReader, Mode, open_db};
 use caffe2rs::proto::TensorProtos;
@@ -8,7 +9,10 @@ use prost::Message;
 use serde_json::Value;
 
 mod support;
-use support::{assert_tensor_matches, golden_db as golden, json_dims, values_json as values_of};
+use support::{
+    GOLDEN_RECORD_DBS, assert_tensor_matches, golden_db as golden, golden_db_source, json_dims,
+    values_json as values_of,
+};
 
 fn manifest() -> Value {
     serde_json::from_str(&std::fs::read_to_string(golden("manifest.json")).expect("manifest"))
@@ -29,12 +33,13 @@ fn check_record(key: &[u8], value: &[u8], expected: &Value) {
 }
 
 #[test]
-fn golden_minidb_and_lmdb_hold_the_manifest_records_in_order() {
+fn golden_minidb_lmdb_and_leveldb_hold_the_manifest_records_in_order() {
     let manifest = manifest();
     let records = manifest["records"].as_array().unwrap();
     assert_eq!(records.len(), 10);
-    for (db_type, file) in [("minidb", "records.minidb"), ("lmdb", "records.lmdb")] {
-        let db = open_db(db_type, &golden(file), Mode::Read).unwrap();
+    for (db_type, file) in GOLDEN_RECORD_DBS {
+        let source = golden_db_source(db_type, file, "in-order");
+        let db = open_db(db_type, &source, Mode::Read).unwrap();
         let mut cursor = db.new_cursor().unwrap();
         for expected in records {
             assert!(cursor.valid(), "{db_type}: too few records");
@@ -49,8 +54,9 @@ fn golden_minidb_and_lmdb_hold_the_manifest_records_in_order() {
 fn golden_dbs_wrap_around_through_a_reader() {
     let manifest = manifest();
     let records = manifest["records"].as_array().unwrap();
-    for (db_type, file) in [("minidb", "records.minidb"), ("lmdb", "records.lmdb")] {
-        let reader = DbReader::open(db_type, &golden(file), 1, 0).unwrap();
+    for (db_type, file) in GOLDEN_RECORD_DBS {
+        let source = golden_db_source(db_type, file, "wrap");
+        let reader = DbReader::open(db_type, &source, 1, 0).unwrap();
         for i in 0..25 {
             let (k, v) = reader.read().unwrap();
             check_record(&k, &v, &records[i % records.len()]);
@@ -90,9 +96,10 @@ fn golden_dbs_batch_in_record_order_and_wrap() {
     use std::sync::Arc;
     let manifest = manifest();
     let records = manifest["records"].as_array().unwrap();
-    for (db_type, file) in [("minidb", "records.minidb"), ("lmdb", "records.lmdb")] {
+    for (db_type, file) in GOLDEN_RECORD_DBS {
+        let source = golden_db_source(db_type, file, "batches");
         for (batch_size, threads) in [(4usize, 2usize), (3, 0), (3, 1)] {
-            let reader = Arc::new(DbReader::open(db_type, &golden(file), 1, 0).unwrap());
+            let reader = Arc::new(DbReader::open(db_type, &source, 1, 0).unwrap());
             let br = BatchReader::new(
                 reader,
                 BatchAssembler {

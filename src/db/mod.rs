@@ -3,6 +3,7 @@
 //! thread-safe, sharded `DbReader`.
 
 mod batch;
+mod leveldb;
 mod lmdb;
 mod minidb;
 mod prefetch;
@@ -10,6 +11,7 @@ mod reader;
 mod scan;
 
 pub use batch::{BatchAssembler, Record, decode_record};
+pub use leveldb::{check_leveldb_log, check_leveldb_table};
 pub use prefetch::BatchReader;
 pub use reader::{DbReader, Records};
 
@@ -137,9 +139,9 @@ pub trait Transaction: Send {
 }
 
 /// DB types that Caffe2 knew but this build does not include.
-const NOT_BUILT: [&str; 6] = ["leveldb", "LevelDB", "rocksdb", "RocksDB", "zmqdb", "ZmqDB"];
+const NOT_BUILT: [&str; 4] = ["rocksdb", "RocksDB", "zmqdb", "ZmqDB"];
 /// Registered type names (both spellings, case-sensitive, as Caffe2 registered them).
-pub const REGISTERED: [&str; 4] = ["lmdb", "LMDB", "minidb", "MiniDB"];
+pub const REGISTERED: [&str; 6] = ["leveldb", "LevelDB", "lmdb", "LMDB", "minidb", "MiniDB"];
 
 /// Opens `source` as a DB of `db_type`. An unknown type and a failed open are distinct errors.
 pub fn open_db(db_type: &str, source: &str, mode: Mode) -> Result<Box<dyn Db>> {
@@ -148,6 +150,9 @@ pub fn open_db(db_type: &str, source: &str, mode: Mode) -> Result<Box<dyn Db>> {
             minidb::MiniDb::open(source, mode).map(|d| Box::new(d) as Box<dyn Db>)
         }
         "lmdb" | "LMDB" => lmdb::LmDb::open(source, mode).map(|d| Box::new(d) as Box<dyn Db>),
+        "leveldb" | "LevelDB" => {
+            leveldb::LevelDb::open(source, mode).map(|d| Box::new(d) as Box<dyn Db>)
+        }
         t if NOT_BUILT.contains(&t) => {
             return Err(C2rsError::unsupported(format!(
                 "caffe2rs was built without {t} support"
@@ -194,16 +199,16 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert_eq!(
             e.message(),
-            "Unknown db type: foodb (registered: lmdb, LMDB, minidb, MiniDB)"
+            "Unknown db type: foodb (registered: leveldb, LevelDB, lmdb, LMDB, minidb, MiniDB)"
         );
-        let e = open_db("leveldb", "/tmp/x", Mode::Read)
+        let e = open_db("RocksDB", "/tmp/x", Mode::Read)
             .err()
             .expect("not built");
         assert_eq!(
             (e.kind(), e.message()),
             (
                 ErrorKind::Unsupported,
-                "caffe2rs was built without leveldb support"
+                "caffe2rs was built without RocksDB support"
             )
         );
         let e = open_db("minidb", "/nonexistent/dir/file", Mode::Read)

@@ -23,19 +23,24 @@ use prost::Message;
 pub const C2RS_DB_READ: i32 = 0;
 /// Open for appending (Caffe2 `db::WRITE`).
 pub const C2RS_DB_WRITE: i32 = 1;
-/// Create: truncate a minidb file, create a new LMDB directory (Caffe2 `db::NEW`).
+/// Create: truncate a minidb file, create a new LMDB directory, a new LevelDB (refused when
+/// its directory holds one) (Caffe2 `db::NEW`).
 pub const C2RS_DB_NEW: i32 = 2;
 
-/// Opens `source` as a database of `db_type` ("minidb"/"MiniDB": a file; "lmdb"/"LMDB": a
-/// directory) in `mode` (C2RS_DB_READ, C2RS_DB_WRITE or C2RS_DB_NEW).
+/// Opens `source` as a database of `db_type` ("minidb"/"MiniDB": a file; "lmdb"/"LMDB" and
+/// "leveldb"/"LevelDB": a directory) in `mode` (C2RS_DB_READ, C2RS_DB_WRITE or C2RS_DB_NEW).
+/// A LevelDB is opened once per process (every open of one directory shares it) and is
+/// locked against other processes (its LOCK file); opening it writes to its directory.
 ///
 /// Ownership: the strings are only read; on success the caller owns `*out` (`c2rs_db_free`).
 /// Thread safety: safe from any thread; the DB handle may be shared by threads that only
 /// create cursors and transactions.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for NULL or non-UTF-8 arguments, a bad `mode` or an
-/// LMDB source that is a file; C2RS_NOT_FOUND for an unknown `db_type` (the message lists the
-/// registered ones) or a missing file or directory; C2RS_UNSUPPORTED for types this build lacks
-/// (leveldb, rocksdb, zmqdb); C2RS_IO_ERROR when the OS refuses the open. Messages read
+/// LMDB or LevelDB source that is a file; C2RS_NOT_FOUND for an unknown `db_type` (the message
+/// lists the registered ones) or a missing file or directory; C2RS_ALREADY_EXISTS for a
+/// LevelDB opened NEW over an existing one; C2RS_UNSUPPORTED for types this build lacks
+/// (rocksdb, zmqdb); C2RS_PARSE_ERROR for a damaged LevelDB; C2RS_IO_ERROR when the OS refuses
+/// the open or another process holds the LevelDB. Messages read
 /// "Cannot open db: <source> of type <type>: <reason>".
 #[unsafe(no_mangle)]
 #[must_use]
@@ -150,7 +155,8 @@ pub extern "C" fn c2rs_db_cursor_seek_to_first(cursor: *mut c2rs_db_cursor) -> i
 ///
 /// Thread safety: the cursor is used by one thread at a time.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` is NULL or `key` is NULL with
-/// `len > 0`; C2RS_UNSUPPORTED for minidb, which cannot seek.
+/// `len > 0`; C2RS_UNSUPPORTED for minidb, which cannot seek; C2RS_PARSE_ERROR or
+/// C2RS_IO_ERROR as for `c2rs_db_cursor_next`.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn c2rs_db_cursor_seek(

@@ -26,6 +26,37 @@ pub fn golden_db(name: &str) -> String {
     golden("db", name)
 }
 
+/// A fresh copy of the golden LevelDB directory `name`, private to `tag` (and this process):
+/// opening a LevelDB writes to its directory (LOCK, LOG, a new MANIFEST and log), and the
+/// golden copy must stay byte-identical to ../shared/golden.
+pub fn golden_leveldb_copy(name: &str, tag: &str) -> String {
+    let dst = std::env::temp_dir().join(format!("c2rs-golden-{}-{tag}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::create_dir_all(&dst).expect("temp dir");
+    for entry in std::fs::read_dir(golden_db(name)).expect("golden LevelDB directory") {
+        let entry = entry.expect("directory entry");
+        std::fs::copy(entry.path(), dst.join(entry.file_name())).expect("copy golden file");
+    }
+    dst.to_string_lossy().into_owned()
+}
+
+/// Where to open golden `file` as `db_type`: minidb and LMDB in place (opened read-only),
+/// LevelDB as a private copy (see `golden_leveldb_copy`).
+pub fn golden_db_source(db_type: &str, file: &str, tag: &str) -> String {
+    if db_type.eq_ignore_ascii_case("leveldb") {
+        golden_leveldb_copy(file, tag)
+    } else {
+        golden_db(file)
+    }
+}
+
+/// The golden record DBs: (db_type, file), every type the library reads.
+pub const GOLDEN_RECORD_DBS: [(&str, &str); 3] = [
+    ("minidb", "records.minidb"),
+    ("lmdb", "records.lmdb"),
+    ("leveldb", "records.leveldb"),
+];
+
 /// A golden manifest's `dims` array.
 pub fn json_dims(dims: &Value) -> Vec<i64> {
     dims.as_array()

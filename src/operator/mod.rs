@@ -14,7 +14,7 @@ pub use registry::{
     Creator, DEVICE_CPU, DEVICE_CUDA, Registry, device_name, global_registry, register_builtin_ops,
     registered_operators, registry_key,
 };
-pub use schema::OpSchema;
+pub use schema::{DocEntry, OpSchema};
 
 use crate::error::{C2rsError, ErrorKind, Result};
 use crate::proto::{DeviceOption, OperatorDef};

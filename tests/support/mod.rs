@@ -135,3 +135,11 @@ pub fn values_json(t: &Tensor) -> Vec<Value> {
         DataType::Float16 => panic!("FLOAT16 values are compared as bits in these tests"),
     }
 }
+
+pub fn arg_ints(name: &str, v: &[i64]) -> Argument {
+    Argument {
+        name: Some(name.into()),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}

@@ -693,3 +693,100 @@ impl ReportSignal {
         self.changed.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::Tensor;
+
+    fn step_with(f: impl FnOnce(&mut ExecutionStep)) -> ExecutionStep {
+        let mut s = ExecutionStep {
+            name: Some("s".into()),
+            ..Default::default()
+        };
+        f(&mut s);
+        s
+    }
+
+    #[test]
+    fn continuation_follows_num_iter_stop_blob_and_only_once() {
+        let c = Continuation::of(&step_with(|_| {})).unwrap();
+        assert!(c.allows(0) && !c.allows(1));
+        let c = Continuation::of(&step_with(|s| s.num_iter = Some(3))).unwrap();
+        assert!(c.allows(2) && !c.allows(3));
+        let c = Continuation::of(&step_with(|s| s.should_stop_blob = Some("b".into()))).unwrap();
+        assert!(c.allows(0) && c.allows(1_000_000));
+        let c = Continuation::of(&step_with(|s| {
+            s.should_stop_blob = Some("b".into());
+            s.only_once = Some(true);
+        }))
+        .unwrap();
+        assert!(c.allows(0) && !c.allows(1));
+        let e = Continuation::of(&step_with(|s| s.only_once = Some(false)))
+            .err()
+            .unwrap();
+        assert!(e.message().contains("not supported"), "{e}");
+        let e = Continuation::of(&step_with(|s| {
+            s.should_stop_blob = Some("b".into());
+            s.num_iter = Some(1);
+        }))
+        .err()
+        .unwrap();
+        assert_eq!(
+            e.message(),
+            "Must not specify num_iter if should_stop_blob is set"
+        );
+    }
+
+    #[test]
+    fn should_stop_reads_an_uninitialised_blob_as_false_and_wants_a_bool_scalar() {
+        let blob = Arc::new(Blob::new());
+        assert!(!should_stop(Some(&blob), "b").unwrap());
+        assert!(!should_stop(None, "b").unwrap());
+        blob.set_tensor(Tensor::from_slice(DataType::Bool, &[], &[1u8]).unwrap());
+        assert!(should_stop(Some(&blob), "b").unwrap());
+        blob.set_tensor(Tensor::from_slice(DataType::Bool, &[1], &[0u8]).unwrap());
+        assert!(!should_stop(Some(&blob), "b").unwrap());
+        blob.set_tensor(Tensor::from_slice(DataType::Bool, &[2], &[1u8, 1]).unwrap());
+        let e = should_stop(Some(&blob), "b").err().unwrap();
+        assert!(e.message().contains("expects a scalar boolean"), "{e}");
+        blob.set_string(b"yes".to_vec());
+        assert!(should_stop(Some(&blob), "b").is_err());
+    }
+
+    #[test]
+    fn report_signal_wakes_waiters_when_the_step_ends() {
+        let signal = ReportSignal::default();
+        assert!(!signal.wait(Duration::from_millis(1)));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| signal.wait(Duration::from_secs(3600)));
+            signal.finish();
+            assert!(waiter.join().unwrap());
+        });
+        assert!(signal.wait(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn control_keeps_the_first_failure_and_refuses_nets_once_stopped() {
+        let ws = Workspace::new();
+        let control = PlanControl::new("p", &ws);
+        assert!(control.check().is_ok());
+        control.fail(C2rsError::enforce("first"));
+        control.fail(C2rsError::enforce("second"));
+        control.cancel();
+        assert_eq!(control.stop_error().message(), "first");
+        let net = crate::net::create_net_object(
+            &NetDef {
+                name: Some("n".into()),
+                ..Default::default()
+            },
+            &ws,
+        )
+        .unwrap();
+        assert_eq!(control.register_net(&net).unwrap_err().message(), "first");
+        // A cancel before any failure is what the plan returns.
+        let control = PlanControl::new("p", &ws);
+        control.cancel();
+        assert!(control.stop_error().message().starts_with("cancelled"));
+    }
+}

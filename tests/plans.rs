@@ -567,6 +567,44 @@ fn concurrent_instances_run_one_substep_on_several_threads() {
     assert_eq!(iter_value(&ws, "it"), 300);
 }
 
+#[test]
+fn absurd_thread_counts_are_refused_before_starting_any() {
+    let ws = Workspace::new();
+    let p = plan(
+        "p",
+        vec![net("count", vec![op("Iter", &[], &["it"], vec![])])],
+        vec![ExecutionStep {
+            num_concurrent_instances: Some(i32::MAX),
+            ..group(
+                "wide",
+                vec![step("a", &["count"]), step("b", &["count"])],
+                true,
+            )
+        }],
+    );
+    let e = ws.run_plan(&p).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Enforce, "{e}");
+    assert!(
+        message(&e).starts_with("plan p: step wide: 2 substeps x 2147483647 instances would start"),
+        "{e}"
+    );
+    assert!(ws.get_blob("it").unwrap().is_empty(), "nothing ran");
+    let p = plan(
+        "p",
+        vec![net("count", vec![op("Iter", &[], &["it"], vec![])])],
+        vec![ExecutionStep {
+            report_net: Some("count".into()),
+            report_interval: Some(-1),
+            ..step("s", &["count"])
+        }],
+    );
+    let e = ws.run_plan(&p).unwrap_err();
+    assert!(
+        message(&e).contains("report_interval must be positive, got -1"),
+        "{e}"
+    );
+}
+
 // ------------------------------------------------------------------ queues and failures
 
 /// hypothesis_test.py `test_safe_blobs_queue`, checking every record instead of a count:

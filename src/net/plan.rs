@@ -30,7 +30,7 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,9 @@ use crate::workspace::{Blob, BlobContent, NativeObject, Workspace};
 
 /// The most threads one step may run at once (concurrent substeps × instances).
 pub const MAX_STEP_THREADS: usize = 4096;
+/// The most threads one plan may run at once, all steps, reporters and nesting levels
+/// together: a hostile plan of nested concurrent steps fails instead of exhausting the host.
+pub const MAX_PLAN_THREADS: usize = 8192;
 
 /// The shared state of one running plan: its stop flag, first failure and the nets it built,
 /// reachable from other threads (`Workspace::cancel_plans`).
@@ -66,6 +69,9 @@ pub struct PlanControl {
     preexisting: Vec<NativeObject>,
     /// Whether the failure sweep ran (it runs once; a host cancel sweeps again, fully).
     failure_swept: AtomicBool,
+    /// Threads the plan runs now (concurrent substeps and reporters). Only a budget count
+    /// (`MAX_PLAN_THREADS`): no data is published through it, so Relaxed suffices.
+    threads: AtomicUsize,
 }
 
 impl PlanControl {
@@ -87,6 +93,7 @@ impl PlanControl {
             nets: Mutex::new(Vec::new()),
             preexisting,
             failure_swept: AtomicBool::new(false),
+            threads: AtomicUsize::new(0),
         })
     }
 
@@ -300,12 +307,13 @@ struct Runner<'p> {
     control: &'p PlanControl,
 }
 
-fn positive_duration(value: i64, what: &str, unit: Duration) -> Result<Duration> {
-    let n = u32::try_from(value)
+/// `value` units of `unit_ms` milliseconds; `value` must be positive.
+fn positive_duration(value: i64, what: &str, unit_ms: u64) -> Result<Duration> {
+    u64::try_from(value)
         .ok()
         .filter(|&n| n > 0)
-        .ok_or_else(|| C2rsError::enforce(format!("{what} must be positive, got {value}")))?;
-    Ok(unit * n)
+        .map(|n| Duration::from_millis(n.saturating_mul(unit_ms)))
+        .ok_or_else(|| C2rsError::enforce(format!("{what} must be positive, got {value}")))
 }
 
 /// Caffe2's `getShouldStop`: an uninitialised blob reads false; otherwise it must hold a
@@ -392,7 +400,7 @@ impl<'p> Runner<'p> {
                 let sub_path = format!("{path} / substep {}", ss.name());
                 let every = match ss.run_every_ms {
                     Some(ms) => Some(
-                        positive_duration(ms, "run_every_ms", Duration::from_millis(1))
+                        positive_duration(ms, "run_every_ms", 1)
                             .map_err(|e| e.context(&sub_path))?,
                     ),
                     None => None,
@@ -420,12 +428,8 @@ impl<'p> Runner<'p> {
                     C2rsError::enforce("A report_interval must be provided if report_net is set.")
                         .context(path)
                 })?;
-                let interval = positive_duration(
-                    i64::from(interval),
-                    "report_interval",
-                    Duration::from_secs(1),
-                )
-                .map_err(|e| e.context(path))?;
+                let interval = positive_duration(i64::from(interval), "report_interval", 1000)
+                    .map_err(|e| e.context(path))?;
                 let net = self.net(ws, step, name).map_err(|e| e.context(path))?;
                 Some((net, name.clone(), interval))
             }
@@ -505,7 +509,7 @@ impl<'p> Runner<'p> {
     ) -> Result<()> {
         if let Some((net, name, interval)) = &compiled.report {
             let what = format!("{} / report_net {name}", w.path);
-            spawn(scope, &w.path, {
+            spawn(scope, self.control, &w.path, {
                 let what = what.clone();
                 move || {
                     self.report_loop(signal, *interval, &what, || {
@@ -515,7 +519,7 @@ impl<'p> Runner<'p> {
             })?;
         }
         for (sub, period) in periodic {
-            spawn(scope, &sub.path, move || {
+            spawn(scope, self.control, &sub.path, move || {
                 self.report_loop(signal, *period, &sub.path, || self.execute(sub))
             })?;
         }
@@ -631,7 +635,7 @@ impl<'p> Runner<'p> {
         std::thread::scope(|scope| {
             for k in 0..threads {
                 let sub = &recurring[k % recurring.len()];
-                let started = spawn(scope, &sub.path, move || {
+                let started = spawn(scope, self.control, &sub.path, move || {
                     if self.control.is_stopped() {
                         return;
                     }
@@ -653,17 +657,38 @@ impl<'p> Runner<'p> {
     }
 }
 
-/// Starts a named scoped thread; failure to start is an error naming the step.
+/// Starts a named scoped thread within the plan's thread budget; failure to start is an
+/// error naming the step.
 fn spawn<'s>(
     scope: &'s std::thread::Scope<'s, '_>,
+    control: &'s PlanControl,
     path: &str,
     f: impl FnOnce() + Send + 's,
 ) -> Result<()> {
+    if control.threads.fetch_add(1, Ordering::Relaxed) >= MAX_PLAN_THREADS {
+        control.threads.fetch_sub(1, Ordering::Relaxed);
+        return Err(C2rsError::enforce(format!(
+            "{path}: the plan would run more than {MAX_PLAN_THREADS} threads at once"
+        )));
+    }
     std::thread::Builder::new()
         .name("c2rs-plan".to_string())
-        .spawn_scoped(scope, f)
+        .spawn_scoped(scope, move || {
+            // Returns the budget slot when the thread ends, even by a panic.
+            struct Slot<'a>(&'a AtomicUsize);
+            impl Drop for Slot<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            let _slot = Slot(&control.threads);
+            f();
+        })
         .map(|_| ())
-        .map_err(|e| C2rsError::internal(format!("{path}: could not start a thread: {e}")))
+        .map_err(|e| {
+            control.threads.fetch_sub(1, Ordering::Relaxed);
+            C2rsError::internal(format!("{path}: could not start a thread: {e}"))
+        })
 }
 
 /// Tells a step's reporter threads that the step has ended.

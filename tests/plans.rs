@@ -215,6 +215,24 @@ fn num_iter_repeats_the_step_nets() {
     assert!(ws.get_blob("it").unwrap().is_empty());
 }
 
+/// "init" makes counter `c` (init_count `n`), "down" writes `done` = CountDown(c),
+/// "count" counts its runs in `it`.
+fn countdown_nets(n: i64) -> Vec<NetDef> {
+    vec![
+        net(
+            "init",
+            vec![op(
+                "CreateCounter",
+                &[],
+                &["c"],
+                vec![arg_i("init_count", n)],
+            )],
+        ),
+        net("down", vec![op("CountDown", &["c"], &["done"], vec![])]),
+        net("count", vec![op("Iter", &[], &["it"], vec![])]),
+    ]
+}
+
 #[test]
 fn should_stop_blob_is_checked_after_every_net() {
     // Counter 3: CountDown gives false three times, then true. The stop check after the
@@ -222,19 +240,7 @@ fn should_stop_blob_is_checked_after_every_net() {
     let ws = Workspace::new();
     let p = plan(
         "p",
-        vec![
-            net(
-                "init",
-                vec![op(
-                    "CreateCounter",
-                    &[],
-                    &["c"],
-                    vec![arg_i("init_count", 3)],
-                )],
-            ),
-            net("down", vec![op("CountDown", &["c"], &["done"], vec![])]),
-            net("count", vec![op("Iter", &[], &["it"], vec![])]),
-        ],
+        countdown_nets(3),
         vec![
             step("init", &["init"]),
             ExecutionStep {
@@ -258,19 +264,7 @@ fn should_stop_blob_is_checked_after_every_sequential_substep() {
     let ws = Workspace::new();
     let p = plan(
         "p",
-        vec![
-            net(
-                "init",
-                vec![op(
-                    "CreateCounter",
-                    &[],
-                    &["c"],
-                    vec![arg_i("init_count", 1)],
-                )],
-            ),
-            net("down", vec![op("CountDown", &["c"], &["done"], vec![])]),
-            net("count", vec![op("Iter", &[], &["it"], vec![])]),
-        ],
+        countdown_nets(1),
         vec![
             step("init", &["init"]),
             ExecutionStep {

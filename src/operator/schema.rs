@@ -20,6 +20,16 @@ pub struct DocEntry {
     pub required: bool,
 }
 
+impl DocEntry {
+    fn new(name: impl Into<String>, doc: impl Into<String>, required: bool) -> Self {
+        Self {
+            name: name.into(),
+            doc: doc.into(),
+            required,
+        }
+    }
+}
+
 /// Schema of one operator type. Defaults: any number of inputs and outputs, no in-place pair
 /// allowed, no argument required.
 #[derive(Clone)]
@@ -87,11 +97,7 @@ impl OpSchema {
     }
     /// Documents an argument (Caffe2's `Arg(name, description)`).
     pub fn arg(mut self, name: impl Into<String>, doc: impl Into<String>) -> Self {
-        self.arg_docs.push(DocEntry {
-            name: name.into(),
-            doc: doc.into(),
-            required: false,
-        });
+        self.arg_docs.push(DocEntry::new(name, doc, false));
         self
     }
     /// Documents an argument every def must carry (Caffe2's `Arg(name, description, true)`):
@@ -99,35 +105,19 @@ impl OpSchema {
     pub fn required_arg(mut self, name: impl Into<String>, doc: impl Into<String>) -> Self {
         let name = name.into();
         self.required_args.push(name.clone());
-        self.arg_docs.push(DocEntry {
-            name,
-            doc: doc.into(),
-            required: true,
-        });
+        self.arg_docs.push(DocEntry::new(name, doc, true));
         self
     }
     /// Documents input `index` (Caffe2's `Input(index, name, description)`).
     pub fn input(mut self, index: usize, name: impl Into<String>, doc: impl Into<String>) -> Self {
-        self.input_docs.push((
-            index,
-            DocEntry {
-                name: name.into(),
-                doc: doc.into(),
-                required: false,
-            },
-        ));
+        self.input_docs
+            .push((index, DocEntry::new(name, doc, false)));
         self
     }
     /// Documents output `index` (Caffe2's `Output(index, name, description)`).
     pub fn output(mut self, index: usize, name: impl Into<String>, doc: impl Into<String>) -> Self {
-        self.output_docs.push((
-            index,
-            DocEntry {
-                name: name.into(),
-                doc: doc.into(),
-                required: false,
-            },
-        ));
+        self.output_docs
+            .push((index, DocEntry::new(name, doc, false)));
         self
     }
     /// Documented arguments, in declaration order.

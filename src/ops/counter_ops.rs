@@ -61,16 +61,7 @@ fn init_count(base: &OpBase) -> Result<i64> {
 }
 
 fn counter(base: &OpBase) -> Result<Arc<Counter>> {
-    base.input(0)?.native::<Counter>().map_err(|e| {
-        C2rsError::new(
-            e.kind(),
-            format!(
-                "{} Offending Blob name: {}.",
-                e.message(),
-                base.input_name(0)
-            ),
-        )
-    })
+    base.input_native::<Counter>(0)
 }
 
 fn create_counter(base: &OpBase) -> Result<bool> {

@@ -84,16 +84,7 @@ fn iter(base: &OpBase) -> Result<bool> {
 
 /// `AtomicIter`: input 0 is a mutex blob, input 1 ≡ output 0 the counter.
 fn atomic_iter(base: &OpBase) -> Result<bool> {
-    let mutex = base.input(0)?.native::<BlobMutex>().map_err(|e| {
-        C2rsError::new(
-            e.kind(),
-            format!(
-                "{} Offending Blob name: {}.",
-                e.message(),
-                base.input_name(0)
-            ),
-        )
-    })?;
+    let mutex = base.input_native::<BlobMutex>(0)?;
     mutex.with_lock(|| increment_iter(base.output(0)?, base.output_name(0)))?;
     Ok(true)
 }

@@ -85,16 +85,7 @@ impl Operator for TimerBegin {
 }
 
 fn timer_input(base: &OpBase) -> Result<Arc<Timer>> {
-    base.input(0)?.native::<Timer>().map_err(|e| {
-        C2rsError::new(
-            e.kind(),
-            format!(
-                "{} Offending Blob name: {}.",
-                e.message(),
-                base.input_name(0)
-            ),
-        )
-    })
+    base.input_native::<Timer>(0)
 }
 
 fn timer_end(base: &OpBase) -> Result<bool> {

@@ -3233,6 +3233,61 @@ int32_t c2rs_workspace_run_net_once(c2rs_workspace *ws,
                                     size_t len);
 
 /**
+ * Python's `RunPlan`: decodes a PlanDef and runs its execution steps in order with Caffe2's
+ * ExecutionStep semantics (`network`, `substep`, `num_iter`, `should_stop_blob`,
+ * `only_once`, `concurrent_substeps` (one thread per substep), `num_concurrent_instances`,
+ * `report_net` + `report_interval`, `run_every_ms`, `create_workspace`). The plan's nets are
+ * created in `ws` (a net of the same name that existed before is overwritten once) when the
+ * top-level step that uses them starts; they stay registered afterwards. An empty plan
+ * succeeds. The first failure anywhere stops the whole plan, and the operators of its nets
+ * that touch only objects the plan created are cancelled (a blocked queue operator closes
+ * its queue); queues and other objects that existed before the plan are never closed by a
+ * failure: a plan blocked on one ends when the host closes it or calls
+ * `c2rs_workspace_cancel`. The deprecated `criteria_network` is refused.
+ *
+ * Ownership: the bytes are only read.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Runs on the calling thread (plus one thread per concurrent substep and reporter); no
+ * workspace lock is held while nets run, so another thread may feed, fetch or
+ * `c2rs_workspace_cancel` meanwhile.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL or `plan_def` is NULL with
+ * `len > 0`; C2RS_PARSE_ERROR when the bytes are not a PlanDef; C2RS_UNSUPPORTED for a
+ * `criteria_network`; C2RS_ENFORCE_NOT_MET for duplicate plan net names, a step using an
+ * undefined net, a step with both substeps and networks, `num_iter` with
+ * `should_stop_blob`, a missing stop blob or one that is not a scalar bool, a `report_net`
+ * without `report_interval`; C2RS_RUN_FAILED when an operator reports failure or the plan
+ * was cancelled ("cancelled"); otherwise the status of the failing net or operator. Messages
+ * read "plan <p>: step <s> / substep <t>: op #<i> (<type>): …".
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_run_plan(c2rs_workspace *ws,
+                                const uint8_t *plan_def,
+                                size_t len);
+
+/**
+ * Cancels every plan running on `ws` (`c2rs_workspace_run_plan` calls in progress on other
+ * threads): no net, iteration or substep of them starts afterwards, and every operator of
+ * their nets gets its cancel hook, so an operator blocked on a queue wakes up (its queue is
+ * closed, even a queue the host created; a host operator gets its cancel callback). Each
+ * cancelled `c2rs_workspace_run_plan` returns C2RS_RUN_FAILED with "cancelled" in the
+ * message, unless it had already failed. Plans started after this call run normally; plain
+ * `c2rs_workspace_run_net` calls are not affected. `*cancelled` is the number of plans
+ * reached (0 when none was running).
+ *
+ * Thread safety: safe from any thread, concurrently with the plans it cancels.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `cancelled` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_workspace_cancel(c2rs_workspace *ws, size_t *cancelled);
+
+/**
+ * Number of plans running on `ws` now (`c2rs_workspace_run_plan` calls in progress).
+ *
+ * Thread safety: safe from any thread; the count may change right after it is read.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_workspace_running_plans(const c2rs_workspace *ws, size_t *out);
+
+/**
  * Whether a net `name` exists in `ws`.
  *
  * Names: a C string here (it cannot hold NUL); `c2rs_workspace_has_net_n` takes

@@ -514,6 +514,28 @@ class Workspace {
     return StringList(out).to_vector();
   }
 
+  /// RunPlan with a serialized PlanDef (Caffe2's ExecutionStep semantics; see
+  /// c2rs_workspace_run_plan). Blocks until the plan ends; throws Error on failure, whose
+  /// message carries the step path ("plan p: step s / substep t: op #i (Type): ...").
+  void run_plan(std::string_view plan_def) {
+    check(c2rs_workspace_run_plan(p_.get(), reinterpret_cast<const uint8_t*>(plan_def.data()),
+                                  plan_def.size()));
+  }
+  /// Cancels the plans running on this workspace (call it from another thread): their
+  /// run_plan throws Error with status C2RS_RUN_FAILED ("cancelled"). Returns how many it
+  /// reached.
+  size_t cancel_plans() {
+    size_t out = 0;
+    check(c2rs_workspace_cancel(p_.get(), &out));
+    return out;
+  }
+  /// Number of plans running on this workspace now.
+  size_t running_plans() const {
+    size_t out = 0;
+    check(c2rs_workspace_running_plans(p_.get(), &out));
+    return out;
+  }
+
   c2rs_workspace* get() const noexcept { return p_.get(); }
 
  private:

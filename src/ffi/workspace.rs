@@ -16,7 +16,7 @@ use super::handle::{
 };
 use crate::error::{C2rsError, Result};
 use crate::tensor::Tensor;
-use crate::workspace::names::{decode_net_def, decode_operator_def};
+use crate::workspace::names::{decode_net_def, decode_operator_def, decode_plan_def};
 use crate::workspace::{Blob, BlobContent, Workspace};
 
 /// Names as a string list, byte for byte (a name may hold NUL bytes: see
@@ -717,6 +717,81 @@ pub extern "C" fn c2rs_workspace_run_net_once(
     })
 }
 
+/// Python's `RunPlan`: decodes a PlanDef and runs its execution steps in order with Caffe2's
+/// ExecutionStep semantics (`network`, `substep`, `num_iter`, `should_stop_blob`,
+/// `only_once`, `concurrent_substeps` (one thread per substep), `num_concurrent_instances`,
+/// `report_net` + `report_interval`, `run_every_ms`, `create_workspace`). The plan's nets are
+/// created in `ws` (a net of the same name that existed before is overwritten once) when the
+/// top-level step that uses them starts; they stay registered afterwards. An empty plan
+/// succeeds. The first failure anywhere stops the whole plan, and the operators of its nets
+/// that touch only objects the plan created are cancelled (a blocked queue operator closes
+/// its queue); queues and other objects that existed before the plan are never closed by a
+/// failure: a plan blocked on one ends when the host closes it or calls
+/// `c2rs_workspace_cancel`. The deprecated `criteria_network` is refused.
+///
+/// Ownership: the bytes are only read.
+/// Thread safety: calls on one workspace are serialized internally; safe from many threads.
+/// Runs on the calling thread (plus one thread per concurrent substep and reporter); no
+/// workspace lock is held while nets run, so another thread may feed, fetch or
+/// `c2rs_workspace_cancel` meanwhile.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` is NULL or `plan_def` is NULL with
+/// `len > 0`; C2RS_PARSE_ERROR when the bytes are not a PlanDef; C2RS_UNSUPPORTED for a
+/// `criteria_network`; C2RS_ENFORCE_NOT_MET for duplicate plan net names, a step using an
+/// undefined net, a step with both substeps and networks, `num_iter` with
+/// `should_stop_blob`, a missing stop blob or one that is not a scalar bool, a `report_net`
+/// without `report_interval`; C2RS_RUN_FAILED when an operator reports failure or the plan
+/// was cancelled ("cancelled"); otherwise the status of the failing net or operator. Messages
+/// read "plan <p>: step <s> / substep <t>: op #<i> (<type>): …".
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_workspace_run_plan(
+    ws: *mut c2rs_workspace,
+    plan_def: *const u8,
+    len: usize,
+) -> i32 {
+    ffi_fn!("c2rs_workspace_run_plan", {
+        let ws = arc_clone(ws, "ws")?;
+        let def = decode_plan_def(byte_slice(plan_def, len, "plan_def")?)?;
+        ws.run_plan(&def)
+    })
+}
+
+/// Cancels every plan running on `ws` (`c2rs_workspace_run_plan` calls in progress on other
+/// threads): no net, iteration or substep of them starts afterwards, and every operator of
+/// their nets gets its cancel hook, so an operator blocked on a queue wakes up (its queue is
+/// closed, even a queue the host created; a host operator gets its cancel callback). Each
+/// cancelled `c2rs_workspace_run_plan` returns C2RS_RUN_FAILED with "cancelled" in the
+/// message, unless it had already failed. Plans started after this call run normally; plain
+/// `c2rs_workspace_run_net` calls are not affected. `*cancelled` is the number of plans
+/// reached (0 when none was running).
+///
+/// Thread safety: safe from any thread, concurrently with the plans it cancels.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `cancelled` is NULL.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_workspace_cancel(ws: *mut c2rs_workspace, cancelled: *mut usize) -> i32 {
+    ffi_fn!("c2rs_workspace_cancel", {
+        let cancelled = out_param(cancelled, "cancelled")?;
+        let ws = arc_ref(ws, "ws")?;
+        cancelled.set(ws.cancel_plans());
+        Ok(())
+    })
+}
+
+/// Number of plans running on `ws` now (`c2rs_workspace_run_plan` calls in progress).
+///
+/// Thread safety: safe from any thread; the count may change right after it is read.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_workspace_running_plans(ws: *const c2rs_workspace, out: *mut usize) -> i32 {
+    ffi_fn!("c2rs_workspace_running_plans", {
+        let out = out_param(out, "out")?;
+        out.set(arc_ref(ws, "ws")?.running_plan_count());
+        Ok(())
+    })
+}
+
 /// Whether a net `name` exists in `ws`.
 ///
 /// Names: a C string here (it cannot hold NUL); `c2rs_workspace_has_net_n` takes
@@ -903,6 +978,69 @@ mod tests {
             "c2rs_workspace_run_operator_once: op (FfiTestPanic): panic: kaboom"
         );
         assert_eq!(c2rs_workspace_create_blob(ws, c"after".as_ptr()), C2RS_OK);
+        c2rs_workspace_free(ws);
+    }
+
+    #[test]
+    fn run_plan_checks_its_arguments_and_prefixes_the_step_path() {
+        use crate::proto::{ExecutionStep, PlanDef};
+        let ws = new_ws();
+        assert_eq!(
+            c2rs_workspace_run_plan(null_mut(), null(), 0),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert!(last_message().contains("`ws`"));
+        assert_eq!(
+            c2rs_workspace_run_plan(ws, null(), 3),
+            C2RS_INVALID_ARGUMENT
+        );
+        let garbage = [0xffu8, 0xff, 0xff];
+        assert_eq!(
+            c2rs_workspace_run_plan(ws, garbage.as_ptr(), garbage.len()),
+            C2RS_PARSE_ERROR
+        );
+        // An empty plan (zero bytes, NULL pointer) succeeds.
+        assert_eq!(c2rs_workspace_run_plan(ws, null(), 0), C2RS_OK);
+        let plan = PlanDef {
+            name: Some("p".into()),
+            execution_step: vec![ExecutionStep {
+                name: Some("s".into()),
+                network: vec!["missing".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert_eq!(
+            c2rs_workspace_run_plan(ws, plan.as_ptr(), plan.len()),
+            C2RS_ENFORCE_NOT_MET
+        );
+        assert_eq!(
+            last_message(),
+            "c2rs_workspace_run_plan: plan p: step s: ExecutionStep s uses undefined net missing"
+        );
+        c2rs_workspace_free(ws);
+    }
+
+    #[test]
+    fn cancel_and_running_plans_report_counts_and_check_pointers() {
+        let ws = new_ws();
+        let mut n = 7usize;
+        assert_eq!(c2rs_workspace_cancel(ws, &mut n), C2RS_OK);
+        assert_eq!(n, 0);
+        n = 7;
+        assert_eq!(c2rs_workspace_running_plans(ws, &mut n), C2RS_OK);
+        assert_eq!(n, 0);
+        assert_eq!(c2rs_workspace_cancel(ws, null_mut()), C2RS_INVALID_ARGUMENT);
+        assert!(last_message().contains("`cancelled`"));
+        assert_eq!(
+            c2rs_workspace_cancel(null_mut(), &mut n),
+            C2RS_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            c2rs_workspace_running_plans(null(), &mut n),
+            C2RS_INVALID_ARGUMENT
+        );
         c2rs_workspace_free(ws);
     }
 

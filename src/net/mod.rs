@@ -1,7 +1,9 @@
 //! Nets: a `NetDef` built into operators with Caffe2's construction checks, run by the
-//! sequential executor (`simple`) or the DAG executor (`dag` and the async aliases).
+//! sequential executor (`simple`) or the DAG executor (`dag` and the async aliases); plans
+//! (`plan`) run `ExecutionStep`s of nets.
 
 mod dag;
+pub mod plan;
 mod simple;
 
 use std::collections::BTreeSet;

@@ -14,7 +14,7 @@ pub use registry::{
     Creator, DEVICE_CPU, DEVICE_CUDA, Registry, device_name, global_registry, register_builtin_ops,
     registered_operators, registry_key,
 };
-pub use schema::OpSchema;
+pub use schema::{DocEntry, OpSchema};
 
 use crate::error::{C2rsError, ErrorKind, Result};
 use crate::proto::{Argument, DeviceOption, OperatorDef};
@@ -180,16 +180,29 @@ impl OpBase {
 
     /// A snapshot of input tensor `i` (shares storage; no lock held afterwards).
     pub fn input_tensor(&self, i: usize) -> Result<Tensor> {
-        self.input(i)?.tensor().map_err(|e| {
-            C2rsError::new(
-                e.kind(),
-                format!(
-                    "{} Offending Blob name: {}.",
-                    e.message(),
-                    self.input_name(i)
-                ),
-            )
-        })
+        self.input(i)?
+            .tensor()
+            .map_err(|e| self.offending_input(i, e))
+    }
+
+    /// The native object (queue, counter, mutex …) input `i` holds; another content is the
+    /// Caffe2 "wrong type" error naming the blob.
+    pub fn input_native<T: crate::workspace::BlobNative>(&self, i: usize) -> Result<Arc<T>> {
+        self.input(i)?
+            .native::<T>()
+            .map_err(|e| self.offending_input(i, e))
+    }
+
+    /// `e` with Caffe2's "Offending Blob name: <input i>." appended.
+    fn offending_input(&self, i: usize, e: C2rsError) -> C2rsError {
+        C2rsError::new(
+            e.kind(),
+            format!(
+                "{} Offending Blob name: {}.",
+                e.message(),
+                self.input_name(i)
+            ),
+        )
     }
 
     /// A snapshot of output tensor `i`, `None` when the output is not a tensor yet.

@@ -186,6 +186,11 @@ pub fn register_builtin_ops(registry: &mut Registry) -> Result<()> {
     crate::ops::db_ops::register(registry)?;
     crate::ops::load_save_ops::register(registry)?;
     crate::ops::queue_ops::register(registry)?;
+    crate::ops::given_fill_ops::register(registry)?;
+    crate::ops::iter_ops::register(registry)?;
+    crate::ops::counter_ops::register(registry)?;
+    crate::ops::timer_ops::register(registry)?;
+    crate::ops::utility_ops::register(registry)?;
     Ok(())
 }
 

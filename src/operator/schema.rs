@@ -9,6 +9,27 @@ type CountPred = Arc<dyn Fn(usize) -> bool + Send + Sync>;
 type PairPred = Arc<dyn Fn(usize, usize) -> bool + Send + Sync>;
 type OutputCalc = Arc<dyn Fn(usize) -> usize + Send + Sync>;
 
+/// Documentation of one argument, input or output, for the operator catalog
+/// (`docs/operators.md` is generated from these).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocEntry {
+    /// Argument name, or the name of the input/output slot.
+    pub name: String,
+    pub doc: String,
+    /// Arguments only: whether `verify` requires it.
+    pub required: bool,
+}
+
+impl DocEntry {
+    fn new(name: impl Into<String>, doc: impl Into<String>, required: bool) -> Self {
+        Self {
+            name: name.into(),
+            doc: doc.into(),
+            required,
+        }
+    }
+}
+
 /// Schema of one operator type. Defaults: any number of inputs and outputs, no in-place pair
 /// allowed, no argument required.
 #[derive(Clone)]
@@ -26,6 +47,10 @@ pub struct OpSchema {
     inplace_enforced: PairPred,
     required_args: Vec<String>,
     doc: String,
+    arg_docs: Vec<DocEntry>,
+    /// (index, entry) of documented inputs and outputs.
+    input_docs: Vec<(usize, DocEntry)>,
+    output_docs: Vec<(usize, DocEntry)>,
 }
 
 impl std::fmt::Debug for OpSchema {
@@ -54,6 +79,9 @@ impl OpSchema {
             inplace_enforced: Arc::new(|_, _| false),
             required_args: Vec::new(),
             doc: String::new(),
+            arg_docs: Vec::new(),
+            input_docs: Vec::new(),
+            output_docs: Vec::new(),
         }
     }
 
@@ -66,6 +94,43 @@ impl OpSchema {
     pub fn set_doc(mut self, doc: impl Into<String>) -> Self {
         self.doc = doc.into();
         self
+    }
+    /// Documents an argument (Caffe2's `Arg(name, description)`).
+    pub fn arg(mut self, name: impl Into<String>, doc: impl Into<String>) -> Self {
+        self.arg_docs.push(DocEntry::new(name, doc, false));
+        self
+    }
+    /// Documents an argument every def must carry (Caffe2's `Arg(name, description, true)`):
+    /// `verify` fails without it.
+    pub fn required_arg(mut self, name: impl Into<String>, doc: impl Into<String>) -> Self {
+        let name = name.into();
+        self.required_args.push(name.clone());
+        self.arg_docs.push(DocEntry::new(name, doc, true));
+        self
+    }
+    /// Documents input `index` (Caffe2's `Input(index, name, description)`).
+    pub fn input(mut self, index: usize, name: impl Into<String>, doc: impl Into<String>) -> Self {
+        self.input_docs
+            .push((index, DocEntry::new(name, doc, false)));
+        self
+    }
+    /// Documents output `index` (Caffe2's `Output(index, name, description)`).
+    pub fn output(mut self, index: usize, name: impl Into<String>, doc: impl Into<String>) -> Self {
+        self.output_docs
+            .push((index, DocEntry::new(name, doc, false)));
+        self
+    }
+    /// Documented arguments, in declaration order.
+    pub fn arg_docs(&self) -> &[DocEntry] {
+        &self.arg_docs
+    }
+    /// Documented inputs as (index, entry), in declaration order.
+    pub fn input_docs(&self) -> &[(usize, DocEntry)] {
+        &self.input_docs
+    }
+    /// Documented outputs as (index, entry), in declaration order.
+    pub fn output_docs(&self) -> &[(usize, DocEntry)] {
+        &self.output_docs
     }
     pub fn min_input(&self) -> usize {
         self.min_input
@@ -384,6 +449,25 @@ mod tests {
         let forced = OpSchema::new("W").enforce_one_to_one_inplace();
         assert!(forced.verify(&def(&["a"], &["b"])).is_err());
         assert!(forced.verify(&def(&["a"], &["a"])).is_ok());
+    }
+
+    #[test]
+    fn argument_and_slot_docs_are_kept_and_required_args_enforced() {
+        let s = OpSchema::new("Documented")
+            .arg("shape", "The shape.")
+            .required_arg("values", "The values.")
+            .input(0, "input", "Optional shape input.")
+            .output(0, "output", "The filled tensor.");
+        let names: Vec<(&str, bool)> = s
+            .arg_docs()
+            .iter()
+            .map(|d| (d.name.as_str(), d.required))
+            .collect();
+        assert_eq!(names, [("shape", false), ("values", true)]);
+        assert_eq!(s.input_docs()[0].1.name, "input");
+        assert_eq!(s.output_docs()[0].0, 0);
+        let e = s.verify(&def(&[], &["o"])).unwrap_err();
+        assert!(e.contains("Argument 'values' is required"), "{e}");
     }
 
     #[test]

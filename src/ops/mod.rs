@@ -3,10 +3,15 @@
 
 pub mod basic_ops;
 pub mod copy_ops;
+pub mod counter_ops;
 pub mod db_ops;
+pub mod given_fill_ops;
+pub mod iter_ops;
 pub mod load_save_ops;
 pub mod queue_ops;
 pub mod rebatching_ops;
+pub mod timer_ops;
+pub mod utility_ops;
 pub mod workspace_ops;
 
 use crate::error::Result;

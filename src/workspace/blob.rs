@@ -40,6 +40,10 @@ impl NativeObject {
     pub fn type_name(&self) -> &'static str {
         self.type_name
     }
+    /// Whether both hold the very same object (identity, not equality).
+    pub fn same_object(&self, other: &NativeObject) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.value), Arc::as_ptr(&other.value))
+    }
     /// The object as `Arc<T>` when it is a `T`.
     pub fn downcast<T: BlobNative>(&self) -> Option<Arc<T>> {
         Arc::clone(&self.value).downcast::<T>().ok()

@@ -9,6 +9,8 @@ use prost::Message;
 use super::blob::{Blob, BlobContent};
 use crate::db::DbReader;
 use crate::error::{C2rsError, Result};
+use crate::ops::counter_ops::Counter;
+use crate::ops::iter_ops::BlobMutex;
 use crate::proto::{BlobProto, DbReaderProto, DeviceOption, TensorProto};
 use crate::tensor::{DataType, Tensor, checked_numel, tensor_from_proto, tensor_range_to_proto};
 
@@ -22,6 +24,10 @@ pub const TENSOR_PROTO_TYPE: &str = "Tensor";
 pub const STRING_PROTO_TYPE: &str = "std::string";
 /// `BlobProto.type` of a DB reader.
 pub const DB_READER_PROTO_TYPE: &str = "DBReader";
+/// `BlobProto.type` of a mutex (`CreateMutex`); the content is empty.
+pub const MUTEX_PROTO_TYPE: &str = "std::unique_ptr<std::mutex>";
+/// `BlobProto.type` of a counter (`CreateCounter`): an INT64 `[1]` tensor with the count.
+pub const COUNTER_PROTO_TYPE: &str = "std::unique_ptr<Counter<int64_t>>";
 
 /// Elements per chunk for the Save operator's `chunk_size` argument: −1 the default
 /// (1 000 000), 0 no chunking, > 0 explicit.
@@ -118,13 +124,25 @@ pub fn serialize_blob_to_proto(name: &str, content: &BlobContent) -> Result<Blob
             content: Some(s.clone()),
             ..Default::default()
         }),
-        BlobContent::Native(n) => match n.downcast::<DbReader>() {
-            Some(reader) => db_reader_to_proto(name, &reader),
-            None => Err(C2rsError::enforce(format!(
-                "No known serializer for {}. Blob name: {name}",
-                n.type_name()
-            ))),
-        },
+        BlobContent::Native(n) => {
+            if let Some(reader) = n.downcast::<DbReader>() {
+                db_reader_to_proto(name, &reader)
+            } else if n.downcast::<BlobMutex>().is_some() {
+                Ok(BlobProto {
+                    name: Some(name.as_bytes().to_vec()),
+                    r#type: Some(MUTEX_PROTO_TYPE.to_string()),
+                    content: Some(Vec::new()),
+                    ..Default::default()
+                })
+            } else if let Some(counter) = n.downcast::<Counter>() {
+                Ok(counter_to_proto(name, counter.retrieve()))
+            } else {
+                Err(C2rsError::enforce(format!(
+                    "No known serializer for {}. Blob name: {name}",
+                    n.type_name()
+                )))
+            }
+        }
         BlobContent::Empty => Err(C2rsError::enforce(format!(
             "Blob {name} is empty (uninitialized) and cannot be serialized"
         ))),
@@ -167,9 +185,52 @@ pub fn deserialize_blob(proto: BlobProto, blob: &Blob, reset: bool) -> Result<De
             blob.set_native(Arc::new(reader));
             Ok(Deserialized::Whole)
         }
+        MUTEX_PROTO_TYPE => {
+            // A mutex has no state: a fresh, unlocked one (Caffe2's MutexDeserializer).
+            blob.set_native(Arc::new(BlobMutex::default()));
+            Ok(Deserialized::Whole)
+        }
+        COUNTER_PROTO_TYPE => {
+            let count = counter_from_proto(proto.tensor.unwrap_or_default())?;
+            blob.set_native(Arc::new(Counter::new(count)));
+            Ok(Deserialized::Whole)
+        }
         other => Err(C2rsError::enforce(format!(
             "No registered deserializer for type {other}"
         ))),
+    }
+}
+
+/// A counter as Caffe2's `CounterSerializer` wrote it: an INT64 tensor of dims `[1]`.
+fn counter_to_proto(name: &str, count: i64) -> BlobProto {
+    BlobProto {
+        name: Some(name.as_bytes().to_vec()),
+        r#type: Some(COUNTER_PROTO_TYPE.to_string()),
+        tensor: Some(TensorProto {
+            name: Some(name.as_bytes().to_vec()),
+            data_type: Some(DataType::Int64.as_i32()),
+            dims: vec![1],
+            int64_data: vec![count],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The count of a serialized counter, with Caffe2's `CounterDeserializer` checks.
+fn counter_from_proto(t: TensorProto) -> Result<i64> {
+    if t.dims.len() != 1 {
+        return Err(C2rsError::enforce("Unexpected size of dims"));
+    }
+    if t.dims[0] != 1 {
+        return Err(C2rsError::enforce("Unexpected value of dims"));
+    }
+    if t.data_type != Some(DataType::Int64.as_i32()) {
+        return Err(C2rsError::enforce("Only int64_t counters supported"));
+    }
+    match t.int64_data.as_slice() {
+        [count] => Ok(*count),
+        _ => Err(C2rsError::enforce("Unexpected size of data")),
     }
 }
 

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::blob::{Blob, BlobContent};
 use crate::error::{C2rsError, ErrorKind, Result};
+use crate::net::plan::PlanControl;
 use crate::net::{Net, create_net_object};
 use crate::operator::{create_operator, run_operator};
-use crate::proto::{NetDef, OperatorDef};
+use crate::proto::{NetDef, OperatorDef, PlanDef};
 
 /// The blob name maps of one workspace.
 #[derive(Default)]
@@ -39,6 +40,23 @@ pub struct Workspace {
     last_failed_op_net_position: AtomicI64,
     /// Set when a panic interrupted a mutation; every later mutation is refused.
     poisoned: AtomicBool,
+    /// Plans running on this workspace (`run_plan`), so `cancel_plans` can reach them.
+    /// Held only to add, remove or copy out entries; never while a plan runs or is cancelled.
+    running_plans: Mutex<Vec<Arc<PlanControl>>>,
+}
+
+/// Removes a plan from `Workspace::running_plans` when its run ends, panic or not.
+struct RunningPlan<'a> {
+    ws: &'a Workspace,
+    control: Arc<PlanControl>,
+}
+impl Drop for RunningPlan<'_> {
+    fn drop(&mut self) {
+        self.ws
+            .running_plans
+            .lock()
+            .retain(|c| !Arc::ptr_eq(c, &self.control));
+    }
 }
 
 /// Sets the poison flag if dropped while the thread panics (a mutation was interrupted).
@@ -60,6 +78,7 @@ impl Workspace {
             nets: RwLock::new(BTreeMap::new()),
             last_failed_op_net_position: AtomicI64::new(-1),
             poisoned: AtomicBool::new(false),
+            running_plans: Mutex::new(Vec::new()),
         })
     }
 
@@ -395,6 +414,37 @@ impl Workspace {
             }
         })?;
         net.run()
+    }
+
+    /// Caffe2's `RunPlan` (see `net::plan`): runs the plan's execution steps in order,
+    /// creating its nets here. Errors read `plan <p>: step <s> / substep <t>: …`; a plan
+    /// cancelled by `cancel_plans` returns `RunFailed` ("cancelled …") unless it failed first.
+    pub fn run_plan(self: &Arc<Self>, plan: &PlanDef) -> Result<()> {
+        self.check_poison()?;
+        let control = PlanControl::new(plan.name(), self);
+        self.running_plans.lock().push(Arc::clone(&control));
+        let _running = RunningPlan {
+            ws: self,
+            control: Arc::clone(&control),
+        };
+        crate::net::plan::run_plan(self, plan, &control)
+    }
+
+    /// Cancels every plan running on this workspace now: no net, iteration or substep of
+    /// them starts afterwards, and every operator of their nets gets its cancel hook (a queue
+    /// operator closes its queue, even one the host created). Plans started later run
+    /// normally. Returns how many plans it reached.
+    pub fn cancel_plans(&self) -> usize {
+        let plans: Vec<Arc<PlanControl>> = self.running_plans.lock().clone();
+        for plan in &plans {
+            plan.cancel();
+        }
+        plans.len()
+    }
+
+    /// Number of plans running on this workspace now.
+    pub fn running_plan_count(&self) -> usize {
+        self.running_plans.lock().len()
     }
 }
 

@@ -209,9 +209,17 @@ pub(crate) unsafe fn parse(managed: *mut DLManagedTensorVersioned) -> Result<Par
         let strides = unsafe { std::slice::from_raw_parts(t.strides, ndim) };
         check_compact(&dims, strides)?;
     }
+    // Checked here, before anything is adopted: a size no Rust slice can describe would make
+    // the adoption fail after the fact, and that failure would run the producer's deleter.
     let nbytes = numel
         .checked_mul(item)
-        .ok_or_else(|| C2rsError::invalid_argument("DLPack tensor too large"))?;
+        .filter(|&n| n <= isize::MAX as usize)
+        .ok_or_else(|| {
+            C2rsError::invalid_argument(format!(
+                "DLPack tensor of shape {} is too large ({numel} elements of {item} bytes)",
+                super::dims_text(&dims)
+            ))
+        })?;
     let data = if t.data.is_null() {
         if nbytes > 0 {
             return Err(C2rsError::invalid_argument(
@@ -222,7 +230,17 @@ pub(crate) unsafe fn parse(managed: *mut DLManagedTensorVersioned) -> Result<Par
     } else {
         let offset = usize::try_from(t.byte_offset)
             .map_err(|_| C2rsError::invalid_argument("DLPack byte_offset too large"))?;
-        (t.data as *mut u8).wrapping_add(offset)
+        let data = (t.data as *mut u8).wrapping_add(offset);
+        if (t.data as usize).checked_add(offset).is_none()
+            || (data as usize).checked_add(nbytes).is_none()
+        {
+            return Err(C2rsError::invalid_argument(format!(
+                "DLPack data {:p} + byte_offset {offset} + {nbytes} bytes wraps around the \
+                 address space",
+                t.data
+            )));
+        }
+        data
     };
     if nbytes > 0 && (data as usize) % item != 0 {
         return Err(C2rsError::invalid_argument(format!(

@@ -2,6 +2,7 @@
 //! tensors as one `BlobProto` per chunk (key `<name>#%<k>`, full dims, segment always set),
 //! byte strings as `std::string` content, DB readers as a `DBReaderProto` in `content`.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use prost::Message;
@@ -10,7 +11,10 @@ use super::blob::{Blob, BlobContent};
 use crate::db::DbReader;
 use crate::error::{C2rsError, Result};
 use crate::proto::{BlobProto, DbReaderProto, DeviceOption, TensorProto};
-use crate::tensor::{DataType, Tensor, checked_numel, tensor_from_proto, tensor_range_to_proto};
+use crate::tensor::{
+    DataType, MAX_IMPLICIT_ZERO_BYTES, Tensor, ZeroFillBudget, checked_numel, dims_text,
+    element_bytes, segment_of, tensor_from_proto, tensor_range_to_proto,
+};
 
 /// Caffe2's `caffe2_tensor_chunk_size` default: elements per chunk.
 pub const DEFAULT_CHUNK_SIZE: usize = 1_000_000;
@@ -147,7 +151,8 @@ pub enum Deserialized {
 
 /// Deserialises `proto` into `blob`. A tensor chunk whose dims and dtype match the tensor
 /// already in the blob (and `reset` is false) fills its segment in place, so chunks accumulate;
-/// otherwise the blob is replaced by a fresh zeroed tensor first.
+/// otherwise the blob is replaced by the chunk's tensor, zero outside its segment (at most
+/// `MAX_IMPLICIT_ZERO_BYTES` of zeros; Load assembles chunked tensors with `TensorAssembly`).
 pub fn deserialize_blob(proto: BlobProto, blob: &Blob, reset: bool) -> Result<Deserialized> {
     let ty = proto.r#type.clone().unwrap_or_default();
     match ty.as_str() {
@@ -194,56 +199,224 @@ pub fn db_reader_from_proto(content: &[u8]) -> Result<DbReader> {
     Ok(reader)
 }
 
-fn deserialize_tensor_chunk(
-    mut proto: TensorProto,
-    blob: &Blob,
-    reset: bool,
-) -> Result<Deserialized> {
-    let raw_dtype = proto.data_type.unwrap_or(DataType::Float.as_i32());
-    let dtype = DataType::try_from(raw_dtype).map_err(|e| C2rsError::parse(e.message()))?;
-    let dims = proto.dims.clone();
-    let numel = checked_numel(&dims).map_err(|e| C2rsError::parse(e.message()))?;
-    let had_segment = proto.segment.is_some();
-    let (begin, end) = match &proto.segment {
-        Some(s) => {
-            let ok = 0 <= s.begin
-                && s.begin <= s.end
-                && usize::try_from(s.end).is_ok_and(|e| e <= numel);
-            if !ok {
-                return Err(C2rsError::parse(format!(
-                    "segment [{}, {}) lies outside a tensor of {numel} elements",
-                    s.begin, s.end
-                )));
-            }
-            (s.begin as usize, s.end as usize)
+/// One tensor chunk decoded on its own: elements `range` of a `dtype` tensor of `dims`. `part`
+/// holds exactly those elements (allocated from the chunk's payload, nothing more).
+pub struct TensorChunk {
+    pub dtype: DataType,
+    pub dims: Vec<i64>,
+    pub numel: usize,
+    pub range: Range<usize>,
+    /// Whether the proto carried a `segment` (Caffe2's chunked form always does).
+    pub had_segment: bool,
+    /// The chunk's elements: dims `dims` when it covers the whole tensor, else `[len]`.
+    part: Tensor,
+}
+
+impl TensorChunk {
+    /// Decodes `proto`'s segment only: the payload is checked against the segment before
+    /// anything is allocated, and nothing outside the segment is allocated.
+    pub fn decode(mut proto: TensorProto) -> Result<Self> {
+        let raw_dtype = proto.data_type.unwrap_or(DataType::Float.as_i32());
+        let dtype = DataType::try_from(raw_dtype).map_err(|e| C2rsError::parse(e.message()))?;
+        let dims = std::mem::take(&mut proto.dims);
+        let numel = checked_numel(&dims).map_err(|e| C2rsError::parse(e.message()))?;
+        let had_segment = proto.segment.is_some();
+        let range = segment_of(&proto, numel)?;
+        let len = range.len();
+        proto.dims = vec![len as i64];
+        proto.segment = None;
+        let mut part = tensor_from_proto(&proto)?;
+        if len == numel {
+            part.reshape(&dims)?;
         }
-        None => (0, numel),
+        Ok(Self {
+            dtype,
+            dims,
+            numel,
+            range,
+            had_segment,
+            part,
+        })
+    }
+
+    fn covers_whole_tensor(&self) -> bool {
+        self.range.len() == self.numel
+    }
+
+    /// Copies the chunk's elements into their place in `target` (same dtype and dims).
+    fn write_into(&self, target: &mut Tensor) -> Result<()> {
+        if self.range.is_empty() {
+            return Ok(());
+        }
+        let Range { start, end } = self.range;
+        if self.dtype == DataType::String {
+            let dst = &mut target.strings_mut()?[start..end];
+            for (d, s) in dst.iter_mut().zip(self.part.strings()?) {
+                d.clear();
+                d.try_reserve_exact(s.len()).map_err(|_| {
+                    C2rsError::internal(format!(
+                        "out of memory allocating {} bytes for a string element",
+                        s.len()
+                    ))
+                })?;
+                d.extend_from_slice(s);
+            }
+        } else {
+            let item = self.dtype.item_size().unwrap_or(0);
+            target.bytes_mut()?[start * item..end * item].copy_from_slice(self.part.bytes()?);
+        }
+        Ok(())
+    }
+
+    /// The whole tensor this chunk describes on its own: the chunk's elements in place and
+    /// zeros elsewhere, refusing more than `MAX_IMPLICIT_ZERO_BYTES` of zeros.
+    fn into_tensor(self) -> Result<Tensor> {
+        if self.covers_whole_tensor() {
+            return Ok(self.part);
+        }
+        let zeros = element_bytes(self.dtype, self.numel - self.range.len()).unwrap_or(usize::MAX);
+        ZeroFillBudget::default().charge(zeros, || {
+            format!(
+                "a {} tensor chunk [{}, {}) of {} elements",
+                self.dtype, self.range.start, self.range.end, self.numel
+            )
+        })?;
+        let mut whole = Tensor::zeros(self.dtype, &self.dims)?;
+        self.write_into(&mut whole)?;
+        Ok(whole)
+    }
+}
+
+/// A tensor being put together from its chunks (Load), allocated only once the chunks that
+/// arrived back most of it: until then the decoded chunks are kept as they are. The full
+/// tensor is allocated when the bytes still missing are at most the larger of
+/// `MAX_IMPLICIT_ZERO_BYTES` and the bytes already received, so a chunk claiming a huge tensor
+/// costs no more than twice what the input really holds, and a complete checkpoint costs at
+/// most 1.5 times its largest tensor while loading.
+pub struct TensorAssembly {
+    dtype: DataType,
+    dims: Vec<i64>,
+    numel: usize,
+    /// Elements received so far (sum of chunk lengths; at most `numel`).
+    received: usize,
+    /// Chunks received before `target` was allocated.
+    staged: Vec<TensorChunk>,
+    target: Option<Tensor>,
+}
+
+impl TensorAssembly {
+    /// An assembly for the tensor `first` belongs to (`first` is not added yet).
+    pub fn new(first: &TensorChunk) -> Self {
+        Self {
+            dtype: first.dtype,
+            dims: first.dims.clone(),
+            numel: first.numel,
+            received: 0,
+            staged: Vec::new(),
+            target: None,
+        }
+    }
+
+    pub fn dtype(&self) -> DataType {
+        self.dtype
+    }
+
+    pub fn dims(&self) -> &[i64] {
+        &self.dims
+    }
+
+    pub fn numel(&self) -> usize {
+        self.numel
+    }
+
+    pub fn received(&self) -> usize {
+        self.received
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.received == self.numel
+    }
+
+    /// Adds a chunk of this tensor (same dtype and dims, checked by the caller).
+    pub fn add(&mut self, chunk: TensorChunk) -> Result<()> {
+        if chunk.dtype != self.dtype || chunk.dims != self.dims {
+            return Err(C2rsError::enforce(format!(
+                "a chunk of {} {} does not belong to the {} {} tensor of the earlier chunks",
+                chunk.dtype,
+                dims_text(&chunk.dims),
+                self.dtype,
+                dims_text(&self.dims)
+            )));
+        }
+        let len = chunk.range.len();
+        if self.received + len > self.numel {
+            return Err(C2rsError::enforce(format!(
+                "loaded {} elements, the tensor has {}",
+                self.received + len,
+                self.numel
+            )));
+        }
+        self.received += len;
+        if len == 0 {
+            return Ok(());
+        }
+        if let Some(target) = &mut self.target {
+            return chunk.write_into(target);
+        }
+        if chunk.covers_whole_tensor() {
+            self.target = Some(chunk.part);
+            return Ok(());
+        }
+        self.staged.try_reserve(1).map_err(|_| {
+            C2rsError::internal("out of memory allocating the list of received tensor chunks")
+        })?;
+        self.staged.push(chunk);
+        let item = |n: usize| element_bytes(self.dtype, n).unwrap_or(usize::MAX);
+        let missing = item(self.numel - self.received);
+        if missing <= MAX_IMPLICIT_ZERO_BYTES.max(item(self.received)) {
+            let mut target = Tensor::zeros(self.dtype, &self.dims)?;
+            for staged in self.staged.drain(..) {
+                staged.write_into(&mut target)?;
+            }
+            self.target = Some(target);
+        }
+        Ok(())
+    }
+
+    /// The assembled tensor once complete (a shallow copy: the assembly keeps its own).
+    pub fn tensor(&self) -> Result<Tensor> {
+        match &self.target {
+            Some(t) if self.is_complete() => Ok(t.clone()),
+            // An empty tensor: nothing to receive, nothing allocated yet.
+            None if self.numel == 0 => Tensor::zeros(self.dtype, &self.dims),
+            _ => Err(C2rsError::internal(format!(
+                "tensor assembly incomplete: {} of {} elements",
+                self.received, self.numel
+            ))),
+        }
+    }
+}
+
+fn deserialize_tensor_chunk(proto: TensorProto, blob: &Blob, reset: bool) -> Result<Deserialized> {
+    let chunk = TensorChunk::decode(proto)?;
+    let got = Deserialized::TensorChunk {
+        begin: chunk.range.start,
+        end: chunk.range.end,
+        numel: chunk.numel,
+        had_segment: chunk.had_segment,
     };
-    // Decode only the segment (a 1-D tensor of its length), then place it.
-    proto.dims = vec![(end - begin) as i64];
-    proto.segment = None;
-    let part = tensor_from_proto(&proto)?;
     let mut guard = blob.write();
     let reuse = !reset
-        && matches!(&*guard, BlobContent::Tensor(t) if t.dtype() == dtype && t.dims() == dims.as_slice());
-    if !reuse {
-        *guard = BlobContent::Tensor(Tensor::zeros(dtype, &dims)?);
-    }
-    let BlobContent::Tensor(target) = &mut *guard else {
-        return Err(C2rsError::internal("tensor blob changed type while locked"));
-    };
-    if dtype == DataType::String {
-        target.strings_mut()?[begin..end].clone_from_slice(part.strings()?);
+        && matches!(&*guard, BlobContent::Tensor(t) if t.dtype() == chunk.dtype && t.dims() == chunk.dims.as_slice());
+    if reuse {
+        let BlobContent::Tensor(target) = &mut *guard else {
+            return Err(C2rsError::internal("tensor blob changed type while locked"));
+        };
+        chunk.write_into(target)?;
     } else {
-        let item = dtype.item_size().unwrap_or(0);
-        target.bytes_mut()?[begin * item..end * item].copy_from_slice(part.bytes()?);
+        *guard = BlobContent::Tensor(chunk.into_tensor()?);
     }
-    Ok(Deserialized::TensorChunk {
-        begin,
-        end,
-        numel,
-        had_segment,
-    })
+    Ok(got)
 }
 
 #[cfg(test)]

@@ -41,11 +41,15 @@ impl ZeroFillBudget {
             self.left -= zeros;
             return Ok(());
         }
+        let left = if self.left < MAX_IMPLICIT_ZERO_BYTES {
+            format!(", {} left", self.left)
+        } else {
+            String::new()
+        };
         Err(C2rsError::parse(format!(
             "{}: the {zeros} bytes outside it are not in the input (at most \
-             {MAX_IMPLICIT_ZERO_BYTES} bytes of zeros are filled in per decode, {} left)",
-            what(),
-            self.left
+             {MAX_IMPLICIT_ZERO_BYTES} bytes of zeros are filled in per decode{left})",
+            what()
         )))
     }
 }

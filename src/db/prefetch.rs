@@ -246,6 +246,37 @@ impl Drop for BatchReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_above_their_maximum_are_refused_naming_the_argument() {
+        let names = ["batch_size", "depth", "threads"];
+        assert!(
+            check_prefetch_settings(
+                MAX_BATCH_SIZE,
+                MAX_PREFETCH_DEPTH,
+                MAX_PREFETCH_THREADS,
+                names
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            check_prefetch_settings(1 << 30, 1, 1, names).unwrap_err(),
+            "batch_size 1073741824 exceeds the maximum 16777216"
+        );
+        assert_eq!(
+            check_prefetch_settings(1, 1, 1 << 20, names).unwrap_err(),
+            "threads 1048576 exceeds the maximum 256"
+        );
+        assert_eq!(
+            check_prefetch_settings(1, 1 << 40, 1, names).unwrap_err(),
+            "depth 1099511627776 exceeds the maximum 1024"
+        );
+        assert_eq!(
+            check_prefetch_settings(1, 0, 1, names).unwrap_err(),
+            "depth must be >= 1 when prefetching"
+        );
+        assert!(check_prefetch_settings(1, 0, 0, names).is_ok());
+    }
     use crate::db::{Mode, open_db};
     use crate::proto::TensorProtos;
     use crate::tensor::{DataType, tensor_to_proto};

@@ -447,6 +447,53 @@ mod tests {
         assert_eq!(DELETES.load(Ordering::SeqCst), 1);
     }
 
+    static OVERSIZE_DELETES: AtomicUsize = AtomicUsize::new(0);
+
+    #[test]
+    fn sizes_no_slice_can_describe_are_refused_before_adopting() {
+        unsafe extern "C" fn count(_: *mut DLManagedTensorVersioned) {
+            OVERSIZE_DELETES.fetch_add(1, Ordering::SeqCst);
+        }
+        let mut value = [0u8; 16];
+        let managed = |shape: *mut i64, data: *mut c_void, bits: u8| DLManagedTensorVersioned {
+            version: DLPackVersion { major: 1, minor: 0 },
+            manager_ctx: std::ptr::null_mut(),
+            deleter: Some(count),
+            flags: 0,
+            dl_tensor: DLTensor {
+                data,
+                device: DLDevice {
+                    device_type: DL_CPU,
+                    device_id: 0,
+                },
+                ndim: 1,
+                dtype: DLDataType {
+                    code: DL_INT,
+                    bits,
+                    lanes: 1,
+                },
+                shape,
+                strides: std::ptr::null_mut(),
+                byte_offset: 0,
+            },
+        };
+        // 2^61 int32 elements: 2^63 bytes, more than isize::MAX.
+        let mut shape = [1i64 << 61];
+        let mut m = managed(shape.as_mut_ptr(), value.as_mut_ptr().cast(), 32);
+        // SAFETY: `m`, `shape` and `value` outlive the call; the size is what is under test.
+        let e = unsafe { adopt(&mut m) }.unwrap_err();
+        assert!(e.message().contains("too large"), "{}", e.message());
+        // 8 bytes just below the top of the address space wrap around.
+        let mut shape = [8i64];
+        let top = (usize::MAX - 3) as *mut c_void;
+        let mut m = managed(shape.as_mut_ptr(), top, 8);
+        // SAFETY: refused before the data pointer is ever read.
+        let e = unsafe { adopt(&mut m) }.unwrap_err();
+        assert!(e.message().contains("wraps around"), "{}", e.message());
+        // Refused means not adopted: the producer still owns both and no deleter ran.
+        assert_eq!(OVERSIZE_DELETES.load(Ordering::SeqCst), 0);
+    }
+
     #[test]
     fn compactness_rule() {
         assert!(check_compact(&[2, 3], &[3, 1]).is_ok());

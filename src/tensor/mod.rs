@@ -444,6 +444,42 @@ mod tests {
     }
 
     #[test]
+    fn allocations_beyond_memory_are_out_of_memory_errors_naming_the_tensor() {
+        // 2^46 elements: more than any address space holds, for every dtype (STRING: their
+        // headers), so the fallible allocation fails instead of aborting.
+        for dtype in [DataType::Float, DataType::String] {
+            let e = Tensor::zeros(dtype, &[1 << 46]).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Internal, "{dtype}");
+            let bytes = (1usize << 46) * element_bytes(dtype, 1).unwrap();
+            assert!(
+                e.message()
+                    .starts_with(&format!("out of memory allocating {bytes} bytes")),
+                "{}",
+                e.message()
+            );
+            assert!(e.message().contains(&format!("a {dtype} tensor")));
+        }
+    }
+
+    #[test]
+    fn dims_text_shortens_long_dims() {
+        assert_eq!(dims_text(&[2, 3]), "[2, 3]");
+        let long: Vec<i64> = (0..1000).collect();
+        assert_eq!(dims_text(&long), "[0, 1, 2, 3, 4, 5, 6, 7, … (1000 dims)]");
+    }
+
+    #[test]
+    fn reshape_keeps_elements_and_checks_the_count() {
+        let mut t = Tensor::from_slice(DataType::Int32, &[4], &[1i32, 2, 3, 4]).unwrap();
+        t.reshape(&[2, 2]).unwrap();
+        assert_eq!(
+            (t.dims(), t.typed::<i32>().unwrap()),
+            (&[2i64, 2][..], &[1, 2, 3, 4][..])
+        );
+        assert!(t.reshape(&[3]).is_err());
+    }
+
+    #[test]
     fn writes_copy_shared_storage_first() {
         let a = Tensor::from_slice(DataType::Int32, &[2], &[1i32, 2]).unwrap();
         let mut b = a.clone();

@@ -613,6 +613,76 @@ mod tests {
         );
     }
 
+    // Caffe2 accepts any segment inside the tensor, an empty one included (the elements
+    // stay zero); so do we, within the zero-fill allowance.
+    #[test]
+    fn empty_segment_of_a_small_tensor_gives_zeros() {
+        let mut p = proto(DataType::Int32, &[2, 2]);
+        p.segment = Some(Segment { begin: 1, end: 1 });
+        assert_eq!(
+            tensor_from_proto(&p).unwrap().typed::<i32>().unwrap(),
+            &[0, 0, 0, 0]
+        );
+        let mut s = proto(DataType::String, &[3]);
+        s.segment = Some(Segment { begin: 0, end: 0 });
+        assert_eq!(tensor_from_proto(&s).unwrap().strings().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn zeros_outside_segments_are_limited_per_decode() {
+        let chunk = |numel: i64, dtype: DataType| {
+            let mut p = proto(dtype, &[numel]);
+            p.segment = Some(Segment { begin: 0, end: 0 });
+            p
+        };
+        // Exactly the allowance is fine; one element more is a parse error naming the bytes.
+        let floats = (MAX_IMPLICIT_ZERO_BYTES / 4) as i64;
+        assert_eq!(
+            tensor_from_proto(&chunk(floats, DataType::Float))
+                .unwrap()
+                .nbytes(),
+            MAX_IMPLICIT_ZERO_BYTES
+        );
+        let e = tensor_from_proto(&chunk(floats + 1, DataType::Float)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Parse);
+        assert!(
+            e.message().contains(&format!(
+                "the {} bytes outside it are not in the input",
+                MAX_IMPLICIT_ZERO_BYTES + 4
+            )),
+            "{}",
+            e.message()
+        );
+        // STRING elements count their headers.
+        let strings = (MAX_IMPLICIT_ZERO_BYTES / crate::tensor::STRING_ELEMENT_BYTES) as i64 + 1;
+        assert_eq!(
+            tensor_from_proto(&chunk(strings, DataType::String))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Parse
+        );
+        // The protos of one decode share the allowance: two halves fit, a third does not.
+        let half = chunk(floats / 2, DataType::Float);
+        let decoded = tensors_from_protos(&[half.clone(), half.clone()]).unwrap();
+        assert_eq!(decoded.len(), 2);
+        let e = tensors_from_protos(&[half.clone(), half.clone(), half]).unwrap_err();
+        assert!(e.message().starts_with("protos[2]: "), "{}", e.message());
+        // Checking without decoding charges the same budget.
+        let mut budget = ZeroFillBudget::default();
+        check_tensor_proto(&chunk(floats, DataType::Float), &mut budget).unwrap();
+        assert!(check_tensor_proto(&chunk(1, DataType::Float), &mut budget).is_err());
+    }
+
+    #[test]
+    fn sizes_beyond_the_address_space_are_parse_errors_before_allocating() {
+        // 2^61 DOUBLE elements need 2^64 bytes.
+        let mut p = proto(DataType::Double, &[1 << 61]);
+        p.segment = Some(Segment { begin: 0, end: 0 });
+        let e = tensor_from_proto(&p).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Parse);
+        assert!(e.message().contains("too large"), "{}", e.message());
+    }
+
     #[test]
     fn negative_int8_uses_sign_extension() {
         let t = Tensor::from_slice(DataType::Int8, &[2], &[-128i8, 127]).unwrap();

@@ -507,6 +507,86 @@ mod tests {
         assert!(serialize_blob_to_proto("x", &BlobContent::Empty).is_err());
     }
 
+    fn chunk_of(t: &Tensor, range: Range<usize>) -> TensorChunk {
+        let mut p = tensor_range_to_proto(t, range, true).unwrap();
+        p.name = None;
+        TensorChunk::decode(p).unwrap()
+    }
+
+    #[test]
+    fn assembly_stages_chunks_until_they_back_most_of_the_tensor() {
+        // 10M floats (40 MB, more than twice the zero-fill allowance) in chunks of 1M.
+        let n = 10_000_000usize;
+        let values: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let t = Tensor::from_slice(DataType::Float, &[n as i64], &values).unwrap();
+        let mut a = TensorAssembly::new(&chunk_of(&t, 0..1));
+        // Out of order, as LMDB's key order gives them ("#%10" before "#%2").
+        for (k, begin) in [9usize, 0, 5, 3, 7, 1, 8, 2, 6, 4].into_iter().enumerate() {
+            let range = begin * 1_000_000..(begin + 1) * 1_000_000;
+            a.add(chunk_of(&t, range)).unwrap();
+            // The tensor is allocated once the chunks received back as much as is missing
+            // (5 chunks: 20 of 40 MB); until then only the chunks themselves are held.
+            assert_eq!(a.target.is_some(), k + 1 >= 5, "after {} chunks", k + 1);
+        }
+        assert!(a.is_complete());
+        assert_eq!(a.tensor().unwrap(), t);
+    }
+
+    #[test]
+    fn assembly_refuses_foreign_chunks_and_elements_beyond_the_tensor() {
+        let t = Tensor::from_slice(DataType::Int32, &[4], &[1i32, 2, 3, 4]).unwrap();
+        let mut a = TensorAssembly::new(&chunk_of(&t, 0..2));
+        a.add(chunk_of(&t, 0..2)).unwrap();
+        let other = Tensor::from_slice(DataType::Int32, &[5], &[1i32; 5]).unwrap();
+        let e = a.add(chunk_of(&other, 2..4)).unwrap_err();
+        assert!(e.message().contains("does not belong"), "{}", e.message());
+        a.add(chunk_of(&t, 2..4)).unwrap();
+        assert_eq!(a.tensor().unwrap(), t);
+        let e = a.add(chunk_of(&t, 3..4)).unwrap_err();
+        assert_eq!(e.message(), "loaded 5 elements, the tensor has 4");
+        // An incomplete assembly has no tensor; an empty tensor is complete at once.
+        let b = TensorAssembly::new(&chunk_of(&t, 0..1));
+        assert!(b.tensor().is_err());
+        let empty = Tensor::zeros(DataType::Float, &[0, 3]).unwrap();
+        let mut c = TensorAssembly::new(&chunk_of(&empty, 0..0));
+        c.add(chunk_of(&empty, 0..0)).unwrap();
+        assert_eq!(c.tensor().unwrap().dims(), &[0, 3]);
+    }
+
+    #[test]
+    fn a_chunk_claiming_a_huge_tensor_allocates_only_its_own_elements() {
+        let p = TensorProto {
+            dims: vec![1 << 40],
+            data_type: Some(DataType::Float.as_i32()),
+            float_data: vec![7.0],
+            segment: Some(crate::proto::tensor_proto::Segment { begin: 5, end: 6 }),
+            ..Default::default()
+        };
+        let chunk = TensorChunk::decode(p.clone()).unwrap();
+        assert_eq!((chunk.range.clone(), chunk.part.nbytes()), (5..6, 4));
+        let mut a = TensorAssembly::new(&chunk);
+        a.add(chunk).unwrap();
+        assert!(a.target.is_none() && !a.is_complete());
+        // On its own (one BlobProto) the chunk would need 4 TiB of zeros: refused.
+        let blob = Blob::new();
+        let e = deserialize_blob(
+            BlobProto {
+                r#type: Some(TENSOR_PROTO_TYPE.into()),
+                tensor: Some(p),
+                ..Default::default()
+            },
+            &blob,
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("are not in the input"),
+            "{}",
+            e.message()
+        );
+        assert!(blob.is_empty());
+    }
+
     #[test]
     fn string_tensors_chunk_and_reassemble() {
         let t = Tensor::from_strings(

@@ -322,7 +322,7 @@ TEST(DLPackImport, SizeBeyondTheAddressSpaceIsInvalidAndNothingIsAdopted) {
   expect_import_rejected(huge, C2RS_INVALID_ARGUMENT);
   EXPECT_NE(last_error().find("too large"), std::string::npos) << last_error();
   // Data that would run past the top of the address space.
-  HostTensor wrapping({4}, {1});
+  HostTensor wrapping({16}, {1});  // 16 int8 elements starting 8 bytes below the top
   wrapping.managed.dl_tensor.data = reinterpret_cast<void*>(~uintptr_t{0} - 7);
   wrapping.managed.dl_tensor.dtype.code = kDLInt;
   wrapping.managed.dl_tensor.dtype.bits = 8;

@@ -1590,7 +1590,8 @@ int32_t c2rs_workspace_serialize_blob(const c2rs_workspace *ws,
 /**
  * Deserializes a BlobProto ("Tensor", "std::string" or "DBReader") into blob `name` of `ws`
  * (created if missing), replacing its content. A tensor chunk fills its segment of a fresh
- * zeroed tensor of the full dims.
+ * zeroed tensor of the full dims, at most C2RS_MAX_IMPLICIT_ZERO_BYTES of zeros outside it
+ * (chunked tensors are loaded with the Load operator, which assembles them).
  *
  * Ownership: the bytes are only read.
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
@@ -3139,7 +3140,8 @@ int32_t c2rs_workspace_run_operator_once(c2rs_workspace *ws,
  * `len > 0` or the net has no name; C2RS_PARSE_ERROR when the bytes are not a NetDef;
  * C2RS_ALREADY_EXISTS when the name exists and `overwrite` is false; C2RS_NOT_FOUND for an
  * unknown net or operator type or an external input missing from the workspace;
- * C2RS_ENFORCE_NOT_MET when an op input has no source or an external output is never produced; C2RS_SCHEMA_MISMATCH as
+ * C2RS_ENFORCE_NOT_MET when an op input has no source or an external output is never produced,
+ * or a DAG net's `num_workers` exceeds 1024; C2RS_SCHEMA_MISMATCH as
  * for operators. Operator errors read "op #<i> (<type>): …".
  */
 C2RS_NODISCARD

@@ -657,7 +657,8 @@ pub extern "C" fn c2rs_workspace_serialize_blob(
 
 /// Deserializes a BlobProto ("Tensor", "std::string" or "DBReader") into blob `name` of `ws`
 /// (created if missing), replacing its content. A tensor chunk fills its segment of a fresh
-/// zeroed tensor of the full dims.
+/// zeroed tensor of the full dims, at most C2RS_MAX_IMPLICIT_ZERO_BYTES of zeros outside it
+/// (chunked tensors are loaded with the Load operator, which assembles them).
 ///
 /// Ownership: the bytes are only read.
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.

@@ -71,9 +71,12 @@ struct Prefetch {
 /// `batch_size` 0 gives one record's own tensors; B > 0 gives `[B] + dims` per output, all B
 /// records agreeing in dims and dtype. Prefetching starts on the first run: `prefetch_depth`
 /// batches (default 1) are decoded ahead by `num_decode_threads` threads (default 1), in
-/// record order; `no_prefetch` reads inline. An error (naming the record key) is returned by
-/// the run that would have received that batch and by every later run. Dropping the operator
-/// stops and joins its threads.
+/// record order; `no_prefetch` reads inline. `batch_size`, `prefetch_depth` and
+/// `num_decode_threads` are limited to `MAX_BATCH_SIZE`, `MAX_PREFETCH_DEPTH` and
+/// `MAX_PREFETCH_THREADS` (an enforce error at creation above them). A batch is allocated only
+/// after every record of it showed a payload that can fill its row. An error (naming the
+/// record key) is returned by the run that would have received that batch and by every later
+/// run. Dropping the operator stops and joins its threads.
 pub struct TensorProtosDbInput {
     base: OpBase,
     assembler: BatchAssembler,

@@ -219,6 +219,44 @@ TEST(DbOps, DamagedLevelDbIsAParseErrorNamingTheFile) {
   c2rs_db_free(db);
 }
 
+TEST(DbOps, PrefetchSettingsAboveTheirMaximumAreRefusedWithTheLimit) {
+  Ws ws;
+  const std::string path = c2rs_test::golden_path("db/records.minidb");
+  ASSERT_EQ(RunOp(ws, Op("CreateDB", {}, {"reader"}, {StrArg("db_type", "minidb"), StrArg("db", path)})),
+            C2RS_OK)
+      << c2rs_test::last_error();
+  const std::vector<std::string> outputs = {"image", "label", "weights", "tag"};
+  EXPECT_EQ(RunOp(ws, Op("TensorProtosDBInput", {"reader"}, outputs, {IntArg("batch_size", int64_t{1} << 30)})),
+            C2RS_ENFORCE_NOT_MET);
+  EXPECT_NE(c2rs_test::last_error().find("batch_size 1073741824 exceeds the maximum " +
+                                         std::to_string(C2RS_MAX_BATCH_SIZE)),
+            std::string::npos)
+      << c2rs_test::last_error();
+  EXPECT_EQ(RunOp(ws, Op("TensorProtosDBInput", {"reader"}, outputs,
+                         {IntArg("num_decode_threads", int64_t{1} << 20)})),
+            C2RS_ENFORCE_NOT_MET);
+  EXPECT_NE(c2rs_test::last_error().find("exceeds the maximum " + std::to_string(C2RS_MAX_PREFETCH_THREADS)),
+            std::string::npos)
+      << c2rs_test::last_error();
+  c2rs_db_reader* reader = nullptr;
+  ASSERT_EQ(c2rs_workspace_db_reader(ws, "reader", &reader), C2RS_OK);
+  c2rs_batch_reader* br = nullptr;
+  EXPECT_EQ(c2rs_batch_reader_new(reader, 4, 4, C2RS_MAX_PREFETCH_DEPTH + 1, 1, &br),
+            C2RS_INVALID_ARGUMENT);
+  EXPECT_EQ(br, nullptr);
+  EXPECT_NE(c2rs_test::last_error().find("prefetch depth"), std::string::npos) << c2rs_test::last_error();
+  // The maximum itself is accepted, and batches read as before (inline: no threads, so no
+  // thousand batches are prefetched for nothing).
+  ASSERT_EQ(c2rs_batch_reader_new(reader, 4, 4, C2RS_MAX_PREFETCH_DEPTH, 0, &br), C2RS_OK)
+      << c2rs_test::last_error();
+  c2rs_tensor_list* batch = nullptr;
+  ASSERT_EQ(c2rs_batch_reader_next(br, &batch), C2RS_OK) << c2rs_test::last_error();
+  EXPECT_EQ(c2rs_tensor_list_len(batch), 4u);
+  c2rs_tensor_list_free(batch);
+  c2rs_batch_reader_free(br);
+  c2rs_db_reader_free(reader);
+}
+
 TEST(DbOps, BadInputIsAStatusWithAMessage) {
   Ws ws;
   EXPECT_EQ(RunOp(ws, Op("CreateDB", {}, {"r"}, {StrArg("db_type", "foodb"), StrArg("db", "/tmp/x")})),

@@ -315,6 +315,21 @@ TEST(DLPackImport, BadShapeOrDataPointerIsInvalidArgument) {
   expect_import_rejected(misaligned, C2RS_INVALID_ARGUMENT);
 }
 
+TEST(DLPackImport, SizeBeyondTheAddressSpaceIsInvalidAndNothingIsAdopted) {
+  // 2^61 floats are 2^63 bytes: more than any buffer can hold, refused before adopting (a
+  // refusal after adopting would have run the producer's deleter).
+  HostTensor huge({int64_t{1} << 61}, {1});
+  expect_import_rejected(huge, C2RS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("too large"), std::string::npos) << last_error();
+  // Data that would run past the top of the address space.
+  HostTensor wrapping({16}, {1});  // 16 int8 elements starting 8 bytes below the top
+  wrapping.managed.dl_tensor.data = reinterpret_cast<void*>(~uintptr_t{0} - 7);
+  wrapping.managed.dl_tensor.dtype.code = kDLInt;
+  wrapping.managed.dl_tensor.dtype.bits = 8;
+  expect_import_rejected(wrapping, C2RS_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("wraps around"), std::string::npos) << last_error();
+}
+
 TEST(DLPackImport, ByteOffsetIsHonoured) {
   HostTensor host({2}, {10, 20, 30});
   host.managed.dl_tensor.byte_offset = sizeof(float);

@@ -267,7 +267,7 @@ struct ProtoWriter {
 };
 
 constexpr uint32_t kDims = 1, kDataType = 2, kFloatData = 3, kInt32Data = 4, kByteData = 5,
-                   kStringData = 6;
+                   kStringData = 6, kSegment = 11;
 
 // Decoding `bytes` fails with `status`, a message naming the function, and `*out` NULL.
 void expect_decode_fails(const std::vector<uint8_t>& bytes, int32_t status) {
@@ -407,6 +407,24 @@ TEST(TensorDecode, GarbageBytesAreParseErrorWithMessage) {
   EXPECT_EQ(c2rs_tensor_protos_decode(junk, sizeof junk, &list), C2RS_PARSE_ERROR);
   EXPECT_EQ(list, nullptr);
   EXPECT_NE(last_error().find("c2rs_tensor_protos_decode"), std::string::npos) << last_error();
+}
+
+TEST(TensorDecode, SegmentClaimingMoreThanTheInputCarriesIsParseErrorNotAnAllocation) {
+  // tests/data/hostile/tensor_proto/crash-070c…: an empty segment of a FLOAT tensor of 2^51
+  // elements (2^53 bytes), 11 bytes long.
+  expect_decode_fails({0x5a, 0x00, 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x03},
+                      C2RS_PARSE_ERROR);
+  EXPECT_NE(last_error().find("are not in the input"), std::string::npos) << last_error();
+  // A small empty segment is what Caffe2 accepts: zeros, within C2RS_MAX_IMPLICIT_ZERO_BYTES.
+  ProtoWriter w;
+  w.int_field(kDims, 4);
+  w.int_field(kDataType, C2RS_DTYPE_FLOAT);
+  const uint8_t segment[] = {0x08, 0x01, 0x10, 0x01};  // begin 1, end 1
+  w.bytes_field(kSegment, segment, sizeof segment);
+  c2rs_tensor* t = nullptr;
+  ASSERT_EQ(c2rs_tensor_from_proto(w.bytes.data(), w.bytes.size(), &t), C2RS_OK) << last_error();
+  EXPECT_EQ(numel_of(t), 4);
+  c2rs_tensor_free(t);
 }
 
 TEST(TensorDecode, EveryPrefixOfEveryGoldenFileGivesOkOrDocumentedStatus) {
@@ -784,6 +802,24 @@ TEST(TensorNew, BadDtypeAndDimsAreRejected) {
   const int64_t huge[3] = {std::numeric_limits<int64_t>::max(), 4, 4};
   EXPECT_EQ(c2rs_tensor_new(C2RS_DTYPE_FLOAT, huge, 3, &t), C2RS_INVALID_ARGUMENT);
   EXPECT_EQ(t, nullptr);
+}
+
+TEST(TensorNew, ShapeBeyondAnyMemoryIsOutOfMemoryNotAnAbort) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "ASan aborts on allocations this large unless allocator_may_return_null=1";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  GTEST_SKIP() << "ASan aborts on allocations this large unless allocator_may_return_null=1";
+#endif
+#endif
+  // 2^46 elements: no address space holds them, so the allocation fails and says so.
+  const int64_t dims[1] = {int64_t{1} << 46};
+  for (int32_t dtype : {C2RS_DTYPE_FLOAT, C2RS_DTYPE_STRING}) {
+    c2rs_tensor* t = sentinel<c2rs_tensor>();
+    EXPECT_EQ(c2rs_tensor_new(dtype, dims, 1, &t), C2RS_INTERNAL) << dtype;
+    EXPECT_EQ(t, nullptr);
+    EXPECT_NE(last_error().find("out of memory allocating"), std::string::npos) << last_error();
+  }
 }
 
 // --- element access ---------------------------------------------------------------------------

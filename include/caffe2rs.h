@@ -129,6 +129,24 @@ typedef struct DLManagedTensorVersioned {
 #define C2RS_DB_NEW 2
 
 /**
+ * Most records per batch `c2rs_batch_reader_new` (and TensorProtosDBInput's `batch_size`)
+ * accepts.
+ */
+#define C2RS_MAX_BATCH_SIZE (1 << 24)
+
+/**
+ * Most prefetch threads `c2rs_batch_reader_new` (and TensorProtosDBInput's
+ * `num_decode_threads`) accepts.
+ */
+#define C2RS_MAX_PREFETCH_THREADS 256
+
+/**
+ * Most batches prepared ahead that `c2rs_batch_reader_new` (and TensorProtosDBInput's
+ * `prefetch_depth`) accepts.
+ */
+#define C2RS_MAX_PREFETCH_DEPTH 1024
+
+/**
  * Event status: created or reset, not recorded.
  */
 #define C2RS_EVENT_INITIALIZED 0
@@ -302,6 +320,12 @@ typedef struct DLManagedTensorVersioned {
  * 64-bit float.
  */
 #define C2RS_DTYPE_DOUBLE 13
+
+/**
+ * Most bytes of zeros one decode fills in outside the `segment`s of the TensorProtos it
+ * decodes (elements the input does not carry); beyond it the decode is C2RS_PARSE_ERROR.
+ */
+#define C2RS_MAX_IMPLICIT_ZERO_BYTES (16 << 20)
 
 /**
  * ABI major version; equals the SONAME suffix (libcaffe2rs.so.0). Bumped only for breaking changes.
@@ -1466,7 +1490,9 @@ void c2rs_db_reader_free(c2rs_db_reader *reader);
  * Thread safety: safe from any thread; `c2rs_batch_reader_next` may be called from several
  * threads (each batch goes to one caller).
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `reader` or `out` is NULL, `num_outputs` is
- * 0, or `depth` is 0 with threads; C2RS_IO_ERROR when a thread cannot start.
+ * 0, `depth` is 0 with threads, or `batch_size`, `depth` or `num_threads` exceeds
+ * C2RS_MAX_BATCH_SIZE, C2RS_MAX_PREFETCH_DEPTH or C2RS_MAX_PREFETCH_THREADS; C2RS_IO_ERROR
+ * when the OS refuses a thread (the threads already started are stopped first).
  */
 C2RS_NODISCARD
 int32_t c2rs_batch_reader_new(const c2rs_db_reader *reader,
@@ -1601,7 +1627,8 @@ int32_t c2rs_workspace_serialize_blob(const c2rs_workspace *ws,
 /**
  * Deserializes a BlobProto ("Tensor", "std::string" or "DBReader") into blob `name` of `ws`
  * (created if missing), replacing its content. A tensor chunk fills its segment of a fresh
- * zeroed tensor of the full dims.
+ * zeroed tensor of the full dims, at most C2RS_MAX_IMPLICIT_ZERO_BYTES of zeros outside it
+ * (chunked tensors are loaded with the Load operator, which assembles them).
  *
  * Ownership: the bytes are only read.
  * Thread safety: calls on one workspace are serialized internally; safe from many threads.
@@ -2064,7 +2091,8 @@ int32_t c2rs_memonger_compute_ranges(const uint8_t *net_def,
  * (`c2rs_buffer_free`).
  * Thread safety: safe from any thread.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_json`, a NULL array with
- * `n > 0` (except `sizes`), a bad name or an unknown `algo`.
+ * `n > 0` (except `sizes`), a bad name, an unknown `algo`, an op position above 2^62 or
+ * sizes adding up to more than 2^63-1 bytes.
  */
 C2RS_NODISCARD
 int32_t c2rs_memonger_compute_assignments(const char *const *names,
@@ -2585,7 +2613,9 @@ int32_t c2rs_rebatching_queue_info(const c2rs_rebatching_queue *q,
  * Thread safety: safe from any thread.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL, `dims` is NULL with `ndim > 0`,
  * a dim is negative, the size overflows or `dtype` is not a Caffe2 dtype number;
- * C2RS_UNSUPPORTED for dtype numbers without tensor storage (UNDEFINED 0, 14, 15).
+ * C2RS_UNSUPPORTED for dtype numbers without tensor storage (UNDEFINED 0, 14, 15);
+ * C2RS_INTERNAL when the memory cannot be allocated ("out of memory allocating <n> bytes …",
+ * for STRING the per-element string headers).
  */
 C2RS_NODISCARD
 int32_t c2rs_tensor_new(int32_t dtype,
@@ -2599,14 +2629,18 @@ int32_t c2rs_tensor_new(int32_t dtype,
  * Reads every storage form Caffe2 writers produce: the typed fields, `int32_data` or
  * `byte_data` for BOOL/INT8/UINT8/INT16/UINT16/FLOAT16, `byte_data` for BYTE, `raw_data`
  * (little-endian, `storage_type` RAW) and bfloat16 `raw_data` (`data_format` 1). A missing
- * `data_type` means FLOAT. With a `segment`, elements outside it are zero. `device_detail`
- * is ignored: the tensor lives on the CPU. Unknown fields are skipped.
+ * `data_type` means FLOAT. With a `segment`, elements outside it are zero, at most 16 MiB
+ * of them (C2RS_MAX_IMPLICIT_ZERO_BYTES): a proto claiming more data than it carries is
+ * refused before anything is allocated. `device_detail` is ignored: the tensor lives on the
+ * CPU. Unknown fields are skipped.
  * Ownership: `bytes` is only read; on success the caller owns `*out` (`c2rs_tensor_free`).
  * Thread safety: safe from any thread.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or `bytes` is NULL with
  * `len > 0`; C2RS_PARSE_ERROR when the bytes are not a TensorProto, the payload length
- * disagrees with dims or segment, a dim is negative or the dtype number is unknown;
- * C2RS_UNSUPPORTED for external data or a dtype without tensor storage.
+ * disagrees with dims or segment, a dim is negative, the dtype number is unknown, the
+ * tensor is too large to address, or the zeros outside the segment exceed
+ * C2RS_MAX_IMPLICIT_ZERO_BYTES; C2RS_UNSUPPORTED for external data or a dtype without tensor
+ * storage; C2RS_INTERNAL when memory runs out.
  */
 C2RS_NODISCARD int32_t c2rs_tensor_from_proto(const uint8_t *bytes, size_t len, c2rs_tensor **out);
 
@@ -2624,7 +2658,8 @@ C2RS_NODISCARD int32_t c2rs_tensor_to_proto(const c2rs_tensor *t, c2rs_buffer **
 /**
  * Decodes a serialized Caffe2 `TensorProtos` (a DB record) into a list of tensors, in order.
  *
- * Each entry is decoded as by `c2rs_tensor_from_proto`.
+ * Each entry is decoded as by `c2rs_tensor_from_proto`; the entries share one
+ * C2RS_MAX_IMPLICIT_ZERO_BYTES allowance for zeros outside their segments.
  * Ownership: `bytes` is only read; on success the caller owns `*out`
  * (`c2rs_tensor_list_free`).
  * Thread safety: safe from any thread.
@@ -3188,7 +3223,8 @@ int32_t c2rs_workspace_run_operator_once(c2rs_workspace *ws,
  * NetDef;
  * C2RS_ALREADY_EXISTS when the name exists and `overwrite` is false; C2RS_NOT_FOUND for an
  * unknown net or operator type or an external input missing from the workspace;
- * C2RS_ENFORCE_NOT_MET when an op input has no source or an external output is never produced; C2RS_SCHEMA_MISMATCH as
+ * C2RS_ENFORCE_NOT_MET when an op input has no source or an external output is never produced,
+ * or a DAG net's `num_workers` exceeds 1024; C2RS_SCHEMA_MISMATCH as
  * for operators. Operator errors read "op #<i> (<type>): …".
  */
 C2RS_NODISCARD

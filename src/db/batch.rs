@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use prost::Message;
 
-use super::scan::{Payload, TensorView, for_each_varint, scan_tensor_protos};
+use super::scan::{Payload, TensorView, Views, Wire, for_each_varint, scan_tensor_protos};
 use crate::error::{C2rsError, Result};
 use crate::proto::{TensorProto, TensorProtos};
 use crate::tensor::{
-    BufferPool, DataType, SequentialFill, Tensor, checked_numel, tensor_from_proto,
+    BufferPool, DataType, STRING_ELEMENT_BYTES, SequentialFill, Tensor, ZeroFillBudget,
+    check_tensor_proto, checked_numel, dims_text, tensor_from_proto, tensor_from_proto_budgeted,
 };
 
 /// A record as read from a DB: key and value bytes.
@@ -41,12 +42,15 @@ pub fn decode_record(key: &[u8], value: &[u8], num_outputs: usize) -> Result<Vec
         ))
     })?;
     check_count(key, value, protos.protos.len(), num_outputs)?;
+    // One zero-fill budget for the whole record: its protos together may not claim more
+    // than MAX_IMPLICIT_ZERO_BYTES outside their segments.
+    let mut budget = ZeroFillBudget::default();
     protos
         .protos
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            tensor_from_proto(p).map_err(|e| {
+            tensor_from_proto_budgeted(p, &mut budget).map_err(|e| {
                 e.context(format!(
                     "TensorProtosDBInput: record '{}' output {i}",
                     key_text(key)
@@ -111,68 +115,124 @@ impl BatchAssembler {
             let (key, value) = &records[0];
             return decode_record(key.as_ref(), value.as_ref(), self.num_outputs);
         }
-        let (key0, value0) = (records[0].0.as_ref(), records[0].1.as_ref());
-        let Ok(first) = scan_tensor_protos(value0) else {
-            // Malformed bytes: the full decoder produces the precise error.
-            return decode_record(key0, value0, self.num_outputs).map(|_| Vec::new());
-        };
-        check_count(key0, value0, first.len(), self.num_outputs)?;
+        // Scan and check every record before allocating the batch: each output is sized
+        // from record 0's dims, and only once every record has shown a payload that can hold
+        // its row (plus at most MAX_IMPLICIT_ZERO_BYTES of zeros for the whole batch).
+        let mut scanned: Vec<Views<'_>> = Vec::new();
+        scanned.try_reserve_exact(records.len()).map_err(|_| {
+            C2rsError::internal(format!(
+                "out of memory allocating the views of {} records",
+                records.len()
+            ))
+        })?;
+        let mut budget = ZeroFillBudget::default();
+        let mut shapes: Vec<(DataType, usize)> = Vec::new();
+        for (k, (key, value)) in records.iter().enumerate() {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            let Ok(views) = scan_tensor_protos(value) else {
+                // Malformed bytes: the full decoder produces the precise error.
+                return decode_record(key, value, self.num_outputs).map(|_| Vec::new());
+            };
+            check_count(key, value, views.len(), self.num_outputs)?;
+            if k == 0 {
+                shapes = record_shapes(key, &views)?;
+            }
+            for (i, view) in views.iter().enumerate() {
+                let context = |e: C2rsError| {
+                    e.context(format!(
+                        "TensorProtosDBInput: record '{}' output {i}",
+                        key_text(key)
+                    ))
+                };
+                let (dtype0, row_numel) = shapes[i];
+                let dims0 = &scanned.first().unwrap_or(&views)[i].dims;
+                if view.dims != *dims0 || view.data_type != dtype0.as_i32() {
+                    let got = DataType::try_from(view.data_type)
+                        .map(|d| d.name().to_string())
+                        .unwrap_or_else(|_| view.data_type.to_string());
+                    return Err(C2rsError::enforce(format!(
+                        "TensorProtosDBInput: record '{}' output {i} has {}/{got}, batch expects {}/{}",
+                        key_text(key),
+                        dims_text(&view.dims),
+                        dims_text(dims0),
+                        dtype0
+                    )));
+                }
+                check_backed(view, row_numel, &mut budget).map_err(context)?;
+            }
+            scanned.push(views);
+        }
         let mut outputs = Vec::with_capacity(self.num_outputs);
-        for (i, view) in first.iter().enumerate() {
-            let dtype = DataType::try_from(view.data_type).map_err(|e| {
-                C2rsError::new(
-                    e.kind(),
-                    format!(
-                        "TensorProtosDBInput: record '{}' output {i}: {}",
-                        key_text(key0),
-                        e.message()
-                    ),
-                )
-            })?;
+        for (view, &(dtype, _)) in scanned[0].iter().zip(&shapes) {
             let mut dims = Vec::with_capacity(view.dims.len() + 1);
             dims.push(self.batch_size as i64);
             dims.extend_from_slice(&view.dims);
             outputs.push(BatchOutput::new(dtype, dims, pool)?);
         }
-        for (k, (key, value)) in records.iter().enumerate() {
-            let (key, value) = (key.as_ref(), value.as_ref());
-            let scanned;
-            let views = if k == 0 {
-                &first
-            } else {
-                scanned = match scan_tensor_protos(value) {
-                    Ok(v) => v,
-                    Err(_) => {
-                        return decode_record(key, value, self.num_outputs).map(|_| Vec::new());
-                    }
-                };
-                &scanned
-            };
-            check_count(key, value, views.len(), self.num_outputs)?;
+        for ((key, _), views) in records.iter().zip(&scanned) {
             for (i, (view, out)) in views.iter().zip(outputs.iter_mut()).enumerate() {
-                let expected_dims = &out.dims[1..];
-                if view.dims[..] != *expected_dims || view.data_type != out.dtype.as_i32() {
-                    let got = DataType::try_from(view.data_type)
-                        .map(|d| d.name().to_string())
-                        .unwrap_or_else(|_| view.data_type.to_string());
-                    return Err(C2rsError::enforce(format!(
-                        "TensorProtosDBInput: record '{}' output {i} has {:?}/{got}, batch expects {:?}/{}",
-                        key_text(key),
-                        view.dims,
-                        expected_dims,
-                        out.dtype
-                    )));
-                }
                 out.push_row(view).map_err(|e| {
                     e.context(format!(
                         "TensorProtosDBInput: record '{}' output {i}",
-                        key_text(key)
+                        key_text(key.as_ref())
                     ))
                 })?;
             }
         }
         outputs.into_iter().map(BatchOutput::finish).collect()
     }
+}
+
+/// Each output's dtype and elements per record, from the first record's views.
+fn record_shapes(key: &[u8], views: &Views<'_>) -> Result<Vec<(DataType, usize)>> {
+    views
+        .iter()
+        .enumerate()
+        .map(|(i, view)| {
+            let context = |e: C2rsError| {
+                C2rsError::new(
+                    e.kind(),
+                    format!(
+                        "TensorProtosDBInput: record '{}' output {i}: {}",
+                        key_text(key),
+                        e.message()
+                    ),
+                )
+            };
+            let dtype = DataType::try_from(view.data_type).map_err(context)?;
+            let numel =
+                checked_numel(&view.dims).map_err(|e| context(C2rsError::parse(e.message())))?;
+            Ok((dtype, numel))
+        })
+        .collect()
+}
+
+/// Checks, before the batch is allocated, that `view`'s payload can hold its `numel`
+/// elements: at least one payload byte (or one value) per element for the forms the scanner
+/// reads, or the full decoder's checks (zeros outside a segment taken from `budget`) for the
+/// others. The exact counts are checked again when the row is copied.
+fn check_backed(view: &TensorView<'_>, numel: usize, budget: &mut ZeroFillBudget) -> Result<()> {
+    if !view.needs_full_decode {
+        let capacity = match &view.payload {
+            Payload::None => 0,
+            Payload::Raw(parts) => parts.iter().map(|p| p.len()).sum(),
+            Payload::Fixed(parts) | Payload::Strings(parts) => parts.len(),
+            Payload::Varints(parts) => parts
+                .iter()
+                .map(|w| match w {
+                    Wire::Bytes(b) => b.len(),
+                    _ => 1,
+                })
+                .sum(),
+        };
+        if numel <= capacity {
+            return Ok(());
+        }
+    }
+    // The precise error (or, for forms the scanner leaves to it, the full decoder's verdict).
+    let proto = TensorProto::decode(view.bytes)
+        .map_err(|e| C2rsError::parse(format!("not a valid TensorProto: {e}")))?;
+    check_tensor_proto(&proto, budget)
 }
 
 /// One output of a batch being assembled, filled row after row (record order).
@@ -198,14 +258,37 @@ impl BatchOutput {
         let data = match dtype.item_size() {
             Some(item) => {
                 let len = numel.checked_mul(item).ok_or_else(|| {
-                    C2rsError::invalid_argument(format!("batch of dims {dims:?} is too large"))
+                    C2rsError::invalid_argument(format!(
+                        "batch of dims {} is too large",
+                        dims_text(&dims)
+                    ))
                 })?;
-                OutputData::Bytes(match pool {
-                    Some(pool) => SequentialFill::pooled(len, pool)?,
-                    None => SequentialFill::new(len)?,
-                })
+                let fill = match pool {
+                    Some(pool) => SequentialFill::pooled(len, pool),
+                    None => SequentialFill::new(len),
+                };
+                OutputData::Bytes(fill.map_err(|e| {
+                    C2rsError::new(
+                        e.kind(),
+                        format!(
+                            "{} (a {dtype} batch of dims {})",
+                            e.message(),
+                            dims_text(&dims)
+                        ),
+                    )
+                })?)
             }
-            None => OutputData::Strings(Vec::with_capacity(numel)),
+            None => {
+                let mut strings = Vec::new();
+                strings.try_reserve_exact(numel).map_err(|_| {
+                    C2rsError::internal(format!(
+                        "out of memory allocating {} bytes for a STRING batch of dims {}",
+                        numel.saturating_mul(STRING_ELEMENT_BYTES),
+                        dims_text(&dims)
+                    ))
+                })?;
+                OutputData::Strings(strings)
+            }
         };
         Ok(Self {
             dtype,

@@ -12,7 +12,9 @@ mod scan;
 
 pub use batch::{BatchAssembler, Record, decode_record};
 pub use leveldb::{check_leveldb_log, check_leveldb_table};
-pub use prefetch::BatchReader;
+pub use prefetch::{
+    BatchReader, MAX_BATCH_SIZE, MAX_PREFETCH_DEPTH, MAX_PREFETCH_THREADS, check_prefetch_settings,
+};
 pub use reader::{DbReader, Records};
 
 use std::ops::Range;

@@ -52,21 +52,64 @@ pub struct BatchReader {
     workers: Vec<JoinHandle<()>>,
 }
 
+/// Most decode threads one batch reader (or TensorProtosDBInput) starts.
+pub const MAX_PREFETCH_THREADS: usize = 256;
+/// Most batches one batch reader prepares ahead (each holds a batch's buffers).
+pub const MAX_PREFETCH_DEPTH: usize = 1024;
+/// Most records in one batch read from a DB reader (2^24): the reader takes them one by one
+/// (wrapping around a small DB), so a larger batch is a mistake, not a workload.
+pub const MAX_BATCH_SIZE: usize = 1 << 24;
+
+/// Checks batch size, prefetch depth and thread count against their maximums (and depth ≥ 1
+/// when prefetching); the message names the argument as `names` spells it
+/// (`[batch_size, depth, threads]`).
+pub fn check_prefetch_settings(
+    batch_size: usize,
+    depth: usize,
+    num_threads: usize,
+    names: [&str; 3],
+) -> std::result::Result<(), String> {
+    let [batch_name, depth_name, threads_name] = names;
+    if batch_size > MAX_BATCH_SIZE {
+        return Err(format!(
+            "{batch_name} {batch_size} exceeds the maximum {MAX_BATCH_SIZE}"
+        ));
+    }
+    if num_threads > MAX_PREFETCH_THREADS {
+        return Err(format!(
+            "{threads_name} {num_threads} exceeds the maximum {MAX_PREFETCH_THREADS}"
+        ));
+    }
+    if depth > MAX_PREFETCH_DEPTH {
+        return Err(format!(
+            "{depth_name} {depth} exceeds the maximum {MAX_PREFETCH_DEPTH}"
+        ));
+    }
+    if num_threads > 0 && depth == 0 {
+        return Err(format!("{depth_name} must be >= 1 when prefetching"));
+    }
+    Ok(())
+}
+
 impl BatchReader {
     /// Reads batches from `reader`. `num_threads == 0` disables prefetching: `next` reads and
     /// assembles inline. Otherwise `depth` (≥ 1) batches are prepared ahead by `num_threads`
-    /// workers, started now.
+    /// workers, started now. Batch size, depth and threads are limited to `MAX_BATCH_SIZE`,
+    /// `MAX_PREFETCH_DEPTH` and `MAX_PREFETCH_THREADS` (`InvalidArgument` above them); a thread
+    /// the OS refuses is an `Io` error, after the workers already started are stopped.
     pub fn new(
         reader: Arc<DbReader>,
         assembler: BatchAssembler,
         depth: usize,
         num_threads: usize,
     ) -> Result<Self> {
-        if num_threads > 0 && depth == 0 {
-            return Err(C2rsError::invalid_argument(
-                "prefetch depth must be >= 1 when prefetching",
-            ));
-        }
+        check_prefetch_settings(
+            assembler.batch_size,
+            depth,
+            num_threads,
+            ["batch_size", "prefetch depth", "num_threads"],
+        )
+        .map_err(C2rsError::invalid_argument)?;
         let shared = Arc::new(Shared {
             reader,
             assembler,
@@ -90,16 +133,20 @@ impl BatchReader {
             batch_ready: Condvar::new(),
             room: Condvar::new(),
         });
-        let mut workers = Vec::with_capacity(num_threads);
+        let mut this = Self {
+            shared,
+            workers: Vec::with_capacity(num_threads),
+        };
         for i in 0..num_threads {
-            let s = shared.clone();
+            let s = this.shared.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("c2rs-prefetch-{i}"))
                 .spawn(move || s.work())
-                .map_err(|e| C2rsError::io(format!("cannot start prefetch thread: {e}")))?;
-            workers.push(handle);
+                // Dropping `this` stops and joins the workers started so far.
+                .map_err(|e| C2rsError::io(format!("cannot start prefetch thread {i}: {e}")))?;
+            this.workers.push(handle);
         }
-        Ok(Self { shared, workers })
+        Ok(this)
     }
 
     /// The next batch in record order (blocking until it is ready).
@@ -199,6 +246,37 @@ impl Drop for BatchReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_above_their_maximum_are_refused_naming_the_argument() {
+        let names = ["batch_size", "depth", "threads"];
+        assert!(
+            check_prefetch_settings(
+                MAX_BATCH_SIZE,
+                MAX_PREFETCH_DEPTH,
+                MAX_PREFETCH_THREADS,
+                names
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            check_prefetch_settings(1 << 30, 1, 1, names).unwrap_err(),
+            "batch_size 1073741824 exceeds the maximum 16777216"
+        );
+        assert_eq!(
+            check_prefetch_settings(1, 1, 1 << 20, names).unwrap_err(),
+            "threads 1048576 exceeds the maximum 256"
+        );
+        assert_eq!(
+            check_prefetch_settings(1, 1 << 40, 1, names).unwrap_err(),
+            "depth 1099511627776 exceeds the maximum 1024"
+        );
+        assert_eq!(
+            check_prefetch_settings(1, 0, 1, names).unwrap_err(),
+            "depth must be >= 1 when prefetching"
+        );
+        assert!(check_prefetch_settings(1, 0, 0, names).is_ok());
+    }
     use crate::db::{Mode, open_db};
     use crate::proto::TensorProtos;
     use crate::tensor::{DataType, tensor_to_proto};

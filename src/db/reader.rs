@@ -110,8 +110,16 @@ impl DbReader {
     pub fn read_many(&self, n: usize) -> Result<Records> {
         let mut state = self.state.lock();
         let memory = state.cursor.shared_memory();
-        let mut spans = Vec::with_capacity(n);
+        // Grown as records arrive (fallibly), never sized from `n` up front: `n` is the
+        // caller's batch size, not something the DB has shown it holds.
+        let mut spans = Vec::new();
         for _ in 0..n {
+            spans.try_reserve(1).map_err(|_| {
+                C2rsError::internal(format!(
+                    "out of memory allocating the list of {} records of a batch of {n}",
+                    spans.len() + 1
+                ))
+            })?;
             self.advance_pull(&mut state)?;
             let span = match (&memory, state.cursor.span()) {
                 (Some(_), Some((key, value))) => (Span::Shared(key), Span::Shared(value)),

@@ -358,6 +358,22 @@ pub extern "C" fn c2rs_db_reader_free(reader: *mut c2rs_db_reader) {
     })
 }
 
+/// Most records per batch `c2rs_batch_reader_new` (and TensorProtosDBInput's `batch_size`)
+/// accepts.
+pub const C2RS_MAX_BATCH_SIZE: usize = 1 << 24;
+/// Most prefetch threads `c2rs_batch_reader_new` (and TensorProtosDBInput's
+/// `num_decode_threads`) accepts.
+pub const C2RS_MAX_PREFETCH_THREADS: usize = 256;
+/// Most batches prepared ahead that `c2rs_batch_reader_new` (and TensorProtosDBInput's
+/// `prefetch_depth`) accepts.
+pub const C2RS_MAX_PREFETCH_DEPTH: usize = 1024;
+
+const _: () = {
+    assert!(C2RS_MAX_BATCH_SIZE == crate::db::MAX_BATCH_SIZE);
+    assert!(C2RS_MAX_PREFETCH_THREADS == crate::db::MAX_PREFETCH_THREADS);
+    assert!(C2RS_MAX_PREFETCH_DEPTH == crate::db::MAX_PREFETCH_DEPTH);
+};
+
 /// A prefetching batch reader: `num_threads` workers read records (serialized TensorProtos)
 /// from `reader` and assemble up to `depth` batches ahead, in record order. With
 /// `batch_size` B > 0 each batch holds `num_outputs` tensors of shape `[B] + record dims`; all
@@ -369,7 +385,9 @@ pub extern "C" fn c2rs_db_reader_free(reader: *mut c2rs_db_reader) {
 /// Thread safety: safe from any thread; `c2rs_batch_reader_next` may be called from several
 /// threads (each batch goes to one caller).
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `reader` or `out` is NULL, `num_outputs` is
-/// 0, or `depth` is 0 with threads; C2RS_IO_ERROR when a thread cannot start.
+/// 0, `depth` is 0 with threads, or `batch_size`, `depth` or `num_threads` exceeds
+/// C2RS_MAX_BATCH_SIZE, C2RS_MAX_PREFETCH_DEPTH or C2RS_MAX_PREFETCH_THREADS; C2RS_IO_ERROR
+/// when the OS refuses a thread (the threads already started are stopped first).
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn c2rs_batch_reader_new(
@@ -474,7 +492,10 @@ pub extern "C" fn c2rs_batch_assemble(
         } else {
             Some(array_arg(keys, n, "keys")?)
         };
-        let mut records: Vec<(Vec<u8>, &[u8])> = Vec::with_capacity(n);
+        let mut records: Vec<(Vec<u8>, &[u8])> = Vec::new();
+        records.try_reserve_exact(n).map_err(|_| {
+            C2rsError::internal(format!("out of memory allocating the list of {n} records"))
+        })?;
         for i in 0..n {
             let key = match keys {
                 Some(k) => name_arg(k[i], &format!("keys[{i}]"))?.as_bytes().to_vec(),
@@ -642,7 +663,8 @@ pub extern "C" fn c2rs_workspace_serialize_blob(
 
 /// Deserializes a BlobProto ("Tensor", "std::string" or "DBReader") into blob `name` of `ws`
 /// (created if missing), replacing its content. A tensor chunk fills its segment of a fresh
-/// zeroed tensor of the full dims.
+/// zeroed tensor of the full dims, at most C2RS_MAX_IMPLICIT_ZERO_BYTES of zeros outside it
+/// (chunked tensors are loaded with the Load operator, which assembles them).
 ///
 /// Ownership: the bytes are only read.
 /// Thread safety: calls on one workspace are serialized internally; safe from many threads.

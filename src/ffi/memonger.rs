@@ -639,7 +639,8 @@ fn algo_arg(algo: i32) -> Result<interference::AssignmentAlgorithm> {
 /// (`c2rs_buffer_free`).
 /// Thread safety: safe from any thread.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out_json`, a NULL array with
-/// `n > 0` (except `sizes`), a bad name or an unknown `algo`.
+/// `n > 0` (except `sizes`), a bad name, an unknown `algo`, an op position above 2^62 or
+/// sizes adding up to more than 2^63-1 bytes.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn c2rs_memonger_compute_assignments(
@@ -666,6 +667,7 @@ pub extern "C" fn c2rs_memonger_compute_assignments(
         let statics: std::collections::HashSet<String> =
             name_list(static_blobs, n_static, "static_blobs")?;
         let algo = algo_arg(algo)?;
+        check_range_inputs(defined, used, sizes)?;
         let nonneg = |v: i64| (v >= 0).then_some(v);
         let ranges: Vec<interference::NamedRange> = (0..n)
             .map(|k| {
@@ -693,6 +695,37 @@ pub extern "C" fn c2rs_memonger_compute_assignments(
         out.set(into_handle(json.into_bytes()));
         Ok(())
     })
+}
+
+/// Op positions above this are refused by `c2rs_memonger_compute_assignments` (the range
+/// arithmetic adds one to them).
+const MAX_OP_POSITION: i64 = 1 << 62;
+
+/// Checks caller-given live ranges before the range arithmetic runs: op positions at most
+/// `MAX_OP_POSITION`, non-negative sizes adding up to at most 2^63-1 bytes.
+fn check_range_inputs(defined: &[i64], used: &[i64], sizes: Option<&[i64]>) -> Result<()> {
+    for (what, values) in [("defined", defined), ("used", used)] {
+        if let Some((k, v)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, v)| **v > MAX_OP_POSITION)
+        {
+            return Err(C2rsError::invalid_argument(format!(
+                "{what}[{k}] = {v} exceeds the largest op position {MAX_OP_POSITION}"
+            )));
+        }
+    }
+    let total = sizes
+        .unwrap_or_default()
+        .iter()
+        .filter(|s| **s > 0)
+        .try_fold(0i64, |acc, &s| acc.checked_add(s));
+    if total.is_none() {
+        return Err(C2rsError::invalid_argument(
+            "sizes add up to more than 2^63-1 bytes",
+        ));
+    }
+    Ok(())
 }
 
 /// Python's `optimize_interference` (spec/memonger.md §6): reorders the ops (`ordering`:

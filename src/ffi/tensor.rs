@@ -11,7 +11,7 @@ use super::handle::{
 use crate::error::C2rsError;
 use crate::proto::{TensorProto, TensorProtos};
 use crate::tensor::dlpack::{self, DLManagedTensorVersioned};
-use crate::tensor::{DataType, Tensor, tensor_from_proto, tensor_to_proto};
+use crate::tensor::{DataType, Tensor, tensor_from_proto, tensor_to_proto, tensors_from_protos};
 
 /// 32-bit float (TensorProto.DataType FLOAT).
 pub const C2RS_DTYPE_FLOAT: i32 = 1;
@@ -38,6 +38,12 @@ pub const C2RS_DTYPE_FLOAT16: i32 = 12;
 /// 64-bit float.
 pub const C2RS_DTYPE_DOUBLE: i32 = 13;
 
+/// Most bytes of zeros one decode fills in outside the `segment`s of the TensorProtos it
+/// decodes (elements the input does not carry); beyond it the decode is C2RS_PARSE_ERROR.
+pub const C2RS_MAX_IMPLICIT_ZERO_BYTES: usize = 16 << 20;
+
+const _: () = assert!(C2RS_MAX_IMPLICIT_ZERO_BYTES == crate::tensor::MAX_IMPLICIT_ZERO_BYTES);
+
 fn decode_error(what: &str, e: prost::DecodeError) -> C2rsError {
     C2rsError::parse(format!("bytes are not a valid {what}: {e}"))
 }
@@ -50,7 +56,9 @@ fn decode_error(what: &str, e: prost::DecodeError) -> C2rsError {
 /// Thread safety: safe from any thread.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL, `dims` is NULL with `ndim > 0`,
 /// a dim is negative, the size overflows or `dtype` is not a Caffe2 dtype number;
-/// C2RS_UNSUPPORTED for dtype numbers without tensor storage (UNDEFINED 0, 14, 15).
+/// C2RS_UNSUPPORTED for dtype numbers without tensor storage (UNDEFINED 0, 14, 15);
+/// C2RS_INTERNAL when the memory cannot be allocated ("out of memory allocating <n> bytes …",
+/// for STRING the per-element string headers).
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn c2rs_tensor_new(
@@ -73,14 +81,18 @@ pub extern "C" fn c2rs_tensor_new(
 /// Reads every storage form Caffe2 writers produce: the typed fields, `int32_data` or
 /// `byte_data` for BOOL/INT8/UINT8/INT16/UINT16/FLOAT16, `byte_data` for BYTE, `raw_data`
 /// (little-endian, `storage_type` RAW) and bfloat16 `raw_data` (`data_format` 1). A missing
-/// `data_type` means FLOAT. With a `segment`, elements outside it are zero. `device_detail`
-/// is ignored: the tensor lives on the CPU. Unknown fields are skipped.
+/// `data_type` means FLOAT. With a `segment`, elements outside it are zero, at most 16 MiB
+/// of them (C2RS_MAX_IMPLICIT_ZERO_BYTES): a proto claiming more data than it carries is
+/// refused before anything is allocated. `device_detail` is ignored: the tensor lives on the
+/// CPU. Unknown fields are skipped.
 /// Ownership: `bytes` is only read; on success the caller owns `*out` (`c2rs_tensor_free`).
 /// Thread safety: safe from any thread.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or `bytes` is NULL with
 /// `len > 0`; C2RS_PARSE_ERROR when the bytes are not a TensorProto, the payload length
-/// disagrees with dims or segment, a dim is negative or the dtype number is unknown;
-/// C2RS_UNSUPPORTED for external data or a dtype without tensor storage.
+/// disagrees with dims or segment, a dim is negative, the dtype number is unknown, the
+/// tensor is too large to address, or the zeros outside the segment exceed
+/// C2RS_MAX_IMPLICIT_ZERO_BYTES; C2RS_UNSUPPORTED for external data or a dtype without tensor
+/// storage; C2RS_INTERNAL when memory runs out.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn c2rs_tensor_from_proto(
@@ -117,7 +129,8 @@ pub extern "C" fn c2rs_tensor_to_proto(t: *const c2rs_tensor, out: *mut *mut c2r
 
 /// Decodes a serialized Caffe2 `TensorProtos` (a DB record) into a list of tensors, in order.
 ///
-/// Each entry is decoded as by `c2rs_tensor_from_proto`.
+/// Each entry is decoded as by `c2rs_tensor_from_proto`; the entries share one
+/// C2RS_MAX_IMPLICIT_ZERO_BYTES allowance for zeros outside their segments.
 /// Ownership: `bytes` is only read; on success the caller owns `*out`
 /// (`c2rs_tensor_list_free`).
 /// Thread safety: safe from any thread.
@@ -135,13 +148,7 @@ pub extern "C" fn c2rs_tensor_protos_decode(
         let out = out_param(out, "out")?;
         let bytes = byte_slice(bytes, len, "bytes")?;
         let protos = TensorProtos::decode(bytes).map_err(|e| decode_error("TensorProtos", e))?;
-        let tensors = protos
-            .protos
-            .iter()
-            .enumerate()
-            .map(|(i, p)| tensor_from_proto(p).map_err(|e| e.context(format!("protos[{i}]"))))
-            .collect::<Result<Vec<_>, _>>()?;
-        out.set(into_handle(tensors));
+        out.set(into_handle(tensors_from_protos(&protos.protos)?));
         Ok(())
     })
 }

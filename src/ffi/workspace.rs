@@ -643,7 +643,8 @@ pub extern "C" fn c2rs_workspace_run_operator_once(
 /// NetDef;
 /// C2RS_ALREADY_EXISTS when the name exists and `overwrite` is false; C2RS_NOT_FOUND for an
 /// unknown net or operator type or an external input missing from the workspace;
-/// C2RS_ENFORCE_NOT_MET when an op input has no source or an external output is never produced; C2RS_SCHEMA_MISMATCH as
+/// C2RS_ENFORCE_NOT_MET when an op input has no source or an external output is never produced,
+/// or a DAG net's `num_workers` exceeds 1024; C2RS_SCHEMA_MISMATCH as
 /// for operators. Operator errors read "op #<i> (<type>): …".
 #[unsafe(no_mangle)]
 #[must_use]

@@ -74,6 +74,7 @@ pub fn parse_shapes(bytes: &[u8]) -> Result<ShapeMap> {
         .map_err(|e| C2rsError::parse(format!("bytes are not a valid TensorShapes: {e}")))?;
     let mut seen: FastMap<String, (TensorShape, ShapeInfo)> = FastMap::default();
     seen.reserve(shapes.shapes.len());
+    let mut total: u64 = 0;
     for mut s in shapes.shapes {
         let name = String::from_utf8(s.name.take().unwrap_or_default())
             .map_err(|_| C2rsError::parse("a TensorShape name is not UTF-8"))?;
@@ -93,6 +94,16 @@ pub fn parse_shapes(bytes: &[u8]) -> Result<ShapeMap> {
             continue;
         }
         let info = shape_info(&s, &name);
+        // The planner adds sizes up (arena offsets, live bytes, totals) in 64-bit arithmetic;
+        // sizes whose sum does not fit in int64 are refused here, once, instead.
+        total = total
+            .checked_add(info.bytes.unwrap_or(0))
+            .filter(|&t| t <= i64::MAX as u64)
+            .ok_or_else(|| {
+                C2rsError::invalid_argument(format!(
+                    "TensorShapes: the sizes add up to more than 2^63-1 bytes (at blob {name})"
+                ))
+            })?;
         seen.insert(name, (s, info));
     }
     Ok(seen.into_iter().map(|(k, (_, info))| (k, info)).collect())

@@ -111,9 +111,11 @@ impl Pool {
             let spawned = std::thread::Builder::new()
                 .name(format!("c2rs-dag-{k}"))
                 .spawn(move || helper_loop(&queue, &shared));
-            // Without a helper the calling thread still runs every op: fewer threads, same result.
-            if let Ok(h) = spawned {
-                handles.push(h);
+            // Without a helper the calling thread still runs every op: fewer threads, same
+            // result. The OS refusing one thread means it refuses the next ones too: stop.
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(_) => break,
             }
         }
         Self {
@@ -260,7 +262,7 @@ impl Net for DagNet {
         let helpers = self.num_workers.min(n) - 1;
         if helpers > 0 {
             self.pool
-                .get_or_init(|| Pool::start(&self.shared, self.num_workers - 1))
+                .get_or_init(|| Pool::start(&self.shared, helpers))
                 .submit(&state);
         }
         self.shared.work(&state);

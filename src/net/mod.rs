@@ -55,8 +55,12 @@ pub fn is_known_net_type(net_type: &str) -> bool {
     executor_of(net_type).is_some()
 }
 
+/// Most worker threads a DAG net's `num_workers` may ask for; more is an enforce error (the
+/// count comes from NetDef bytes and each worker is an OS thread).
+pub const MAX_NET_WORKERS: usize = 1024;
+
 /// Builds a net of `def.type` (default `simple`) in `ws`. An unknown type is `NotFound`
-/// ("Unknown net type: <t>").
+/// ("Unknown net type: <t>"); `num_workers` above `MAX_NET_WORKERS` is an enforce error.
 pub fn create_net_object(def: &NetDef, ws: &Arc<Workspace>) -> Result<Arc<dyn Net>> {
     let executor = executor_of(def.r#type())
         .ok_or_else(|| C2rsError::not_found(format!("Unknown net type: {}", def.r#type())))?;
@@ -74,6 +78,12 @@ pub fn create_net_object(def: &NetDef, ws: &Arc<Workspace>) -> Result<Arc<dyn Ne
                     .filter(|&n| n > 0)
                     .unwrap_or(1)
             };
+            if workers > MAX_NET_WORKERS {
+                return Err(C2rsError::enforce(format!(
+                    "net {}: num_workers {workers} exceeds the maximum {MAX_NET_WORKERS}",
+                    def.name()
+                )));
+            }
             Arc::new(DagNet::new(def.clone(), ops, workers))
         }
     })

@@ -47,8 +47,18 @@ fn constant_fill(base: &OpBase) -> Result<bool> {
         DataType::Bool => fill(&mut t, u8::from(base.single_arg::<bool>("value", false)?))?,
         DataType::String => {
             let v = base.single_arg::<Vec<u8>>("value", Vec::new())?;
+            let numel = t.numel();
             for s in t.strings_mut()? {
-                s.clone_from(&v);
+                // Fallible: numel copies of `value` may be more than memory holds.
+                s.try_reserve_exact(v.len()).map_err(|_| {
+                    C2rsError::internal(format!(
+                        "out of memory allocating {} bytes for {numel} copies of a {}-byte \
+                         string value",
+                        numel.saturating_mul(v.len()),
+                        v.len()
+                    ))
+                })?;
+                s.extend_from_slice(&v);
             }
         }
         DataType::Float16 => {
@@ -81,8 +91,11 @@ fn relu(base: &OpBase) -> Result<bool> {
             x.dtype()
         )));
     }
-    let values: Vec<f32> = x.typed::<f32>()?.iter().map(|&v| v.max(0.0)).collect();
-    base.set_output_tensor(0, Tensor::from_slice(DataType::Float, x.dims(), &values)?)?;
+    let mut y = Tensor::zeros(DataType::Float, x.dims())?;
+    for (out, &v) in y.typed_mut::<f32>()?.iter_mut().zip(x.typed::<f32>()?) {
+        *out = v.max(0.0);
+    }
+    base.set_output_tensor(0, y)?;
     Ok(true)
 }
 

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::db::{BatchAssembler, BatchReader, DbReader, Mode, REGISTERED, open_db};
+use crate::db::{
+    BatchAssembler, BatchReader, DbReader, MAX_BATCH_SIZE, MAX_PREFETCH_DEPTH,
+    MAX_PREFETCH_THREADS, Mode, REGISTERED, check_prefetch_settings, open_db,
+};
 use crate::error::{C2rsError, Result};
 use crate::operator::{OpBase, OpSchema, Operator, Registry};
 use crate::tensor::{DataType, Tensor};
@@ -68,9 +71,12 @@ struct Prefetch {
 /// `batch_size` 0 gives one record's own tensors; B > 0 gives `[B] + dims` per output, all B
 /// records agreeing in dims and dtype. Prefetching starts on the first run: `prefetch_depth`
 /// batches (default 1) are decoded ahead by `num_decode_threads` threads (default 1), in
-/// record order; `no_prefetch` reads inline. An error (naming the record key) is returned by
-/// the run that would have received that batch and by every later run. Dropping the operator
-/// stops and joins its threads.
+/// record order; `no_prefetch` reads inline. `batch_size`, `prefetch_depth` and
+/// `num_decode_threads` are limited to `MAX_BATCH_SIZE`, `MAX_PREFETCH_DEPTH` and
+/// `MAX_PREFETCH_THREADS` (an enforce error at creation above them). A batch is allocated only
+/// after every record of it showed a payload that can fill its row. An error (naming the
+/// record key) is returned by the run that would have received that batch and by every later
+/// run. Dropping the operator stops and joins its threads.
 pub struct TensorProtosDbInput {
     base: OpBase,
     assembler: BatchAssembler,
@@ -95,6 +101,18 @@ impl TensorProtosDbInput {
                 "prefetch_depth ({depth}) and num_decode_threads ({threads}) must be >= 1"
             )));
         }
+        // Positive i64 values; anything beyond usize is beyond the maximums too.
+        let (depth, threads) = (
+            usize::try_from(depth).unwrap_or(usize::MAX),
+            usize::try_from(threads).unwrap_or(usize::MAX),
+        );
+        check_prefetch_settings(
+            batch_size,
+            depth,
+            threads,
+            ["batch_size", "prefetch_depth", "num_decode_threads"],
+        )
+        .map_err(|m| C2rsError::enforce(format!("TensorProtosDBInput: {m}")))?;
         let assembler = BatchAssembler {
             batch_size,
             num_outputs: base.num_outputs(),
@@ -102,8 +120,8 @@ impl TensorProtosDbInput {
         Ok(Self {
             base,
             assembler,
-            depth: depth as usize,
-            threads: if no_prefetch { 0 } else { threads as usize },
+            depth,
+            threads: if no_prefetch { 0 } else { threads },
             state: Mutex::new(None),
         })
     }
@@ -167,10 +185,14 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         OpSchema::new("TensorProtosDBInput")
             .num_inputs(1)
             .num_outputs_range(1, usize::MAX)
-            .set_doc(
+            .set_doc(format!(
                 "Reads serialized TensorProtos records from a DBReader into one output per \
-                 tensor, batched by batch_size, prefetched in the background.",
-            ),
+                 tensor, batched by batch_size, prefetched in the background. Arguments: \
+                 batch_size (0: one record per run, its own dims; at most {MAX_BATCH_SIZE}), \
+                 no_prefetch (false), prefetch_depth (1, at most {MAX_PREFETCH_DEPTH}), \
+                 num_decode_threads (1, at most {MAX_PREFETCH_THREADS}); larger values are \
+                 refused when the operator is created."
+            )),
         |base| Ok(Box::new(TensorProtosDbInput::new(base)?) as Box<dyn Operator>),
     )?;
     registry.register(

@@ -14,7 +14,8 @@ use crate::proto::BlobProto;
 use crate::tensor::DataType;
 use crate::workspace::Blob;
 use crate::workspace::serialize::{
-    CHUNK_SEPARATOR, Deserialized, chunk_size_from_arg, deserialize_blob, serialize_blob,
+    CHUNK_SEPARATOR, TENSOR_PROTO_TYPE, TensorAssembly, TensorChunk, chunk_size_from_arg,
+    deserialize_blob, serialize_blob,
 };
 
 /// What `Save` writes: DB, type, record names and chunking, fixed at construction.
@@ -291,10 +292,8 @@ impl Pattern {
 /// Load progress of one blob.
 #[derive(Default)]
 struct BlobState {
-    /// Tensor blobs: elements the tensor has, elements loaded so far.
-    total: usize,
-    current: usize,
-    is_tensor: bool,
+    /// Tensor blobs: the chunks received so far (the blob is set once they are complete).
+    tensor: Option<TensorAssembly>,
     /// Chunked content: expected chunk count and chunk ids seen.
     num_chunks: Option<i32>,
     chunk_ids: BTreeSet<i32>,
@@ -304,13 +303,37 @@ struct BlobState {
 
 impl BlobState {
     fn complete(&self) -> bool {
-        if self.is_tensor {
-            self.current == self.total
+        if let Some(t) = &self.tensor {
+            t.is_complete()
         } else if let Some(n) = self.num_chunks {
             self.chunk_ids.len() == n as usize
         } else {
             self.seen
         }
+    }
+
+    /// Adds one tensor chunk of the blob; the first chunk of a blob in this run starts a new
+    /// tensor. Sets `blob` when the tensor is complete.
+    fn add_tensor_chunk(&mut self, chunk: TensorChunk, first: bool, blob: &Blob) -> Result<()> {
+        if first {
+            self.tensor = Some(TensorAssembly::new(&chunk));
+        }
+        let Some(assembly) = self.tensor.as_mut() else {
+            return Err(C2rsError::enforce(
+                "a tensor chunk follows a blob that is not a tensor",
+            ));
+        };
+        if !chunk.had_segment && assembly.received() != 0 {
+            return Err(C2rsError::enforce(
+                "the blob is chunked but a chunk has no segment info",
+            ));
+        }
+        let was_complete = assembly.is_complete() && !first;
+        assembly.add(chunk)?;
+        if assembly.is_complete() && !was_complete {
+            blob.set_tensor(assembly.tensor()?);
+        }
+        Ok(())
     }
 }
 
@@ -470,50 +493,36 @@ impl LoadOp {
             let first = !states.contains_key(&name);
             let state = states.entry(name.clone()).or_default();
             let was_complete = !first && state.complete();
-            let (num_chunks, chunk_id) = (proto.content_num_chunks, proto.content_chunk_id);
-            let got = deserialize_blob(proto, &blob, first)
-                .map_err(|e| e.context(format!("Load: blob {name} from {source}")))?;
-            match got {
-                Deserialized::TensorChunk {
-                    begin,
-                    end,
-                    numel,
-                    had_segment,
-                } => {
-                    if first {
-                        state.is_tensor = true;
-                        state.total = numel;
-                    }
-                    if had_segment {
-                        state.current += end - begin;
-                    } else {
-                        if state.current != 0 {
-                            return Err(C2rsError::enforce(format!(
-                                "Blob {name} is chunked but a chunk has no segment info"
-                            )));
+            let context = |e: C2rsError| e.context(format!("Load: blob {name} from {source}"));
+            match proto.r#type.as_deref() {
+                Some(TENSOR_PROTO_TYPE) => {
+                    let tensor = proto.tensor.ok_or_else(|| {
+                        context(C2rsError::parse(
+                            "BlobProto of type Tensor has no tensor field",
+                        ))
+                    })?;
+                    let chunk = TensorChunk::decode(tensor).map_err(context)?;
+                    state
+                        .add_tensor_chunk(chunk, first, &blob)
+                        .map_err(context)?;
+                }
+                _ => {
+                    let (num_chunks, chunk_id) = (proto.content_num_chunks, proto.content_chunk_id);
+                    deserialize_blob(proto, &blob, first).map_err(context)?;
+                    match num_chunks {
+                        Some(n) if n > 0 => {
+                            let id = chunk_id.unwrap_or(0);
+                            if !(0..n).contains(&id) {
+                                return Err(C2rsError::enforce(format!(
+                                    "Blob {name}: content chunk id {id} outside [0, {n})"
+                                )));
+                            }
+                            state.num_chunks = Some(n);
+                            state.chunk_ids.insert(id);
                         }
-                        state.current = state.total;
-                    }
-                    if state.current > state.total {
-                        return Err(C2rsError::enforce(format!(
-                            "Blob {name}: loaded {} elements, the tensor has {}",
-                            state.current, state.total
-                        )));
+                        _ => state.seen = true,
                     }
                 }
-                Deserialized::Whole => match num_chunks {
-                    Some(n) if n > 0 => {
-                        let id = chunk_id.unwrap_or(0);
-                        if !(0..n).contains(&id) {
-                            return Err(C2rsError::enforce(format!(
-                                "Blob {name}: content chunk id {id} outside [0, {n})"
-                            )));
-                        }
-                        state.num_chunks = Some(n);
-                        state.chunk_ids.insert(id);
-                    }
-                    _ => state.seen = true,
-                },
             }
             if !was_complete && state.complete() {
                 *loaded += 1;

@@ -209,9 +209,17 @@ pub(crate) unsafe fn parse(managed: *mut DLManagedTensorVersioned) -> Result<Par
         let strides = unsafe { std::slice::from_raw_parts(t.strides, ndim) };
         check_compact(&dims, strides)?;
     }
+    // Checked here, before anything is adopted: a size no Rust slice can describe would make
+    // the adoption fail after the fact, and that failure would run the producer's deleter.
     let nbytes = numel
         .checked_mul(item)
-        .ok_or_else(|| C2rsError::invalid_argument("DLPack tensor too large"))?;
+        .filter(|&n| n <= isize::MAX as usize)
+        .ok_or_else(|| {
+            C2rsError::invalid_argument(format!(
+                "DLPack tensor of shape {} is too large ({numel} elements of {item} bytes)",
+                super::dims_text(&dims)
+            ))
+        })?;
     let data = if t.data.is_null() {
         if nbytes > 0 {
             return Err(C2rsError::invalid_argument(
@@ -222,7 +230,17 @@ pub(crate) unsafe fn parse(managed: *mut DLManagedTensorVersioned) -> Result<Par
     } else {
         let offset = usize::try_from(t.byte_offset)
             .map_err(|_| C2rsError::invalid_argument("DLPack byte_offset too large"))?;
-        (t.data as *mut u8).wrapping_add(offset)
+        let data = (t.data as *mut u8).wrapping_add(offset);
+        if (t.data as usize).checked_add(offset).is_none()
+            || (data as usize).checked_add(nbytes).is_none()
+        {
+            return Err(C2rsError::invalid_argument(format!(
+                "DLPack data {:p} + byte_offset {offset} + {nbytes} bytes wraps around the \
+                 address space",
+                t.data
+            )));
+        }
+        data
     };
     if nbytes > 0 && (data as usize) % item != 0 {
         return Err(C2rsError::invalid_argument(format!(
@@ -427,6 +445,53 @@ mod tests {
         assert_eq!(b.typed::<i32>().unwrap(), &[5]);
         drop(b);
         assert_eq!(DELETES.load(Ordering::SeqCst), 1);
+    }
+
+    static OVERSIZE_DELETES: AtomicUsize = AtomicUsize::new(0);
+
+    #[test]
+    fn sizes_no_slice_can_describe_are_refused_before_adopting() {
+        unsafe extern "C" fn count(_: *mut DLManagedTensorVersioned) {
+            OVERSIZE_DELETES.fetch_add(1, Ordering::SeqCst);
+        }
+        let mut value = [0u8; 16];
+        let managed = |shape: *mut i64, data: *mut c_void, bits: u8| DLManagedTensorVersioned {
+            version: DLPackVersion { major: 1, minor: 0 },
+            manager_ctx: std::ptr::null_mut(),
+            deleter: Some(count),
+            flags: 0,
+            dl_tensor: DLTensor {
+                data,
+                device: DLDevice {
+                    device_type: DL_CPU,
+                    device_id: 0,
+                },
+                ndim: 1,
+                dtype: DLDataType {
+                    code: DL_INT,
+                    bits,
+                    lanes: 1,
+                },
+                shape,
+                strides: std::ptr::null_mut(),
+                byte_offset: 0,
+            },
+        };
+        // 2^61 int32 elements: 2^63 bytes, more than isize::MAX.
+        let mut shape = [1i64 << 61];
+        let mut m = managed(shape.as_mut_ptr(), value.as_mut_ptr().cast(), 32);
+        // SAFETY: `m`, `shape` and `value` outlive the call; the size is what is under test.
+        let e = unsafe { adopt(&mut m) }.unwrap_err();
+        assert!(e.message().contains("too large"), "{}", e.message());
+        // 8 bytes just below the top of the address space wrap around.
+        let mut shape = [8i64];
+        let top = (usize::MAX - 3) as *mut c_void;
+        let mut m = managed(shape.as_mut_ptr(), top, 8);
+        // SAFETY: refused before the data pointer is ever read.
+        let e = unsafe { adopt(&mut m) }.unwrap_err();
+        assert!(e.message().contains("wraps around"), "{}", e.message());
+        // Refused means not adopted: the producer still owns both and no deleter ran.
+        assert_eq!(OVERSIZE_DELETES.load(Ordering::SeqCst), 0);
     }
 
     #[test]

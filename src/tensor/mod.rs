@@ -12,7 +12,10 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 pub use dtype::DataType;
-pub use serialize::{tensor_from_proto, tensor_range_to_proto, tensor_to_proto};
+pub use serialize::{
+    MAX_IMPLICIT_ZERO_BYTES, ZeroFillBudget, check_tensor_proto, segment_of, tensor_from_proto,
+    tensor_from_proto_budgeted, tensor_range_to_proto, tensor_to_proto, tensors_from_protos,
+};
 pub use storage::{
     ALIGNMENT, BufferPool, Pod, SequentialFill, Storage, cast_slice, cast_slice_mut,
 };
@@ -45,6 +48,61 @@ pub struct Tensor {
 /// Dims kept inline in a `Tensor` (more spill to the heap).
 const INLINE_DIMS: usize = 4;
 
+/// Bytes one STRING element takes before its contents (the `Vec` header), used to size STRING
+/// tensors against their input and to name the bytes an allocation asked for.
+pub const STRING_ELEMENT_BYTES: usize = std::mem::size_of::<Vec<u8>>();
+
+/// Dims as text for messages: at most 8 values, then the count, so a message about a proto
+/// with a million dims stays short.
+pub fn dims_text(dims: &[i64]) -> String {
+    const SHOWN: usize = 8;
+    if dims.len() <= SHOWN {
+        return format!("{dims:?}");
+    }
+    let head: Vec<String> = dims[..SHOWN].iter().map(i64::to_string).collect();
+    format!("[{}, … ({} dims)]", head.join(", "), dims.len())
+}
+
+/// Bytes a tensor of `numel` elements of `dtype` holds: the element bytes, or the string
+/// headers for STRING (their contents come on top). `None` on overflow.
+pub fn element_bytes(dtype: DataType, numel: usize) -> Option<usize> {
+    numel.checked_mul(dtype.item_size().unwrap_or(STRING_ELEMENT_BYTES))
+}
+
+/// `numel` empty strings, allocated fallibly: a failure is an `Internal` "out of memory"
+/// error naming the bytes, never an abort.
+fn empty_strings(numel: usize) -> Result<Vec<Vec<u8>>> {
+    let mut v: Vec<Vec<u8>> = Vec::new();
+    v.try_reserve_exact(numel).map_err(|_| {
+        C2rsError::internal(format!(
+            "out of memory allocating {} bytes for {numel} STRING elements",
+            numel.saturating_mul(STRING_ELEMENT_BYTES)
+        ))
+    })?;
+    v.resize_with(numel, Vec::new);
+    Ok(v)
+}
+
+/// A copy of `values`, allocated fallibly (the outer vector and every string).
+pub fn try_clone_strings(values: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+    let oom = |bytes: usize| {
+        C2rsError::internal(format!(
+            "out of memory allocating {bytes} bytes copying {} STRING elements",
+            values.len()
+        ))
+    };
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    out.try_reserve_exact(values.len())
+        .map_err(|_| oom(values.len().saturating_mul(STRING_ELEMENT_BYTES)))?;
+    for s in values {
+        let mut copy = Vec::new();
+        copy.try_reserve_exact(s.len()).map_err(|_| oom(s.len()))?;
+        copy.extend_from_slice(s);
+        out.push(copy);
+    }
+    Ok(out)
+}
+
 /// Number of elements for `dims`, rejecting negative dims and overflow.
 pub fn checked_numel(dims: &[i64]) -> Result<usize> {
     let mut n: usize = 1;
@@ -52,39 +110,49 @@ pub fn checked_numel(dims: &[i64]) -> Result<usize> {
         let d = usize::try_from(d)
             .map_err(|_| C2rsError::invalid_argument(format!("dims[{i}] = {d} is negative")))?;
         n = n.checked_mul(d).ok_or_else(|| {
-            C2rsError::invalid_argument(format!("dims {dims:?} overflow the element count"))
+            C2rsError::invalid_argument(format!(
+                "dims {} overflow the element count",
+                dims_text(dims)
+            ))
         })?;
     }
     Ok(n)
 }
 
-/// Byte size of `numel` elements of `dtype`, rejecting sizes no allocation can hold.
+/// Byte size of `numel` elements of `dtype` (string headers for STRING), rejecting sizes no
+/// allocation can hold.
 fn checked_nbytes(dtype: DataType, numel: usize, dims: &[i64]) -> Result<usize> {
-    let item = dtype.item_size().unwrap_or(0);
-    numel
-        .checked_mul(item)
+    element_bytes(dtype, numel)
         .filter(|&n| n <= isize::MAX as usize)
         .ok_or_else(|| {
             C2rsError::invalid_argument(format!(
-                "a {dtype} tensor of dims {dims:?} is too large to allocate"
+                "a {dtype} tensor of dims {} is too large to allocate",
+                dims_text(dims)
             ))
         })
 }
 
 impl Tensor {
-    /// A zero-filled tensor (empty strings for STRING).
+    /// A zero-filled tensor (empty strings for STRING). The allocation is fallible: a size
+    /// the allocator refuses is an `Internal` "out of memory allocating N bytes" error naming
+    /// the tensor, never an abort.
     pub fn zeros(dtype: DataType, dims: &[i64]) -> Result<Self> {
         let numel = checked_numel(dims)?;
+        let nbytes = checked_nbytes(dtype, numel, dims)?;
         let elements = match dtype.item_size() {
-            Some(_) => Elements::Bytes(Arc::new(Storage::zeroed(checked_nbytes(
-                dtype, numel, dims,
-            )?)?)),
-            None => {
-                // Refuse before allocating `numel` Vec headers the host could never fill.
-                checked_nbytes(DataType::Int64, numel, dims)?;
-                Elements::Strings(Arc::new(vec![Vec::new(); numel]))
-            }
-        };
+            Some(_) => Storage::zeroed(nbytes).map(|s| Elements::Bytes(Arc::new(s))),
+            None => empty_strings(numel).map(|v| Elements::Strings(Arc::new(v))),
+        }
+        .map_err(|e| {
+            C2rsError::new(
+                e.kind(),
+                format!(
+                    "{} (a {dtype} tensor of dims {})",
+                    e.message(),
+                    dims_text(dims)
+                ),
+            )
+        })?;
         Ok(Self {
             dtype,
             dims: SmallVec::from_slice(dims),
@@ -104,7 +172,8 @@ impl Tensor {
         let nbytes = checked_nbytes(dtype, numel, dims)?;
         if storage.len() != nbytes {
             return Err(C2rsError::invalid_argument(format!(
-                "a {dtype} tensor of dims {dims:?} needs {nbytes} bytes, the storage has {}",
+                "a {dtype} tensor of dims {} needs {nbytes} bytes, the storage has {}",
+                dims_text(dims),
                 storage.len()
             )));
         }
@@ -121,7 +190,8 @@ impl Tensor {
         let numel = checked_numel(dims)?;
         if values.len() != numel {
             return Err(C2rsError::invalid_argument(format!(
-                "dims {dims:?} need {numel} strings, got {}",
+                "dims {} need {numel} strings, got {}",
+                dims_text(dims),
                 values.len()
             )));
         }
@@ -139,6 +209,20 @@ impl Tensor {
         let values = values_of_len(values, t.numel)?;
         t.typed_mut::<T>()?.copy_from_slice(values);
         Ok(t)
+    }
+
+    /// Gives the tensor new dims with the same element count, keeping its elements in place.
+    pub fn reshape(&mut self, dims: &[i64]) -> Result<()> {
+        let numel = checked_numel(dims)?;
+        if numel != self.numel {
+            return Err(C2rsError::invalid_argument(format!(
+                "cannot reshape {} elements to dims {} ({numel} elements)",
+                self.numel,
+                dims_text(dims)
+            )));
+        }
+        self.dims = SmallVec::from_slice(dims);
+        Ok(())
     }
 
     pub fn dtype(&self) -> DataType {
@@ -248,10 +332,17 @@ impl Tensor {
         }
     }
 
-    /// Mutable elements of a STRING tensor (copy-on-write).
+    /// Mutable elements of a STRING tensor (copy-on-write, the copy allocated fallibly).
     pub fn strings_mut(&mut self) -> Result<&mut [Vec<u8>]> {
         match &mut self.elements {
-            Elements::Strings(v) => Ok(Arc::make_mut(v).as_mut_slice()),
+            Elements::Strings(v) => {
+                if Arc::get_mut(v).is_none() {
+                    *v = Arc::new(try_clone_strings(v)?);
+                }
+                Arc::get_mut(v)
+                    .map(|v| v.as_mut_slice())
+                    .ok_or_else(|| C2rsError::internal("fresh strings are not unique"))
+            }
             Elements::Bytes(_) => Err(C2rsError::type_mismatch(format!(
                 "a {} tensor has no string elements",
                 self.dtype
@@ -263,7 +354,7 @@ impl Tensor {
     pub fn deep_copy(&self) -> Result<Self> {
         let elements = match &self.elements {
             Elements::Bytes(s) => Elements::Bytes(Arc::new(Storage::copy_of(s.as_slice())?)),
-            Elements::Strings(v) => Elements::Strings(Arc::new(v.as_ref().clone())),
+            Elements::Strings(v) => Elements::Strings(Arc::new(try_clone_strings(v)?)),
         };
         Ok(Self {
             dtype: self.dtype,
@@ -350,6 +441,42 @@ mod tests {
         );
         assert!(Tensor::zeros(DataType::Float, &[i64::MAX, 4]).is_err());
         assert!(Tensor::zeros(DataType::String, &[i64::MAX / 2]).is_err());
+    }
+
+    #[test]
+    fn allocations_beyond_memory_are_out_of_memory_errors_naming_the_tensor() {
+        // 2^46 elements: more than any address space holds, for every dtype (STRING: their
+        // headers), so the fallible allocation fails instead of aborting.
+        for dtype in [DataType::Float, DataType::String] {
+            let e = Tensor::zeros(dtype, &[1 << 46]).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Internal, "{dtype}");
+            let bytes = (1usize << 46) * element_bytes(dtype, 1).unwrap();
+            assert!(
+                e.message()
+                    .starts_with(&format!("out of memory allocating {bytes} bytes")),
+                "{}",
+                e.message()
+            );
+            assert!(e.message().contains(&format!("a {dtype} tensor")));
+        }
+    }
+
+    #[test]
+    fn dims_text_shortens_long_dims() {
+        assert_eq!(dims_text(&[2, 3]), "[2, 3]");
+        let long: Vec<i64> = (0..1000).collect();
+        assert_eq!(dims_text(&long), "[0, 1, 2, 3, 4, 5, 6, 7, … (1000 dims)]");
+    }
+
+    #[test]
+    fn reshape_keeps_elements_and_checks_the_count() {
+        let mut t = Tensor::from_slice(DataType::Int32, &[4], &[1i32, 2, 3, 4]).unwrap();
+        t.reshape(&[2, 2]).unwrap();
+        assert_eq!(
+            (t.dims(), t.typed::<i32>().unwrap()),
+            (&[2i64, 2][..], &[1, 2, 3, 4][..])
+        );
+        assert!(t.reshape(&[3]).is_err());
     }
 
     #[test]

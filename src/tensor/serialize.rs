@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::{DataType, Tensor, checked_numel};
+use super::{DataType, Tensor, checked_numel, dims_text, element_bytes};
 use crate::error::{C2rsError, ErrorKind, Result};
 use crate::proto::TensorProto;
 
@@ -12,37 +12,160 @@ const STORAGE_EXTERNAL: i32 = 3;
 const STORAGE_NO_CONTENT: i32 = 4;
 const FORMAT_BFLOAT16: u32 = 1;
 
+/// Bytes of zeros one decode may add beyond what its input carries: the elements outside the
+/// `segment` of each TensorProto decoded (shared by all the protos of one `TensorProtos`, one
+/// batch, one blob). Caffe2 accepts any segment (the other elements stay zero); protos that
+/// claim more than this of data they do not contain are refused instead of allocated (a
+/// 26-byte proto must not cost 6 GB). Load assembles chunked tensors from their chunks and
+/// needs no zero fill.
+pub const MAX_IMPLICIT_ZERO_BYTES: usize = 16 << 20;
+
+/// What is left of `MAX_IMPLICIT_ZERO_BYTES` for one decode.
+#[derive(Debug)]
+pub struct ZeroFillBudget {
+    left: usize,
+}
+
+impl Default for ZeroFillBudget {
+    fn default() -> Self {
+        Self {
+            left: MAX_IMPLICIT_ZERO_BYTES,
+        }
+    }
+}
+
+impl ZeroFillBudget {
+    /// Takes `zeros` bytes from the budget; `what` describes them for the error.
+    pub fn charge(&mut self, zeros: usize, what: impl FnOnce() -> String) -> Result<()> {
+        if zeros <= self.left {
+            self.left -= zeros;
+            return Ok(());
+        }
+        let left = if self.left < MAX_IMPLICIT_ZERO_BYTES {
+            format!(", {} left", self.left)
+        } else {
+            String::new()
+        };
+        Err(C2rsError::parse(format!(
+            "{}: the {zeros} bytes outside it are not in the input (at most \
+             {MAX_IMPLICIT_ZERO_BYTES} bytes of zeros are filled in per decode{left})",
+            what()
+        )))
+    }
+}
+
 /// Decodes a TensorProto into a CPU tensor.
 ///
 /// Elements outside the proto's `segment` stay zero (chunks of one tensor fill disjoint
-/// segments). `device_detail` is ignored: the result always lives on the CPU.
-/// Errors: `Parse` for content that contradicts itself (negative dims, a segment outside the
-/// tensor, a payload whose length is not the segment's, an unknown dtype number);
-/// `Unsupported` for dtypes without tensor storage and for external data.
+/// segments), up to `MAX_IMPLICIT_ZERO_BYTES` of them. `device_detail` is ignored: the result
+/// always lives on the CPU. Nothing is allocated before the payload has been checked against
+/// dims and segment. Errors: `Parse` for content that contradicts itself (negative dims, a
+/// segment outside the tensor, a payload whose length is not the segment's, an unknown dtype
+/// number, more zeros outside the segment than the limit); `Unsupported` for dtypes without
+/// tensor storage and for external data; `Internal` when memory runs out.
 pub fn tensor_from_proto(proto: &TensorProto) -> Result<Tensor> {
-    let raw_dtype = proto.data_type.unwrap_or(DataType::Float.as_i32());
-    let dtype = DataType::try_from(raw_dtype).map_err(|e| match e.kind() {
+    tensor_from_proto_budgeted(proto, &mut ZeroFillBudget::default())
+}
+
+/// `tensor_from_proto` taking the zeros outside the segment from `budget` (shared by the
+/// protos of one decode).
+pub fn tensor_from_proto_budgeted(
+    proto: &TensorProto,
+    budget: &mut ZeroFillBudget,
+) -> Result<Tensor> {
+    let layout = ProtoLayout::check(proto)?;
+    layout.charge_zero_fill(budget)?;
+    let mut tensor = Tensor::zeros(layout.dtype, &proto.dims).map_err(|e| match e.kind() {
         ErrorKind::InvalidArgument => C2rsError::parse(e.message()),
         _ => e,
     })?;
-    if let Some(st @ (STORAGE_EXTERNAL | STORAGE_NO_CONTENT)) = proto.storage_type {
-        return Err(C2rsError::unsupported(format!(
-            "external tensor data is not supported (storage_type {st})"
-        )));
-    }
-    let numel = checked_numel(&proto.dims).map_err(|e| C2rsError::parse(e.message()))?;
-    let segment = segment_of(proto, numel)?;
-    let count = segment.len();
-    // Check the payload length before allocating, so a tiny proto cannot claim a huge tensor
-    // without also carrying (or segmenting) its data.
-    let payload = Payload::locate(proto, dtype, count)?;
-    let mut tensor =
-        Tensor::zeros(dtype, &proto.dims).map_err(|e| C2rsError::parse(e.message()))?;
-    payload.write_into(&mut tensor, segment)?;
+    layout.payload.write_into(&mut tensor, layout.segment)?;
     Ok(tensor)
 }
 
-fn segment_of(proto: &TensorProto, numel: usize) -> Result<Range<usize>> {
+/// Decodes every proto of a `TensorProtos`, in order, with one zero-fill budget; errors name
+/// the index of the proto at fault.
+pub fn tensors_from_protos(protos: &[TensorProto]) -> Result<Vec<Tensor>> {
+    let mut budget = ZeroFillBudget::default();
+    let mut out = Vec::new();
+    out.try_reserve_exact(protos.len()).map_err(|_| {
+        C2rsError::internal(format!(
+            "out of memory allocating the list of {} tensors",
+            protos.len()
+        ))
+    })?;
+    for (i, p) in protos.iter().enumerate() {
+        out.push(
+            tensor_from_proto_budgeted(p, &mut budget)
+                .map_err(|e| e.context(format!("protos[{i}]")))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Checks `proto` as `tensor_from_proto` does, without allocating the tensor, and takes the
+/// zeros its decoding would add outside its segment from `budget`.
+pub fn check_tensor_proto(proto: &TensorProto, budget: &mut ZeroFillBudget) -> Result<()> {
+    ProtoLayout::check(proto)?.charge_zero_fill(budget)
+}
+
+/// A TensorProto's dtype, element count, segment and payload, checked against each other.
+struct ProtoLayout<'a> {
+    dtype: DataType,
+    numel: usize,
+    segment: Range<usize>,
+    payload: Payload<'a>,
+}
+
+impl<'a> ProtoLayout<'a> {
+    fn check(proto: &'a TensorProto) -> Result<Self> {
+        let raw_dtype = proto.data_type.unwrap_or(DataType::Float.as_i32());
+        let dtype = DataType::try_from(raw_dtype).map_err(|e| match e.kind() {
+            ErrorKind::InvalidArgument => C2rsError::parse(e.message()),
+            _ => e,
+        })?;
+        if let Some(st @ (STORAGE_EXTERNAL | STORAGE_NO_CONTENT)) = proto.storage_type {
+            return Err(C2rsError::unsupported(format!(
+                "external tensor data is not supported (storage_type {st})"
+            )));
+        }
+        let numel = checked_numel(&proto.dims).map_err(|e| C2rsError::parse(e.message()))?;
+        if element_bytes(dtype, numel).is_none_or(|n| n > isize::MAX as usize) {
+            return Err(C2rsError::parse(format!(
+                "a {dtype} tensor of dims {} is too large to allocate",
+                dims_text(&proto.dims)
+            )));
+        }
+        let segment = segment_of(proto, numel)?;
+        // The payload must hold exactly the segment's elements, so everything inside the
+        // segment is backed by input bytes before anything is allocated.
+        let payload = Payload::locate(proto, dtype, segment.len())?;
+        Ok(Self {
+            dtype,
+            numel,
+            segment,
+            payload,
+        })
+    }
+
+    /// Takes the bytes of the elements outside the segment (zeros the input does not
+    /// contain) from `budget`.
+    fn charge_zero_fill(&self, budget: &mut ZeroFillBudget) -> Result<()> {
+        // Cannot overflow: the whole tensor's bytes were checked in `check`.
+        let zeros =
+            element_bytes(self.dtype, self.numel - self.segment.len()).unwrap_or(usize::MAX);
+        let Range { start, end } = self.segment;
+        budget.charge(zeros, || {
+            format!(
+                "a {} TensorProto of {} elements carries only segment [{start}, {end})",
+                self.dtype, self.numel
+            )
+        })
+    }
+}
+
+/// The proto's segment (the whole tensor when absent), checked to lie inside the tensor.
+pub fn segment_of(proto: &TensorProto, numel: usize) -> Result<Range<usize>> {
     let Some(seg) = &proto.segment else {
         return Ok(0..numel);
     };
@@ -488,6 +611,76 @@ mod tests {
                 .message()
                 .contains("external tensor data is not supported")
         );
+    }
+
+    // Caffe2 accepts any segment inside the tensor, an empty one included (the elements
+    // stay zero); so do we, within the zero-fill allowance.
+    #[test]
+    fn empty_segment_of_a_small_tensor_gives_zeros() {
+        let mut p = proto(DataType::Int32, &[2, 2]);
+        p.segment = Some(Segment { begin: 1, end: 1 });
+        assert_eq!(
+            tensor_from_proto(&p).unwrap().typed::<i32>().unwrap(),
+            &[0, 0, 0, 0]
+        );
+        let mut s = proto(DataType::String, &[3]);
+        s.segment = Some(Segment { begin: 0, end: 0 });
+        assert_eq!(tensor_from_proto(&s).unwrap().strings().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn zeros_outside_segments_are_limited_per_decode() {
+        let chunk = |numel: i64, dtype: DataType| {
+            let mut p = proto(dtype, &[numel]);
+            p.segment = Some(Segment { begin: 0, end: 0 });
+            p
+        };
+        // Exactly the allowance is fine; one element more is a parse error naming the bytes.
+        let floats = (MAX_IMPLICIT_ZERO_BYTES / 4) as i64;
+        assert_eq!(
+            tensor_from_proto(&chunk(floats, DataType::Float))
+                .unwrap()
+                .nbytes(),
+            MAX_IMPLICIT_ZERO_BYTES
+        );
+        let e = tensor_from_proto(&chunk(floats + 1, DataType::Float)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Parse);
+        assert!(
+            e.message().contains(&format!(
+                "the {} bytes outside it are not in the input",
+                MAX_IMPLICIT_ZERO_BYTES + 4
+            )),
+            "{}",
+            e.message()
+        );
+        // STRING elements count their headers.
+        let strings = (MAX_IMPLICIT_ZERO_BYTES / crate::tensor::STRING_ELEMENT_BYTES) as i64 + 1;
+        assert_eq!(
+            tensor_from_proto(&chunk(strings, DataType::String))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Parse
+        );
+        // The protos of one decode share the allowance: two halves fit, a third does not.
+        let half = chunk(floats / 2, DataType::Float);
+        let decoded = tensors_from_protos(&[half.clone(), half.clone()]).unwrap();
+        assert_eq!(decoded.len(), 2);
+        let e = tensors_from_protos(&[half.clone(), half.clone(), half]).unwrap_err();
+        assert!(e.message().starts_with("protos[2]: "), "{}", e.message());
+        // Checking without decoding charges the same budget.
+        let mut budget = ZeroFillBudget::default();
+        check_tensor_proto(&chunk(floats, DataType::Float), &mut budget).unwrap();
+        assert!(check_tensor_proto(&chunk(1, DataType::Float), &mut budget).is_err());
+    }
+
+    #[test]
+    fn sizes_beyond_the_address_space_are_parse_errors_before_allocating() {
+        // 2^61 DOUBLE elements need 2^64 bytes.
+        let mut p = proto(DataType::Double, &[1 << 61]);
+        p.segment = Some(Segment { begin: 0, end: 0 });
+        let e = tensor_from_proto(&p).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Parse);
+        assert!(e.message().contains("too large"), "{}", e.message());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! tensors as one `BlobProto` per chunk (key `<name>#%<k>`, full dims, segment always set),
 //! byte strings as `std::string` content, DB readers as a `DBReaderProto` in `content`.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use prost::Message;
@@ -12,7 +13,10 @@ use crate::error::{C2rsError, Result};
 use crate::ops::counter_ops::Counter;
 use crate::ops::iter_ops::BlobMutex;
 use crate::proto::{BlobProto, DbReaderProto, DeviceOption, TensorProto};
-use crate::tensor::{DataType, Tensor, checked_numel, tensor_from_proto, tensor_range_to_proto};
+use crate::tensor::{
+    DataType, MAX_IMPLICIT_ZERO_BYTES, Tensor, ZeroFillBudget, checked_numel, dims_text,
+    element_bytes, segment_of, tensor_from_proto, tensor_range_to_proto,
+};
 
 /// Caffe2's `caffe2_tensor_chunk_size` default: elements per chunk.
 pub const DEFAULT_CHUNK_SIZE: usize = 1_000_000;
@@ -165,7 +169,8 @@ pub enum Deserialized {
 
 /// Deserialises `proto` into `blob`. A tensor chunk whose dims and dtype match the tensor
 /// already in the blob (and `reset` is false) fills its segment in place, so chunks accumulate;
-/// otherwise the blob is replaced by a fresh zeroed tensor first.
+/// otherwise the blob is replaced by the chunk's tensor, zero outside its segment (at most
+/// `MAX_IMPLICIT_ZERO_BYTES` of zeros; Load assembles chunked tensors with `TensorAssembly`).
 pub fn deserialize_blob(proto: BlobProto, blob: &Blob, reset: bool) -> Result<Deserialized> {
     let ty = proto.r#type.clone().unwrap_or_default();
     match ty.as_str() {
@@ -255,56 +260,224 @@ pub fn db_reader_from_proto(content: &[u8]) -> Result<DbReader> {
     Ok(reader)
 }
 
-fn deserialize_tensor_chunk(
-    mut proto: TensorProto,
-    blob: &Blob,
-    reset: bool,
-) -> Result<Deserialized> {
-    let raw_dtype = proto.data_type.unwrap_or(DataType::Float.as_i32());
-    let dtype = DataType::try_from(raw_dtype).map_err(|e| C2rsError::parse(e.message()))?;
-    let dims = proto.dims.clone();
-    let numel = checked_numel(&dims).map_err(|e| C2rsError::parse(e.message()))?;
-    let had_segment = proto.segment.is_some();
-    let (begin, end) = match &proto.segment {
-        Some(s) => {
-            let ok = 0 <= s.begin
-                && s.begin <= s.end
-                && usize::try_from(s.end).is_ok_and(|e| e <= numel);
-            if !ok {
-                return Err(C2rsError::parse(format!(
-                    "segment [{}, {}) lies outside a tensor of {numel} elements",
-                    s.begin, s.end
-                )));
-            }
-            (s.begin as usize, s.end as usize)
+/// One tensor chunk decoded on its own: elements `range` of a `dtype` tensor of `dims`. `part`
+/// holds exactly those elements (allocated from the chunk's payload, nothing more).
+pub struct TensorChunk {
+    pub dtype: DataType,
+    pub dims: Vec<i64>,
+    pub numel: usize,
+    pub range: Range<usize>,
+    /// Whether the proto carried a `segment` (Caffe2's chunked form always does).
+    pub had_segment: bool,
+    /// The chunk's elements: dims `dims` when it covers the whole tensor, else `[len]`.
+    part: Tensor,
+}
+
+impl TensorChunk {
+    /// Decodes `proto`'s segment only: the payload is checked against the segment before
+    /// anything is allocated, and nothing outside the segment is allocated.
+    pub fn decode(mut proto: TensorProto) -> Result<Self> {
+        let raw_dtype = proto.data_type.unwrap_or(DataType::Float.as_i32());
+        let dtype = DataType::try_from(raw_dtype).map_err(|e| C2rsError::parse(e.message()))?;
+        let dims = std::mem::take(&mut proto.dims);
+        let numel = checked_numel(&dims).map_err(|e| C2rsError::parse(e.message()))?;
+        let had_segment = proto.segment.is_some();
+        let range = segment_of(&proto, numel)?;
+        let len = range.len();
+        proto.dims = vec![len as i64];
+        proto.segment = None;
+        let mut part = tensor_from_proto(&proto)?;
+        if len == numel {
+            part.reshape(&dims)?;
         }
-        None => (0, numel),
+        Ok(Self {
+            dtype,
+            dims,
+            numel,
+            range,
+            had_segment,
+            part,
+        })
+    }
+
+    fn covers_whole_tensor(&self) -> bool {
+        self.range.len() == self.numel
+    }
+
+    /// Copies the chunk's elements into their place in `target` (same dtype and dims).
+    fn write_into(&self, target: &mut Tensor) -> Result<()> {
+        if self.range.is_empty() {
+            return Ok(());
+        }
+        let Range { start, end } = self.range;
+        if self.dtype == DataType::String {
+            let dst = &mut target.strings_mut()?[start..end];
+            for (d, s) in dst.iter_mut().zip(self.part.strings()?) {
+                d.clear();
+                d.try_reserve_exact(s.len()).map_err(|_| {
+                    C2rsError::internal(format!(
+                        "out of memory allocating {} bytes for a string element",
+                        s.len()
+                    ))
+                })?;
+                d.extend_from_slice(s);
+            }
+        } else {
+            let item = self.dtype.item_size().unwrap_or(0);
+            target.bytes_mut()?[start * item..end * item].copy_from_slice(self.part.bytes()?);
+        }
+        Ok(())
+    }
+
+    /// The whole tensor this chunk describes on its own: the chunk's elements in place and
+    /// zeros elsewhere, refusing more than `MAX_IMPLICIT_ZERO_BYTES` of zeros.
+    fn into_tensor(self) -> Result<Tensor> {
+        if self.covers_whole_tensor() {
+            return Ok(self.part);
+        }
+        let zeros = element_bytes(self.dtype, self.numel - self.range.len()).unwrap_or(usize::MAX);
+        ZeroFillBudget::default().charge(zeros, || {
+            format!(
+                "a {} tensor chunk [{}, {}) of {} elements",
+                self.dtype, self.range.start, self.range.end, self.numel
+            )
+        })?;
+        let mut whole = Tensor::zeros(self.dtype, &self.dims)?;
+        self.write_into(&mut whole)?;
+        Ok(whole)
+    }
+}
+
+/// A tensor being put together from its chunks (Load), allocated only once the chunks that
+/// arrived back most of it: until then the decoded chunks are kept as they are. The full
+/// tensor is allocated when the bytes still missing are at most the larger of
+/// `MAX_IMPLICIT_ZERO_BYTES` and the bytes already received, so a chunk claiming a huge tensor
+/// costs no more than twice what the input really holds, and a complete checkpoint costs at
+/// most 1.5 times its largest tensor while loading.
+pub struct TensorAssembly {
+    dtype: DataType,
+    dims: Vec<i64>,
+    numel: usize,
+    /// Elements received so far (sum of chunk lengths; at most `numel`).
+    received: usize,
+    /// Chunks received before `target` was allocated.
+    staged: Vec<TensorChunk>,
+    target: Option<Tensor>,
+}
+
+impl TensorAssembly {
+    /// An assembly for the tensor `first` belongs to (`first` is not added yet).
+    pub fn new(first: &TensorChunk) -> Self {
+        Self {
+            dtype: first.dtype,
+            dims: first.dims.clone(),
+            numel: first.numel,
+            received: 0,
+            staged: Vec::new(),
+            target: None,
+        }
+    }
+
+    pub fn dtype(&self) -> DataType {
+        self.dtype
+    }
+
+    pub fn dims(&self) -> &[i64] {
+        &self.dims
+    }
+
+    pub fn numel(&self) -> usize {
+        self.numel
+    }
+
+    pub fn received(&self) -> usize {
+        self.received
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.received == self.numel
+    }
+
+    /// Adds a chunk of this tensor (same dtype and dims, checked by the caller).
+    pub fn add(&mut self, chunk: TensorChunk) -> Result<()> {
+        if chunk.dtype != self.dtype || chunk.dims != self.dims {
+            return Err(C2rsError::enforce(format!(
+                "a chunk of {} {} does not belong to the {} {} tensor of the earlier chunks",
+                chunk.dtype,
+                dims_text(&chunk.dims),
+                self.dtype,
+                dims_text(&self.dims)
+            )));
+        }
+        let len = chunk.range.len();
+        if self.received + len > self.numel {
+            return Err(C2rsError::enforce(format!(
+                "loaded {} elements, the tensor has {}",
+                self.received + len,
+                self.numel
+            )));
+        }
+        self.received += len;
+        if len == 0 {
+            return Ok(());
+        }
+        if let Some(target) = &mut self.target {
+            return chunk.write_into(target);
+        }
+        if chunk.covers_whole_tensor() {
+            self.target = Some(chunk.part);
+            return Ok(());
+        }
+        self.staged.try_reserve(1).map_err(|_| {
+            C2rsError::internal("out of memory allocating the list of received tensor chunks")
+        })?;
+        self.staged.push(chunk);
+        let item = |n: usize| element_bytes(self.dtype, n).unwrap_or(usize::MAX);
+        let missing = item(self.numel - self.received);
+        if missing <= MAX_IMPLICIT_ZERO_BYTES.max(item(self.received)) {
+            let mut target = Tensor::zeros(self.dtype, &self.dims)?;
+            for staged in self.staged.drain(..) {
+                staged.write_into(&mut target)?;
+            }
+            self.target = Some(target);
+        }
+        Ok(())
+    }
+
+    /// The assembled tensor once complete (a shallow copy: the assembly keeps its own).
+    pub fn tensor(&self) -> Result<Tensor> {
+        match &self.target {
+            Some(t) if self.is_complete() => Ok(t.clone()),
+            // An empty tensor: nothing to receive, nothing allocated yet.
+            None if self.numel == 0 => Tensor::zeros(self.dtype, &self.dims),
+            _ => Err(C2rsError::internal(format!(
+                "tensor assembly incomplete: {} of {} elements",
+                self.received, self.numel
+            ))),
+        }
+    }
+}
+
+fn deserialize_tensor_chunk(proto: TensorProto, blob: &Blob, reset: bool) -> Result<Deserialized> {
+    let chunk = TensorChunk::decode(proto)?;
+    let got = Deserialized::TensorChunk {
+        begin: chunk.range.start,
+        end: chunk.range.end,
+        numel: chunk.numel,
+        had_segment: chunk.had_segment,
     };
-    // Decode only the segment (a 1-D tensor of its length), then place it.
-    proto.dims = vec![(end - begin) as i64];
-    proto.segment = None;
-    let part = tensor_from_proto(&proto)?;
     let mut guard = blob.write();
     let reuse = !reset
-        && matches!(&*guard, BlobContent::Tensor(t) if t.dtype() == dtype && t.dims() == dims.as_slice());
-    if !reuse {
-        *guard = BlobContent::Tensor(Tensor::zeros(dtype, &dims)?);
-    }
-    let BlobContent::Tensor(target) = &mut *guard else {
-        return Err(C2rsError::internal("tensor blob changed type while locked"));
-    };
-    if dtype == DataType::String {
-        target.strings_mut()?[begin..end].clone_from_slice(part.strings()?);
+        && matches!(&*guard, BlobContent::Tensor(t) if t.dtype() == chunk.dtype && t.dims() == chunk.dims.as_slice());
+    if reuse {
+        let BlobContent::Tensor(target) = &mut *guard else {
+            return Err(C2rsError::internal("tensor blob changed type while locked"));
+        };
+        chunk.write_into(target)?;
     } else {
-        let item = dtype.item_size().unwrap_or(0);
-        target.bytes_mut()?[begin * item..end * item].copy_from_slice(part.bytes()?);
+        *guard = BlobContent::Tensor(chunk.into_tensor()?);
     }
-    Ok(Deserialized::TensorChunk {
-        begin,
-        end,
-        numel,
-        had_segment,
-    })
+    Ok(got)
 }
 
 #[cfg(test)]
@@ -393,6 +566,86 @@ mod tests {
         let e = deserialize_blob(p, &Blob::new(), true).unwrap_err();
         assert_eq!(e.message(), "No registered deserializer for type Foo");
         assert!(serialize_blob_to_proto("x", &BlobContent::Empty).is_err());
+    }
+
+    fn chunk_of(t: &Tensor, range: Range<usize>) -> TensorChunk {
+        let mut p = tensor_range_to_proto(t, range, true).unwrap();
+        p.name = None;
+        TensorChunk::decode(p).unwrap()
+    }
+
+    #[test]
+    fn assembly_stages_chunks_until_they_back_most_of_the_tensor() {
+        // 10M floats (40 MB, more than twice the zero-fill allowance) in chunks of 1M.
+        let n = 10_000_000usize;
+        let values: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let t = Tensor::from_slice(DataType::Float, &[n as i64], &values).unwrap();
+        let mut a = TensorAssembly::new(&chunk_of(&t, 0..1));
+        // Out of order, as LMDB's key order gives them ("#%10" before "#%2").
+        for (k, begin) in [9usize, 0, 5, 3, 7, 1, 8, 2, 6, 4].into_iter().enumerate() {
+            let range = begin * 1_000_000..(begin + 1) * 1_000_000;
+            a.add(chunk_of(&t, range)).unwrap();
+            // The tensor is allocated once the chunks received back as much as is missing
+            // (5 chunks: 20 of 40 MB); until then only the chunks themselves are held.
+            assert_eq!(a.target.is_some(), k + 1 >= 5, "after {} chunks", k + 1);
+        }
+        assert!(a.is_complete());
+        assert_eq!(a.tensor().unwrap(), t);
+    }
+
+    #[test]
+    fn assembly_refuses_foreign_chunks_and_elements_beyond_the_tensor() {
+        let t = Tensor::from_slice(DataType::Int32, &[4], &[1i32, 2, 3, 4]).unwrap();
+        let mut a = TensorAssembly::new(&chunk_of(&t, 0..2));
+        a.add(chunk_of(&t, 0..2)).unwrap();
+        let other = Tensor::from_slice(DataType::Int32, &[5], &[1i32; 5]).unwrap();
+        let e = a.add(chunk_of(&other, 2..4)).unwrap_err();
+        assert!(e.message().contains("does not belong"), "{}", e.message());
+        a.add(chunk_of(&t, 2..4)).unwrap();
+        assert_eq!(a.tensor().unwrap(), t);
+        let e = a.add(chunk_of(&t, 3..4)).unwrap_err();
+        assert_eq!(e.message(), "loaded 5 elements, the tensor has 4");
+        // An incomplete assembly has no tensor; an empty tensor is complete at once.
+        let b = TensorAssembly::new(&chunk_of(&t, 0..1));
+        assert!(b.tensor().is_err());
+        let empty = Tensor::zeros(DataType::Float, &[0, 3]).unwrap();
+        let mut c = TensorAssembly::new(&chunk_of(&empty, 0..0));
+        c.add(chunk_of(&empty, 0..0)).unwrap();
+        assert_eq!(c.tensor().unwrap().dims(), &[0, 3]);
+    }
+
+    #[test]
+    fn a_chunk_claiming_a_huge_tensor_allocates_only_its_own_elements() {
+        let p = TensorProto {
+            dims: vec![1 << 40],
+            data_type: Some(DataType::Float.as_i32()),
+            float_data: vec![7.0],
+            segment: Some(crate::proto::tensor_proto::Segment { begin: 5, end: 6 }),
+            ..Default::default()
+        };
+        let chunk = TensorChunk::decode(p.clone()).unwrap();
+        assert_eq!((chunk.range.clone(), chunk.part.nbytes()), (5..6, 4));
+        let mut a = TensorAssembly::new(&chunk);
+        a.add(chunk).unwrap();
+        assert!(a.target.is_none() && !a.is_complete());
+        // On its own (one BlobProto) the chunk would need 4 TiB of zeros: refused.
+        let blob = Blob::new();
+        let e = deserialize_blob(
+            BlobProto {
+                r#type: Some(TENSOR_PROTO_TYPE.into()),
+                tensor: Some(p),
+                ..Default::default()
+            },
+            &blob,
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("are not in the input"),
+            "{}",
+            e.message()
+        );
+        assert!(blob.is_empty());
     }
 
     #[test]

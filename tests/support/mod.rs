@@ -1,8 +1,12 @@
 //! Helpers shared by the operator-level integration tests (DB ops, Load/Save, queues, golden
 //! DBs): OperatorDef/Argument builders, blob feed/fetch,
 //! golden-file paths and tensor values as JSON (to compare with the golden manifests).
-//! Each test crate uses a different subset.
+//! Each test crate uses a different subset. `child` runs a test case in a child process;
+//! `hostile` classifies and replays the reproducers under tests/data/hostile.
 #![allow(dead_code)]
+
+pub mod child;
+pub mod hostile;
 
 use std::path::PathBuf;
 

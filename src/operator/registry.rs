@@ -129,6 +129,24 @@ impl Registry {
         set.into_iter().cloned().collect()
     }
 
+    /// Every registered schema, sorted by operator type.
+    pub fn schemas(&self) -> Vec<Arc<OpSchema>> {
+        let mut v: Vec<Arc<OpSchema>> = self.schemas.values().cloned().collect();
+        v.sort_by(|a, b| a.name().cmp(b.name()));
+        v
+    }
+
+    /// The device types `key` (a type or `type_ENGINE_engine`) is registered for, sorted.
+    pub fn devices_of(&self, key: &str) -> Vec<i32> {
+        let set: BTreeSet<i32> = self
+            .creators
+            .keys()
+            .filter(|(_, k)| k == key)
+            .map(|(d, _)| *d)
+            .collect();
+        set.into_iter().collect()
+    }
+
     /// Engines preferred for `op_type` on `device`, tried after the def's own engines.
     pub fn set_per_op_engine_pref(&mut self, device: i32, op_type: &str, engines: Vec<String>) {
         self.per_op_engine_pref

@@ -133,6 +133,44 @@ pub fn export(tensor: &Tensor) -> Result<*mut DLManagedTensorVersioned> {
     )
 }
 
+/// Exports `tensor` without copying, writable when it `writes_in_place` (no other holder of
+/// its storage, not adopted read-only): the consumer then holds the only reference to the
+/// elements and may write them. Otherwise the export is read-only, or refused when
+/// `require_writable`. Returns the export and whether it is writable. The caller drops its
+/// `tensor` right after (the export's exclusivity relies on it).
+pub fn export_for_handover(
+    tensor: &Tensor,
+    require_writable: bool,
+) -> Result<(*mut DLManagedTensorVersioned, bool)> {
+    let writable = tensor.writes_in_place();
+    if require_writable && !writable {
+        return Err(C2rsError::enforce(format!(
+            "a writable export needs storage no one else holds, but this {} tensor of dims {} \
+             shares its storage (with another tensor, a DLPack export, or a read-only adopted \
+             buffer); clone it (c2rs_tensor_clone) and write to a copy, or export it read-only",
+            tensor.dtype(),
+            super::dims_text(tensor.dims())
+        )));
+    }
+    let storage = tensor.storage().cloned();
+    let data = storage
+        .as_ref()
+        .map_or(std::ptr::null_mut(), |s| s.as_ptr() as *mut c_void);
+    let flags = if writable { 0 } else { FLAG_READ_ONLY };
+    let m = export_raw(
+        data,
+        DLDevice {
+            device_type: DL_CPU,
+            device_id: 0,
+        },
+        tensor.dtype(),
+        tensor.dims(),
+        flags,
+        Box::new(storage),
+    )?;
+    Ok((m, writable))
+}
+
 /// Adopts a DLPack tensor without copying. On success the tensor owns `managed`: its deleter
 /// is called exactly once, when the last user of the storage lets go. On failure nothing is
 /// adopted and the caller still owns `managed`.

@@ -364,6 +364,19 @@ impl Tensor {
         })
     }
 
+    /// Whether a write would land in the current elements without copying them first: no
+    /// other tensor or DLPack export holds the storage, and it is not a read-only adopted
+    /// buffer. (Only a holder of this tensor can add holders, so the answer stays true for as
+    /// long as the caller keeps the tensor to itself.)
+    pub fn writes_in_place(&self) -> bool {
+        match &self.elements {
+            Elements::Bytes(a) => {
+                Arc::strong_count(a) == 1 && Arc::weak_count(a) == 0 && !a.is_read_only()
+            }
+            Elements::Strings(v) => Arc::strong_count(v) == 1 && Arc::weak_count(v) == 0,
+        }
+    }
+
     /// Whether two tensors share element storage (zero-copy views of one another).
     pub fn shares_storage_with(&self, other: &Tensor) -> bool {
         match (&self.elements, &other.elements) {

@@ -252,3 +252,32 @@ TEST(Caffe2Bridge, ASharedOutputIsCopiedSoHostWritesStayOnTheHostSide) {
   EXPECT_NE(y.raw_data(), static_cast<const void*>(xp));
   EXPECT_EQ(y.data<float>()[2], 3.0f);
 }
+
+// A buffer bounced between the host and caffe2rs many times (a queue ping-pong) goes back to
+// caffe2rs as the buffer it is, not wrapped once more per trip: the same pointer every time,
+// and the host tensor's storage holds caffe2rs's own export directly.
+TEST(Caffe2Bridge, ABufferBouncingThroughAQueueNeverGrowsLayers) {
+  caffe2::Workspace ws;
+  caffe2::NetDef init;
+  init.set_name("init");
+  *init.add_op() = op("CreateBlobsQueue", {}, {"q"}, "C2RS");
+  ASSERT_TRUE(ws.RunNetOnce(init));
+  caffe2::Tensor* t = caffe2::BlobGetMutableTensor(ws.CreateBlob("x"), caffe2::CPU);
+  t->Resize({1024});
+  const void* p = t->mutable_data<uint8_t>();
+  caffe2::NetDef pingpong;
+  pingpong.set_name("pingpong");
+  *pingpong.add_op() = op("EnqueueBlobs", {"q", "x"}, {"x"}, "C2RS");
+  *pingpong.add_op() = op("DequeueBlobs", {"q"}, {"x"}, "C2RS");
+  ws.CreateNet(pingpong);
+  const uint64_t copies = c2rs::caffe2_bridge::copied_outputs();
+  for (int i = 0; i < 10000; ++i) ASSERT_TRUE(ws.RunNet("pingpong"));
+  const caffe2::Tensor& x = ws.GetBlob("x")->Get<caffe2::Tensor>();
+  EXPECT_EQ(x.raw_data(), p);
+  EXPECT_EQ(c2rs::caffe2_bridge::copied_outputs(), copies);
+  // One layer: the storage's context is a caffe2rs export whose deleter is caffe2rs's own.
+  auto storage = x.getIntrusivePtr()->storage();
+  ASSERT_EQ(storage.data_ptr().get_deleter(), &c2rs::caffe2_bridge::detail::delete_managed);
+  auto* m = static_cast<DLManagedTensorVersioned*>(storage.data_ptr().get_context());
+  EXPECT_EQ(m->dl_tensor.data, p);
+}

@@ -46,8 +46,9 @@
  *     getIntrusivePtr() with use_count() and ->storage() (copyable, with use_count());
  *     caffe2::TypeMeta::Make<T>() and Match<T>() for float, double, at::Half, int8_t, int16_t,
  *     int32_t, int64_t, uint8_t, uint16_t, bool; caffe2::CPU.
- *   c10: at::DataPtr(void* data, void* ctx, void (*ctx_deleter)(void*), at::Device),
- *     at::Device(at::DeviceType::CPU).
+ *   c10: at::DataPtr(void* data, void* ctx, void (*ctx_deleter)(void*), at::Device) with
+ *     get_context(), get_deleter(), compare_exchange_deleter(expected, new);
+ *     at::Device(at::DeviceType::CPU); c10::Storage::data_ptr() (non-const).
  *   caffe2/core/db.h: caffe2::db::DBReader::Read(std::string* key, std::string* value) const.
  * Define C2RS_CAFFE2_HAS_CANCEL (PyTorch >= 1.8, OperatorBase::Cancel) to forward cancellation.
  */
@@ -202,6 +203,35 @@ inline void delete_managed(void* ctx) noexcept {
   if (m != nullptr && m->deleter != nullptr) m->deleter(m);
 }
 
+/// A deleter that leaves its context alone (the context was handed back to caffe2rs).
+inline void keep_context(void*) noexcept {}
+
+/// When `t`'s buffer is a caffe2rs buffer this bridge imported (its storage's DataPtr context
+/// is the DLPack export and the deleter delete_managed) and the tensor still describes it
+/// unchanged (same data, dtype, dims), takes that export back out of the storage and returns it,
+/// so caffe2rs gets its own buffer back instead of a new layer around it: a buffer travelling
+/// back and forth (a queue, a host operator between caffe2rs operators) never accumulates
+/// wrappers. nullptr otherwise. Call only for a tensor the caller holds alone.
+inline DLManagedTensorVersioned* reclaim_export(const caffe2::Tensor& t) {
+  StorageOf storage = t.getIntrusivePtr()->storage();
+  auto& data_ptr = storage.data_ptr();
+  if (data_ptr.get_deleter() != &delete_managed) return nullptr;
+  auto* m = static_cast<DLManagedTensorVersioned*>(data_ptr.get_context());
+  const DLTensor& d = m->dl_tensor;
+  const auto sizes = t.sizes();
+  DLDataType dt{};
+  if (m->flags != 0 || d.data != t.raw_data() || d.byte_offset != 0 || !dl_dtype_of(t.dtype(), &dt) ||
+      dt.code != d.dtype.code || dt.bits != d.dtype.bits || dt.lanes != d.dtype.lanes ||
+      static_cast<size_t>(d.ndim) != sizes.size()) {
+    return nullptr;
+  }
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (d.shape[i] != sizes[i]) return nullptr;
+  }
+  if (!data_ptr.compare_exchange_deleter(&delete_managed, &keep_context)) return nullptr;
+  return m;
+}
+
 }  // namespace detail
 
 inline uint64_t copied_outputs() noexcept { return detail::copied_outputs_counter().load(); }
@@ -271,7 +301,8 @@ class BridgedOperator final : public caffe2::Operator<caffe2::CPUContext> {
           owner->Reset();
           const bool sole = t.getIntrusivePtr().use_count() == 1 &&
                             t.getIntrusivePtr()->storage().use_count() == 1;
-          slot.set_tensor(detail::export_tensor(t, sole, name));
+          DLManagedTensorVersioned* own = sole ? detail::reclaim_export(t) : nullptr;
+          slot.set_tensor(own != nullptr ? DLPackPtr(own) : detail::export_tensor(t, sole, name));
         } else {
           slot.set_tensor(detail::export_tensor(blob.Get<caffe2::Tensor>(), false, name));
         }

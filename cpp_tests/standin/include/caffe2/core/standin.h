@@ -70,6 +70,14 @@ class DataPtr {
     if (deleter_ != nullptr) deleter_(ctx_);
   }
   void* get() const noexcept { return data_; }
+  void* get_context() const noexcept { return ctx_; }
+  DeleterFnPtr get_deleter() const noexcept { return deleter_; }
+  /// Replaces the deleter when it is `expected` (c10's way to take a context back).
+  bool compare_exchange_deleter(DeleterFnPtr expected, DeleterFnPtr replacement) noexcept {
+    if (deleter_ != expected) return false;
+    deleter_ = replacement;
+    return true;
+  }
 
  private:
   void swap(DataPtr& o) noexcept {
@@ -99,6 +107,7 @@ class Storage {
   size_t use_count() const noexcept { return static_cast<size_t>(impl_.use_count()); }
   void* data() const noexcept { return impl_ ? impl_->data.get() : nullptr; }
   size_t nbytes() const noexcept { return impl_ ? impl_->nbytes : 0; }
+  at::DataPtr& data_ptr() { return impl_->data; }
   explicit operator bool() const noexcept { return impl_ != nullptr; }
 
  private:

@@ -25,6 +25,7 @@ C2RS_CAFFE2_REGISTER_BLOBS_QUEUE_FAMILY();
 C2RS_CAFFE2_REGISTER(TensorProtosDBInput);
 C2RS_CAFFE2_REGISTER(HostOnlyOp);
 C2RS_CAFFE2_REGISTER(Alias);
+C2RS_CAFFE2_REGISTER(Copy);
 
 namespace {
 
@@ -280,4 +281,24 @@ TEST(Caffe2Bridge, ABufferBouncingThroughAQueueNeverGrowsLayers) {
   ASSERT_EQ(storage.data_ptr().get_deleter(), &c2rs::caffe2_bridge::detail::delete_managed);
   auto* m = static_cast<DLManagedTensorVersioned*>(storage.data_ptr().get_context());
   EXPECT_EQ(m->dl_tensor.data, p);
+}
+
+// STRING tensors have no DLPack form: they cross both ways as copies of their strings.
+TEST(Caffe2Bridge, StringTensorsCrossAsCopies) {
+  caffe2::Workspace ws;
+  caffe2::Tensor* s = caffe2::BlobGetMutableTensor(ws.CreateBlob("s"), caffe2::CPU);
+  s->Resize({2});
+  auto* p = static_cast<std::string*>(s->raw_mutable_data(caffe2::TypeMeta::Make<std::string>()));
+  p[0] = "caffe2";
+  p[1] = std::string("r\0s", 3);
+  caffe2::NetDef net;
+  net.set_name("n");
+  *net.add_op() = op("Copy", {"s"}, {"t"}, "C2RS");
+  ASSERT_TRUE(ws.RunNetOnce(net));
+  const caffe2::Tensor& t = ws.GetBlob("t")->Get<caffe2::Tensor>();
+  ASSERT_TRUE(t.dtype().Match<std::string>());
+  ASSERT_EQ(t.sizes(), (std::vector<int64_t>{2}));
+  const auto* q = static_cast<const std::string*>(t.raw_data());
+  EXPECT_EQ(q[0], "caffe2");
+  EXPECT_EQ(q[1], std::string("r\0s", 3));
 }

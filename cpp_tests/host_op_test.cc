@@ -101,6 +101,10 @@ struct Adapter {
     }
     host.blobs[out[o]] = HostBlob{t, {}, {}, false};
   }
+  void output_strings(size_t o, const c2rs::Tensor& t) {
+    // This host keeps a STRING tensor's first string as bytes (enough for the tests).
+    host.blobs[out[o]] = HostBlob{{}, {}, t.numel() > 0 ? t.string_at(0) : std::string(), true};
+  }
   void output_object(size_t o, const c2rs::Object& obj) { host.blobs[out[o]] = HostBlob{{}, obj, {}, false}; }
   void output_bytes(size_t o, std::string_view bytes) {
     host.blobs[out[o]] = HostBlob{{}, {}, std::string(bytes), true};

@@ -17,7 +17,7 @@
  *    when the Caffe2 tensor drops it. A tensor caffe2rs still shares elsewhere is copied, so a
  *    Caffe2 write can never reach caffe2rs's copy. A Caffe2 tensor an operator consumes (the
  *    blobs of EnqueueBlobs, in place) is moved out of its blob and travels on without a copy.
- *    STRING tensors do not cross (a clear error).
+ *    STRING tensors cross as copies of their strings (DLPack has no strings).
  *  - caffe2rs objects (a queue made by CreateBlobsQueue, a DB reader made by CreateDB) live in
  *    Caffe2 blobs as c2rs::caffe2_bridge::ObjectBlob; std::string blobs cross as bytes.
  *  - A Caffe2 `db::DBReader` blob (from Caffe2's own CreateDB) feeds a switched
@@ -197,6 +197,15 @@ inline DLPackPtr export_tensor(const caffe2::Tensor& t, bool writable, const std
   return DLPackPtr(&m);
 }
 
+/// A copy of a Caffe2 STRING tensor as a caffe2rs STRING tensor (strings have no DLPack form).
+inline c2rs::Tensor strings_of(const caffe2::Tensor& t) {
+  const auto sizes = t.sizes();
+  c2rs::Tensor out = c2rs::Tensor::create(C2RS_DTYPE_STRING, std::vector<int64_t>(sizes.begin(), sizes.end()));
+  const auto* src = static_cast<const std::string*>(t.raw_data());
+  for (int64_t i = 0; i < t.numel(); ++i) out.set_string(static_cast<size_t>(i), src[i]);
+  return out;
+}
+
 /// Runs a DLPack tensor's deleter (the at::DataPtr context deleter of an imported tensor).
 inline void delete_managed(void* ctx) noexcept {
   auto* m = static_cast<DLManagedTensorVersioned*>(ctx);
@@ -294,7 +303,9 @@ class BridgedOperator final : public caffe2::Operator<caffe2::CPUContext> {
       if (caffe2::BlobIsTensorType(blob, caffe2::CPU) && !blob.Get<caffe2::Tensor>().defined()) {
         slot.set_empty();  // a moved-from tensor holds nothing
       } else if (caffe2::BlobIsTensorType(blob, caffe2::CPU)) {
-        if (slot.consumed()) {
+        if (blob.Get<caffe2::Tensor>().dtype().template Match<std::string>()) {
+          slot.set_tensor(detail::strings_of(blob.Get<caffe2::Tensor>()));  // copied
+        } else if (slot.consumed()) {
           // In place: move the tensor out of its blob, so caffe2rs holds the only reference.
           caffe2::Blob* owner = op->OutputBlob(op->in_place_output_[i]);
           caffe2::Tensor t = std::move(*caffe2::BlobGetMutableTensor(owner, caffe2::CPU));
@@ -303,6 +314,8 @@ class BridgedOperator final : public caffe2::Operator<caffe2::CPUContext> {
                             t.getIntrusivePtr()->storage().use_count() == 1;
           DLManagedTensorVersioned* own = sole ? detail::reclaim_export(t) : nullptr;
           slot.set_tensor(own != nullptr ? DLPackPtr(own) : detail::export_tensor(t, sole, name));
+        } else if (blob.Get<caffe2::Tensor>().dtype().template Match<std::string>()) {
+          slot.set_tensor(detail::strings_of(blob.Get<caffe2::Tensor>()));
         } else {
           slot.set_tensor(detail::export_tensor(blob.Get<caffe2::Tensor>(), false, name));
         }
@@ -347,6 +360,16 @@ class BridgedOperator final : public caffe2::Operator<caffe2::CPUContext> {
         detail::copied_outputs_counter().fetch_add(1, std::memory_order_relaxed);
       }
       caffe2::BlobSetTensor(blob, std::move(out));
+    }
+
+    void output_strings(size_t o, const c2rs::Tensor& t) {
+      caffe2::Tensor out(caffe2::CPU);
+      out.Resize(t.dims());
+      auto* dst = static_cast<std::string*>(out.raw_mutable_data(caffe2::TypeMeta::Make<std::string>()));
+      for (int64_t i = 0; i < out.numel(); ++i) {
+        dst[i] = t.string_at(static_cast<size_t>(i));
+      }
+      caffe2::BlobSetTensor(op->OutputBlob(static_cast<int>(o)), std::move(out));
     }
 
     void output_object(size_t o, const c2rs::Object& obj) {

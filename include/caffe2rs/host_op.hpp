@@ -32,10 +32,14 @@
  *   struct Adapter {
  *     void input(size_t i, c2rs::host::InputSlot& slot);   // describe input i
  *     void output_tensor(size_t o, c2rs::DLPackPtr t, bool writable);
+ *     void output_strings(size_t o, const c2rs::Tensor& t); // a STRING tensor (copied)
  *     void output_object(size_t o, const c2rs::Object& obj);
  *     void output_bytes(size_t o, std::string_view bytes);
  *     [[noreturn]] void fail(const c2rs::Error& e);         // throw the host's exception
  *   };
+ *
+ * STRING tensors have no DLPack form: the adapter gives them as a ready c2rs::Tensor
+ * (InputSlot::set_tensor(Tensor&&), a copy of the strings) and gets them with output_strings.
  *
  * Ownership: a DLPack tensor given to InputSlot::set_tensor belongs to caffe2rs afterwards (its
  * deleter runs exactly once, when caffe2rs is done with the buffer). A DLPackPtr given to
@@ -62,7 +66,7 @@ namespace host {
 /// one set_* call per input; none leaves the input empty.
 class InputSlot {
  public:
-  enum class Kind { Empty, Tensor, Object, Bytes, Records };
+  enum class Kind { Empty, Tensor, Built, Object, Bytes, Records };
 
   explicit InputSlot(bool consumed) noexcept : consumed_(consumed) {}
 
@@ -76,6 +80,11 @@ class InputSlot {
   void set_tensor(DLPackPtr managed) {
     kind_ = Kind::Tensor;
     tensor_ = std::move(managed);
+  }
+  /// A tensor built as a c2rs::Tensor (STRING tensors, which DLPack cannot carry).
+  void set_tensor(Tensor&& tensor) {
+    kind_ = Kind::Built;
+    built_ = std::move(tensor);
   }
   /// A caffe2rs object the host blob holds (shared, not copied).
   void set_object(Object object) {
@@ -99,6 +108,7 @@ class InputSlot {
 
   Kind kind() const noexcept { return kind_; }
   DLPackPtr& tensor() noexcept { return tensor_; }
+  Tensor& built() noexcept { return built_; }
   const Object& object() const noexcept { return object_; }
   const std::string& bytes() const noexcept { return bytes_; }
   const void* identity() const noexcept { return identity_; }
@@ -108,6 +118,7 @@ class InputSlot {
   bool consumed_;
   Kind kind_ = Kind::Empty;
   DLPackPtr tensor_;
+  Tensor built_;
   Object object_;
   std::string bytes_;
   const void* identity_ = nullptr;
@@ -180,6 +191,9 @@ class OperatorBridge {
       case InputSlot::Kind::Tensor:
         ws_.feed(name, Tensor::from_dlpack(slot.tensor()));
         break;
+      case InputSlot::Kind::Built:
+        ws_.feed(name, std::move(slot.built()));
+        break;
       case InputSlot::Kind::Object:
         ws_.put_object(name, slot.object());
         break;
@@ -204,7 +218,9 @@ class OperatorBridge {
   template <class Adapter>
   void hand_output(Adapter& adapter, size_t o) {
     Workspace::Content c = ws_.take_any(outputs_[o]);
-    if (c.tensor) {
+    if (c.tensor && c.tensor.dtype() == C2RS_DTYPE_STRING) {
+      adapter.output_strings(o, c.tensor);
+    } else if (c.tensor) {
       bool writable = false;
       DLPackPtr m = std::move(c.tensor).into_dlpack(false, &writable);
       adapter.output_tensor(o, std::move(m), writable);

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <new>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -171,8 +172,21 @@ class TypeMeta {
   TypeMeta() = default;
   template <typename T>
   static TypeMeta Make() {
-    return TypeMeta(&typeid(T), sizeof(T), name_of<T>());
+    TypeMeta m(&typeid(T), sizeof(T), name_of<T>());
+    if (!std::is_trivially_default_constructible<T>::value || !std::is_trivially_destructible<T>::value) {
+      m.ctor_ = [](void* p, size_t n) {
+        for (size_t i = 0; i < n; ++i) new (static_cast<T*>(p) + i) T();
+      };
+      m.dtor_ = [](void* p, size_t n) {
+        for (size_t i = 0; i < n; ++i) (static_cast<T*>(p) + i)->~T();
+      };
+    }
+    return m;
   }
+  /// Constructs / destroys `n` elements in place (non-trivial types such as std::string only).
+  using ArrayFn = void (*)(void*, size_t);
+  ArrayFn ctor() const noexcept { return ctor_; }
+  ArrayFn dtor() const noexcept { return dtor_; }
   template <typename T>
   bool Match() const noexcept {
     return type_ != nullptr && *type_ == typeid(T);
@@ -200,6 +214,21 @@ class TypeMeta {
   const std::type_info* type_ = nullptr;
   size_t size_ = 0;
   const char* name_ = "nullptr (uninitialized)";
+  ArrayFn ctor_ = nullptr;
+  ArrayFn dtor_ = nullptr;
+};
+
+/// The context of a buffer the stand-in allocated: freed (elements destroyed first) once.
+struct StandinAllocation {
+  void* p;
+  size_t n;
+  TypeMeta::ArrayFn dtor;
+  static void release(void* ctx) {
+    auto* a = static_cast<StandinAllocation*>(ctx);
+    if (a->dtor != nullptr) a->dtor(a->p, a->n);
+    std::free(a->p);
+    delete a;
+  }
 };
 
 class TensorImpl {
@@ -243,7 +272,10 @@ class Tensor {
       auto s = std::make_shared<c10::StorageImpl>();
       void* p = std::calloc(need == 0 ? 1 : need, 1);
       if (p == nullptr) throw std::bad_alloc();
-      s->data = at::DataPtr(p, p, &std::free, at::Device(CPU));
+      const size_t n = static_cast<size_t>(numel());
+      if (meta.ctor() != nullptr) meta.ctor()(p, n);
+      s->data = at::DataPtr(p, new StandinAllocation{p, n, meta.dtor()}, &StandinAllocation::release,
+                            at::Device(CPU));
       s->nbytes = need;
       impl_->storage_ = c10::Storage(std::move(s));
       impl_->meta = meta;

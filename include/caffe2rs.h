@@ -2799,6 +2799,144 @@ int32_t c2rs_rebatching_queue_info(const c2rs_rebatching_queue *q,
                                    size_t *capacity);
 
 /**
+ * A BlobsQueue that belongs to no workspace: its `capacity × num_blobs` slots are private
+ * blobs (not visible by name anywhere), so two queues of one name never share slots. `name`
+ * labels its stats (`<name>/queue_balance` …) and messages; `field_names` (`n_fields` of
+ * them, or none) label the per-column byte stats as CreateBlobsQueue's `field_names` do.
+ * `strict`: writes fail after close, TensorFlow-style (default Caffe2 semantics otherwise).
+ *
+ * Ownership: the strings are copied; the caller owns `*out` (`c2rs_blobs_queue_free`). To use
+ * it from operators, put it in a blob (`c2rs_object_from_blobs_queue`,
+ * `c2rs_workspace_put_object_n`).
+ * Thread safety: safe from any thread; queues are fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `name` or `out` is NULL, a string is not UTF-8
+ * or `field_names` is NULL with `n_fields > 0`; C2RS_ENFORCE_NOT_MET when `capacity` or
+ * `num_blobs` is < 1 ("capacity must be >= 1, got <c>") or `n_fields` is neither 0 nor
+ * `num_blobs` ("Wrong number of fieldNames provided.").
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_new(const char *name,
+                             int64_t capacity,
+                             int64_t num_blobs,
+                             const char *const *field_names_,
+                             size_t n_fields,
+                             bool strict,
+                             c2rs_blobs_queue **out);
+
+/**
+ * `c2rs_blobs_queue_create` with CreateBlobsQueue's full argument set: slot blobs
+ * `<name>_<i>_<j>` in `ws`, `enforce_unique_name` (refuse when a slot name is already visible,
+ * "Queue internal blob already exists: <slot>"; the workspace is left unchanged) and
+ * `field_names` (`n_fields` labels for the per-column stats, or none).
+ *
+ * Ownership: the strings are copied; the caller owns `*out` (`c2rs_blobs_queue_free`); blob
+ * `name` holds its own reference.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or a string is not UTF-8;
+ * C2RS_ENFORCE_NOT_MET for a capacity or num_blobs < 1, a wrong number of field names or an
+ * existing slot name with `enforce_unique_name`.
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_create_with_fields(c2rs_workspace *ws,
+                                            const char *name,
+                                            int64_t capacity,
+                                            int64_t num_blobs,
+                                            bool enforce_unique_name,
+                                            const char *const *field_names_,
+                                            size_t n_fields,
+                                            bool strict,
+                                            c2rs_blobs_queue **out);
+
+/**
+ * An object sharing queue `q` (to keep it in a host blob, or put it in a workspace blob with
+ * `c2rs_workspace_put_object_n`, where the queue operators find it).
+ *
+ * Ownership: `q` is shared, not consumed; the caller owns `*out` (`c2rs_object_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `q` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_object_from_blobs_queue(const c2rs_blobs_queue *q, c2rs_object **out);
+
+/**
+ * The BlobsQueue `obj` holds (as made by CreateBlobsQueue), as a queue handle.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_blobs_queue_free`), one more reference.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `obj` or `out` is NULL; C2RS_TYPE_MISMATCH when
+ * `obj` holds something else.
+ */
+C2RS_NODISCARD int32_t c2rs_object_blobs_queue(const c2rs_object *obj, c2rs_blobs_queue **out);
+
+/**
+ * SafeEnqueueBlobs for host tensors: writes one record of `n` tensors (`n` = num_blobs),
+ * blocking while the queue is full; never fails for a closed queue, it reports it: `*stopped`
+ * is true when the record could not go in (the queue is closed and full, or strict and
+ * closed), as the operator's status output.
+ *
+ * Ownership: when the record goes in (`*stopped` false) every `tensors[i]` is consumed (moved
+ * into the queue, no copy; do not use or free them). When `*stopped` is true, or on an error,
+ * the caller still owns them all.
+ * Thread safety: fully thread-safe.
+ * Returns: C2RS_OK (also when stopped); C2RS_INVALID_ARGUMENT when `q`, `tensors` (with
+ * `n > 0`), an entry or `stopped` is NULL, or `n` is not the queue's num_blobs.
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_safe_enqueue(const c2rs_blobs_queue *q,
+                                      c2rs_tensor *const *tensors,
+                                      size_t n,
+                                      bool *stopped);
+
+/**
+ * SafeDequeueBlobs for host threads: reads `num_records` records (1 = one record, moved out
+ * without a copy) into `out[0..n]` (`n` = num_blobs). With `num_records` N > 1 the records are
+ * read one at a time (other consumers may interleave) and concatenated along dim 0 (a copy),
+ * each checked as the operator checks them ("SafeDequeueBlobs: record <k> column <c> has shape
+ * …/…, expected …/…"; a failing record stays queued). `*stopped` is true when the first read
+ * found the queue closed and empty (end of stream; `out` stays NULL); a later record missing
+ * gives the partial batch with `*stopped` false, as the operator does.
+ *
+ * Ownership: on C2RS_OK with `*stopped` false the caller owns `out[0..n]` (`c2rs_tensor_free`).
+ * Thread safety: fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `q`, `out` or `stopped` is NULL, `n` is not the
+ * queue's num_blobs or `num_records` is 0; C2RS_ENFORCE_NOT_MET for a record that does not
+ * fit the batch (0-D column or other inner dims/dtype); C2RS_TYPE_MISMATCH when a column of
+ * the record is not a tensor.
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_safe_dequeue(const c2rs_blobs_queue *q,
+                                      size_t num_records,
+                                      c2rs_tensor **out,
+                                      size_t n,
+                                      bool *stopped);
+
+/**
+ * WeightedSampleDequeueBlobs for host threads: picks queue i of `queues` (`n_queues`) with
+ * probability `weights[i] / sum` (`weights` NULL = all equal), drawing from `ctx`'s generator
+ * (a CPU context: MT19937 seeded by its device option's random_seed, so a seed gives a
+ * reproducible sequence; NULL = a fresh, randomly seeded one per call), and reads one record
+ * from that queue only (blocking; no fallback to another queue), moved into `out[0..n]` (`n` =
+ * that queue's num_blobs). `*chosen` is the queue's index; `*stopped` is true when the chosen
+ * queue is closed and empty (`out` stays NULL).
+ *
+ * Ownership: on C2RS_OK with `*stopped` false the caller owns `out[0..n]`; the queues and
+ * weights are only read.
+ * Thread safety: fully thread-safe; `ctx` must not be used by another thread meanwhile.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a required pointer is NULL, `n_queues` is 0,
+ * `n` differs from the chosen queue's num_blobs, or `ctx` is a CUDA context;
+ * C2RS_ENFORCE_NOT_MET when the weights do not sum to a positive value ("Sum of weights must be
+ * positive") or one is negative ("Each probability must be non-negative").
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_weighted_sample_dequeue(const c2rs_blobs_queue *const *queues,
+                                                 size_t n_queues,
+                                                 const float *weights,
+                                                 c2rs_context *ctx,
+                                                 c2rs_tensor **out,
+                                                 size_t n,
+                                                 size_t *chosen,
+                                                 bool *stopped);
+
+/**
  * A DB reader whose records come from `read(user, &record)`, one call per record, in call
  * order (one shard, no wrap-around: C2RS_CLOSED from the callback ends the stream, and every
  * later read fails with C2RS_CLOSED). `name` names the source in messages. Batches read from

@@ -18,6 +18,7 @@ pub mod object;
 pub mod operator;
 pub mod operator_handle;
 pub mod queue;
+pub mod queue_safe;
 pub mod record_source;
 pub mod status;
 pub mod tensor;

@@ -244,7 +244,11 @@ unsafe fn reclaim_own_export(
     // SAFETY: the context was leaked by `export_raw` and is handed back to us; DLPack gives
     // its deleter to exactly one consumer, so reconstructing the box here is the only release.
     let ctx = unsafe { Box::from_raw(ctx) };
-    let storage = ctx._keep.downcast::<Option<Arc<Storage>>>().ok().and_then(|s| *s);
+    let storage = ctx
+        ._keep
+        .downcast::<Option<Arc<Storage>>>()
+        .ok()
+        .and_then(|s| *s);
     // The storage matched the export in size, so building the tensor does not fail; should it,
     // the storage was released with the context (nothing leaks) and the error is returned.
     Some(match storage {
@@ -555,8 +559,15 @@ mod tests {
         drop(t);
         // SAFETY: `m` is a valid export handed over to `adopt`.
         let back = unsafe { adopt(m) }.unwrap();
-        assert_eq!(Arc::as_ptr(back.storage().unwrap()), original, "the same storage");
-        assert!(back.writes_in_place(), "no layer of foreign storage around it");
+        assert_eq!(
+            Arc::as_ptr(back.storage().unwrap()),
+            original,
+            "the same storage"
+        );
+        assert!(
+            back.writes_in_place(),
+            "no layer of foreign storage around it"
+        );
         assert_eq!(back.typed::<i32>().unwrap(), &[3, 4]);
     }
 

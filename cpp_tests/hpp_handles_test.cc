@@ -516,3 +516,96 @@ TEST(HppRegisterOperator, NonStandardExceptionsAndFactoryResultsAreContained) {
     EXPECT_NE(e.message().find("returned no operator"), std::string::npos) << e.message();
   }
 }
+
+// ---------------------------------------------------------------- queues
+
+TEST(HppBlobsQueue, MovesRecordsWithoutCopyAndEndsTheStreamOnClose) {
+  c2rs::BlobsQueue q("hostq", 2, 2, {"data", "label"});
+  EXPECT_EQ(q.info().capacity, 2u);
+  std::vector<c2rs::Tensor> rec;
+  rec.push_back(ints({1, 2}));
+  rec.push_back(ints({7}));
+  const int32_t* p = rec[0].data<int32_t>();
+  q.enqueue(rec);
+  EXPECT_TRUE(rec.empty()) << "moved in";
+  std::vector<c2rs::Tensor> out = q.dequeue();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].data<int32_t>(), p) << "no copy";
+  EXPECT_NE(q.stats().find("\"hostq/queue_dequeued_bytes/data\":8"), std::string::npos) << q.stats();
+  std::vector<c2rs::Tensor> more;
+  more.push_back(ints({3}));
+  more.push_back(ints({4}));
+  EXPECT_TRUE(q.safe_enqueue(more));
+  q.close();
+  EXPECT_EQ(q.safe_dequeue().size(), 2u) << "drains after close";
+  EXPECT_TRUE(q.safe_dequeue().empty()) << "end of stream";
+  try {
+    (void)q.dequeue();
+    FAIL();
+  } catch (const c2rs::Error& e) {
+    EXPECT_EQ(e.status(), C2RS_CLOSED);
+  }
+  EXPECT_THROW(c2rs::BlobsQueue("bad", 0, 1), c2rs::Error);
+  EXPECT_THROW(c2rs::BlobsQueue("bad", 1, 2, {"only_one"}), c2rs::Error);
+}
+
+TEST(HppBlobsQueue, AWorkspaceFreeQueueServesOperatorsThroughAnObject) {
+  c2rs::BlobsQueue q("shared", 4, 1);
+  c2rs::Workspace ws;
+  ws.put_object("queue", q.to_object());
+  ws.feed("x", ints({5, 6}));
+  ws.run_operator_once(Op("EnqueueBlobs", {"queue", "x"}, {"x"}).bytes);
+  std::vector<c2rs::Tensor> got = q.dequeue(1.0);
+  EXPECT_EQ(got[0].to_vector<int32_t>(), (std::vector<int32_t>{5, 6}));
+  EXPECT_THROW(q.dequeue(0.01), c2rs::Error) << "times out";
+  c2rs::BlobsQueue again = c2rs::BlobsQueue::from_object(ws.fetch_object("queue"));
+  EXPECT_EQ(again.to_object().id(), q.to_object().id());
+}
+
+TEST(HppBlobsQueue, CreateInAWorkspaceWithFieldsAndUniqueNames) {
+  c2rs::Workspace ws;
+  c2rs::BlobsQueue q = c2rs::BlobsQueue::create(ws, "q", 2, 1, true, {"f"});
+  EXPECT_TRUE(ws.has_blob("q_0_0"));
+  try {
+    (void)c2rs::BlobsQueue::create(ws, "q", 2, 1, true);
+    FAIL();
+  } catch (const c2rs::Error& e) {
+    EXPECT_NE(e.message().find("Queue internal blob already exists: q_0_0"), std::string::npos);
+  }
+  EXPECT_TRUE(c2rs::BlobsQueue::from_workspace(ws, "q"));
+}
+
+TEST(HppBlobsQueue, SafeDequeueManyConcatenatesAndWeightedSampleReportsTheChoice) {
+  c2rs::BlobsQueue a("a", 8, 1), b("b", 8, 1);
+  for (int i = 0; i < 3; ++i) {
+    std::vector<c2rs::Tensor> r;
+    r.push_back(c2rs::Tensor::create(C2RS_DTYPE_INT32, {1, 2}));
+    r[0].mutable_data<int32_t>()[0] = i;
+    a.enqueue(r);
+  }
+  std::vector<c2rs::Tensor> batch = a.safe_dequeue(2);
+  EXPECT_EQ(batch[0].dims(), (std::vector<int64_t>{2, 2}));
+  std::vector<c2rs::Tensor> r;
+  r.push_back(ints({9}));
+  b.enqueue(r);
+  size_t chosen = 7;
+  std::vector<c2rs::Tensor> got = c2rs::BlobsQueue::weighted_sample_dequeue({&a, &b}, {0.f, 1.f}, &chosen);
+  EXPECT_EQ(chosen, 1u);
+  EXPECT_EQ(got[0].to_vector<int32_t>(), (std::vector<int32_t>{9}));
+}
+
+TEST(HppRebatchingQueue, RebatchesRowsAndRefusesEnqueueAfterClose) {
+  c2rs::Workspace ws;
+  c2rs::RebatchingQueue q = c2rs::RebatchingQueue::create(ws, "rq", 10, 1);
+  c2rs::Tensor t = ints({0, 1, 2, 3, 4, 5});
+  q.enqueue({t.view()}, /*batch=*/true);
+  EXPECT_EQ(q.size(), 6u);
+  EXPECT_EQ(q.capacity(), 10u);
+  std::vector<c2rs::Tensor> out = q.dequeue(4, 1);
+  EXPECT_EQ(out[0].to_vector<int32_t>(), (std::vector<int32_t>{0, 1, 2, 3}));
+  q.close();
+  EXPECT_THROW(q.enqueue({t.view()}), c2rs::Error);
+  EXPECT_EQ(q.dequeue(4, 1)[0].to_vector<int32_t>(), (std::vector<int32_t>{4, 5}));
+  EXPECT_THROW(q.dequeue(1, 1), c2rs::Error);
+  EXPECT_TRUE(c2rs::RebatchingQueue::from_workspace(ws, "rq"));
+}

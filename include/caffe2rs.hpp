@@ -1287,6 +1287,229 @@ inline void register_operator(const std::string& type, HostOperatorFactory facto
   check(status);
 }
 
+namespace detail {
+struct BlobsQueueFree {
+  void operator()(c2rs_blobs_queue* p) const noexcept { c2rs_blobs_queue_free(p); }
+};
+struct RebatchingQueueFree {
+  void operator()(c2rs_rebatching_queue* p) const noexcept { c2rs_rebatching_queue_free(p); }
+};
+/// The raw handles of `record`, which the C call consumes on success (released here then).
+inline std::vector<c2rs_tensor*> raw_record(const std::vector<Tensor>& record) {
+  std::vector<c2rs_tensor*> raw;
+  raw.reserve(record.size());
+  for (const Tensor& t : record) raw.push_back(t.get());
+  return raw;
+}
+inline void release_record(std::vector<Tensor>& record) noexcept {
+  for (Tensor& t : record) (void)t.release();
+  record.clear();
+}
+inline std::vector<Tensor> adopt_record(std::vector<c2rs_tensor*>& raw) {
+  std::vector<Tensor> out;
+  out.reserve(raw.size());
+  for (c2rs_tensor* t : raw) out.emplace_back(t);
+  return out;
+}
+inline std::vector<const char*> c_strings(const std::vector<std::string>& v) {
+  std::vector<const char*> out;
+  out.reserve(v.size());
+  for (const std::string& s : v) out.push_back(s.c_str());
+  return out;
+}
+}  // namespace detail
+
+/// A BlobsQueue (c2rs_blobs_queue): records of `num_blobs` tensors moved in and out without a
+/// copy, Caffe2's blocking and close semantics. Move-only handle to a shared queue (a blob, an
+/// operator or another handle may hold it too); fully thread-safe.
+class BlobsQueue {
+ public:
+  BlobsQueue() = default;
+  explicit BlobsQueue(c2rs_blobs_queue* raw) noexcept : p_(raw) {}
+  /// A queue of no workspace (private slots); `field_names` label the per-column stats.
+  BlobsQueue(const std::string& name, int64_t capacity, int64_t num_blobs,
+             const std::vector<std::string>& field_names = {}, bool strict = false) {
+    std::vector<const char*> f = detail::c_strings(field_names);
+    c2rs_blobs_queue* out = nullptr;
+    check(c2rs_blobs_queue_new(name.c_str(), capacity, num_blobs, f.empty() ? nullptr : f.data(),
+                               f.size(), strict, &out));
+    p_.reset(out);
+  }
+  /// CreateBlobsQueue in blob `name` of `ws` (slot blobs `<name>_<i>_<j>`).
+  static BlobsQueue create(Workspace& ws, const std::string& name, int64_t capacity,
+                           int64_t num_blobs, bool enforce_unique_name = false,
+                           const std::vector<std::string>& field_names = {}, bool strict = false) {
+    std::vector<const char*> f = detail::c_strings(field_names);
+    c2rs_blobs_queue* out = nullptr;
+    check(c2rs_blobs_queue_create_with_fields(ws.get(), name.c_str(), capacity, num_blobs,
+                                              enforce_unique_name, f.empty() ? nullptr : f.data(),
+                                              f.size(), strict, &out));
+    return BlobsQueue(out);
+  }
+  /// The queue blob `name` of `ws` holds.
+  static BlobsQueue from_workspace(const Workspace& ws, const std::string& name) {
+    c2rs_blobs_queue* out = nullptr;
+    check(c2rs_blobs_queue_from_workspace(ws.get(), name.c_str(), &out));
+    return BlobsQueue(out);
+  }
+  /// The queue an Object holds (e.g. a host blob's, from a bridged CreateBlobsQueue).
+  static BlobsQueue from_object(const Object& obj) {
+    c2rs_blobs_queue* out = nullptr;
+    check(c2rs_object_blobs_queue(obj.get(), &out));
+    return BlobsQueue(out);
+  }
+  /// An Object sharing this queue (to keep it in a blob).
+  Object to_object() const {
+    c2rs_object* out = nullptr;
+    check(c2rs_object_from_blobs_queue(p_.get(), &out));
+    return Object(out);
+  }
+
+  /// Writes one record, blocking while full; the tensors are moved in (`record` is emptied).
+  /// Throws C2RS_CLOSED when closed and full (the tensors stay in `record`).
+  void enqueue(std::vector<Tensor>& record) {
+    std::vector<c2rs_tensor*> raw = detail::raw_record(record);
+    check(c2rs_blobs_queue_enqueue(p_.get(), raw.empty() ? nullptr : raw.data(), raw.size()));
+    detail::release_record(record);
+  }
+  /// Writes one record if there is room now: true when it went in (`record` emptied).
+  bool try_enqueue(std::vector<Tensor>& record) {
+    std::vector<c2rs_tensor*> raw = detail::raw_record(record);
+    const int32_t s = c2rs_blobs_queue_try_enqueue(p_.get(), raw.empty() ? nullptr : raw.data(), raw.size());
+    if (s == C2RS_TIMEOUT) return false;
+    check(s);
+    detail::release_record(record);
+    return true;
+  }
+  /// SafeEnqueueBlobs: true when the record went in (`record` emptied); false (the "stop"
+  /// status) when the queue is closed and full (`record` kept).
+  bool safe_enqueue(std::vector<Tensor>& record) {
+    std::vector<c2rs_tensor*> raw = detail::raw_record(record);
+    bool stopped = false;
+    check(c2rs_blobs_queue_safe_enqueue(p_.get(), raw.empty() ? nullptr : raw.data(), raw.size(),
+                                        &stopped));
+    if (!stopped) detail::release_record(record);
+    return !stopped;
+  }
+  /// One record, blocking; throws C2RS_CLOSED at the end of the stream.
+  std::vector<Tensor> dequeue() {
+    std::vector<c2rs_tensor*> raw(num_blobs(), nullptr);
+    check(c2rs_blobs_queue_dequeue(p_.get(), raw.data(), raw.size()));
+    return detail::adopt_record(raw);
+  }
+  /// One record within `timeout_secs`; throws C2RS_TIMEOUT or C2RS_CLOSED.
+  std::vector<Tensor> dequeue(double timeout_secs) {
+    std::vector<c2rs_tensor*> raw(num_blobs(), nullptr);
+    check(c2rs_blobs_queue_dequeue_timeout(p_.get(), timeout_secs, raw.data(), raw.size()));
+    return detail::adopt_record(raw);
+  }
+  /// SafeDequeueBlobs: `num_records` records (concatenated along dim 0 when > 1); empty at the
+  /// end of the stream.
+  std::vector<Tensor> safe_dequeue(size_t num_records = 1) {
+    std::vector<c2rs_tensor*> raw(num_blobs(), nullptr);
+    bool stopped = false;
+    check(c2rs_blobs_queue_safe_dequeue(p_.get(), num_records, raw.data(), raw.size(), &stopped));
+    return stopped ? std::vector<Tensor>{} : detail::adopt_record(raw);
+  }
+  /// WeightedSampleDequeueBlobs over `queues`, which agree in num_blobs (`weights` empty =
+  /// equal); `*chosen` is the index drawn (from `ctx`, a CPU c2rs_context, or a fresh random
+  /// one); empty at the end of the chosen queue's stream.
+  static std::vector<Tensor> weighted_sample_dequeue(const std::vector<const BlobsQueue*>& queues,
+                                                     const std::vector<float>& weights,
+                                                     size_t* chosen = nullptr,
+                                                     c2rs_context* ctx = nullptr) {
+    std::vector<const c2rs_blobs_queue*> raw_q;
+    for (const BlobsQueue* q : queues) raw_q.push_back(q->get());
+    // Records have the chosen queue's num_blobs; the queues of one draw must agree on it.
+    std::vector<c2rs_tensor*> raw(queues.empty() ? 0 : queues.front()->num_blobs(), nullptr);
+    size_t c = 0;
+    bool stopped = false;
+    check(c2rs_blobs_queue_weighted_sample_dequeue(
+        raw_q.empty() ? nullptr : raw_q.data(), raw_q.size(),
+        weights.empty() ? nullptr : weights.data(), ctx, raw.data(), raw.size(), &c, &stopped));
+    if (chosen != nullptr) *chosen = c;
+    return stopped ? std::vector<Tensor>{} : detail::adopt_record(raw);
+  }
+  /// Closes the queue: readers drain then fail, writers fail only when full.
+  void close() { check(c2rs_blobs_queue_close(p_.get())); }
+
+  size_t size() const { return info().size; }
+  size_t num_blobs() const { return info().num_blobs; }
+  struct Info {
+    size_t size, capacity, num_blobs;
+    bool closed;
+  };
+  Info info() const {
+    Info i{};
+    check(c2rs_blobs_queue_info(p_.get(), &i.size, &i.capacity, &i.num_blobs, &i.closed));
+    return i;
+  }
+  /// The stats as JSON (Caffe2's keys).
+  std::string stats() const {
+    c2rs_buffer* out = nullptr;
+    check(c2rs_blobs_queue_stats(p_.get(), &out));
+    return Buffer(out).str();
+  }
+
+  c2rs_blobs_queue* get() const noexcept { return p_.get(); }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+
+ private:
+  std::unique_ptr<c2rs_blobs_queue, detail::BlobsQueueFree> p_;
+};
+
+/// A RebatchingQueue (c2rs_rebatching_queue): elements (rows) in, batches of rows out, copied.
+/// Move-only handle to a shared queue; fully thread-safe.
+class RebatchingQueue {
+ public:
+  RebatchingQueue() = default;
+  explicit RebatchingQueue(c2rs_rebatching_queue* raw) noexcept : p_(raw) {}
+  /// CreateRebatchingQueue in blob `name` of `ws` (`capacity` counts elements).
+  static RebatchingQueue create(Workspace& ws, const std::string& name, int64_t capacity,
+                                int64_t num_blobs) {
+    c2rs_rebatching_queue* out = nullptr;
+    check(c2rs_rebatching_queue_create(ws.get(), name.c_str(), capacity, num_blobs, &out));
+    return RebatchingQueue(out);
+  }
+  static RebatchingQueue from_workspace(const Workspace& ws, const std::string& name) {
+    c2rs_rebatching_queue* out = nullptr;
+    check(c2rs_rebatching_queue_from_workspace(ws.get(), name.c_str(), &out));
+    return RebatchingQueue(out);
+  }
+  /// Enqueues one element, or with `batch` every row along dim 0 (copies); throws C2RS_CLOSED
+  /// once closed.
+  void enqueue(const std::vector<TensorView>& tensors, bool batch = false) {
+    std::vector<const c2rs_tensor*> raw;
+    for (const TensorView& t : tensors) raw.push_back(t.handle());
+    check(c2rs_rebatching_queue_enqueue(p_.get(), raw.empty() ? nullptr : raw.data(), raw.size(),
+                                        batch));
+  }
+  /// `num_elements` elements stacked under a new leading dim (fewer only at close); throws
+  /// C2RS_CLOSED when closed and empty.
+  std::vector<Tensor> dequeue(int64_t num_elements, size_t num_blobs) {
+    std::vector<c2rs_tensor*> raw(num_blobs, nullptr);
+    check(c2rs_rebatching_queue_dequeue(p_.get(), num_elements, raw.data(), raw.size()));
+    return detail::adopt_record(raw);
+  }
+  void close() { check(c2rs_rebatching_queue_close(p_.get())); }
+  size_t size() const {
+    size_t s = 0;
+    check(c2rs_rebatching_queue_info(p_.get(), &s, nullptr));
+    return s;
+  }
+  size_t capacity() const {
+    size_t c = 0;
+    check(c2rs_rebatching_queue_info(p_.get(), nullptr, &c));
+    return c;
+  }
+
+  c2rs_rebatching_queue* get() const noexcept { return p_.get(); }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+
+ private:
+  std::unique_ptr<c2rs_rebatching_queue, detail::RebatchingQueueFree> p_;
+};
+
 /// IEEE half (as its bit pattern) to float, exactly (every half is a float).
 inline float half_to_float(uint16_t bits) noexcept {
   const uint32_t sign = static_cast<uint32_t>(bits >> 15) << 31;

@@ -2546,6 +2546,55 @@ void c2rs_operator_cancel(const c2rs_operator *op);
 void c2rs_operator_free(c2rs_operator *op);
 
 /**
+ * Puts tensor `t` in the operator's input blob `i` (the blob the def's input `i` names),
+ * without a name lookup: the fast path of a host bridge feeding each run.
+ *
+ * Ownership: `t` is consumed in every case (unless it is NULL).
+ * Thread safety: safe from any thread; not concurrently with a run reading that input.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` or `t` is NULL or `i` is out of range.
+ */
+C2RS_NODISCARD int32_t c2rs_operator_set_input(const c2rs_operator *op, size_t i, c2rs_tensor *t);
+
+/**
+ * Puts object `obj` (a queue, a DB reader, a byte string) in the operator's input blob `i`.
+ *
+ * Ownership: `obj` is shared (a byte string copied), not consumed.
+ * Thread safety: safe from any thread; not concurrently with a run reading that input.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` or `obj` is NULL or `i` is out of range.
+ */
+C2RS_NODISCARD
+int32_t c2rs_operator_set_input_object(const c2rs_operator *op,
+                                       size_t i,
+                                       const c2rs_object *obj);
+
+/**
+ * Empties the operator's input blob `i`, releasing what it held (a host buffer, a queue
+ * reference) until the next run feeds it.
+ *
+ * Thread safety: safe from any thread; not concurrently with a run reading that input.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` is NULL or `i` is out of range.
+ */
+C2RS_NODISCARD int32_t c2rs_operator_clear_input(const c2rs_operator *op, size_t i);
+
+/**
+ * Moves the content of the operator's output blob `o` out, as `c2rs_workspace_take_n` does
+ * for a named blob: a tensor to `*tensor`, anything else to `*object` (may be NULL when only
+ * tensors are expected: another content is then refused and left in place); both NULL when
+ * the blob is empty.
+ *
+ * Ownership: on success the caller owns `*tensor` (`c2rs_tensor_free`) or `*object`
+ * (`c2rs_object_free`).
+ * Thread safety: safe from any thread; not concurrently with a run writing that output.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` or `tensor` is NULL or `o` is out of
+ * range; C2RS_TYPE_MISMATCH when `object` is NULL and the blob holds a non-tensor.
+ */
+C2RS_NODISCARD
+int32_t c2rs_operator_take_output(const c2rs_operator *op,
+                                  size_t o,
+                                  c2rs_tensor **tensor,
+                                  c2rs_object **object);
+
+/**
  * The schema of operator type `type` as JSON (UTF-8): `type`, `has_schema`, `devices`,
  * `engines`, and with a schema `doc`, `differences` (from Caffe2), `inputs` and `outputs`
  * (`min`, `max` — null when unbounded — and `docs`: index, name, doc) and `args` (name, type,

@@ -1018,6 +1018,24 @@ class Operator {
   /// Asks a blocking run to stop (closes the queue it waits on). Any thread.
   void cancel() const noexcept { c2rs_operator_cancel(p_.get()); }
 
+  // The operator's own input and output blobs, by position (no name lookup): how a host
+  // bridge feeds a run and takes its results (c2rs_operator_set_input …).
+  /// Puts `t` (consumed) in input blob `i`.
+  void set_input(size_t i, Tensor&& t) { check(c2rs_operator_set_input(p_.get(), i, t.release())); }
+  /// Puts `obj` (shared) in input blob `i`.
+  void set_input_object(size_t i, const Object& obj) {
+    check(c2rs_operator_set_input_object(p_.get(), i, obj.get()));
+  }
+  /// Empties input blob `i`.
+  void clear_input(size_t i) { check(c2rs_operator_clear_input(p_.get(), i)); }
+  /// Moves the content of output blob `o` out (a tensor, an object, or nothing).
+  Workspace::Content take_output(size_t o) {
+    c2rs_tensor* t = nullptr;
+    c2rs_object* obj = nullptr;
+    check(c2rs_operator_take_output(p_.get(), o, &t, &obj));
+    return Workspace::Content{Tensor(t), Object(obj)};
+  }
+
   c2rs_operator* get() const noexcept { return p_.get(); }
   explicit operator bool() const noexcept { return p_ != nullptr; }
 

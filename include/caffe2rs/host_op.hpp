@@ -86,10 +86,11 @@ class InputSlot {
     kind_ = Kind::Built;
     built_ = std::move(tensor);
   }
-  /// A caffe2rs object the host blob holds (shared, not copied).
-  void set_object(Object object) {
+  /// A caffe2rs object the host blob holds (shared, not copied). Borrowed: `object` must stay
+  /// valid until the run that asked for it has fed its inputs (it is the host blob's).
+  void set_object(const Object& object) {
     kind_ = Kind::Object;
-    object_ = std::move(object);
+    object_ = &object;
   }
   /// A byte string (copied).
   void set_bytes(std::string_view bytes) {
@@ -109,7 +110,7 @@ class InputSlot {
   Kind kind() const noexcept { return kind_; }
   DLPackPtr& tensor() noexcept { return tensor_; }
   Tensor& built() noexcept { return built_; }
-  const Object& object() const noexcept { return object_; }
+  const Object& object() const noexcept { return *object_; }
   const std::string& bytes() const noexcept { return bytes_; }
   const void* identity() const noexcept { return identity_; }
   RecordReadFn& read() noexcept { return read_; }
@@ -119,7 +120,7 @@ class InputSlot {
   Kind kind_ = Kind::Empty;
   DLPackPtr tensor_;
   Tensor built_;
-  Object object_;
+  const Object* object_ = nullptr;
   std::string bytes_;
   const void* identity_ = nullptr;
   RecordReadFn read_;
@@ -189,16 +190,16 @@ class OperatorBridge {
     const std::string& name = inputs_[i];
     switch (slot.kind()) {
       case InputSlot::Kind::Tensor:
-        ws_.feed(name, Tensor::from_dlpack(slot.tensor()));
+        op_.set_input(i, Tensor::from_dlpack(slot.tensor()));
         break;
       case InputSlot::Kind::Built:
-        ws_.feed(name, std::move(slot.built()));
+        op_.set_input(i, std::move(slot.built()));
         break;
       case InputSlot::Kind::Object:
-        ws_.put_object(name, slot.object());
+        op_.set_input_object(i, slot.object());
         break;
       case InputSlot::Kind::Bytes:
-        ws_.feed_string(name, slot.bytes());
+        op_.set_input_object(i, Object::from_bytes(slot.bytes()));
         break;
       case InputSlot::Kind::Records: {
         WrappedReader& w = readers_[i];
@@ -206,18 +207,18 @@ class OperatorBridge {
           w.object = Object::from_db_reader(DbReader::from_callback(std::move(slot.read()), name));
           w.identity = slot.identity();
         }
-        ws_.put_object(name, w.object);
+        op_.set_input_object(i, w.object);
         break;
       }
       case InputSlot::Kind::Empty:
-        (void)ws_.take_any(name);
+        op_.clear_input(i);
         break;
     }
   }
 
   template <class Adapter>
   void hand_output(Adapter& adapter, size_t o) {
-    Workspace::Content c = ws_.take_any(outputs_[o]);
+    Workspace::Content c = op_.take_output(o);
     if (c.tensor && c.tensor.dtype() == C2RS_DTYPE_STRING) {
       adapter.output_strings(o, c.tensor);
     } else if (c.tensor) {
@@ -253,7 +254,7 @@ class OperatorBridge {
     for (size_t i = 0; i < inputs_.size(); ++i) {
       if (consumed_[i]) continue;
       try {
-        (void)ws_.take_any(inputs_[i]);
+        op_.clear_input(i);
       } catch (...) {
         // The private workspace knows every input name; nothing can fail here in practice.
       }

@@ -9,12 +9,14 @@ use std::sync::Arc;
 
 use super::guard::{byte_slice, ffi_fn, ffi_fn_or, name_arg, out_param};
 use super::handle::{
-    BoxHandle, arc_clone, c2rs_buffer, c2rs_workspace, free_handle, handle_ref, into_handle,
+    BoxHandle, arc_clone, c2rs_buffer, c2rs_tensor, c2rs_workspace, free_handle, handle_ref,
+    into_handle, take_handle,
 };
+use super::object::{ObjectValue, c2rs_object};
 use crate::error::{C2rsError, Result};
 use crate::operator::{Operator, catalog, create_operator, global_registry, run_operator};
-use crate::workspace::Workspace;
 use crate::workspace::names::decode_operator_def;
+use crate::workspace::{Blob, BlobContent, Workspace};
 
 /// An operator built in a workspace (`c2rs_operator_new`), released by `c2rs_operator_free`.
 /// Runs may come from any thread.
@@ -102,6 +104,121 @@ pub extern "C" fn c2rs_operator_cancel(op: *const c2rs_operator) {
 pub extern "C" fn c2rs_operator_free(op: *mut c2rs_operator) {
     ffi_fn_or!("c2rs_operator_free", (), {
         free_handle(op);
+        Ok(())
+    })
+}
+
+/// Input blob `i` / output blob `o` of the operator, or an argument error naming the range.
+fn slot<'a>(blobs: &'a [Arc<Blob>], i: usize, what: &str) -> Result<&'a Arc<Blob>> {
+    blobs.get(i).ok_or_else(|| {
+        C2rsError::invalid_argument(format!(
+            "{what} index {i} out of range ({} {what}s)",
+            blobs.len()
+        ))
+    })
+}
+
+/// Puts tensor `t` in the operator's input blob `i` (the blob the def's input `i` names),
+/// without a name lookup: the fast path of a host bridge feeding each run.
+///
+/// Ownership: `t` is consumed in every case (unless it is NULL).
+/// Thread safety: safe from any thread; not concurrently with a run reading that input.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` or `t` is NULL or `i` is out of range.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_operator_set_input(
+    op: *const c2rs_operator,
+    i: usize,
+    t: *mut c2rs_tensor,
+) -> i32 {
+    ffi_fn!("c2rs_operator_set_input", {
+        let tensor = take_handle(t, "t")?;
+        let op = handle_ref(op, "op")?;
+        slot(op.op.base().inputs(), i, "input")?.set_tensor(tensor);
+        Ok(())
+    })
+}
+
+/// Puts object `obj` (a queue, a DB reader, a byte string) in the operator's input blob `i`.
+///
+/// Ownership: `obj` is shared (a byte string copied), not consumed.
+/// Thread safety: safe from any thread; not concurrently with a run reading that input.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` or `obj` is NULL or `i` is out of range.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_operator_set_input_object(
+    op: *const c2rs_operator,
+    i: usize,
+    obj: *const c2rs_object,
+) -> i32 {
+    ffi_fn!("c2rs_operator_set_input_object", {
+        let content = handle_ref(obj, "obj")?.content();
+        let op = handle_ref(op, "op")?;
+        *slot(op.op.base().inputs(), i, "input")?.write() = content;
+        Ok(())
+    })
+}
+
+/// Empties the operator's input blob `i`, releasing what it held (a host buffer, a queue
+/// reference) until the next run feeds it.
+///
+/// Thread safety: safe from any thread; not concurrently with a run reading that input.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` is NULL or `i` is out of range.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_operator_clear_input(op: *const c2rs_operator, i: usize) -> i32 {
+    ffi_fn!("c2rs_operator_clear_input", {
+        let op = handle_ref(op, "op")?;
+        drop(slot(op.op.base().inputs(), i, "input")?.take());
+        Ok(())
+    })
+}
+
+/// Moves the content of the operator's output blob `o` out, as `c2rs_workspace_take_n` does
+/// for a named blob: a tensor to `*tensor`, anything else to `*object` (may be NULL when only
+/// tensors are expected: another content is then refused and left in place); both NULL when
+/// the blob is empty.
+///
+/// Ownership: on success the caller owns `*tensor` (`c2rs_tensor_free`) or `*object`
+/// (`c2rs_object_free`).
+/// Thread safety: safe from any thread; not concurrently with a run writing that output.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` or `tensor` is NULL or `o` is out of
+/// range; C2RS_TYPE_MISMATCH when `object` is NULL and the blob holds a non-tensor.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn c2rs_operator_take_output(
+    op: *const c2rs_operator,
+    o: usize,
+    tensor: *mut *mut c2rs_tensor,
+    object: *mut *mut c2rs_object,
+) -> i32 {
+    ffi_fn!("c2rs_operator_take_output", {
+        let tensor_out = out_param(tensor, "tensor")?;
+        let object_out = if object.is_null() {
+            None
+        } else {
+            Some(out_param(object, "object")?)
+        };
+        let op = handle_ref(op, "op")?;
+        let blob = slot(op.op.base().outputs(), o, "output")?;
+        let mut guard = blob.write();
+        if object_out.is_none() && !matches!(&*guard, BlobContent::Tensor(_) | BlobContent::Empty) {
+            return Err(C2rsError::type_mismatch(format!(
+                "output {o} holds {}, not a tensor (pass `object` to take any content)",
+                guard.type_name()
+            )));
+        }
+        let content = std::mem::take(&mut *guard);
+        drop(guard);
+        match content {
+            BlobContent::Empty => {}
+            BlobContent::Tensor(t) => tensor_out.set(into_handle(t)),
+            other => {
+                if let Some(out) = object_out {
+                    out.set(into_handle(ObjectValue::new(other)?));
+                }
+            }
+        }
         Ok(())
     })
 }

@@ -99,8 +99,10 @@ impl Registry {
         Ok(())
     }
 
-    /// Registers the schema of a type; a second schema for the same type is an error.
+    /// Registers the schema of a type; a second schema for the same type is an error. Catalog
+    /// documentation kept apart from an operator family (`ops::queue_docs`) is joined here.
     pub fn register_schema(&mut self, schema: OpSchema) -> Result<()> {
+        let schema = crate::ops::queue_docs::supplement(schema);
         let name = schema.name().to_string();
         if self.schemas.contains_key(&name) {
             return Err(C2rsError::already_exists(format!(

@@ -90,7 +90,7 @@ fn take_moves_the_tensor_out_and_leaves_the_blob_empty() {
         C2RS_OK
     );
     assert!(o.is_null());
-    assert_eq!(data_of(t), p as *const c_void, "moved, not copied");
+    assert_eq!(data_of(t), p, "moved, not copied");
     assert_eq!(blob_type(ws, "x"), "nullptr (uninitialized)");
     // The taken tensor is its storage's only holder: handed over writable.
     let mut m: *mut DLManagedTensorVersioned = std::ptr::null_mut();

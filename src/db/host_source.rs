@@ -121,7 +121,7 @@ pub struct RecordFeed {
 impl RecordFeed {
     /// A feed holding at most `capacity` (1 ..= `MAX_FEED_CAPACITY`) records.
     pub fn new(capacity: usize) -> Result<Self> {
-        if capacity < 1 || capacity > MAX_FEED_CAPACITY {
+        if !(1..=MAX_FEED_CAPACITY).contains(&capacity) {
             return Err(C2rsError::invalid_argument(format!(
                 "capacity must be in 1..={MAX_FEED_CAPACITY}, got {capacity}"
             )));

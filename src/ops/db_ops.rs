@@ -174,10 +174,11 @@ pub fn register(registry: &mut Registry) -> Result<()> {
                 "Opens a DB for reading and outputs a DBReader on the first record of its shard. \
                  Every run opens a fresh reader at the beginning.",
             )
-            .typed_required_arg(
+            .typed_arg(
                 "db",
                 "string",
-                "Path of the DB (used as given: no root folder is prepended).",
+                "(none: required)",
+                "Required (checked when the operator is created). Path of the DB (used as given: no root folder is prepended).",
             )
             .typed_arg(
                 "db_type",

@@ -602,12 +602,17 @@ pub fn register(registry: &mut Registry) -> Result<()> {
                 "Saves the inputs to a new DB (truncated or created) as BlobProto records, one \
                  per chunk of chunk_size elements under the key <name>#%<chunk index>.",
             )
-            .typed_required_arg(
+            .typed_arg(
                 "db",
                 "string",
-                "Path of the DB (under the workspace root folder unless absolute_path).",
+                "(none: required)",
+                "Required (checked when the operator is created). Path of the DB (under the workspace root folder unless absolute_path).",
             )
-            .typed_required_arg("db_type", "string", "DB type: minidb, lmdb or leveldb.")
+            .typed_arg(
+                "db_type",
+                "string",
+                "(none: required)",
+                "Required (checked when the operator is created). DB type: minidb, lmdb or leveldb.")
             .typed_arg(
                 "absolute_path",
                 "bool",
@@ -741,13 +746,18 @@ pub fn register(registry: &mut Registry) -> Result<()> {
                 .num_inputs_range(1, usize::MAX)
                 .num_outputs(0)
                 .set_doc("Saves all inputs (iteration first) every `every` iterations to the DB named by the printf pattern `db`.")
-                .typed_required_arg(
-                    "db",
-                    "string",
-                    "printf pattern of the DB path with one integer conversion for the \
+                .typed_arg(
+                "db",
+                "string",
+                "(none: required)",
+                "Required (checked when the operator is created). printf pattern of the DB path with one integer conversion for the \
                      iteration (e.g. ckpt_%05d.minidb; %% for a percent sign).",
                 )
-                .typed_required_arg("db_type", "string", "DB type: minidb, lmdb or leveldb.")
+                .typed_arg(
+                "db_type",
+                "string",
+                "(none: required)",
+                "Required (checked when the operator is created). DB type: minidb, lmdb or leveldb.")
                 .typed_arg(
                     "every",
                     "int",

@@ -234,7 +234,7 @@ unsafe fn reclaim_own_export(
     // SAFETY: a live `ExportContext` (see above); only read here.
     let keep = unsafe { &(*ctx)._keep };
     let matches = match keep.downcast_ref::<Option<Arc<Storage>>>() {
-        Some(Some(s)) => s.as_ptr() == p.data as *const u8 && s.len() == p.nbytes,
+        Some(Some(s)) => std::ptr::eq(s.as_ptr(), p.data) && s.len() == p.nbytes,
         Some(None) => p.nbytes == 0,
         None => false,
     };

@@ -1,6 +1,7 @@
 // caffe2rs.hpp classes over every handle beyond tensors and workspaces: one TEST suite per
 // class (HppObject, HppDb, HppCursor, HppTransaction, HppDbReader, HppRecordFeed,
-// HppBatchReader, HppOperator, HppNet, HppMemoryPlan, HppRegisterOperator), plus the zero-copy
+// HppBatchReader, HppOperator, HppNet, HppMemoryPlan, HppRegisterOperator, HppBlobsQueue,
+// HppRebatchingQueue, HppContext, HppEvent), plus the zero-copy
 // hand-over members of Tensor, TensorList and Workspace. Each checks behaviour through the
 // class, ownership (a DLPack deleter runs exactly once; moved-from objects free nothing) and
 // that failures arrive as c2rs::Error with the library's status and message.
@@ -608,4 +609,39 @@ TEST(HppRebatchingQueue, RebatchesRowsAndRefusesEnqueueAfterClose) {
   EXPECT_EQ(q.dequeue(4, 1)[0].to_vector<int32_t>(), (std::vector<int32_t>{4, 5}));
   EXPECT_THROW(q.dequeue(1, 1), c2rs::Error);
   EXPECT_TRUE(c2rs::RebatchingQueue::from_workspace(ws, "rq"));
+}
+
+// ---------------------------------------------------------------- contexts and events
+
+TEST(HppContext, SeededContextsDrawTheSameSequenceAndCopy) {
+  // DeviceOption {device_type: 0, random_seed: 5}
+  const std::string seeded = c2rs_test::Pb().i64(1, 0).i64(3, 5).bytes;
+  c2rs::Context a(seeded), b(seeded);
+  EXPECT_EQ(a.device_type(), 0);
+  EXPECT_EQ(a.random_seed(), 5u);
+  EXPECT_EQ(a.rand_u32(4), b.rand_u32(4));
+  a.switch_to_device();
+  const char src[4] = {1, 2, 3, 4};
+  char dst[4] = {};
+  a.copy_bytes(4, src, dst);
+  a.finish_device_computation();
+  EXPECT_EQ(std::string(dst, 4), std::string(src, 4));
+  EXPECT_THROW(c2rs::Context("\xff\xff"), c2rs::Error);
+}
+
+TEST(HppEvent, FollowsCaffe2sStateMachine) {
+  c2rs::Event ev("");
+  EXPECT_EQ(ev.query(), C2RS_EVENT_INITIALIZED);
+  c2rs::Context ctx("");
+  ctx.record(ev);
+  EXPECT_EQ(ev.query(), C2RS_EVENT_SCHEDULED) << "a CPU event waits for set_finished";
+  ev.set_finished();
+  ev.finish();  // returns now that the event is finished
+  EXPECT_EQ(ev.query(), C2RS_EVENT_SUCCESS);
+  ctx.wait(ev);
+  ev.reset();
+  EXPECT_EQ(ev.query(), C2RS_EVENT_INITIALIZED);
+  ev.set_finished("boom");
+  EXPECT_EQ(ev.query(), C2RS_EVENT_FAILED);
+  EXPECT_NE(ev.error_message().find("boom"), std::string::npos);
 }

@@ -1528,6 +1528,103 @@ class RebatchingQueue {
   std::unique_ptr<c2rs_rebatching_queue, detail::RebatchingQueueFree> p_;
 };
 
+namespace detail {
+struct ContextFree {
+  void operator()(c2rs_context* p) const noexcept { c2rs_context_free(p); }
+};
+struct EventFree {
+  void operator()(c2rs_event* p) const noexcept { c2rs_event_free(p); }
+};
+}  // namespace detail
+
+class Event;
+
+/// A device context (c2rs_context: Caffe2's CPUContext or CUDAContext), made from a serialized
+/// DeviceOption (empty = CPU). Move-only; one thread at a time.
+class Context {
+ public:
+  Context() = default;
+  explicit Context(c2rs_context* raw) noexcept : p_(raw) {}
+  explicit Context(std::string_view device_option) {
+    c2rs_context* out = nullptr;
+    check(c2rs_context_new(detail::u8(device_option), device_option.size(), &out));
+    p_.reset(out);
+  }
+  int32_t device_type() const {
+    int32_t out = 0;
+    check(c2rs_context_device_type(p_.get(), &out));
+    return out;
+  }
+  uint32_t random_seed() const {
+    uint32_t out = 0;
+    check(c2rs_context_random_seed(p_.get(), &out));
+    return out;
+  }
+  /// `n` values of the context's MT19937 (CPU contexts; seeded by the device option).
+  std::vector<uint32_t> rand_u32(size_t n) {
+    std::vector<uint32_t> out(n);
+    check(c2rs_context_rand_u32(p_.get(), out.empty() ? nullptr : out.data(), n));
+    return out;
+  }
+  void switch_to_device(int32_t stream_id = 0) {
+    check(c2rs_context_switch_to_device(p_.get(), stream_id));
+  }
+  void finish_device_computation() { check(c2rs_context_finish_device_computation(p_.get())); }
+  /// Copies `n` bytes on the context's device (CPU: memcpy; CUDA: its stream).
+  void copy_bytes(size_t n, const void* src, void* dst) const {
+    check(c2rs_context_copy_bytes(p_.get(), n, src, dst));
+  }
+  void record(const Event& event, const char* err = nullptr) const;
+  void wait(const Event& event) const;
+
+  c2rs_context* get() const noexcept { return p_.get(); }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+
+ private:
+  std::unique_ptr<c2rs_context, detail::ContextFree> p_;
+};
+
+/// An event with Caffe2's state machine (c2rs_event), made from a serialized DeviceOption.
+/// Move-only; finish, query and wait may run concurrently from any thread.
+class Event {
+ public:
+  Event() = default;
+  explicit Event(c2rs_event* raw) noexcept : p_(raw) {}
+  explicit Event(std::string_view device_option) {
+    c2rs_event* out = nullptr;
+    check(c2rs_event_new(detail::u8(device_option), device_option.size(), &out));
+    p_.reset(out);
+  }
+  /// One of C2RS_EVENT_INITIALIZED, _SCHEDULED, _SUCCESS, _FAILED.
+  int32_t query() const {
+    int32_t out = 0;
+    check(c2rs_event_query(p_.get(), &out));
+    return out;
+  }
+  void finish() const { check(c2rs_event_finish(p_.get())); }
+  /// Marks the event finished, failed with `err` when not NULL.
+  void set_finished(const char* err = nullptr) const { check(c2rs_event_set_finished(p_.get(), err)); }
+  void reset() const { check(c2rs_event_reset(p_.get())); }
+  std::string error_message() const {
+    c2rs_buffer* out = nullptr;
+    check(c2rs_event_error_message(p_.get(), &out));
+    return Buffer(out).str();
+  }
+
+  c2rs_event* get() const noexcept { return p_.get(); }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+
+ private:
+  std::unique_ptr<c2rs_event, detail::EventFree> p_;
+};
+
+inline void Context::record(const Event& event, const char* err) const {
+  check(c2rs_context_record_event(p_.get(), event.get(), err));
+}
+inline void Context::wait(const Event& event) const {
+  check(c2rs_context_wait_event(p_.get(), event.get()));
+}
+
 /// IEEE half (as its bit pattern) to float, exactly (every half is a float).
 inline float half_to_float(uint16_t bits) noexcept {
   const uint32_t sign = static_cast<uint32_t>(bits >> 15) << 31;

@@ -2,9 +2,9 @@
 //! `first`, `seek` (first key ≥ a key) and `next`.
 //!
 //! Every move ends: a descent is at most the tree's depth (≤ 32) pages, and `next` requires
-//! each key to be strictly greater than the one before, so no leaf page can be read twice in
-//! one pass (its keys would not be greater the second time), however a damaged file links its
-//! pages; a pass reads each page of the file at most once per level.
+//! each key to be strictly greater than the one before, so however a damaged file links its
+//! pages, no leaf page is reached twice in one pass (its keys would not be greater the second
+//! time): a pass from the first record reads at most depth × (leaf pages in the file) pages.
 
 use std::ops::Range;
 

@@ -3,10 +3,38 @@ use crate::ErrorKind;
 use crate::db::lmdb::format::{Meta, pick_meta};
 use crate::db::lmdb::fuzzing::read_data_mdb;
 
-fn temp_dir(name: &str) -> String {
+/// A fresh path under the temp directory, removed (with what was made there) on drop.
+struct TempDir(String);
+
+impl std::ops::Deref for TempDir {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TempDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        self.0.as_ref()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("c2rs-lmdb-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    dir.to_string_lossy().into_owned()
+    TempDir(dir.to_string_lossy().into_owned())
 }
 
 fn golden_dir() -> String {

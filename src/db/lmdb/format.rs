@@ -1,10 +1,12 @@
 //! LMDB's on-disk format, read and checked over a byte slice (the mapped `data.mdb`).
 //!
 //! Facts used (LMDB 0.9.x, data format version 1, as a 64-bit liblmdb, heed or Python's `lmdb`
-//! writes it; all integers little-endian on the machines we run on):
+//! writes it; integers in the writer's byte order, little-endian here: a big-endian file fails
+//! the magic check):
 //! - The file is a sequence of pages of `page_size` bytes; page `n` starts at `n * page_size`.
-//!   Pages 0 and 1 are meta pages; a write transaction with id `t` rewrites meta page `t % 2`,
-//!   and a reader uses the meta with the larger transaction id.
+//!   Pages 0 and 1 are meta pages; a write transaction with id `t` rewrites meta page `t % 2`.
+//!   liblmdb refuses a file unless both are meta pages of its format, and a reader uses the
+//!   one with the larger transaction id.
 //! - Page header (16 bytes): page number `u64` at 0, a pad `u16` at 8, flags `u16` at 10, then
 //!   either `lower` and `upper` `u16`s at 12 and 14 (branch and leaf pages: the bounds of the
 //!   free space between the node offsets and the nodes) or the `u32` page count of an overflow

@@ -364,7 +364,7 @@ fn run_child(case: &Case, path: ReadPath) -> Result<Output, String> {
     })
 }
 
-/// Checks one child's answers against the case; an empty string when they are right.
+/// Checks one child's answers against the case: what is wrong, or None.
 fn judge(case: &Case, path: ReadPath, answers: &[Answer]) -> Option<String> {
     if let Some(a) = answers.iter().find(|a| FORBIDDEN.contains(&a.status)) {
         return Some(format!("{} answered {}: {}", a.call, a.status, a.message));

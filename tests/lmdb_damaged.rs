@@ -478,11 +478,19 @@ fn hostile_cases(root: &Path) -> Vec<Case> {
     for file in entries {
         let bytes = std::fs::read(&file).unwrap();
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        // The crashes were damaged meta pages or truncations, found at open; the timeout
+        // file's tree is out of order, found where a path walks into it (or a path stops
+        // earlier for its own reasons, as TensorProtosDBInput on a wrong output count).
+        let expect = if name.starts_with("crash-") {
+            Expect::ParseError
+        } else {
+            Expect::AnyStatus
+        };
         cases.push(Case {
             dir: lmdb_dir(root, &name, bytes.get(1..).unwrap_or_default()),
             name,
             flags: bytes.first().copied().unwrap_or(0),
-            expect: Expect::AnyStatus,
+            expect,
         });
     }
     for name in ["lmdb_truncated_8192", "lmdb_bitflip_page2"] {

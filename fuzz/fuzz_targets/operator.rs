@@ -2,6 +2,6 @@
 //! tensors, queues and DB readers (see `caffe2rs_fuzz::operator`).
 #![no_main]
 
-caffe2rs_fuzz::asan_options!();
+caffe2rs_fuzz::asan_options!(caller_sized);
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| caffe2rs_fuzz::operator::run(data));

@@ -33,14 +33,34 @@ pub fn finding(call: &str, what: &str) -> ! {
     std::process::abort();
 }
 
+/// Whether `C2RS_FUZZ_TRACE` is set: then every checked call prints its status and message
+/// to stderr (for replaying an input by hand; never set while fuzzing).
+fn tracing() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("C2RS_FUZZ_TRACE").is_some())
+}
+
+/// Prints `what` when tracing (see [`tracing`]).
+pub fn trace(what: &str) {
+    if tracing() {
+        eprintln!("==caffe2rs-fuzz== {what}");
+    }
+}
+
 /// True on C2RS_OK, false on a documented error; aborts on C2RS_PANIC, on C2RS_INTERNAL unless
 /// it is an allowed out-of-memory, on an unknown code, and on a broken error contract (the
 /// last-error code must equal the status and the message must say something).
 pub fn check(status: i32, call: &str, oom: Oom) -> bool {
     if status == C2RS_OK {
+        if tracing() {
+            eprintln!("==caffe2rs-fuzz== {call}: OK");
+        }
         return true;
     }
     let message = last_error();
+    if tracing() {
+        eprintln!("==caffe2rs-fuzz== {call}: {status}: {message}");
+    }
     if status == C2RS_PANIC {
         finding(call, &format!("C2RS_PANIC: {message}"));
     }

@@ -21,20 +21,32 @@ pub mod tensor;
 /// that binary gets (`cargo fuzz run`, scripts/fuzz.sh, a direct replay), so that a replayed
 /// artifact meets the same limits as the run that found it. `ASAN_OPTIONS` still overrides.
 ///
-/// - `allocator_may_return_null=1`: a refused allocation returns NULL to the library, whose
-///   fallible paths must turn it into a status (an infallible path aborts: a finding).
-/// - `max_allocation_size_mb=64`: one allocation above 64 MiB is refused. No input below 1 MiB
-///   may make the library allocate that much unless the caller's own arguments ask for it
-///   (issue 11's memory bound), so the byte-level targets treat the refusal as a finding; the
-///   operator target accepts "out of memory" for sizes an operator argument asked for.
-/// - `detect_odr_violation=0`: as cargo-fuzz sets it (Rust crates trip it spuriously).
+/// `max_allocation_size_mb=64` caps one allocation at 64 MiB: no input below 1 MiB may make
+/// the library allocate that much unless the caller's own arguments ask for it (issue 11's
+/// memory bound).
+///
+/// - `asan_options!()`, for the byte-level targets, where nothing the caller passes asks for a
+///   size: an allocation above the cap is a sanitizer error (allocation-size-too-big), with the
+///   stack of the allocation, whatever status the library would have made of a failure.
+/// - `asan_options!(caller_sized)`, for the operator target, where an argument (a
+///   ConstantFill `shape`) is the caller asking: `allocator_may_return_null=1` hands the
+///   library NULL above the cap, and its fallible paths must answer "out of memory" with a
+///   status (an infallible one aborts: a finding).
+///
+/// `detect_odr_violation=0` as cargo-fuzz sets it (Rust crates trip it spuriously).
 #[macro_export]
 macro_rules! asan_options {
     () => {
+        $crate::asan_options!(@define c"max_allocation_size_mb=64:allocator_may_return_null=0:detect_odr_violation=0");
+    };
+    (caller_sized) => {
+        $crate::asan_options!(@define c"max_allocation_size_mb=64:allocator_may_return_null=1:detect_odr_violation=0");
+    };
+    (@define $options:literal) => {
         /// Read by the AddressSanitizer runtime at start-up (see `caffe2rs_fuzz::asan_options!`).
         #[unsafe(no_mangle)]
         pub extern "C" fn __asan_default_options() -> *const ::std::ffi::c_char {
-            c"allocator_may_return_null=1:max_allocation_size_mb=64:detect_odr_violation=0".as_ptr()
+            $options.as_ptr()
         }
     };
 }

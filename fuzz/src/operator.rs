@@ -43,7 +43,7 @@ use caffe2rs::ffi::workspace::{
 use caffe2rs::proto::{Argument, NetDef, OperatorDef};
 use prost::Message;
 
-use crate::check::{Oom, check, check_out, finding};
+use crate::check::{Oom, check, check_out, finding, trace};
 use crate::{defs, scratch, tensor};
 
 /// How long an operator may block on the fixture queues before the watchdog closes them.
@@ -186,6 +186,7 @@ pub fn run(data: &[u8]) {
     let bytes = match OperatorDef::decode(data) {
         Ok(mut op) => {
             if !confined(&op) {
+                trace("skipped: the operator could touch files outside the scratch root");
                 return;
             }
             if rewrite_root_paths(&mut op.arg, root) {

@@ -8,7 +8,8 @@ use std::ptr;
 
 use caffe2rs::ffi::buffer::{c2rs_string_list_free, c2rs_string_list_get, c2rs_string_list_len};
 use caffe2rs::ffi::operator::c2rs_registered_operators;
-use caffe2rs::proto::OperatorDef;
+use caffe2rs::proto::{NetDef, OperatorDef, TensorShapes};
+use prost::Message;
 
 use crate::defs::{bytes, float, floats, int, ints, op, string, strings};
 use crate::memonger;
@@ -91,8 +92,9 @@ pub fn tensor_proto(repo: &Path, hostile: bool) -> std::io::Result<Vec<Seed>> {
     Ok(out)
 }
 
-/// `memonger`: every golden memonger net with its shapes (two flag settings each) and every
-/// golden model-zoo NetDef without shapes.
+/// `memonger`: the golden memonger nets (with their shapes) and model-zoo NetDefs (without),
+/// each cut to its first 12, 40 and 100 operators. Whole golden nets take seconds per run
+/// under the sanitizer; nets of this size take milliseconds, so mutation explores faster.
 pub fn memonger(repo: &Path) -> std::io::Result<Vec<Seed>> {
     let golden = repo.join("tests/data/golden");
     let mut out = Vec::new();
@@ -103,24 +105,68 @@ pub fn memonger(repo: &Path) -> std::io::Result<Vec<Seed>> {
         };
         let net = read(&path)?;
         let shapes = read(&golden.join(format!("memonger/{base}.shapes.pb")))?;
-        out.push(seed(
-            format!("golden-{base}"),
-            memonger::join(0x00, &net, &shapes),
-        ));
-        out.push(seed(
-            format!("golden-{base}-dp"),
-            memonger::join(0x3d, &net, &shapes),
-        ));
+        for (ops, flags) in MEMONGER_CUTS {
+            if let Some((net, shapes)) = cut_net(&net, &shapes, ops) {
+                out.push(seed(
+                    format!("golden-{base}-{ops}ops"),
+                    memonger::join(flags, &net, &shapes),
+                ));
+            }
+        }
     }
     for path in files(&golden.join("netdefs"))? {
         if path.extension().is_some_and(|e| e == "pb") {
-            out.push(seed(
-                format!("golden-{}", stem(&path)),
-                memonger::join(0x12, &read(&path)?, &[]),
-            ));
+            let net = read(&path)?;
+            for (ops, flags) in MEMONGER_CUTS {
+                if let Some((net, _)) = cut_net(&net, &[], ops) {
+                    out.push(seed(
+                        format!("golden-{}-{ops}ops", stem(&path)),
+                        memonger::join(flags ^ 0x80, &net, &[]),
+                    ));
+                }
+            }
         }
     }
     Ok(out)
+}
+
+/// (operators kept, flags byte) of the memonger seeds.
+const MEMONGER_CUTS: [(usize, u8); 3] = [(12, 0x3d), (40, 0x00), (100, 0x16)];
+
+/// `net` cut to its first `ops` operators (external inputs and outputs kept) and `shapes`
+/// cut to the blobs the cut net names; `None` when `net` does not decode or the cut would
+/// repeat an earlier one (the net has fewer ops than the previous cut).
+fn cut_net(net: &[u8], shapes: &[u8], ops: usize) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut def = NetDef::decode(net).ok()?;
+    let previous = MEMONGER_CUTS
+        .iter()
+        .map(|&(n, _)| n)
+        .filter(|&n| n < ops)
+        .max()
+        .unwrap_or(0);
+    if def.op.len() <= previous {
+        return None;
+    }
+    def.op.truncate(ops);
+    let names: std::collections::HashSet<&str> = def
+        .op
+        .iter()
+        .flat_map(|op| op.input.iter().chain(&op.output))
+        .chain(def.external_input.iter().chain(&def.external_output))
+        .map(String::as_str)
+        .collect();
+    let mut kept = TensorShapes::decode(shapes).ok()?;
+    kept.shapes.retain(|s| {
+        s.name
+            .as_deref()
+            .is_some_and(|n| std::str::from_utf8(n).is_ok_and(|n| names.contains(n)))
+    });
+    let shapes = if shapes.is_empty() {
+        Vec::new()
+    } else {
+        bytes(&kept)
+    };
+    Some((bytes(&def), shapes))
 }
 
 /// Flag bytes the DB seeds are paired with: batch sizes 1, 2, 3, 7, one to four outputs,
@@ -376,7 +422,7 @@ pub fn operator_seeds(ty: &str) -> Vec<OperatorDef> {
                     minidb(),
                     strings("dbs", &["fx_checkpoint.minidb"]),
                     strings("source_blob_names", &["fc_w"]),
-                    string("add_prefix", "p/"),
+                    string("add_prefix", "p_"),
                 ],
             ),
         ],

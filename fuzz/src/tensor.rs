@@ -164,10 +164,15 @@ pub fn inspect(t: *const c2rs_tensor) {
     ) {
         finding("c2rs_tensor_numel", "refused on a live tensor");
     }
-    let product = dims.iter().try_fold(
-        1i64,
-        |acc, &d| if d < 0 { None } else { acc.checked_mul(d) },
-    );
+    // A zero dim makes the tensor empty whatever the others (their product may overflow).
+    let product = if dims.contains(&0) {
+        Some(0)
+    } else {
+        dims.iter().try_fold(
+            1i64,
+            |acc, &d| if d < 0 { None } else { acc.checked_mul(d) },
+        )
+    };
     if product != Some(numel) {
         finding(
             "c2rs_tensor_numel",

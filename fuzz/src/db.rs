@@ -8,30 +8,35 @@
 //!
 //! Readers, in order, each on its own: `c2rs_db_reader_new` + `c2rs_db_reader_read` (one
 //! shard, then shard 1 of 2); `c2rs_db_open` + a cursor (`seek_to_first`, `valid`, `key`,
-//! `value`, `next` to the end, then `seek` to keys taken from the file); `CreateDB` +
-//! `TensorProtosDBInput` (a net run 3 iterations); `Load` with `load_all=1`.
+//! `value`, `next` to the end, then `seek` to keys taken from the file), with the first
+//! records' values through `c2rs_batch_assemble`; `c2rs_batch_reader_new` + 3 batches (the
+//! flags' batch size, outputs and depth; no thread with `no_prefetch`); `CreateDB` +
+//! `TensorProtosDBInput` (a net run 3 iterations); `Load` with `load_all=1`. Every tensor a
+//! batch holds is read back through every accessor.
 //!
 //! Beyond the statuses, a cursor must end: LMDB keys must strictly increase along it, and no
 //! cursor may yield more records than the file can hold (8 bytes of header per record at
 //! least, in both formats).
 
-use std::ffi::CString;
+use std::ffi::{CString, c_char};
 use std::path::{Path, PathBuf};
 use std::ptr;
 
 use caffe2rs::ffi::db::{
+    c2rs_batch_assemble, c2rs_batch_reader_free, c2rs_batch_reader_new, c2rs_batch_reader_next,
     c2rs_db_cursor_free, c2rs_db_cursor_key, c2rs_db_cursor_new, c2rs_db_cursor_next,
     c2rs_db_cursor_seek, c2rs_db_cursor_seek_to_first, c2rs_db_cursor_supports_seek,
     c2rs_db_cursor_valid, c2rs_db_cursor_value, c2rs_db_free, c2rs_db_open, c2rs_db_reader_free,
     c2rs_db_reader_new, c2rs_db_reader_read,
 };
-use caffe2rs::ffi::handle::c2rs_db_cursor;
+use caffe2rs::ffi::handle::{c2rs_db_cursor, c2rs_tensor_list};
+use caffe2rs::ffi::tensor::{c2rs_tensor_list_free, c2rs_tensor_list_get, c2rs_tensor_list_len};
 
 use crate::check::{Oom, check, check_out, finding, touch};
 use crate::defs;
 use crate::operator::{Workspace, run_net, run_op};
 use crate::scratch;
-use crate::tensor::take_buffer;
+use crate::tensor::{self, take_buffer};
 
 /// The two on-disk formats.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -73,8 +78,10 @@ impl Flags {
 
 /// Reads per reader: enough to wrap around a small DB, cheap on a large one.
 const READER_READS: usize = 24;
-/// Iterations of the TensorProtosDBInput net.
+/// Iterations of the TensorProtosDBInput net, and batches taken from the batch reader.
 const NET_ITERATIONS: i32 = 3;
+/// Records the cursor keeps for `c2rs_batch_assemble` (the largest batch size of the flags).
+const BATCH_RECORDS: usize = 7;
 
 /// One input through every reader.
 pub fn run(format: Format, data: &[u8]) {
@@ -86,8 +93,10 @@ pub fn run(format: Format, data: &[u8]) {
     let max_records = file.len() / 8 + 2;
     read_with_reader(format, &source_c, 1, 0);
     read_with_reader(format, &source_c, 2, 1);
-    read_with_cursor(format, &source_c, max_records);
-    read_with_tensor_protos_db_input(format, &source, Flags::parse(flags));
+    let flags = Flags::parse(flags);
+    read_with_cursor(format, &source_c, max_records, flags);
+    read_with_batch_reader(format, &source_c, flags);
+    read_with_tensor_protos_db_input(format, &source, flags);
     read_with_load(format, &source);
     remove(format, &source);
 }
@@ -192,11 +201,20 @@ fn valid(cursor: *const c2rs_db_cursor) -> bool {
 }
 
 /// Walks from the cursor's position to the end (or an error), checking that the walk ends:
-/// at most `max_records` records, and (LMDB) keys strictly increasing. Returns the keys seen.
-fn walk(format: Format, cursor: *mut c2rs_db_cursor, max_records: usize) -> Vec<Vec<u8>> {
+/// at most `max_records` records, and (LMDB) keys strictly increasing. Returns the keys seen
+/// and the first [`BATCH_RECORDS`] values.
+fn walk(
+    format: Format,
+    cursor: *mut c2rs_db_cursor,
+    max_records: usize,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut values: Vec<Vec<u8>> = Vec::new();
     while valid(cursor) {
-        let (key, _) = current(cursor);
+        let (key, value) = current(cursor);
+        if values.len() < BATCH_RECORDS {
+            values.push(value);
+        }
         if format == Format::Lmdb
             && let Some(prev) = keys.last()
             && key <= *prev
@@ -223,10 +241,10 @@ fn walk(format: Format, cursor: *mut c2rs_db_cursor, max_records: usize) -> Vec<
             break;
         }
     }
-    keys
+    (keys, values)
 }
 
-fn read_with_cursor(format: Format, source: &CString, max_records: usize) {
+fn read_with_cursor(format: Format, source: &CString, max_records: usize, flags: Flags) {
     let db_type = cstring_of(format.db_type());
     let mut db = ptr::null_mut();
     let status = c2rs_db_open(db_type.as_ptr(), source.as_ptr(), 0, &mut db);
@@ -236,14 +254,15 @@ fn read_with_cursor(format: Format, source: &CString, max_records: usize) {
     let mut cursor = ptr::null_mut();
     let status = c2rs_db_cursor_new(db, &mut cursor);
     if check_out(status, cursor, "c2rs_db_cursor_new", Oom::Finding) {
-        let mut keys = Vec::new();
+        let (mut keys, mut values) = (Vec::new(), Vec::new());
         if check(
             c2rs_db_cursor_seek_to_first(cursor),
             "c2rs_db_cursor_seek_to_first",
             Oom::Finding,
         ) {
-            keys = walk(format, cursor, max_records);
+            (keys, values) = walk(format, cursor, max_records);
         }
+        assemble(&keys, &values, flags);
         let mut seekable = false;
         let status = c2rs_db_cursor_supports_seek(cursor, &mut seekable);
         if !check(status, "c2rs_db_cursor_supports_seek", Oom::Finding) {
@@ -253,13 +272,93 @@ fn read_with_cursor(format: Format, source: &CString, max_records: usize) {
             for target in seek_targets(&keys) {
                 let status = c2rs_db_cursor_seek(cursor, target.as_ptr(), target.len());
                 if check(status, "c2rs_db_cursor_seek", Oom::Finding) {
-                    walk(format, cursor, max_records);
+                    let _ = walk(format, cursor, max_records);
                 }
             }
         }
         c2rs_db_cursor_free(cursor);
     }
     c2rs_db_free(db);
+}
+
+/// `c2rs_batch_assemble` on the first records the cursor read: one batch of `batch_size`
+/// records when there are that many, and record 0 alone (batch size 0).
+fn assemble(keys: &[Vec<u8>], values: &[Vec<u8>], flags: Flags) {
+    let batch = usize::try_from(flags.batch_size).unwrap_or(1);
+    for (n, batch_size) in [(batch, batch), (1, 0)] {
+        if values.len() < n || keys.len() < n {
+            continue;
+        }
+        // Keys with a NUL byte cannot cross as C strings: records are named by index then.
+        let c_keys: Option<Vec<CString>> = keys[..n]
+            .iter()
+            .map(|k| CString::new(k.clone()).ok())
+            .collect();
+        let key_ptrs: Option<Vec<*const c_char>> = c_keys
+            .as_ref()
+            .map(|ks| ks.iter().map(|k| k.as_ptr()).collect());
+        let value_ptrs: Vec<*const u8> = values[..n].iter().map(|v| v.as_ptr()).collect();
+        let lens: Vec<usize> = values[..n].iter().map(Vec::len).collect();
+        let mut list = ptr::null_mut();
+        let status = c2rs_batch_assemble(
+            key_ptrs.as_ref().map_or(ptr::null(), |k| k.as_ptr()),
+            value_ptrs.as_ptr(),
+            lens.as_ptr(),
+            n,
+            batch_size,
+            flags.num_outputs,
+            &mut list,
+        );
+        if check_out(status, list, "c2rs_batch_assemble", Oom::Finding) {
+            inspect_list(list);
+            c2rs_tensor_list_free(list);
+        }
+    }
+}
+
+/// Reads every tensor of a list through every accessor.
+fn inspect_list(list: *const c2rs_tensor_list) {
+    for i in 0..c2rs_tensor_list_len(list) {
+        let mut t = ptr::null();
+        let status = c2rs_tensor_list_get(list, i, &mut t);
+        if !check_out(status, t, "c2rs_tensor_list_get", Oom::Finding) {
+            finding("c2rs_tensor_list_get", "refused an index below the length");
+        }
+        tensor::inspect(t);
+    }
+}
+
+/// `c2rs_batch_reader_new` on a one-shard reader (the flags' batch size, outputs and prefetch
+/// depth; one thread, none with `no_prefetch`), then [`NET_ITERATIONS`] batches.
+fn read_with_batch_reader(format: Format, source: &CString, flags: Flags) {
+    let db_type = cstring_of(format.db_type());
+    let mut reader = ptr::null_mut();
+    let status = c2rs_db_reader_new(db_type.as_ptr(), source.as_ptr(), 1, 0, &mut reader);
+    if !check_out(status, reader, "c2rs_db_reader_new", Oom::Finding) {
+        return;
+    }
+    let mut batches = ptr::null_mut();
+    let status = c2rs_batch_reader_new(
+        reader,
+        usize::try_from(flags.batch_size).unwrap_or(1),
+        flags.num_outputs,
+        if flags.prefetch_depth_2 { 2 } else { 1 },
+        usize::from(!flags.no_prefetch),
+        &mut batches,
+    );
+    if check_out(status, batches, "c2rs_batch_reader_new", Oom::Finding) {
+        for _ in 0..NET_ITERATIONS {
+            let mut list = ptr::null_mut();
+            let status = c2rs_batch_reader_next(batches, &mut list);
+            if !check_out(status, list, "c2rs_batch_reader_next", Oom::Finding) {
+                break;
+            }
+            inspect_list(list);
+            c2rs_tensor_list_free(list);
+        }
+        c2rs_batch_reader_free(batches);
+    }
+    c2rs_db_reader_free(reader);
 }
 
 /// Keys to seek to: the first and last keys seen, just past the first, in the middle of the

@@ -24,7 +24,9 @@ use std::ptr;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use caffe2rs::ffi::buffer::{c2rs_string_list_free, c2rs_string_list_get, c2rs_string_list_len};
+use caffe2rs::ffi::buffer::{
+    c2rs_string_list_free, c2rs_string_list_get, c2rs_string_list_get_n, c2rs_string_list_len,
+};
 use caffe2rs::ffi::db::{c2rs_db_reader_free, c2rs_db_reader_new, c2rs_workspace_set_db_reader};
 use caffe2rs::ffi::handle::{c2rs_blobs_queue, c2rs_rebatching_queue, c2rs_tensor, c2rs_workspace};
 use caffe2rs::ffi::queue::{
@@ -32,14 +34,16 @@ use caffe2rs::ffi::queue::{
     c2rs_blobs_queue_free, c2rs_rebatching_queue_close, c2rs_rebatching_queue_create,
     c2rs_rebatching_queue_enqueue, c2rs_rebatching_queue_free,
 };
+use caffe2rs::ffi::status::C2RS_OK;
 use caffe2rs::ffi::tensor::{
     c2rs_tensor_free, c2rs_tensor_mutable_data, c2rs_tensor_new, c2rs_tensor_set_string,
 };
 use caffe2rs::ffi::workspace::{
     c2rs_workspace_blob_names, c2rs_workspace_create_net, c2rs_workspace_feed_move,
-    c2rs_workspace_fetch, c2rs_workspace_free, c2rs_workspace_new, c2rs_workspace_new_with_root,
-    c2rs_workspace_run_net, c2rs_workspace_run_operator_once,
+    c2rs_workspace_free, c2rs_workspace_new, c2rs_workspace_new_with_root, c2rs_workspace_run_net,
+    c2rs_workspace_run_operator_once,
 };
+use caffe2rs::ffi::workspace_names::c2rs_workspace_fetch_n;
 use caffe2rs::proto::{Argument, NetDef, OperatorDef};
 use prost::Message;
 
@@ -445,13 +449,27 @@ fn read_back(ws: &Workspace) {
         finding("c2rs_workspace_blob_names", "refused on a live workspace");
     }
     for i in 0..c2rs_string_list_len(names) {
-        let name: *const c_char = c2rs_string_list_get(names, i);
-        if name.is_null() {
-            finding("c2rs_string_list_get", &format!("NULL for index {i} < len"));
+        // Names are byte strings (a NUL inside is allowed): read them with their length, and
+        // check that the C-string getter refuses only names it cannot carry.
+        let (mut name, mut len) = (ptr::null(), 0usize);
+        if c2rs_string_list_get_n(names, i, &mut name, &mut len) != C2RS_OK || name.is_null() {
+            finding(
+                "c2rs_string_list_get_n",
+                &format!("refused index {i} < len"),
+            );
+        }
+        // SAFETY: get_n gave `len` readable bytes at `name`, valid until `names` is freed.
+        let bytes = unsafe { std::slice::from_raw_parts(name, len) };
+        let c_name: *const c_char = c2rs_string_list_get(names, i);
+        if c_name.is_null() != bytes.contains(&0) {
+            finding(
+                "c2rs_string_list_get",
+                &format!("NULL is {} for index {i} of {bytes:?}", c_name.is_null()),
+            );
         }
         let mut t = ptr::null_mut();
         // Non-tensor blobs (queues, readers) answer C2RS_TYPE_MISMATCH.
-        let status = c2rs_workspace_fetch(ws.ptr(), name, &mut t);
+        let status = c2rs_workspace_fetch_n(ws.ptr(), name.cast(), len, &mut t);
         if check_out(status, t, "c2rs_workspace_fetch", Oom::Allowed) {
             tensor::inspect(t);
             c2rs_tensor_free(t);

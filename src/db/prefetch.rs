@@ -472,7 +472,7 @@ mod tests {
                     .collect()
             });
             got.sort_unstable();
-            let mut expected: Vec<i32> = (0..3 * per_consumer).map(|i| i as i32 % 10).collect();
+            let mut expected: Vec<i32> = (0..3 * per_consumer).map(|i| i % 10).collect();
             expected.sort_unstable();
             assert_eq!(got, expected, "threads {threads} depth {depth}");
         }

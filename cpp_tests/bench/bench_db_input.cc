@@ -138,21 +138,32 @@ double ProcessCpu() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
 }
 
+/// Context switches (voluntary: a thread slept; involuntary: it was preempted) of the whole
+/// process so far, all threads.
+double ProcessSwitches() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_nvcsw + u.ru_nivcsw);
+}
+
 /// Records per second through c2rs_batch_reader; with `cpu_us_per_record`, also the process CPU
 /// time per record consumed (all threads: workers and consumer), which does not depend on how
 /// many CPUs the machine could give the threads.
 double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, double seconds,
-                double* cpu_us_per_record = nullptr) {
+                double* cpu_us_per_record = nullptr, double* switches_per_batch = nullptr) {
   c2rs_db_reader* reader = nullptr;
   Check(c2rs_db_reader_new("minidb", path.c_str(), 1, 0, &reader), "c2rs_db_reader_new");
   c2rs_batch_reader* br = nullptr;
   Check(c2rs_batch_reader_new(reader, kBatch, static_cast<size_t>(s.num_outputs), g_depth, threads, &br),
         "c2rs_batch_reader_new");
   long batches = 0;
-  double cpu_start = 0;
+  double cpu_start = 0, switches_start = 0;
   const double rate = Rate(
       [&] {
-        if (batches++ == 0) cpu_start = ProcessCpu();  // after the warm-up batch
+        if (batches++ == 0) {  // after the warm-up batch
+          cpu_start = ProcessCpu();
+          switches_start = ProcessSwitches();
+        }
         c2rs_tensor_list* batch = nullptr;
         Check(c2rs_batch_reader_next(br, &batch), "c2rs_batch_reader_next");
         c2rs_tensor_list_free(batch);
@@ -160,6 +171,9 @@ double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, doub
       seconds);
   if (cpu_us_per_record != nullptr) {
     *cpu_us_per_record = (ProcessCpu() - cpu_start) * 1e6 / (static_cast<double>(batches - 1) * kBatch);
+  }
+  if (switches_per_batch != nullptr) {
+    *switches_per_batch = (ProcessSwitches() - switches_start) / static_cast<double>(batches - 1);
   }
   c2rs_batch_reader_free(br);
   c2rs_db_reader_free(reader);
@@ -345,8 +359,9 @@ int main(int argc, char** argv) {
     const double caffe2 = Run(only, "caffe2") ? ProtobufCaffe2(s, seconds) * kBatch : 0.0;
     const double copy = Run(only, "memcpy") ? Memcpy(s, seconds) * kBatch : 0.0;
     double cpu1 = 0, cpu2 = 0;  // process CPU µs per record with 1 and 2 prefetch threads
-    const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds, &cpu1) * kBatch : 0.0;
-    const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds, &cpu2) * kBatch : 0.0;
+    double sw1 = 0, sw2 = 0;    // process context switches per batch, same runs
+    const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds, &cpu1, &sw1) * kBatch : 0.0;
+    const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds, &cpu2, &sw2) * kBatch : 0.0;
     const double m1 = Run(only, "prefetch") ? ParallelMemcpy(s, 1, seconds) * kBatch : 0.0;
     const double m2 = Run(only, "prefetch") ? ParallelMemcpy(s, 2, seconds) * kBatch : 0.0;
     std::remove(path.c_str());
@@ -367,6 +382,8 @@ int main(int argc, char** argv) {
                 m1, m2, m2 / m1);
     std::printf("  prefetch CPU time %10.3f us/record, 2 threads %7.3f us/record: %.2fx  (all threads)\n",
                 cpu1, cpu2, cpu2 / cpu1);
+    std::printf("  prefetch switches %10.2f per batch,  2 threads %7.2f per batch  (context switches, all threads)\n",
+                sw1, sw2);
     char entry[768];
     std::snprintf(entry, sizeof entry,
                   "%s{\"name\":\"%s\",\"payload_bytes\":%zu,\"caffe2rs_rps\":%.0f,\"caffe2rs_via_db_rps\":%.0f,\"protobuf_rps\":%.0f,"

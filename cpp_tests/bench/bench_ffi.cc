@@ -6,7 +6,8 @@
 //   has_blob         c2rs_workspace_has_blob on a workspace of 1000 blobs, names present / absent
 //   has_blob_n       the (pointer, length) twin
 //   feed+fetch       c2rs_workspace_feed of a 4-float tensor + c2rs_workspace_fetch of it +
-//                    c2rs_tensor_free of the fetched copy, cycling over 1000 blobs
+//                    c2rs_tensor_free of the fetched copy, cycling over 1000 blobs, and on one
+//                    blob (everything stays in cache)
 //   handle has       c2rs_blob_handle_has on handles got once per blob
 //   handle feed+fetch c2rs_blob_handle_feed + c2rs_blob_handle_fetch + c2rs_tensor_free
 //
@@ -134,10 +135,19 @@ int main(int argc, char** argv) {
       },
       rounds, calls);
 
+  const double feed_fetch_one = !run("feed_fetch") ? 0 : BestNs(
+      [&](int) {
+        Check(c2rs_workspace_feed(ws, "blob_0000", four), "feed");
+        c2rs_tensor* out = nullptr;
+        Check(c2rs_workspace_fetch(ws, "blob_0000", &out), "fetch");
+        c2rs_tensor_free(out);
+      },
+      rounds, calls);
+
   const bool handles = c2rs_workspace_blob_handle != nullptr && c2rs_blob_handle_has != nullptr &&
                        c2rs_blob_handle_feed != nullptr && c2rs_blob_handle_fetch != nullptr &&
                        c2rs_blob_handle_free != nullptr;
-  double handle_has = 0, handle_feed_fetch = 0;
+  double handle_has = 0, handle_feed_fetch = 0, handle_feed_fetch_one = 0;
   if (handles && run("handle")) {
     std::vector<c2rs_blob_handle*> hs(kBlobs, nullptr);
     for (int i = 0; i < kBlobs; ++i) {
@@ -158,6 +168,14 @@ int main(int argc, char** argv) {
           c2rs_tensor_free(out);
         },
         rounds, calls);
+    handle_feed_fetch_one = BestNs(
+        [&](int) {
+          Check(c2rs_blob_handle_feed(hs[0], four), "handle_feed");
+          c2rs_tensor* out = nullptr;
+          Check(c2rs_blob_handle_fetch(hs[0], &out), "handle_fetch");
+          c2rs_tensor_free(out);
+        },
+        rounds, calls);
     for (c2rs_blob_handle* h : hs) c2rs_blob_handle_free(h);
   }
 
@@ -173,9 +191,11 @@ int main(int argc, char** argv) {
   row("has_blob_n, present", has_n_present);
   row("has_blob_n, absent", has_n_absent);
   row("feed + fetch + free, 4 floats", feed_fetch);
+  row("  the same on one blob", feed_fetch_one);
   if (handles) {
     row("handle has", handle_has);
     row("handle feed + fetch + free", handle_feed_fetch);
+    row("  the same on one blob", handle_feed_fetch_one);
   } else {
     std::printf("%-34s %9s\n", "handle has", "n/a");
     std::printf("%-34s %9s\n", "handle feed + fetch + free", "n/a");

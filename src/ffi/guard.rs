@@ -229,20 +229,35 @@ impl<'a> RawName<'a, '_> {
     }
 
     /// The name as UTF-8 text; C2RS_INVALID_ARGUMENT naming the argument when it is not.
+    #[inline]
     pub(crate) fn to_str(self) -> Result<&'a str> {
-        std::str::from_utf8(self.bytes).map_err(|e| {
-            let arg = self.arg;
-            if self.with_len {
-                C2rsError::invalid_argument(format!(
-                    "argument `{arg}` is not valid UTF-8 (byte {} of {}); blob and net names \
-                     are UTF-8 strings",
-                    e.valid_up_to(),
-                    self.bytes.len()
-                ))
-            } else {
-                C2rsError::invalid_argument(format!("argument `{arg}` is not valid UTF-8: {e}"))
-            }
-        })
+        std::str::from_utf8(self.bytes).map_err(|e| self.not_utf8(e))
+    }
+
+    /// `to_str` when only the check matters (a name no blob has): ASCII, the common case, is
+    /// recognised inline.
+    #[inline]
+    pub(crate) fn check_utf8(self) -> Result<()> {
+        if self.bytes.is_ascii() {
+            return Ok(());
+        }
+        self.to_str().map(|_| ())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_utf8(self, e: std::str::Utf8Error) -> C2rsError {
+        let arg = self.arg;
+        if self.with_len {
+            C2rsError::invalid_argument(format!(
+                "argument `{arg}` is not valid UTF-8 (byte {} of {}); blob and net names are \
+                 UTF-8 strings",
+                e.valid_up_to(),
+                self.bytes.len()
+            ))
+        } else {
+            C2rsError::invalid_argument(format!("argument `{arg}` is not valid UTF-8: {e}"))
+        }
     }
 }
 

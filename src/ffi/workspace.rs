@@ -257,7 +257,7 @@ pub extern "C" fn c2rs_workspace_has_blob(
         let found = ws.has_blob_by_bytes(name.bytes());
         if !found {
             // Only a name no blob has can be one that is not UTF-8.
-            name.to_str()?;
+            name.check_utf8()?;
         }
         out.set(found);
         Ok(())

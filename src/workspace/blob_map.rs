@@ -80,10 +80,12 @@ fn slot_hash(s: &Slot) -> u64 {
 }
 
 impl BlobMap {
+    #[inline]
     fn hash(&self, name: &[u8]) -> u64 {
         self.hasher.hash_one(name)
     }
 
+    #[inline]
     fn shard_index(hash: u64) -> usize {
         ((hash >> SHARD_SHIFT) as usize) & (SHARDS - 1)
     }

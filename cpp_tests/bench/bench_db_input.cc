@@ -33,7 +33,9 @@
 #include <thread>
 #include <vector>
 
+#include <dirent.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace {
@@ -138,31 +140,66 @@ double ProcessCpu() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
 }
 
-/// Context switches (voluntary: a thread slept; involuntary: it was preempted) of the whole
-/// process so far, all threads.
-double ProcessSwitches() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_nvcsw + u.ru_nivcsw);
+/// Where a batch reader's time goes, split between the consumer (the calling thread) and the
+/// prefetch workers (threads named c2rs-prefetch-N), from /proc/self/task (Linux): on-CPU
+/// nanoseconds (schedstat), voluntary context switches (the thread slept) and involuntary
+/// ones (it was preempted). Counted per thread, so other processes' load does not enter it
+/// except as preemptions.
+struct ThreadSplit {
+  double consumer_ns = 0, consumer_sleeps = 0, workers_ns = 0, workers_preempted = 0;
+};
+
+ThreadSplit SplitNow() {
+  ThreadSplit out;
+  const long self = static_cast<long>(syscall(SYS_gettid));
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return out;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string base = std::string("/proc/self/task/") + e->d_name;
+    std::string comm;
+    std::ifstream(base + "/comm") >> comm;
+    const bool consumer = std::atol(e->d_name) == self;
+    const bool worker = comm.rfind("c2rs-prefetch", 0) == 0;
+    if (!consumer && !worker) continue;
+    double run_ns = 0;
+    std::ifstream(base + "/schedstat") >> run_ns;
+    double voluntary = 0, involuntary = 0;
+    std::ifstream status(base + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) voluntary = std::atof(line.c_str() + 24);
+      if (line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) involuntary = std::atof(line.c_str() + 27);
+    }
+    if (consumer) {
+      out.consumer_ns += run_ns;
+      out.consumer_sleeps += voluntary;
+    } else {
+      out.workers_ns += run_ns;
+      out.workers_preempted += involuntary;
+    }
+  }
+  closedir(dir);
+  return out;
 }
 
 /// Records per second through c2rs_batch_reader; with `cpu_us_per_record`, also the process CPU
 /// time per record consumed (all threads: workers and consumer), which does not depend on how
 /// many CPUs the machine could give the threads.
 double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, double seconds,
-                double* cpu_us_per_record = nullptr, double* switches_per_batch = nullptr) {
+                double* cpu_us_per_record = nullptr, ThreadSplit* split = nullptr) {
   c2rs_db_reader* reader = nullptr;
   Check(c2rs_db_reader_new("minidb", path.c_str(), 1, 0, &reader), "c2rs_db_reader_new");
   c2rs_batch_reader* br = nullptr;
   Check(c2rs_batch_reader_new(reader, kBatch, static_cast<size_t>(s.num_outputs), g_depth, threads, &br),
         "c2rs_batch_reader_new");
   long batches = 0;
-  double cpu_start = 0, switches_start = 0;
+  double cpu_start = 0;
+  ThreadSplit split_start;
   const double rate = Rate(
       [&] {
         if (batches++ == 0) {  // after the warm-up batch
           cpu_start = ProcessCpu();
-          switches_start = ProcessSwitches();
+          if (split != nullptr) split_start = SplitNow();
         }
         c2rs_tensor_list* batch = nullptr;
         Check(c2rs_batch_reader_next(br, &batch), "c2rs_batch_reader_next");
@@ -172,8 +209,15 @@ double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, doub
   if (cpu_us_per_record != nullptr) {
     *cpu_us_per_record = (ProcessCpu() - cpu_start) * 1e6 / (static_cast<double>(batches - 1) * kBatch);
   }
-  if (switches_per_batch != nullptr) {
-    *switches_per_batch = (ProcessSwitches() - switches_start) / static_cast<double>(batches - 1);
+  if (split != nullptr) {
+    // Per record (CPU, µs) and per batch (switches); the workers are still alive here.
+    const ThreadSplit end = SplitNow();
+    const double records = static_cast<double>(batches - 1) * kBatch;
+    const double n = static_cast<double>(batches - 1);
+    split->consumer_ns = (end.consumer_ns - split_start.consumer_ns) / 1e3 / records;
+    split->workers_ns = (end.workers_ns - split_start.workers_ns) / 1e3 / records;
+    split->consumer_sleeps = (end.consumer_sleeps - split_start.consumer_sleeps) / n;
+    split->workers_preempted = (end.workers_preempted - split_start.workers_preempted) / n;
   }
   c2rs_batch_reader_free(br);
   c2rs_db_reader_free(reader);
@@ -359,9 +403,9 @@ int main(int argc, char** argv) {
     const double caffe2 = Run(only, "caffe2") ? ProtobufCaffe2(s, seconds) * kBatch : 0.0;
     const double copy = Run(only, "memcpy") ? Memcpy(s, seconds) * kBatch : 0.0;
     double cpu1 = 0, cpu2 = 0;  // process CPU µs per record with 1 and 2 prefetch threads
-    double sw1 = 0, sw2 = 0;    // process context switches per batch, same runs
-    const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds, &cpu1, &sw1) * kBatch : 0.0;
-    const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds, &cpu2, &sw2) * kBatch : 0.0;
+    ThreadSplit sp1, sp2;       // consumer / workers split, same runs
+    const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds, &cpu1, &sp1) * kBatch : 0.0;
+    const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds, &cpu2, &sp2) * kBatch : 0.0;
     const double m1 = Run(only, "prefetch") ? ParallelMemcpy(s, 1, seconds) * kBatch : 0.0;
     const double m2 = Run(only, "prefetch") ? ParallelMemcpy(s, 2, seconds) * kBatch : 0.0;
     std::remove(path.c_str());
@@ -382,8 +426,12 @@ int main(int argc, char** argv) {
                 m1, m2, m2 / m1);
     std::printf("  prefetch CPU time %10.3f us/record, 2 threads %7.3f us/record: %.2fx  (all threads)\n",
                 cpu1, cpu2, cpu2 / cpu1);
-    std::printf("  prefetch switches %10.2f per batch,  2 threads %7.2f per batch  (context switches, all threads)\n",
-                sw1, sw2);
+    for (const auto& [threads, sp] : {std::pair<int, ThreadSplit>{1, sp1}, {2, sp2}}) {
+      std::printf("  prefetch %d thread%s consumer %6.3f us/record CPU, %5.2f sleeps/batch; workers %6.3f us/record CPU, "
+                  "%5.2f preempted/batch\n",
+                  threads, threads == 1 ? ": " : "s:", sp.consumer_ns, sp.consumer_sleeps, sp.workers_ns,
+                  sp.workers_preempted);
+    }
     char entry[768];
     std::snprintf(entry, sizeof entry,
                   "%s{\"name\":\"%s\",\"payload_bytes\":%zu,\"caffe2rs_rps\":%.0f,\"caffe2rs_via_db_rps\":%.0f,\"protobuf_rps\":%.0f,"

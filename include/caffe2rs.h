@@ -354,6 +354,13 @@ typedef struct DLManagedTensorVersioned {
 typedef struct c2rs_batch_reader c2rs_batch_reader;
 
 /**
+ * A blob of a workspace, looked up by name once (`c2rs_workspace_blob_handle`), so that
+ * feeding, fetching and checking it costs no name lookup. Keeps its workspace alive. Released
+ * by `c2rs_blob_handle_free`.
+ */
+typedef struct c2rs_blob_handle c2rs_blob_handle;
+
+/**
  * A BlobsQueue held in a workspace blob. Shared (`Arc`) with the blob, operators and other
  * handles. Got from `c2rs_blobs_queue_create` / `_from_workspace`, released by
  * `c2rs_blobs_queue_free`. Fully thread-safe.
@@ -565,6 +572,103 @@ typedef struct {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * A handle on the blob `name` resolves to in `ws` (local, forwarded or a parent's), for
+ * `c2rs_blob_handle_has` / `_feed` / `_feed_move` / `_fetch` without a name lookup per call.
+ * With `create`, a name that is not visible first gets an empty local blob (as
+ * `c2rs_workspace_create_blob`); without, it is C2RS_NOT_FOUND.
+ *
+ * Lifetime: the handle refers to the blob found now, not to the name: after a rename it works
+ * on the same blob under its new name. When the blob is removed from the workspace, the
+ * handle keeps working on it (as an operator built on it does) until the name is given to
+ * another blob; from then on every call on the handle but `_has` and `_free` fails with
+ * C2RS_ENFORCE_NOT_MET, and a new handle is needed.
+ * Ownership: the caller owns `*out` (`c2rs_blob_handle_free`); it holds a reference to `ws`,
+ * so the workspace stays alive until the handle is freed too.
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_blob_handle_n` takes
+ * (pointer, length).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws`, `name` or `out` is NULL or `name` is not
+ * UTF-8; C2RS_NOT_FOUND when no blob `name` is visible and `create` is false
+ * ("Can't find blob: <name>"), or `name` is forwarded to a parent blob that no longer exists.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_blob_handle(c2rs_workspace *ws,
+                                   const char *name,
+                                   bool create,
+                                   c2rs_blob_handle **out);
+
+/**
+ * `c2rs_workspace_blob_handle` with the name as `name_len` bytes at `name`.
+ *
+ * Ownership: as `c2rs_workspace_blob_handle`.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8; C2RS_NOT_FOUND as for `c2rs_workspace_blob_handle`.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_blob_handle_n(c2rs_workspace *ws,
+                                     const char *name,
+                                     size_t name_len,
+                                     bool create,
+                                     c2rs_blob_handle **out);
+
+/**
+ * Whether the handle's blob is still in its workspace: true until the blob is removed
+ * (`c2rs_workspace_remove_blob`, an operator removing it), false from then on, even if the
+ * name is given to a new blob. A rename keeps it true.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `h` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_blob_handle_has(const c2rs_blob_handle *h, bool *out);
+
+/**
+ * Stores a copy of `t` in the handle's blob (as `c2rs_workspace_feed`). When the blob holds
+ * a tensor of the same dtype and dims whose buffer nothing else shares, the values are
+ * copied into that buffer and nothing is allocated.
+ *
+ * Ownership: `t` is copied, not consumed.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * `t` must not be written concurrently.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `h` or `t` is NULL; C2RS_ENFORCE_NOT_MET when
+ * the blob was removed and its name now holds another blob.
+ */
+C2RS_NODISCARD int32_t c2rs_blob_handle_feed(c2rs_blob_handle *h, const c2rs_tensor *t);
+
+/**
+ * Moves `t` into the handle's blob without copying its data (as
+ * `c2rs_workspace_feed_move`).
+ *
+ * Ownership: `t` is consumed in every case, success or failure (unless `t` is NULL); do not
+ * use or free it afterwards.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `h` or `t` is NULL; C2RS_ENFORCE_NOT_MET when
+ * the blob was removed and its name now holds another blob.
+ */
+C2RS_NODISCARD int32_t c2rs_blob_handle_feed_move(c2rs_blob_handle *h, c2rs_tensor *t);
+
+/**
+ * A copy of the tensor in the handle's blob, owned by the host (as `c2rs_workspace_fetch`).
+ *
+ * Ownership: the caller owns `*out` (`c2rs_tensor_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `h` or `out` is NULL; C2RS_TYPE_MISMATCH when
+ * the blob holds no tensor; C2RS_ENFORCE_NOT_MET when the blob was removed and its name now
+ * holds another blob.
+ */
+C2RS_NODISCARD int32_t c2rs_blob_handle_fetch(const c2rs_blob_handle *h, c2rs_tensor **out);
+
+/**
+ * Releases a blob handle (the blob stays in its workspace).
+ *
+ * Ownership: `h` is freed with its reference to the workspace; NULL is a no-op; freeing
+ * twice is undefined behaviour.
+ * Thread safety: no other call may use `h` concurrently.
+ * Returns: nothing.
+ */
+void c2rs_blob_handle_free(c2rs_blob_handle *h);
 
 /**
  * Pointer to the bytes of `buf`.

@@ -35,7 +35,9 @@
 #include <thread>
 #include <vector>
 
+#include <dirent.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace {
@@ -166,11 +168,54 @@ double ProcessCpu() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
 }
 
+/// Where a batch reader's time goes, split between the consumer (the calling thread) and the
+/// prefetch workers (threads named c2rs-prefetch-N), from /proc/self/task (Linux): on-CPU
+/// nanoseconds (schedstat), voluntary context switches (the thread slept) and involuntary
+/// ones (it was preempted). Counted per thread, so other processes' load does not enter it
+/// except as preemptions.
+struct ThreadSplit {
+  double consumer_ns = 0, consumer_sleeps = 0, workers_ns = 0, workers_preempted = 0;
+};
+
+ThreadSplit SplitNow() {
+  ThreadSplit out;
+  const long self = static_cast<long>(syscall(SYS_gettid));
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return out;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string base = std::string("/proc/self/task/") + e->d_name;
+    std::string comm;
+    std::ifstream(base + "/comm") >> comm;
+    const bool consumer = std::atol(e->d_name) == self;
+    const bool worker = comm.rfind("c2rs-prefetch", 0) == 0;
+    if (!consumer && !worker) continue;
+    double run_ns = 0;
+    std::ifstream(base + "/schedstat") >> run_ns;
+    double voluntary = 0, involuntary = 0;
+    std::ifstream status(base + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) voluntary = std::atof(line.c_str() + 24);
+      if (line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) involuntary = std::atof(line.c_str() + 27);
+    }
+    if (consumer) {
+      out.consumer_ns += run_ns;
+      out.consumer_sleeps += voluntary;
+    } else {
+      out.workers_ns += run_ns;
+      out.workers_preempted += involuntary;
+    }
+  }
+  closedir(dir);
+  return out;
+}
+
 /// Records per second through c2rs_batch_reader; with `cpu_us_per_record`, also the process CPU
 /// time per record consumed (all threads: workers and consumer), which does not depend on how
 /// many CPUs the machine could give the threads.
 double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, double seconds,
-                double* cpu_us_per_record = nullptr, const char* db_type = "minidb") {
+                double* cpu_us_per_record = nullptr, ThreadSplit* split = nullptr,
+                const char* db_type = "minidb") {
   c2rs_db_reader* reader = nullptr;
   Check(c2rs_db_reader_new(db_type, path.c_str(), 1, 0, &reader), "c2rs_db_reader_new");
   c2rs_batch_reader* br = nullptr;
@@ -178,9 +223,13 @@ double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, doub
         "c2rs_batch_reader_new");
   long batches = 0;
   double cpu_start = 0;
+  ThreadSplit split_start;
   const double rate = Rate(
       [&] {
-        if (batches++ == 0) cpu_start = ProcessCpu();  // after the warm-up batch
+        if (batches++ == 0) {  // after the warm-up batch
+          cpu_start = ProcessCpu();
+          if (split != nullptr) split_start = SplitNow();
+        }
         c2rs_tensor_list* batch = nullptr;
         Check(c2rs_batch_reader_next(br, &batch), "c2rs_batch_reader_next");
         c2rs_tensor_list_free(batch);
@@ -188,6 +237,16 @@ double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, doub
       seconds);
   if (cpu_us_per_record != nullptr) {
     *cpu_us_per_record = (ProcessCpu() - cpu_start) * 1e6 / (static_cast<double>(batches - 1) * kBatch);
+  }
+  if (split != nullptr) {
+    // Per record (CPU, µs) and per batch (switches); the workers are still alive here.
+    const ThreadSplit end = SplitNow();
+    const double records = static_cast<double>(batches - 1) * kBatch;
+    const double n = static_cast<double>(batches - 1);
+    split->consumer_ns = (end.consumer_ns - split_start.consumer_ns) / 1e3 / records;
+    split->workers_ns = (end.workers_ns - split_start.workers_ns) / 1e3 / records;
+    split->consumer_sleeps = (end.consumer_sleeps - split_start.consumer_sleeps) / n;
+    split->workers_preempted = (end.workers_preempted - split_start.workers_preempted) / n;
   }
   c2rs_batch_reader_free(br);
   c2rs_db_reader_free(reader);
@@ -373,16 +432,17 @@ int main(int argc, char** argv) {
     if (Run(only, "via_lmdb")) {
       const std::string lmdb =
           WriteLmdb(s, dir + "/c2rs-bench-" + std::to_string(getpid()) + ".lmdb");
-      via_lmdb = Caffe2rs(lmdb, s, 0, seconds, nullptr, "lmdb") * kBatch;
-      lmdb1 = Caffe2rs(lmdb, s, 1, seconds, nullptr, "lmdb") * kBatch;
+      via_lmdb = Caffe2rs(lmdb, s, 0, seconds, nullptr, nullptr, "lmdb") * kBatch;
+      lmdb1 = Caffe2rs(lmdb, s, 1, seconds, nullptr, nullptr, "lmdb") * kBatch;
       RemoveLmdb(lmdb);
     }
     const double proto = Run(only, "protobuf") ? Protobuf(s, seconds) * kBatch : 0.0;
     const double caffe2 = Run(only, "caffe2") ? ProtobufCaffe2(s, seconds) * kBatch : 0.0;
     const double copy = Run(only, "memcpy") ? Memcpy(s, seconds) * kBatch : 0.0;
     double cpu1 = 0, cpu2 = 0;  // process CPU µs per record with 1 and 2 prefetch threads
-    const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds, &cpu1) * kBatch : 0.0;
-    const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds, &cpu2) * kBatch : 0.0;
+    ThreadSplit sp1, sp2;       // consumer / workers split, same runs
+    const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds, &cpu1, &sp1) * kBatch : 0.0;
+    const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds, &cpu2, &sp2) * kBatch : 0.0;
     const double m1 = Run(only, "prefetch") ? ParallelMemcpy(s, 1, seconds) * kBatch : 0.0;
     const double m2 = Run(only, "prefetch") ? ParallelMemcpy(s, 2, seconds) * kBatch : 0.0;
     std::remove(path.c_str());
@@ -405,6 +465,12 @@ int main(int argc, char** argv) {
                 m1, m2, m2 / m1);
     std::printf("  prefetch CPU time %10.3f us/record, 2 threads %7.3f us/record: %.2fx  (all threads)\n",
                 cpu1, cpu2, cpu2 / cpu1);
+    for (const auto& [threads, sp] : {std::pair<int, ThreadSplit>{1, sp1}, {2, sp2}}) {
+      std::printf("  prefetch %d thread%s consumer %6.3f us/record CPU, %5.2f sleeps/batch; workers %6.3f us/record CPU, "
+                  "%5.2f preempted/batch\n",
+                  threads, threads == 1 ? ": " : "s:", sp.consumer_ns, sp.consumer_sleeps, sp.workers_ns,
+                  sp.workers_preempted);
+    }
     char entry[1024];
     std::snprintf(entry, sizeof entry,
                   "%s{\"name\":\"%s\",\"payload_bytes\":%zu,\"caffe2rs_rps\":%.0f,\"caffe2rs_via_db_rps\":%.0f,\"caffe2rs_via_lmdb_rps\":%.0f,\"lmdb_prefetch1_rps\":%.0f,\"protobuf_rps\":%.0f,"

@@ -89,6 +89,13 @@ pub struct c2rs_workspace {
     _private: [u8; 0],
 }
 
+/// A blob of a workspace, looked up by name once (`c2rs_workspace_blob_handle`), so that
+/// feeding, fetching and checking it costs no name lookup. Keeps its workspace alive. Released
+/// by `c2rs_blob_handle_free`.
+pub struct c2rs_blob_handle {
+    _private: [u8; 0],
+}
+
 /// What a host-registered operator's callbacks see: its inputs, outputs and arguments. Lent
 /// by the library for the duration of one callback; never created or freed by the host.
 pub struct c2rs_op_context {
@@ -145,6 +152,10 @@ impl BoxHandle for c2rs_event {
 /// The handle holds one reference; operators and workspace blobs may hold others.
 impl BoxHandle for c2rs_db_reader {
     type Target = Arc<DbReader>;
+}
+
+impl BoxHandle for c2rs_blob_handle {
+    type Target = crate::workspace::BoundBlob;
 }
 
 impl BoxHandle for c2rs_memory_plan {

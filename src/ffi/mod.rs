@@ -6,6 +6,7 @@
 //! contract (valid, live handles); NULL is checked, everything else is the caller's promise.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod blob_handle;
 pub mod buffer;
 pub mod context;
 pub mod cuda_tensor;

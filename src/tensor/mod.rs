@@ -364,6 +364,28 @@ impl Tensor {
         })
     }
 
+    /// Copies `src`'s elements into this tensor's own buffer when both have the same dtype
+    /// (not STRING) and dims and the buffer is unshared and writable; `false`, with `self`
+    /// untouched, otherwise (the caller then makes a new copy). Allocates nothing.
+    pub fn overwrite_from(&mut self, src: &Tensor) -> bool {
+        if self.dtype != src.dtype || self.dims != src.dims {
+            return false;
+        }
+        let (Elements::Bytes(dst), Elements::Bytes(from)) = (&mut self.elements, &src.elements)
+        else {
+            return false;
+        };
+        // `src` sharing the buffer makes it shared: `get_mut` refuses, and the caller copies
+        // (a fed blob never shares the host's buffer).
+        match Arc::get_mut(dst) {
+            Some(storage) if !storage.is_read_only() && storage.len() == from.len() => {
+                storage.as_mut_slice().copy_from_slice(from.as_slice());
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether two tensors share element storage (zero-copy views of one another).
     pub fn shares_storage_with(&self, other: &Tensor) -> bool {
         match (&self.elements, &other.elements) {

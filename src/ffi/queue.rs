@@ -164,8 +164,10 @@ fn dequeue_handles(
 }
 
 /// Creates a BlobsQueue in blob `name` of `ws` (as the `CreateBlobsQueue` operator: slot blobs
-/// `<name>_<i>_<j>`, Caffe2 close semantics unless `strict`, where any write after close fails)
-/// and returns a handle to it. An existing queue in `name` is replaced (it closes when unused).
+/// `<name>_<i>_<j>` when `capacity × num_blobs` is at most 4096, private slots made as records
+/// arrive otherwise, so a huge capacity allocates nothing up front; Caffe2 close semantics
+/// unless `strict`, where any write after close fails) and returns a handle to it. An existing
+/// queue in `name` is replaced (it closes when unused).
 ///
 /// Ownership: on success the caller owns `*out` (`c2rs_blobs_queue_free`); the workspace blob
 /// holds its own reference.

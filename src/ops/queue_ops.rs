@@ -41,9 +41,11 @@ pub fn content_bytes(content: &BlobContent) -> usize {
     }
 }
 
-/// Builds the queue `name` with `capacity × num_blobs` slot blobs `<name>_<i>_<j>` created in
-/// `ws`. With `enforce_unique_name`, every slot name is checked before any is created, so a
-/// refused queue leaves the workspace unchanged.
+/// Builds the queue `name`. A queue of at most `EAGER_SLOTS` slots creates its
+/// `capacity × num_blobs` slot blobs `<name>_<i>_<j>` in `ws` (Caffe2's names); a larger one
+/// keeps private slot rows made as records arrive (`BlobsQueue::new`), so a huge capacity or
+/// num_blobs allocates nothing up front. With `enforce_unique_name`, every slot name is checked
+/// before any is created, so a refused queue leaves the workspace unchanged.
 pub fn new_blob_queue(
     ws: &Workspace,
     name: &str,
@@ -53,7 +55,8 @@ pub fn new_blob_queue(
     field_names: &[String],
     strict: bool,
 ) -> Result<BlobQueue> {
-    // Validate the sizes before looking at names (the queue repeats these checks).
+    // Validate the sizes before looking at names (the queue repeats these checks); the
+    // probe makes no slots for large sizes.
     BlobsQueue::<()>::new(
         name,
         capacity,
@@ -63,15 +66,10 @@ pub fn new_blob_queue(
         |_, _| Ok(()),
     )?;
     if enforce_unique_name {
-        for i in 0..capacity {
-            for j in 0..num_blobs {
-                let slot = format!("{name}_{i}_{j}");
-                if ws.has_blob(&slot) {
-                    return Err(C2rsError::enforce(format!(
-                        "Queue internal blob already exists: {slot}"
-                    )));
-                }
-            }
+        if let Some(slot) = existing_slot_name(ws, name, capacity as u64, num_blobs as u64) {
+            return Err(C2rsError::enforce(format!(
+                "Queue internal blob already exists: {slot}"
+            )));
         }
     }
     BlobsQueue::new(name, capacity, num_blobs, field_names, strict, |i, j| {
@@ -82,6 +80,36 @@ pub fn new_blob_queue(
             ))
         })
     })
+}
+
+/// The first visible blob named like a slot of queue `name` (`<name>_<i>_<j>` with
+/// `i < capacity`, `j < num_blobs`), in slot order. Small queues ask for each name; large ones
+/// scan the workspace's names instead, so the cost is bounded by what the workspace holds.
+fn existing_slot_name(ws: &Workspace, name: &str, capacity: u64, num_blobs: u64) -> Option<String> {
+    if BlobQueue::is_eager(capacity as usize, num_blobs as usize) {
+        return (0..capacity)
+            .flat_map(|i| (0..num_blobs).map(move |j| format!("{name}_{i}_{j}")))
+            .find(|slot| ws.has_blob(slot));
+    }
+    let prefix = format!("{name}_");
+    ws.blobs()
+        .iter()
+        .filter_map(|blob| {
+            let (i, j) = blob.strip_prefix(&prefix)?.split_once('_')?;
+            let (i, j) = (canonical_index(i)?, canonical_index(j)?);
+            (i < capacity && j < num_blobs).then(|| ((i, j), blob.clone()))
+        })
+        .min()
+        .map(|(_, blob)| blob)
+}
+
+/// A decimal index as `format!` writes it (no sign, no leading zeros), or `None`.
+fn canonical_index(s: &str) -> Option<u64> {
+    if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// Swaps `blobs[j]` with the slot row's column j; returns the byte size of what now sits in

@@ -16,6 +16,7 @@
 //! closure (slot swaps, blob locks), the ring indices, the size hint and the stats counts;
 //! old slot contents, handle allocations and blocked-time sums are dealt with after it.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -38,15 +39,39 @@ pub enum Outcome {
     Full,
 }
 
-/// Guarded by `BlobsQueue::ring`. Invariant: `reader <= writer <= reader + capacity`; the slot
-/// row of record n is `slots[n % capacity]`. Lock order: this mutex, then blob locks (taken by
-/// the swap closures); never the reverse.
+/// Queues of at most this many slots (`capacity × num_blobs`) make every slot when they are
+/// built, as Caffe2 did (named slot blobs included). Larger queues make slot rows as records
+/// arrive and keep only the rows of the records in flight (plus a few spares), so a huge
+/// `capacity` or `num_blobs` costs nothing until records use it (issue 11: capacity 2^40
+/// used to build 2^40 slots up front).
+pub const EAGER_SLOTS: usize = 4096;
+
+/// Spare rows a growing queue keeps after their record was read, so that the consumer's old
+/// contents still come back to the next producer (ping-pong recycling) without the queue
+/// pinning `capacity` rows.
+const SPARE_ROWS: usize = 64;
+
+/// The slot rows.
+enum Slots<S> {
+    /// Every row, made at construction; record n lives in row `n % capacity`.
+    Fixed(Vec<Vec<S>>),
+    /// Rows of the records in flight, oldest first (`rows[k]` holds record `reader + k`), and
+    /// up to `SPARE_ROWS` rows whose record was read (they hold the consumers' old contents).
+    Growing {
+        rows: VecDeque<Vec<S>>,
+        spare: Vec<Vec<S>>,
+    },
+}
+
+/// Guarded by `BlobsQueue::ring`. Invariant: `reader <= writer <= reader + capacity`; with
+/// `Slots::Growing`, `rows.len() == writer - reader`. Lock order: this mutex, then blob locks
+/// (taken by the swap closures); never the reverse.
 struct Ring<S> {
     /// Next record to read; only grows.
     reader: u64,
     /// Next record to write; only grows.
     writer: u64,
-    slots: Vec<Vec<S>>,
+    slots: Slots<S>,
     /// Statistics counters, updated by every call while it holds this lock (plain integers:
     /// no atomic read-modify-write on the per-record path; see `stats.rs`).
     counts: StatCounts,
@@ -68,6 +93,33 @@ impl<S> Ring<S> {
             self.reader,
             self.writer
         );
+        debug_assert!(
+            match &self.slots {
+                Slots::Fixed(_) => true,
+                Slots::Growing { rows, .. } => rows.len() as u64 == self.writer - self.reader,
+            },
+            "growing slots out of step with the counters"
+        );
+    }
+
+    /// The row of the next record to read (`can_read` holds).
+    fn read_row(&mut self, capacity: u64) -> Option<&mut Vec<S>> {
+        match &mut self.slots {
+            Slots::Fixed(rows) => rows.get_mut((self.reader % capacity) as usize),
+            Slots::Growing { rows, .. } => rows.front_mut(),
+        }
+    }
+
+    /// After a successful read: a growing queue keeps the row as a spare (or drops it).
+    fn finish_read(&mut self) {
+        self.reader += 1;
+        if let Slots::Growing { rows, spare } = &mut self.slots {
+            if let Some(row) = rows.pop_front() {
+                if spare.len() < SPARE_ROWS {
+                    spare.push(row);
+                }
+            }
+        }
     }
 }
 
@@ -102,8 +154,10 @@ pub struct BlobsQueue<S> {
     stats: QueueStats,
 }
 
-impl<S> BlobsQueue<S> {
-    /// A queue of `capacity` records of `num_blobs` slots, each made by `make_slot(slot, column)`.
+impl<S: Default> BlobsQueue<S> {
+    /// A queue of `capacity` records of `num_blobs` slots. Up to `EAGER_SLOTS` slots are all
+    /// made here by `make_slot(slot, column)`; a larger queue makes `S::default()` rows as
+    /// records arrive (see `Slots`).
     pub fn new(
         name: &str,
         capacity: i64,
@@ -119,9 +173,18 @@ impl<S> BlobsQueue<S> {
         if !field_names.is_empty() && field_names.len() as i64 != num_blobs {
             return Err(C2rsError::enforce("Wrong number of fieldNames provided."));
         }
-        let slots = (0..cap)
-            .map(|i| (0..nb).map(|j| make_slot(i, j)).collect::<Result<Vec<S>>>())
-            .collect::<Result<Vec<_>>>()?;
+        let slots = if Self::is_eager(cap, nb) {
+            Slots::Fixed(
+                (0..cap)
+                    .map(|i| (0..nb).map(|j| make_slot(i, j)).collect::<Result<Vec<S>>>())
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        } else {
+            Slots::Growing {
+                rows: VecDeque::new(),
+                spare: Vec::new(),
+            }
+        };
         let stats = QueueStats::new(name, field_names);
         Ok(Self {
             name: name.to_string(),
@@ -142,6 +205,15 @@ impl<S> BlobsQueue<S> {
         })
     }
 
+    /// Whether a queue of this size makes all its slots up front (`EAGER_SLOTS`).
+    pub fn is_eager(capacity: usize, num_blobs: usize) -> bool {
+        capacity
+            .checked_mul(num_blobs)
+            .is_some_and(|n| n <= EAGER_SLOTS)
+    }
+}
+
+impl<S: Default> BlobsQueue<S> {
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -262,9 +334,11 @@ impl<S> BlobsQueue<S> {
                 Outcome::TimedOut
             });
         }
-        let index = (ring.reader % self.capacity) as usize;
-        let bytes = take(&mut ring.slots[index])?;
-        ring.reader += 1;
+        let row = ring
+            .read_row(self.capacity)
+            .ok_or_else(|| C2rsError::internal("BlobsQueue: readable record has no slot row"))?;
+        let bytes = take(row)?;
+        ring.finish_read();
         self.queued_hint
             .store(ring.writer - ring.reader, Ordering::Relaxed);
         ring.counts.dequeued(bytes.as_ref());
@@ -331,8 +405,34 @@ impl<S> BlobsQueue<S> {
         ring: &mut MutexGuard<'_, Ring<S>>,
         put: impl FnOnce(&mut [S]) -> Result<()>,
     ) -> Result<()> {
-        let index = (ring.writer % self.capacity) as usize;
-        put(&mut ring.slots[index])?;
+        let capacity = self.capacity;
+        let num_blobs = self.num_blobs;
+        let ring = &mut **ring;
+        match &mut ring.slots {
+            Slots::Fixed(rows) => {
+                let index = (ring.writer % capacity) as usize;
+                let row = rows.get_mut(index).ok_or_else(|| {
+                    C2rsError::internal("BlobsQueue: slot index outside the ring")
+                })?;
+                put(row)?;
+            }
+            Slots::Growing { rows, spare } => {
+                // The caller checked that its record has `num_blobs` columns, so this row is
+                // backed by what the record holds; the reservation is fallible all the same.
+                rows.try_reserve(1).map_err(|_| {
+                    C2rsError::internal("out of memory growing the BlobsQueue slot list")
+                })?;
+                let mut row = match spare.pop() {
+                    Some(row) => row,
+                    None => new_row(num_blobs)?,
+                };
+                if let Err(e) = put(&mut row) {
+                    spare.push(row);
+                    return Err(e);
+                }
+                rows.push_back(row);
+            }
+        }
         ring.writer += 1;
         self.queued_hint
             .store(ring.writer - ring.reader, Ordering::Relaxed);
@@ -348,6 +448,18 @@ impl<S> BlobsQueue<S> {
         self.not_empty.notify_all();
         self.not_full.notify_all();
     }
+}
+
+/// A row of `num_blobs` default slots, allocated fallibly.
+fn new_row<S: Default>(num_blobs: usize) -> Result<Vec<S>> {
+    let mut row = Vec::new();
+    row.try_reserve_exact(num_blobs).map_err(|_| {
+        C2rsError::internal(format!(
+            "out of memory allocating a BlobsQueue row of {num_blobs} slots"
+        ))
+    })?;
+    row.resize_with(num_blobs, S::default);
+    Ok(row)
 }
 
 /// Nanoseconds since `started`, or 0 for a call that never had to wait (neither for the lock
@@ -507,6 +619,71 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(e.message(), "Wrong number of fieldNames provided.");
+    }
+
+    // Issue 11 item 6: capacity 2^40 used to build 2^40 slots up front (abort after 20+ s).
+    #[test]
+    fn huge_capacity_allocates_nothing_up_front_and_works() {
+        let made = std::cell::Cell::new(0usize);
+        let q = BlobsQueue::new("big", 1 << 40, 1, &[], false, |_, _| {
+            made.set(made.get() + 1);
+            Ok(None::<u64>)
+        })
+        .unwrap();
+        assert_eq!(made.get(), 0, "no slot made before a record arrives");
+        assert_eq!(q.capacity(), 1 << 40);
+        for v in 0..100 {
+            assert_eq!(write(&q, v), Outcome::Done);
+        }
+        assert_eq!(q.size(), 100);
+        for v in 0..100 {
+            assert_eq!(read(&q, None), (Outcome::Done, Some(v)));
+        }
+        assert_eq!(
+            read(&q, Some(Duration::from_millis(1))).0,
+            Outcome::TimedOut
+        );
+        q.close();
+        assert_eq!(read(&q, None), (Outcome::Closed, None));
+    }
+
+    // Issue 11 item 6: num_blobs 2^30 (or capacity = num_blobs = 2^20) used to spin building
+    // slots; rows are now made for records that arrive, as wide as num_blobs.
+    #[test]
+    fn huge_num_blobs_makes_rows_only_for_records() {
+        for (capacity, num_blobs) in [(1i64, 1i64 << 30), (1 << 20, 1 << 20)] {
+            let q = BlobsQueue::new("wide", capacity, num_blobs, &[], false, |_, _| {
+                Ok(None::<u64>)
+            })
+            .unwrap();
+            assert_eq!(q.num_blobs(), num_blobs as usize);
+            assert_eq!(q.size(), 0);
+            q.close();
+            assert_eq!(read(&q, None), (Outcome::Closed, None));
+        }
+    }
+
+    #[test]
+    fn growing_queue_recycles_the_consumers_old_content_to_the_next_producer() {
+        let q = BlobsQueue::new("big", 1 << 40, 1, &[], false, |_, _| Ok(None::<u64>)).unwrap();
+        write(&q, 1);
+        // The consumer swaps its previous value (7) in for the record.
+        let mut got = Some(7);
+        q.blocking_read(None, |row| {
+            std::mem::swap(&mut row[0], &mut got);
+            Ok(vec![8])
+        })
+        .unwrap();
+        assert_eq!(got, Some(1));
+        // The next producer gets the consumer's old value back (Caffe2's ping-pong).
+        let mut mine = Some(2);
+        q.blocking_write(|row| {
+            std::mem::swap(&mut row[0], &mut mine);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(mine, Some(7));
+        assert_eq!(read(&q, None), (Outcome::Done, Some(2)));
     }
 
     #[test]

@@ -182,7 +182,9 @@ impl RebatchingQueue {
             )));
         }
         let wanted = num_elements as usize;
-        let mut taken: Vec<Row> = Vec::with_capacity(wanted.min(self.capacity));
+        // Grown by what is queued, never by the request: `num_elements` comes from the caller
+        // and may be far larger than anything that will ever arrive.
+        let mut taken: Vec<Row> = Vec::new();
         let mut state = self.state.lock();
         while taken.len() < wanted {
             while state.rows.is_empty() && !state.closed {
@@ -190,6 +192,16 @@ impl RebatchingQueue {
             }
             if state.rows.is_empty() {
                 break;
+            }
+            if taken
+                .try_reserve(state.rows.len().min(wanted - taken.len()))
+                .is_err()
+            {
+                Self::put_back(&mut state, taken);
+                self.not_empty.notify_all();
+                return Err(C2rsError::internal(
+                    "out of memory collecting RebatchingQueue rows",
+                ));
             }
             while taken.len() < wanted {
                 let Some(row) = state.rows.front() else { break };
@@ -419,6 +431,25 @@ mod tests {
         );
         assert_eq!(q.size(), 2, "no row lost");
         assert_eq!(q.dequeue(1).unwrap().unwrap()[0].dims(), &[1, 2]);
+    }
+
+    // Issue 11 item 6: sizes from the caller allocate nothing until rows arrive.
+    #[test]
+    fn huge_capacity_and_request_allocate_only_what_is_queued() {
+        let q = RebatchingQueue::new(1 << 40, 1 << 30).unwrap();
+        assert_eq!(q.capacity(), 1 << 40);
+        // A short record is refused against num_blobs before anything is copied.
+        assert!(q.enqueue_one(&[&scalar(1.0)]).is_err());
+        let q = RebatchingQueue::new(1 << 40, 1).unwrap();
+        assert!(q.enqueue_many(&[&ints(&[1, 2, 3], &[3])]).unwrap());
+        q.close();
+        let out = q.dequeue(1 << 40).unwrap().unwrap();
+        assert_eq!(
+            out[0].typed::<i32>().unwrap(),
+            &[1, 2, 3],
+            "fewer rows at close"
+        );
+        assert!(q.dequeue(i64::MAX).unwrap().is_none());
     }
 
     #[test]

@@ -231,6 +231,32 @@ TEST_F(BlobsQueueHost, StressCloseMidStreamEveryRecordOnceInProducerOrder) {
   c2rs_blobs_queue_free(q);
 }
 
+// No lost wake-up: at capacity 1 the producer and the consumer sleep at nearly every record
+// (the queue alternates full and empty). A wake-up that went missing shows as a timeout
+// (generous: 30 s), never as a hang.
+TEST_F(BlobsQueueHost, SleepersOnAFullAndAnEmptyQueueAreWokenByEveryTransfer) {
+  constexpr int64_t kRecords = 20000;
+  c2rs_blobs_queue* q = make_queue("pingpong", 1, 1);
+  auto consumer = std::async(std::launch::async, [q] {
+    int64_t sum = 0;
+    for (int64_t k = 0; k < kRecords; ++k) {
+      c2rs_tensor* out = nullptr;
+      const int32_t s = c2rs_blobs_queue_dequeue_timeout(q, 30.0, &out, 1);
+      if (s != C2RS_OK) return int64_t{-1} - k;
+      sum += int_value(out);
+      c2rs_tensor_free(out);
+    }
+    return sum;
+  });
+  for (int64_t k = 0; k < kRecords; ++k) {
+    c2rs_tensor* t = int_tensor(k);
+    ASSERT_EQ(c2rs_blobs_queue_enqueue(q, &t, 1), C2RS_OK);
+  }
+  ASSERT_EQ(consumer.wait_for(std::chrono::seconds(120)), std::future_status::ready);
+  EXPECT_EQ(consumer.get(), kRecords * (kRecords - 1) / 2) << "a reader was never woken";
+  c2rs_blobs_queue_free(q);
+}
+
 TEST_F(BlobsQueueHost, OperatorsAndHostThreadsShareOneQueue) {
   ASSERT_EQ(run_op(ws, op_def("CreateBlobsQueue", {}, {"opq"},
                               {int_arg("capacity", 3), int_arg("num_blobs", 1)})),

@@ -2763,6 +2763,33 @@ C2RS_NODISCARD int32_t c2rs_tensor_from_dlpack(DLManagedTensorVersioned *in, c2r
 void c2rs_tensor_free(c2rs_tensor *t);
 
 /**
+ * Makes a CPU tensor over `nbytes` of host memory at `data`, without copying it.
+ *
+ * `dims` holds `ndim` sizes (`ndim == 0`: a scalar; then `dims` may be NULL); `nbytes` must
+ * equal the element count times the dtype's size, and `data` must be aligned to the element
+ * size (it may be NULL only when `nbytes` is 0). The tensor may read and write the buffer;
+ * copies of it (feeding a workspace, a queue, a DLPack export) share the buffer.
+ * Ownership: on success the tensor owns the grant to the buffer: `release(ctx)` is called
+ * exactly once, when the last tensor sharing the buffer is freed, on whichever thread frees
+ * it; the caller owns `*out` (`c2rs_tensor_free`). On failure nothing is adopted and
+ * `release` is not called.
+ * Thread safety: safe from any thread; `release` may run on any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` or `release` is NULL, `dims` is NULL
+ * with `ndim > 0`, a dim is negative, the size overflows, `nbytes` does not match the shape,
+ * `data` is NULL with `nbytes > 0` or misaligned, or `dtype` is not a Caffe2 dtype number;
+ * C2RS_UNSUPPORTED for STRING and dtypes without tensor storage.
+ */
+C2RS_NODISCARD
+int32_t c2rs_tensor_wrap(int32_t dtype,
+                         const int64_t *dims,
+                         size_t ndim,
+                         void *data,
+                         size_t nbytes,
+                         void (*release)(void*),
+                         void *ctx,
+                         c2rs_tensor **out);
+
+/**
  * The ABI version of the loaded library: `(C2RS_ABI_MAJOR << 16) | C2RS_ABI_MINOR`.
  *
  * Compare with the macros of the header you compiled against: a different major is

@@ -373,9 +373,13 @@ pub extern "C" fn c2rs_blobs_queue_info(
 /// The queue's stats as a JSON object under Caffe2's keys (`<name>/queue_balance`,
 /// `<name>/queue_dequeued_records`, `<name>/queue_dequeued_bytes[/<field>]`,
 /// `<name>/read_time_ns/sum|count`, `<name>/write_time_ns/sum|count`), integer values.
-/// Unlike Caffe2, the time sums add only the time of calls that had to wait for the lock or
-/// the ring (from the start of the wait to the end of the call); a call that found the queue
-/// ready adds 0 but still counts, because two clock reads were about 12 % of a record's path.
+/// Unlike Caffe2, the time sums add only the time of calls that had to wait (from their first
+/// attempt that found the queue empty, or full, to the end of the call); a call that found the
+/// queue ready adds 0 but still counts, because two clock reads would cost more than the
+/// record's own path. `write_time_ns/count` counts every successful write (try-writes too) and
+/// every failed blocking one; a read refused by its check (a non-tensor column) counts as a
+/// read call. Counters are read one by one: under concurrent traffic a call that just finished
+/// may show in one counter and not yet in another.
 ///
 /// Ownership: on success the caller owns `*out` (`c2rs_buffer_free`).
 /// Thread safety: queues are fully thread-safe (counters are read one by one).

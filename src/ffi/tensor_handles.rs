@@ -4,9 +4,10 @@
 //! A `c2rs_tensor` is a `Box<Tensor>` whose tensor holds an `Arc<Storage>`. Hosts that move
 //! records through a queue wrap buffers in one thread and free the handles in another; through
 //! the system allocator each pair costs two cross-thread mallocs and frees (arena locks, cache
-//! misses). `c2rs_tensor_free` therefore keeps a freed handle whose storage nobody else shares
-//! as a `tensor::Reusable` (buffer released, allocations kept) in a per-thread cache (`LOCAL`),
-//! and `c2rs_tensor_wrap` refills one from it. Full caches pass batches of `BATCH` to a shared
+//! misses). `c2rs_tensor_free` therefore keeps a freed handle that wrapped a host buffer nobody
+//! else shares as a `tensor::Reusable` (buffer released, allocations kept) in a per-thread
+//! cache (`LOCAL`), and `c2rs_tensor_wrap` refills one from it. Other tensors are freed as
+//! before (see `Reusable::reclaim`). Full caches pass batches of `BATCH` to a shared
 //! stack (`SHARED`), empty ones take a batch from it, so a producer/consumer pair trades
 //! handles with one lock per `BATCH`. Ownership is unchanged: each handle is freed exactly
 //! once by its owner, each buffer released exactly once (when its storage is released).
@@ -111,8 +112,9 @@ pub(crate) unsafe fn tensor_handle_into_box(h: *mut c2rs_tensor) -> Box<Tensor> 
     unsafe { Box::from_raw(h as *mut Tensor) }
 }
 
-/// Frees a tensor handle (NULL is a no-op). A tensor whose storage nobody else shares has its
-/// buffer released now and its allocations kept for `c2rs_tensor_wrap`; any other is dropped.
+/// Frees a tensor handle (NULL is a no-op). A tensor wrapping a host buffer that nobody else
+/// shares has the buffer released now and its allocations kept for `c2rs_tensor_wrap`; any
+/// other is dropped.
 pub(crate) fn free_tensor_handle(h: *mut c2rs_tensor) {
     if h.is_null() {
         return;
@@ -232,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn a_freed_handle_is_reused_by_the_next_wrap_unless_its_storage_is_shared() {
+    fn a_freed_wrapped_handle_is_reused_by_the_next_wrap_unless_its_storage_is_shared() {
         let mut buf = [0u8; 8];
         let wrap = |buf: &mut [u8; 8]| {
             let mut t = std::ptr::null_mut();
@@ -252,7 +254,7 @@ mod tests {
             );
             t
         };
-        let a = tensor_handle(Tensor::zeros(crate::tensor::DataType::Float, &[1]).unwrap());
+        let a = wrap(&mut buf);
         free_tensor_handle(a);
         let b = wrap(&mut buf);
         assert_eq!(a, b, "the freed handle came back from this thread's cache");

@@ -30,14 +30,17 @@ impl Reusable {
         }))
     }
 
-    /// A tensor being freed, kept for reuse when nobody shares its storage: the storage's
-    /// buffer is released now (running a host buffer's release callback). `Err` gives the
-    /// tensor back (shared storage, STRING) to be dropped as usual.
+    /// A tensor being freed, kept for reuse when it wraps a host buffer (`adopt_host`) that
+    /// nobody else shares: the buffer is released now (its release callback runs). `Err` gives
+    /// any other tensor back, to be dropped as usual: only hosts that wrap buffers refill
+    /// these, so keeping others would only pile up allocations (and, with glibc, keep small
+    /// chunks alive above freed large ones, which made the heap trim and re-fault big
+    /// buffers on every round).
     pub fn reclaim(mut t: Box<Tensor>) -> std::result::Result<Self, Box<Tensor>> {
         let Elements::Bytes(arc) = &mut t.elements else {
             return Err(t);
         };
-        let Some(storage) = Arc::get_mut(arc) else {
+        let Some(storage) = Arc::get_mut(arc).filter(|s| s.is_host()) else {
             return Err(t);
         };
         *storage = Storage::empty();
@@ -135,32 +138,71 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reclaim_releases_unique_storage_and_refuses_shared_ones() {
-        let t = Box::new(Tensor::from_slice(DataType::Int32, &[2], &[1i32, 2]).unwrap());
+    fn reclaim_takes_only_unshared_host_storage_and_fill_checks_the_shape() {
+        static RELEASED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        unsafe extern "C" fn release(_: *mut std::ffi::c_void) {
+            RELEASED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let buf = std::cell::UnsafeCell::new([0u8; 8]);
+        let host = || {
+            // SAFETY: `buf` outlives every tensor made here; `release` only counts.
+            unsafe {
+                Storage::adopt_host(
+                    buf.get() as *mut u8,
+                    8,
+                    super::super::HostRelease {
+                        func: release,
+                        ctx: std::ptr::null_mut(),
+                    },
+                )
+            }
+        };
+        let t = Reusable::new()
+            .fill(DataType::Int32, &[2], host())
+            .ok()
+            .unwrap();
         let copy = (*t).clone();
         let t = Reusable::reclaim(t)
             .err()
             .expect("shared storage is not reclaimed");
         drop(copy);
+        assert_eq!(RELEASED.load(std::sync::atomic::Ordering::SeqCst), 0);
         let Ok(r) = Reusable::reclaim(t) else {
-            panic!("unique storage is reclaimed")
+            panic!("unshared host storage is reclaimed")
         };
-        let storage = Storage::copy_of(&[1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0]).unwrap();
-        let refused = r.fill(DataType::Int32, &[2], storage).err().unwrap();
+        assert_eq!(
+            RELEASED.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "released at reclaim"
+        );
+        let refused = r.fill(DataType::Int32, &[3], host()).err().unwrap();
         assert!(
             refused
                 .error
                 .message()
-                .contains("needs 8 bytes, the storage has 12")
+                .contains("needs 12 bytes, the storage has 8")
+        );
+        let mut storage = refused.storage;
+        storage.disown_host();
+        drop(storage);
+        assert_eq!(
+            RELEASED.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "disowned"
         );
         let t = refused
             .reusable
-            .fill(DataType::Int32, &[3], refused.storage)
+            .fill(DataType::Uint8, &[2, 4], host())
             .ok()
             .unwrap();
-        assert_eq!(t.typed::<i32>().unwrap(), &[1, 2, 3]);
-        assert_eq!(t.dims(), &[3]);
+        assert_eq!(t.dims(), &[2, 4]);
+        assert_eq!(t.data_ptr().unwrap(), buf.get() as *const u8);
+        // Library-owned storage and strings are dropped as usual, not kept.
+        let own = Box::new(Tensor::from_slice(DataType::Int32, &[1], &[1i32]).unwrap());
+        assert!(Reusable::reclaim(own).is_err());
         let strings = Box::new(Tensor::from_strings(&[1], vec![b"a".to_vec()]).unwrap());
         assert!(Reusable::reclaim(strings).is_err());
+        drop(t);
+        assert_eq!(RELEASED.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

@@ -193,6 +193,11 @@ impl Storage {
         }
     }
 
+    /// Whether this storage adopted a C host's buffer (`adopt_host`).
+    pub fn is_host(&self) -> bool {
+        matches!(self.owner, Owner::Host { .. })
+    }
+
     /// Forgets a host release callback without calling it: the adoption was undone and the
     /// host keeps its buffer (`c2rs_tensor_wrap` failing after `adopt_host`).
     pub fn disown_host(&mut self) {

@@ -72,7 +72,7 @@ fn enqueue_handles(
             // the record in, once, so each handle is consumed exactly once.
             let tensor = unsafe { tensor_handle_into_box(h) };
             // The slot's old content (empty, or an operator reader's recycled content) drops.
-            *slot = Slot::Tensor(tensor);
+            slot.put_tensor(tensor);
         }
     };
     let outcome = if try_only {
@@ -99,7 +99,9 @@ fn dequeue_handles(
     }
     // SAFETY: non-NULL; the caller passes `n` writable `c2rs_tensor*` slots (C contract).
     let out = unsafe { std::slice::from_raw_parts_mut(out, n) };
-    out.fill(std::ptr::null_mut());
+    for o in out.iter_mut() {
+        *o = std::ptr::null_mut();
+    }
     let outcome = q.blocking_read(
         deadline,
         |row| match row.iter().position(|slot| slot.tensor().is_none()) {

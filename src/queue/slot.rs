@@ -23,6 +23,7 @@ pub enum Slot {
 }
 
 impl QueueSlot for Slot {
+    #[inline]
     fn content_bytes(&self) -> usize {
         match self {
             Slot::Empty => 0,
@@ -34,6 +35,7 @@ impl QueueSlot for Slot {
 
 /// Byte size of a blob's content for the `queue_dequeued_bytes` stats (tensor elements or
 /// string bytes; 0 for anything else).
+#[inline]
 pub fn content_bytes(content: &BlobContent) -> usize {
     match content {
         BlobContent::Tensor(t) => tensor_bytes(t),
@@ -42,6 +44,7 @@ pub fn content_bytes(content: &BlobContent) -> usize {
     }
 }
 
+#[inline]
 fn tensor_bytes(t: &Tensor) -> usize {
     if t.dtype() == DataType::String {
         t.strings()
@@ -76,6 +79,7 @@ impl Slot {
     }
 
     /// Whether the slot holds nothing.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         match self {
             Slot::Empty => true,
@@ -85,6 +89,7 @@ impl Slot {
     }
 
     /// The tensor the slot holds, if it holds one.
+    #[inline]
     pub fn tensor(&self) -> Option<&Tensor> {
         match self {
             Slot::Tensor(t) => Some(t),
@@ -96,9 +101,22 @@ impl Slot {
         }
     }
 
+    /// Puts a host tensor in (its own box), dropping the old content unless the slot was
+    /// empty (the common case, kept free of a drop call).
+    #[inline]
+    pub fn put_tensor(&mut self, t: Box<Tensor>) {
+        let old = std::mem::replace(self, Slot::Tensor(t));
+        if !matches!(old, Slot::Empty) {
+            drop(old);
+        } else {
+            std::mem::forget(old);
+        }
+    }
+
     /// Takes the tensor out (a host-enqueued one in its own box; an operator's one in a box
     /// made by `boxed`), leaving the slot empty (an operator's box stays, holding nothing).
     /// `None`, slot untouched, when it holds no tensor.
+    #[inline]
     pub fn take_tensor(
         &mut self,
         boxed: impl FnOnce(Tensor) -> *mut Tensor,

@@ -9,9 +9,10 @@ use smallvec::SmallVec;
 use super::{DataType, Elements, Storage, Tensor, checked_nbytes, checked_numel};
 use crate::error::{C2rsError, Result};
 
-/// A boxed tensor ready for reuse: no elements, and a byte storage `Arc` nobody else holds
-/// (it holds `Storage::empty()`). Only `new` and `reclaim` make one, so the `Arc` stays unique
-/// until `fill` hands the tensor out.
+/// A boxed tensor ready for reuse: no elements, and a byte storage `Arc` nobody else holds,
+/// holding a storage that owns nothing (`Storage::empty()`, or a host storage after
+/// `release_host`). Only `new` and `reclaim` make one, so the `Arc` stays unique until `fill`
+/// hands the tensor out.
 pub struct Reusable(Box<Tensor>);
 
 impl Default for Reusable {
@@ -40,10 +41,12 @@ impl Reusable {
         let Elements::Bytes(arc) = &mut t.elements else {
             return Err(t);
         };
-        let Some(storage) = Arc::get_mut(arc).filter(|s| s.is_host()) else {
+        let Some(storage) = Arc::get_mut(arc) else {
             return Err(t);
         };
-        *storage = Storage::empty();
+        if !storage.release_host() {
+            return Err(t);
+        }
         t.numel = 0;
         t.dims.clear();
         Ok(Self(t))
@@ -69,8 +72,8 @@ impl Reusable {
                 // storage (no other strong or weak one exists: `reclaim` checked with
                 // `get_mut`, `new` made it, and a `Reusable` never clones it), so writing
                 // through its pointer (which `Arc` derives with write provenance, as its
-                // `get_mut` does) races with nothing and aliases no reference. The old value is
-                // `Storage::empty()`, which owns nothing, so skipping its drop loses nothing.
+                // `get_mut` does) races with nothing and aliases no reference. The old value owns
+                // nothing (type invariant), so skipping its drop loses nothing.
                 unsafe { slot.write(storage) };
             }
             // Not reachable by the invariant; stays correct if it were.

@@ -198,6 +198,22 @@ impl Storage {
         matches!(self.owner, Owner::Host { .. })
     }
 
+    /// Releases an adopted host buffer now (its callback runs, once) and leaves the storage
+    /// empty, owning nothing; `false` (nothing done) for any other storage.
+    pub fn release_host(&mut self) -> bool {
+        let Owner::Host { release } = &mut self.owner else {
+            return false;
+        };
+        if let Some(r) = release.take() {
+            // SAFETY: `adopt_host`'s contract: callable once with `ctx`, any thread; `take`
+            // makes this the only call.
+            unsafe { (r.func)(r.ctx) };
+        }
+        self.ptr = None;
+        self.len = 0;
+        true
+    }
+
     /// Forgets a host release callback without calling it: the adoption was undone and the
     /// host keeps its buffer (`c2rs_tensor_wrap` failing after `adopt_host`).
     pub fn disown_host(&mut self) {

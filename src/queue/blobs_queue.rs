@@ -75,6 +75,12 @@ impl Backoff {
         self.round = self.round.saturating_add(1);
     }
 
+    /// Whether the waiter is still in its first, spinning rounds (a few dozen cycles each;
+    /// not yet counted as waiting).
+    fn is_spinning(&self) -> bool {
+        self.round < SPIN_ROUNDS
+    }
+
     /// Whether the waiter should sleep instead of snoozing again.
     fn is_completed(&self) -> bool {
         self.round >= SPIN_ROUNDS + YIELD_ROUNDS
@@ -278,13 +284,17 @@ impl<S: QueueSlot> BlobsQueue<S> {
                 // Another reader is checking the record ahead, or its writer is publishing.
                 Ok(Pop::Busy) => backoff.snooze(),
                 Ok(Pop::Empty) => {
-                    self.start_wait(&mut waiting, true);
                     if self.is_closed() {
                         break Ok(Outcome::Closed);
                     }
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         break Ok(Outcome::TimedOut);
                     }
+                    if backoff.is_spinning() {
+                        backoff.snooze();
+                        continue;
+                    }
+                    self.start_wait(&mut waiting, true);
                     if backoff.is_completed() {
                         self.readers
                             .sleep(|| self.store.is_empty() && !self.is_closed(), deadline);
@@ -336,10 +346,14 @@ impl<S: QueueSlot> BlobsQueue<S> {
                 // Another writer claimed the position first, or a reader is releasing the cell.
                 Ok(Push::Busy) => backoff.snooze(),
                 Ok(Push::Full) => {
-                    self.start_wait(&mut waiting, false);
                     if self.is_closed() {
                         break Ok(Outcome::Closed);
                     }
+                    if backoff.is_spinning() {
+                        backoff.snooze();
+                        continue;
+                    }
+                    self.start_wait(&mut waiting, false);
                     if backoff.is_completed() {
                         self.writers
                             .sleep(|| self.store.is_full() && !self.is_closed(), None);
@@ -374,8 +388,10 @@ impl<S: QueueSlot> BlobsQueue<S> {
         }
     }
 
-    /// Called each time an attempt could not complete: the first time starts the call's
-    /// stopwatch and counts it as waiting (Caffe2 counted attempts before waiting).
+    /// Called each time an attempt could not complete once the first spins are over: the first
+    /// time starts the call's stopwatch and counts it as waiting (Caffe2 counted attempts
+    /// before waiting). Not done for the spins themselves, which usually end the wait: a clock
+    /// read and two shared-counter updates would cost more than they do.
     fn start_wait(&self, waiting: &mut Option<Instant>, read: bool) {
         if waiting.is_none() {
             *waiting = Some(Instant::now());

@@ -60,6 +60,19 @@ pub(super) enum Pop<E> {
     Refused(E),
 }
 
+/// Stores `value` into a cell's stamp (Release) when dropped: ends a claim on every path out
+/// of a claimed section, unwinding from a caller's closure included.
+struct Release<'a> {
+    stamp: &'a AtomicU64,
+    value: u64,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.stamp.store(self.value, Ordering::Release);
+    }
+}
+
 /// Byte counts of one slot, for the stats. Only the claim holder of the slot's cell writes
 /// them (plain load + store, no read-modify-write); Relaxed atomics so that `dequeued_bytes`
 /// may read them meanwhile.
@@ -170,6 +183,12 @@ impl<S: QueueSlot> Ring<S> {
             {
                 return Push::Busy;
             }
+            // Should `put` unwind, the record is published as it stands (its slots always hold
+            // valid values), so that no reader waits for it forever.
+            let publish = Release {
+                stamp: &self.stamps[c].0,
+                value: t + 1,
+            };
             // SAFETY: the CAS made us the only writer of position `t`, and the stamp `t` says
             // its reader of the previous lap has released the cell: we hold its claim.
             let (values, bytes) = unsafe { self.row(c) };
@@ -178,7 +197,7 @@ impl<S: QueueSlot> Ring<S> {
                 b.pending
                     .store(value.content_bytes() as u64, Ordering::Relaxed);
             }
-            self.stamps[c].0.store(t + 1, Ordering::Release);
+            drop(publish);
             return Push::Done;
         }
         // The cell still holds record `t - one_lap` (unread): full unless it was read since.
@@ -206,15 +225,22 @@ impl<S: QueueSlot> Ring<S> {
             {
                 return Pop::Busy;
             }
+            // Should `check` unwind, the record stays queued (stamp restored).
+            let mut release = Release {
+                stamp: &self.stamps[c].0,
+                value: stamp,
+            };
             // SAFETY: the CAS from `h + 1` gave us the claim on record `h` (no other reader
             // can claim it, its writer published it, the next writer waits for its stamp).
             let (values, bytes) = unsafe { self.row(c) };
             if let Err(e) = check(values) {
-                self.stamps[c].0.store(stamp, Ordering::Release);
+                drop(release);
                 return Pop::Refused(e);
             }
-            // Only the claimer of record `h` moves `head` past it.
+            // Only the claimer of record `h` moves `head` past it. From here on the record is
+            // read: should `take` unwind, the cell is freed all the same.
             self.head.0.store(self.next(h), Ordering::Release);
+            release.value = h + self.one_lap;
             for b in bytes {
                 let n = b.pending.load(Ordering::Relaxed);
                 if n > 0 {
@@ -223,7 +249,7 @@ impl<S: QueueSlot> Ring<S> {
                 }
             }
             take(values);
-            self.stamps[c].0.store(h + self.one_lap, Ordering::Release);
+            drop(release);
             return Pop::Done;
         }
         if stamp == h && self.tail.0.load(Ordering::SeqCst) == h {
@@ -317,6 +343,33 @@ mod tests {
             }
         }
         assert_eq!((r.reads(), r.writes()), (12, 12));
+    }
+
+    #[test]
+    fn a_closure_that_panics_leaves_the_ring_usable() {
+        let r = Ring::<Option<u64>>::new(2, 1);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            r.try_push(&mut |row: &mut [Option<u64>]| {
+                row[0] = Some(1);
+                panic!("put");
+            })
+        }));
+        assert!(caught.is_err());
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            r.try_pop(
+                &mut |_: &[Option<u64>]| -> Result<(), ()> { panic!("check") },
+                &mut |_: &mut [Option<u64>]| {},
+            )
+        }));
+        assert!(caught.is_err());
+        assert_eq!(
+            r.len(),
+            1,
+            "published as it stood, still queued after the check"
+        );
+        assert_eq!(pop(&r).1, Some(1));
+        assert_eq!(push(&r, 2), Push::Done);
+        assert_eq!(pop(&r).1, Some(2));
     }
 
     #[test]

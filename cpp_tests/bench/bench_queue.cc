@@ -197,8 +197,8 @@ struct Result {
 // calling `consume()` (returns false at end of stream, adds to its checksum) until `close()`
 // after the producers finished. Checks that every sequence number arrived once (by sum).
 template <class Produce, class Consume, class Close>
-Result run_mpmc(int producers, int consumers, uint64_t records, Produce produce, Consume consume,
-                Close close) {
+Result run_mpmc(const char* name, int producers, int consumers, uint64_t records, Produce produce,
+                Consume consume, Close close) {
   const uint64_t per = records / producers;
   std::vector<Buffers> buffers;
   for (int p = 0; p < producers; ++p) buffers.emplace_back(per);
@@ -225,8 +225,9 @@ Result run_mpmc(int producers, int consumers, uint64_t records, Produce produce,
   const double cpu = cpu_seconds() - cpu0;
   const uint64_t total = per * producers;
   if (received.load() != total || checksum.load() != producers * (per * (per - 1) / 2)) {
-    std::fprintf(stderr, "records lost or duplicated: %llu of %llu, checksum %llu, expected %llu\n",
-                 static_cast<unsigned long long>(received.load()),
+    std::fprintf(stderr,
+                 "%s %dx%d: records lost or duplicated: %llu of %llu, checksum %llu, expected %llu\n",
+                 name, producers, consumers, static_cast<unsigned long long>(received.load()),
                  static_cast<unsigned long long>(total),
                  static_cast<unsigned long long>(checksum.load()),
                  static_cast<unsigned long long>(producers * (per * (per - 1) / 2)));
@@ -236,10 +237,11 @@ Result run_mpmc(int producers, int consumers, uint64_t records, Produce produce,
 }
 
 template <class Q>
-Result bench_reference(int producers, int consumers, size_t capacity, uint64_t records) {
+Result bench_reference(const char* name, int producers, int consumers, size_t capacity,
+                       uint64_t records) {
   Q q(capacity);
   return run_mpmc(
-      producers, consumers, records,
+      name, producers, consumers, records,
       [&](int, Buffers& b, uint64_t i) { return q.write(make_record(b, i)); },
       [&](int, uint64_t& sum) {
         Record r;
@@ -259,7 +261,7 @@ Result bench_moodycamel(int producers, int consumers, size_t capacity, uint64_t 
   for (int p = 0; p < producers; ++p) ptok.emplace_back(new moodycamel::ProducerToken(q));
   for (int c = 0; c < consumers; ++c) ctok.emplace_back(new moodycamel::ConsumerToken(q));
   return run_mpmc(
-      producers, consumers, records,
+      "moodycamel", producers, consumers, records,
       [&](int p, Buffers& b, uint64_t i) {
         slots.wait();
         return q.enqueue(*ptok[p], make_record(b, i));
@@ -273,7 +275,11 @@ Result bench_moodycamel(int producers, int consumers, size_t capacity, uint64_t 
         return true;
       },
       [&] {
-        // No close in moodycamel: one sentinel per consumer (each takes a slot too).
+        // No close in moodycamel: one sentinel per consumer (each takes a slot too), sent once
+        // every record was taken (moodycamel orders items per producer only, so an earlier
+        // sentinel could overtake another producer's records). The producers are done, so
+        // size_approx() only falls; the wait is at most `capacity` records long.
+        while (q.size_approx() != 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
         for (int c = 0; c < consumers; ++c) {
           slots.wait();
           if (!q.enqueue(Record{})) std::abort();
@@ -284,7 +290,7 @@ Result bench_moodycamel(int producers, int consumers, size_t capacity, uint64_t 
 Result bench_crossbeam(int producers, int consumers, size_t capacity, uint64_t records) {
   Peer* peer = cbpeer_new(capacity);
   const Result r = run_mpmc(
-      producers, consumers, records,
+      "crossbeam", producers, consumers, records,
       [&](int, Buffers& b, uint64_t i) {
         const Record rec = make_record(b, i);
         return cbpeer_send(peer, &rec);
@@ -321,7 +327,7 @@ Result bench_caffe2rs(c2rs_workspace* ws, int producers, int consumers, size_t c
   c2rs_blobs_queue* q = make_queue(
       ws, "bench_q_" + std::to_string(producers) + "_" + std::to_string(capacity), capacity);
   const Result r = run_mpmc(
-      producers, consumers, records,
+      "caffe2rs", producers, consumers, records,
       [&](int, Buffers& b, uint64_t i) {
         void* s = b.small_at(i);
         std::memcpy(s, &i, sizeof i);
@@ -569,8 +575,10 @@ int main(int argc, char** argv) {
             case kCaffe2rs: res = bench_caffe2rs(ws, pc, pc, cap, records); break;
             case kMoodycamel: res = bench_moodycamel(pc, pc, cap, records); break;
             case kCrossbeam: res = bench_crossbeam(pc, pc, cap, records); break;
-            case kCaffe2ref: res = bench_reference<Caffe2Queue>(pc, pc, cap, records); break;
-            default: res = bench_reference<TwoCvQueue>(pc, pc, cap, records); break;
+            case kCaffe2ref:
+              res = bench_reference<Caffe2Queue>("caffe2ref", pc, pc, cap, records);
+              break;
+            default: res = bench_reference<TwoCvQueue>("twocv", pc, pc, cap, records); break;
           }
           rate[c].push_back(res.rate);
           cpu[c].push_back(res.cpu_ns);

@@ -616,7 +616,11 @@ mod tests {
             .unwrap();
         q.enqueue_many(&[&ints(&[0; 6], &[2, 3])]).unwrap();
         let e = q.dequeue(5).unwrap_err();
-        assert!(e.message().contains("element 4 column 0"), "{}", e.message());
+        assert!(
+            e.message().contains("element 4 column 0"),
+            "{}",
+            e.message()
+        );
         assert_eq!(q.size(), 6);
         assert_eq!(
             q.dequeue(1).unwrap().unwrap()[0].typed::<i32>().unwrap(),
@@ -624,7 +628,11 @@ mod tests {
             "a span split by a partial take"
         );
         let e = q.dequeue(4).unwrap_err();
-        assert!(e.message().contains("element 3 column 0"), "{}", e.message());
+        assert!(
+            e.message().contains("element 3 column 0"),
+            "{}",
+            e.message()
+        );
         assert_eq!(q.size(), 5, "the split span went back whole");
         assert_eq!(
             q.dequeue(3).unwrap().unwrap()[0].typed::<i32>().unwrap(),

@@ -2484,8 +2484,10 @@ int32_t c2rs_op_context_arg_floats(const c2rs_op_context *ctx,
 
 /**
  * Creates a BlobsQueue in blob `name` of `ws` (as the `CreateBlobsQueue` operator: slot blobs
- * `<name>_<i>_<j>`, Caffe2 close semantics unless `strict`, where any write after close fails)
- * and returns a handle to it. An existing queue in `name` is replaced (it closes when unused).
+ * `<name>_<i>_<j>` when `capacity × num_blobs` is at most 4096, private slots made as records
+ * arrive otherwise, so a huge capacity allocates nothing up front; Caffe2 close semantics
+ * unless `strict`, where any write after close fails) and returns a handle to it. An existing
+ * queue in `name` is replaced (it closes when unused).
  *
  * Ownership: on success the caller owns `*out` (`c2rs_blobs_queue_free`); the workspace blob
  * holds its own reference.
@@ -2623,9 +2625,13 @@ int32_t c2rs_blobs_queue_info(const c2rs_blobs_queue *q,
  * The queue's stats as a JSON object under Caffe2's keys (`<name>/queue_balance`,
  * `<name>/queue_dequeued_records`, `<name>/queue_dequeued_bytes[/<field>]`,
  * `<name>/read_time_ns/sum|count`, `<name>/write_time_ns/sum|count`), integer values.
- * Unlike Caffe2, the time sums add only the time of calls that had to wait for the lock or
- * the ring (from the start of the wait to the end of the call); a call that found the queue
- * ready adds 0 but still counts, because two clock reads were about 12 % of a record's path.
+ * Unlike Caffe2, the time sums add only the time of calls that had to wait (from their first
+ * attempt that found the queue empty, or full, to the end of the call); a call that found the
+ * queue ready adds 0 but still counts, because two clock reads would cost more than the
+ * record's own path. `write_time_ns/count` counts every successful write (try-writes too) and
+ * every failed blocking one; a read refused by its check (a non-tensor column) counts as a
+ * read call. Counters are read one by one: under concurrent traffic a call that just finished
+ * may show in one counter and not yet in another.
  *
  * Ownership: on success the caller owns `*out` (`c2rs_buffer_free`).
  * Thread safety: queues are fully thread-safe (counters are read one by one).
@@ -2949,6 +2955,33 @@ C2RS_NODISCARD int32_t c2rs_tensor_from_dlpack(DLManagedTensorVersioned *in, c2r
  * Returns: nothing.
  */
 void c2rs_tensor_free(c2rs_tensor *t);
+
+/**
+ * Makes a CPU tensor over `nbytes` of host memory at `data`, without copying it.
+ *
+ * `dims` holds `ndim` sizes (`ndim == 0`: a scalar; then `dims` may be NULL); `nbytes` must
+ * equal the element count times the dtype's size, and `data` must be aligned to the element
+ * size (it may be NULL only when `nbytes` is 0). The tensor may read and write the buffer;
+ * copies of it (feeding a workspace, a queue, a DLPack export) share the buffer.
+ * Ownership: on success the tensor owns the grant to the buffer: `release(ctx)` is called
+ * exactly once, when the last tensor sharing the buffer is freed, on whichever thread frees
+ * it; the caller owns `*out` (`c2rs_tensor_free`). On failure nothing is adopted and
+ * `release` is not called.
+ * Thread safety: safe from any thread; `release` may run on any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` or `release` is NULL, `dims` is NULL
+ * with `ndim > 0`, a dim is negative, the size overflows, `nbytes` does not match the shape,
+ * `data` is NULL with `nbytes > 0` or misaligned, or `dtype` is not a Caffe2 dtype number;
+ * C2RS_UNSUPPORTED for STRING and dtypes without tensor storage.
+ */
+C2RS_NODISCARD
+int32_t c2rs_tensor_wrap(int32_t dtype,
+                         const int64_t *dims,
+                         size_t ndim,
+                         void *data,
+                         size_t nbytes,
+                         void (*release)(void*),
+                         void *ctx,
+                         c2rs_tensor **out);
 
 /**
  * The ABI version of the loaded library: `(C2RS_ABI_MAJOR << 16) | C2RS_ABI_MINOR`.

@@ -63,6 +63,7 @@ pub(crate) fn last_error_message_exact() -> (*const c_char, usize) {
 
 /// Runs a status-returning export body. Ok → C2RS_OK; Err → its status and message;
 /// panic → C2RS_PANIC with the panic text.
+#[inline(always)]
 pub(crate) fn guard_status(function: &'static str, body: impl FnOnce() -> Result<()>) -> i32 {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => C2RS_OK,
@@ -84,6 +85,7 @@ pub(crate) fn guard_status(function: &'static str, body: impl FnOnce() -> Result
 
 /// Runs an export that returns a value instead of a status; failures and panics give
 /// `fallback` (NULL, 0, false) and still set the last error.
+#[inline(always)]
 pub(crate) fn guard_value<T>(
     function: &'static str,
     fallback: T,
@@ -289,6 +291,7 @@ pub(crate) fn raw_name_arg_n<'a, 'n>(
 }
 
 /// A dtype integer (Caffe2 `TensorProto.DataType` numbering).
+#[inline]
 pub(crate) fn dtype_arg(value: i32, name: &str) -> Result<crate::tensor::DataType> {
     crate::tensor::DataType::try_from(value)
         .map_err(|e| C2rsError::new(e.kind(), format!("argument `{name}`: {}", e.message())))

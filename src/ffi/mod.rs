@@ -19,6 +19,7 @@ pub mod operator;
 pub mod queue;
 pub mod status;
 pub mod tensor;
+pub mod tensor_handles;
 pub mod version;
 pub mod workspace;
 pub mod workspace_names;

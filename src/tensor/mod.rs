@@ -3,6 +3,7 @@
 
 pub mod dlpack;
 mod dtype;
+mod host;
 pub mod rows;
 mod serialize;
 mod storage;
@@ -12,12 +13,13 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 pub use dtype::DataType;
+pub use host::{Refused, Reusable};
 pub use serialize::{
     MAX_IMPLICIT_ZERO_BYTES, ZeroFillBudget, check_tensor_proto, segment_of, tensor_from_proto,
     tensor_from_proto_budgeted, tensor_range_to_proto, tensor_to_proto, tensors_from_protos,
 };
 pub use storage::{
-    ALIGNMENT, BufferPool, Pod, SequentialFill, Storage, cast_slice, cast_slice_mut,
+    ALIGNMENT, BufferPool, HostRelease, Pod, SequentialFill, Storage, cast_slice, cast_slice_mut,
 };
 
 use crate::error::{C2rsError, Result};

@@ -41,8 +41,18 @@ fn random_net(n: usize, seed: u64) -> (NetDef, Vec<u8>) {
             let idx = acts.len() - 1 - (back as usize).min(acts.len() - 1);
             inputs.push(acts[idx].clone());
         }
-        inputs.push(format!("w{}", i % 64));
         let in_place = rng.below(10) == 0 && acts.len() > 1;
+        // Arity as Caffe2's schemas allow: Relu(x) -> x in place, Conv(x, w, b), Sum(x1..x3).
+        let ty = if in_place {
+            inputs.truncate(1);
+            "Relu"
+        } else if k == 1 {
+            inputs.push(format!("w{}", i % 64));
+            inputs.push(format!("b{}", i % 64));
+            "Conv"
+        } else {
+            "Sum"
+        };
         let out = if in_place {
             inputs[0].clone()
         } else {
@@ -58,13 +68,15 @@ fn random_net(n: usize, seed: u64) -> (NetDef, Vec<u8>) {
             acts.push(out.clone());
         }
         ops.push(OperatorDef {
-            r#type: Some(if in_place { "Relu" } else { "Conv" }.into()),
+            r#type: Some(ty.into()),
             input: inputs,
             output: vec![out],
             ..Default::default()
         });
     }
-    let mut external_input: Vec<String> = (0..64).map(|i| format!("w{i}")).collect();
+    let mut external_input: Vec<String> = (0..64)
+        .flat_map(|i| [format!("w{i}"), format!("b{i}")])
+        .collect();
     external_input.push("data".into());
     let net = NetDef {
         name: Some(format!("random_{n}")),

@@ -17,6 +17,7 @@
 //! - `schema_check`: registered schemas every entry point checks first
 
 pub mod arena;
+pub mod arena_search;
 pub mod dag;
 pub mod fast;
 pub mod graph;

@@ -31,10 +31,10 @@ pub struct Limits {
 
 impl Limits {
     /// Checked per node: the clock is read every 256 nodes.
-    fn expired(&self, nodes: u64) -> bool {
+    pub(crate) fn expired(&self, nodes: u64) -> bool {
         nodes >= self.max_nodes || (nodes % 256 == 0 && self.out_of_time())
     }
-    fn out_of_time(&self) -> bool {
+    pub(crate) fn out_of_time(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 }

@@ -24,6 +24,7 @@ pub mod graph;
 pub mod interference;
 pub mod liveness;
 pub mod naming;
+pub mod naming_search;
 pub mod planner;
 pub mod python;
 pub mod release;

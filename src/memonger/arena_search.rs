@@ -202,7 +202,10 @@ impl<'a> Search<'a> {
                 }
                 let o = self.eff(i);
                 let window = if i == m1_idx { m2 } else { m1 };
-                o < window && self.last.is_none_or(|l| (o, i as u32) > l)
+                // Resting on a placed entry or at 0, not floating on the monotonic floor
+                // (a floating entry could move down into its free band).
+                let rests = self.viable[i] >= self.floor_all;
+                rests && o < window && self.last.is_none_or(|l| (o, i as u32) > l)
             })
             .map(|i| i as u32)
             .collect();

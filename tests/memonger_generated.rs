@@ -52,14 +52,25 @@ fn assert_plan_valid(g: &GenNet, plan: &planner::MemoryPlan) {
                 let (yf, yl) = life[&y.blob];
                 let together = xf <= yl && yf <= xl;
                 let apart = x.offset + x.bytes <= y.offset || y.offset + y.bytes <= x.offset;
-                assert!(!together || apart, "{}: `{}` and `{}` overlap", g.name, x.blob, y.blob);
+                assert!(
+                    !together || apart,
+                    "{}: `{}` and `{}` overlap",
+                    g.name,
+                    x.blob,
+                    y.blob
+                );
             }
         }
     }
     // Final names, pairing op slots of both nets.
     let mut fin: HashMap<&str, &str> = HashMap::new();
     for (a, b) in g.net.op.iter().zip(&plan.net.op) {
-        for (x, y) in a.input.iter().zip(&b.input).chain(a.output.iter().zip(&b.output)) {
+        for (x, y) in a
+            .input
+            .iter()
+            .zip(&b.input)
+            .chain(a.output.iter().zip(&b.output))
+        {
             fin.insert(x, y);
         }
     }
@@ -70,7 +81,11 @@ fn assert_plan_valid(g: &GenNet, plan: &planner::MemoryPlan) {
     for (name, mut t) in by_name {
         t.sort();
         for w in t.windows(2) {
-            assert!(w[0].1 < w[1].0, "{}: two tenants of `{name}` alive together", g.name);
+            assert!(
+                w[0].1 < w[1].0,
+                "{}: two tenants of `{name}` alive together",
+                g.name
+            );
         }
     }
     for out in &g.net.external_output {
@@ -105,7 +120,12 @@ fn searched_plans_are_valid_and_never_worse_than_greedy_on_generated_nets() {
             assert!(f.arena_bytes >= f.arena_lb_bytes, "{}", g.name);
             assert!(f.arena_lb_bytes >= f.lb_bytes, "{}", g.name);
             assert!(f.name_bytes >= f.name_lb_bytes, "{}", g.name);
-            assert_eq!(f.arena_optimal, f.arena_bytes == f.arena_lb_bytes, "{}", g.name);
+            assert_eq!(
+                f.arena_optimal,
+                f.arena_bytes == f.arena_lb_bytes,
+                "{}",
+                g.name
+            );
         }
         let (a, b) = (&greedy.figures, &searched.figures);
         assert!(b.arena_bytes <= a.arena_bytes, "{}", g.name);
@@ -129,7 +149,11 @@ fn regnet_stem_arena_reaches_the_proven_bound() {
     let g = memonger_nets::regnet_stem(32, 32, 112);
     let p = plan(&g, UNTIMED, 200_000);
     assert!(p.figures.arena_optimal, "{}: {:?}", g.name, p.figures);
-    assert_eq!(p.figures.arena_bytes, p.figures.arena_lb_bytes, "{}", g.name);
+    assert_eq!(
+        p.figures.arena_bytes, p.figures.arena_lb_bytes,
+        "{}",
+        g.name
+    );
 }
 
 /// Entries of a generated net from the lifetimes above (sizes aligned to 64).
@@ -139,7 +163,12 @@ fn entries_of(g: &GenNet) -> Vec<Entry> {
         .shapes
         .shapes
         .iter()
-        .map(|s| (s.name.as_deref().unwrap(), 4 * s.dims.iter().product::<i64>() as u64))
+        .map(|s| {
+            (
+                s.name.as_deref().unwrap(),
+                4 * s.dims.iter().product::<i64>() as u64,
+            )
+        })
         .collect();
     let mut names: Vec<&String> = life.keys().collect();
     names.sort();
@@ -192,4 +221,3 @@ fn each_arena_algorithm_alone_places_large_generated_nets_without_overlap() {
         assert!(arena::check(&e, &p.offsets).is_none(), "{name}");
     }
 }
-

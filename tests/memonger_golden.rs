@@ -133,7 +133,10 @@ fn planner_keeps_external_outputs_by_default_on_every_golden_netdef() {
         }
         assert_no_live_name_sharing(&net, &plan.net);
         let outs = net.external_output.len() as u64;
-        assert!(plan.figures.names as u64 <= plan.figures.lb_count + outs, "{file}");
+        assert!(
+            plan.figures.names as u64 <= plan.figures.lb_count + outs,
+            "{file}"
+        );
     }
 }
 

@@ -1122,7 +1122,11 @@ mod tests {
             &mut plan,
         );
         assert_eq!(st, C2RS_OK);
-        assert_eq!(writers_of(plan, "out"), vec![3], "`out` keeps its name alone");
+        assert_eq!(
+            writers_of(plan, "out"),
+            vec![3],
+            "`out` keeps its name alone"
+        );
         let mut buf = std::ptr::null_mut();
         assert_eq!(c2rs_memory_plan_report(plan, &mut buf), C2RS_OK);
         let report = String::from_utf8(bytes_of(buf)).unwrap();
@@ -1131,7 +1135,11 @@ mod tests {
         c2rs_memory_plan_free(plan);
         let (st, plan) = plan_with(0, C2RS_MEMONGER_SHARE_EXTERNAL_OUTPUTS);
         assert_eq!(st, C2RS_OK);
-        assert_eq!(writers_of(plan, "out"), vec![1, 3], "`b` takes the name `out`");
+        assert_eq!(
+            writers_of(plan, "out"),
+            vec![1, 3],
+            "`b` takes the name `out`"
+        );
         c2rs_memory_plan_free(plan);
         let (st, plan) = plan_with(5, 0);
         assert_eq!(st, C2RS_OK);

@@ -69,7 +69,9 @@ struct Problem {
 
 impl Problem {
     fn build(entries: &[Entry]) -> Option<Problem> {
-        let orig: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].bytes > 0).collect();
+        let orig: Vec<usize> = (0..entries.len())
+            .filter(|&i| entries[i].bytes > 0)
+            .collect();
         // Section boundaries: every first op and every op after a last one.
         let mut points: Vec<u64> = orig
             .iter()
@@ -568,13 +570,19 @@ mod tests {
     fn infeasible_capacity_is_refuted_and_a_fit_is_valid() {
         let entries = vec![e(0, 1, 3), e(1, 2, 3), e(0, 2, 2)];
         let mut nodes = 0;
-        assert_eq!(fits(&entries, 7, &NO_LIMIT, &mut nodes), Decision::Infeasible);
+        assert_eq!(
+            fits(&entries, 7, &NO_LIMIT, &mut nodes),
+            Decision::Infeasible
+        );
         match fits(&entries, 8, &NO_LIMIT, &mut nodes) {
             Decision::Fits(off) => assert!(check(&entries, &off).is_none()),
             d => panic!("{d:?}"),
         }
         // An entry larger than the capacity, and zero-size entries.
-        assert_eq!(fits(&entries, 2, &NO_LIMIT, &mut nodes), Decision::Infeasible);
+        assert_eq!(
+            fits(&entries, 2, &NO_LIMIT, &mut nodes),
+            Decision::Infeasible
+        );
         let zeros = vec![e(0, 3, 0), e(0, 3, 5)];
         assert_eq!(
             fits(&zeros, 5, &NO_LIMIT, &mut nodes),

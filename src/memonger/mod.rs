@@ -10,7 +10,9 @@
 //! - `interference`: `optimize_interference`, topological orders, ranges, chain assignment
 //! - `release`: `release_blobs_when_used`, `estimate_memory_usage`
 //! - `naming`: size-aware name assignment for the planner
-//! - `arena`: offset planning
+//! - `naming_search`: capacity search for cheaper name plans within a budget
+//! - `arena`: offset planning (greedy heuristics, checker)
+//! - `arena_search`: exact arena search (branch and bound over canonical placements)
 //! - `planner`: the planner pipeline and its plan
 //! - `verify`: the verifier every rewrite passes
 //! - `report`: hand-written JSON

@@ -22,7 +22,11 @@ use super::naming::{Chains, Item};
 fn profile(items: &[Item], idx: &[usize]) -> Vec<u64> {
     let mut order = idx.to_vec();
     order.sort_by_key(|&i| Reverse(items[i].size));
-    let horizon = idx.iter().map(|&i| items[i].last as usize + 2).max().unwrap_or(1);
+    let horizon = idx
+        .iter()
+        .map(|&i| items[i].last as usize + 2)
+        .max()
+        .unwrap_or(1);
     let mut delta = vec![0i64; horizon + 1];
     let mut caps = Vec::new();
     let mut k = 0;
@@ -122,9 +126,9 @@ fn assign(
                 // level whose alternatives ran out backtracks plainly. (The search need
                 // not be complete: a plan it finds is checked, a miss costs nothing.)
                 let t = items[order[pos]].first;
-                let target = (0..pos).rev().find(|&d| {
-                    !alts[d].is_empty() && (!was_fresh || items[order[d]].last >= t)
-                })?;
+                let target = (0..pos)
+                    .rev()
+                    .find(|&d| !alts[d].is_empty() && (!was_fresh || items[order[d]].last >= t))?;
                 while pos > target {
                     let c = chosen.pop()? as usize;
                     let (b, p) = undo.pop()?;
@@ -221,8 +225,7 @@ pub fn improve(items: &[Item], start: &Chains, limits: &Limits) -> Improved {
                         while trial.last() == Some(&0) {
                             trial.pop();
                         }
-                        if let Some(a) =
-                            assign(items, &order, &trial, &per_try(nodes), &mut nodes)
+                        if let Some(a) = assign(items, &order, &trial, &per_try(nodes), &mut nodes)
                         {
                             caps = trial;
                             best = Some((caps.clone(), a));
@@ -257,5 +260,73 @@ pub fn improve(items: &[Item], start: &Chains, limits: &Limits) -> Improved {
         chains: super::naming::renumber(items, chains),
         proven,
         nodes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memonger::naming::{check, cost};
+
+    fn item(first: u32, last: u32, size: u64) -> Item {
+        Item {
+            first,
+            last,
+            size,
+            class: 0,
+            ext_out: false,
+            pinned: false,
+        }
+    }
+
+    const NO_LIMIT: Limits = Limits {
+        deadline: None,
+        max_nodes: u64::MAX,
+    };
+
+    #[test]
+    fn search_reaches_the_layered_bound_from_a_costly_start() {
+        // The spec's dp1 case: greedy pairs b1 with b2 (cost 20); the optimum is 11.
+        let items = vec![item(1, 2, 10), item(4, 6, 1), item(5, 6, 10)];
+        let start: Chains = vec![0, 0, 1];
+        assert!(check(&items, &start).is_none());
+        assert_eq!(cost(&items, &start).0, 20);
+        let r = improve(&items, &start, &NO_LIMIT);
+        assert!(check(&items, &r.chains).is_none());
+        assert_eq!(cost(&items, &r.chains).0, 11);
+        assert!(r.proven);
+        assert_eq!(profile(&items, &[0, 1, 2]), vec![10, 1]);
+    }
+
+    #[test]
+    fn classes_pinned_blobs_and_node_limits_are_respected() {
+        let mut items = vec![
+            item(0, 1, 8),
+            item(2, 3, 8),
+            item(0, 3, 2),
+            item(4, 5, 8),
+            item(4, 5, 2),
+        ];
+        items[1].class = 1; // cannot share with items 0 and 3
+        items[0].pinned = true;
+        items[3].pinned = true; // 0 and 3 may not share one name
+        let start: Chains = vec![0, 1, 2, 3, 4];
+        let before = cost(&items, &start).0;
+        for max_nodes in [0, 1, 5, u64::MAX] {
+            let limits = Limits {
+                deadline: None,
+                max_nodes,
+            };
+            let r = improve(&items, &start, &limits);
+            assert!(check(&items, &r.chains).is_none(), "{max_nodes}");
+            assert!(cost(&items, &r.chains).0 <= before, "{max_nodes}");
+            assert_ne!(r.chains[0], r.chains[3]);
+            assert_ne!(r.chains[0], r.chains[1]);
+        }
+        let r = improve(&items, &start, &NO_LIMIT);
+        // Class 0: 0 and 3 apart (pinned), so {0, 4} and {2, 3}: 8 + 8; class 1: 8. The
+        // layered bound (8 + 2 + 8) ignores pins, so this is not proven.
+        assert_eq!(cost(&items, &r.chains).0, 24);
+        assert!(!r.proven);
     }
 }

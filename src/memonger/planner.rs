@@ -1,6 +1,13 @@
 //! Planner mode (spec §5): size-aware renaming plus an arena plan per device, checked by the
 //! verifier, with a JSON report. Without shapes every activation counts as size 1 and the
 //! planner minimises the number of names.
+//!
+//! After the greedy heuristics the planner searches within `PlanOptions::search_budget`
+//! (half for names, `naming_search`; the rest for the arenas, `arena_search`) and keeps a
+//! result only when it is cheaper and valid. The report says the lower bounds it proved
+//! (`name_lb_bytes`, `arena_lb_bytes`) and whether the plan reaches them
+//! (`names_optimal`, `arena_optimal`). External outputs keep their names unless
+//! `share_external_outputs` is set.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -523,6 +530,8 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
         best.map_or(("none", Vec::new()), |(_, _, n, c)| (n, c));
     // Search below the heuristics with half of the budget (the arenas get the rest).
     let search_start = Instant::now();
+    // The budget counts from the start of planning, so a plan takes about that long.
+    let search_deadline = start + opts.search_budget;
     let mut search_nodes = 0u64;
     if !opts.search_budget.is_zero() && !items.is_empty() {
         let before = naming::cost(&items, &sub_chains);
@@ -530,13 +539,14 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
             &items,
             &sub_chains,
             &Limits {
-                deadline: Some(search_start + opts.search_budget / 2),
+                deadline: Some(
+                    search_start + search_deadline.saturating_duration_since(search_start) / 2,
+                ),
                 max_nodes: opts.search_node_limit / 2,
             },
         );
         search_nodes += r.nodes;
-        if naming::check(&items, &r.chains).is_none() && naming::cost(&items, &r.chains) < before
-        {
+        if naming::check(&items, &r.chains).is_none() && naming::cost(&items, &r.chains) < before {
             sub_chains = r.chains;
             name_algorithm = "search";
         }
@@ -615,7 +625,6 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
     }
     let mut arena_algorithm = "none";
     let mut arenas = Vec::new();
-    let search_deadline = search_start + opts.search_budget;
     let mut devices_left = per_device.len().max(1);
     let mut arena_lb_bytes = 0u64;
     let mut arena_optimal = true;

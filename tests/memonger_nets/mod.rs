@@ -31,7 +31,11 @@ impl Builder {
     /// Op `ty` reading `ins` and writing `outs` (name, dims); returns the first output.
     fn op(&mut self, ty: &str, ins: &[&str], outs: &[(&str, &[i64])]) -> String {
         for (name, dims) in outs {
-            if !self.shapes.iter().any(|s| s.name.as_deref() == Some(name.as_bytes())) {
+            if !self
+                .shapes
+                .iter()
+                .any(|s| s.name.as_deref() == Some(name.as_bytes()))
+            {
                 self.shapes.push(TensorShape {
                     dims: dims.to_vec(),
                     data_type: Some(1),
@@ -84,13 +88,21 @@ pub fn transformer(layers: usize, batch: i64, seq: i64, dim: i64, heads: i64) ->
                 (&p("ln1_std"), &[batch, seq]),
             ],
         );
-        let qkv = b.op("FC", &[&ln, &w, &bias], &[(&p("qkv"), &[batch, seq, 3 * dim])]);
+        let qkv = b.op(
+            "FC",
+            &[&ln, &w, &bias],
+            &[(&p("qkv"), &[batch, seq, 3 * dim])],
+        );
         let scores = b.op(
             "BatchMatMul",
             &[&qkv, &qkv],
             &[(&p("scores"), &[batch, heads, seq, seq])],
         );
-        let probs = b.op("Softmax", &[&scores], &[(&p("probs"), &[batch, heads, seq, seq])]);
+        let probs = b.op(
+            "Softmax",
+            &[&scores],
+            &[(&p("probs"), &[batch, heads, seq, seq])],
+        );
         let ctx = b.op("BatchMatMul", &[&probs, &qkv], &[(&p("ctx"), &d)]);
         let proj = b.op("FC", &[&ctx, &w, &bias], &[(&p("proj"), &d)]);
         let x1 = b.op("Add", &[&x, &proj], &[(&p("res1"), &d)]);
@@ -103,7 +115,11 @@ pub fn transformer(layers: usize, batch: i64, seq: i64, dim: i64, heads: i64) ->
                 (&p("ln2_std"), &[batch, seq]),
             ],
         );
-        let up = b.op("FC", &[&ln2, &w, &bias], &[(&p("up"), &[batch, seq, 4 * dim])]);
+        let up = b.op(
+            "FC",
+            &[&ln2, &w, &bias],
+            &[(&p("up"), &[batch, seq, 4 * dim])],
+        );
         let act = b.op("Gelu", &[&up], &[(&p("gelu"), &[batch, seq, 4 * dim])]);
         let down = b.op("FC", &[&act, &w, &bias], &[(&p("down"), &d)]);
         x = b.op("Add", &[&x1, &down], &[(&p("res2"), &d)]);
@@ -118,7 +134,11 @@ pub fn convnext(stages: &[(i64, i64, usize)], batch: i64) -> GenNet {
     let mut b = Builder::default();
     let data = b.param("data");
     let (c0, hw0, _) = stages[0];
-    let mut x = b.op("Conv", &[&data, "stem_w"], &[("stem", &[batch, c0, hw0, hw0])]);
+    let mut x = b.op(
+        "Conv",
+        &[&data, "stem_w"],
+        &[("stem", &[batch, c0, hw0, hw0])],
+    );
     b.param("stem_w");
     for (s, &(c, hw, blocks)) in stages.iter().enumerate() {
         let d = [batch, c, hw, hw];
@@ -133,15 +153,27 @@ pub fn convnext(stages: &[(i64, i64, usize)], batch: i64) -> GenNet {
             let ln = b.op(
                 "LayerNorm",
                 &[&dw],
-                &[(&p("ln"), &d), (&p("mean"), &[batch, hw, hw]), (&p("std"), &[batch, hw, hw])],
+                &[
+                    (&p("ln"), &d),
+                    (&p("mean"), &[batch, hw, hw]),
+                    (&p("std"), &[batch, hw, hw]),
+                ],
             );
-            let up = b.op("Conv", &[&ln, &w, &bias], &[(&p("pw1"), &[batch, 4 * c, hw, hw])]);
+            let up = b.op(
+                "Conv",
+                &[&ln, &w, &bias],
+                &[(&p("pw1"), &[batch, 4 * c, hw, hw])],
+            );
             let act = b.op("Gelu", &[&up], &[(&p("gelu"), &[batch, 4 * c, hw, hw])]);
             let down = b.op("Conv", &[&act, &w, &bias], &[(&p("pw2"), &d)]);
             x = b.op("Add", &[&x, &down], &[(&p("res"), &d)]);
         }
     }
-    let out = b.op("AveragePool", &[&x], &[("pool", &[batch, stages[stages.len() - 1].0])]);
+    let out = b.op(
+        "AveragePool",
+        &[&x],
+        &[("pool", &[batch, stages[stages.len() - 1].0])],
+    );
     b.finish("convnext", &[&out])
 }
 
@@ -179,14 +211,22 @@ pub fn unet(levels: usize, batch: i64, base_c: i64, hw: i64) -> GenNet {
         let e1 = b.op("Conv", &[&x, &w], &[(&format!("enc{l}_a"), &d)]);
         let e2 = b.op("Conv", &[&e1, &w], &[(&format!("enc{l}_b"), &d)]);
         skips.push((e2.clone(), c, s));
-        x = b.op("MaxPool", &[&e2], &[(&format!("pool{l}"), &[batch, c, s / 2, s / 2])]);
+        x = b.op(
+            "MaxPool",
+            &[&e2],
+            &[(&format!("pool{l}"), &[batch, c, s / 2, s / 2])],
+        );
         c *= 2;
         s /= 2;
     }
     x = b.op("Conv", &[&x, &w], &[("bottom", &[batch, c, s, s])]);
     for l in (0..levels).rev() {
         let (skip, sc, ss) = skips[l].clone();
-        let up = b.op("ConvTranspose", &[&x, &w], &[(&format!("up{l}"), &[batch, sc, ss, ss])]);
+        let up = b.op(
+            "ConvTranspose",
+            &[&x, &w],
+            &[(&format!("up{l}"), &[batch, sc, ss, ss])],
+        );
         let cat = b.op(
             "Concat",
             &[&up, &skip],
@@ -195,8 +235,16 @@ pub fn unet(levels: usize, batch: i64, base_c: i64, hw: i64) -> GenNet {
                 (&format!("cat{l}_info"), &[2]),
             ],
         );
-        let d1 = b.op("Conv", &[&cat, &w], &[(&format!("dec{l}_a"), &[batch, sc, ss, ss])]);
-        x = b.op("Conv", &[&d1, &w], &[(&format!("dec{l}_b"), &[batch, sc, ss, ss])]);
+        let d1 = b.op(
+            "Conv",
+            &[&cat, &w],
+            &[(&format!("dec{l}_a"), &[batch, sc, ss, ss])],
+        );
+        x = b.op(
+            "Conv",
+            &[&d1, &w],
+            &[(&format!("dec{l}_b"), &[batch, sc, ss, ss])],
+        );
     }
     let out = b.op("Conv", &[&x, &w], &[("logits", &[batch, 1, hw, hw])]);
     b.finish(&format!("unet_{levels}"), &[&out])
@@ -215,17 +263,29 @@ pub fn train_grad_accum(layers: usize, micro: usize, batch: i64, dim: i64) -> Ge
         let data = b.param(&format!("data{m}"));
         let mut acts = vec![data.clone()];
         for l in 0..layers {
-            let fc = b.op("FC", &[&acts[l], &ws[l], &bs[l]], &[(&format!("m{m}_fc{l}"), &d)]);
+            let fc = b.op(
+                "FC",
+                &[&acts[l], &ws[l], &bs[l]],
+                &[(&format!("m{m}_fc{l}"), &d)],
+            );
             let r = b.op("Relu", &[&fc], &[(&format!("m{m}_relu{l}"), &d)]);
             acts.push(r);
         }
-        let loss = b.op("AveragedLoss", &[&acts[layers]], &[(&format!("m{m}_loss"), &[1])]);
+        let loss = b.op(
+            "AveragedLoss",
+            &[&acts[layers]],
+            &[(&format!("m{m}_loss"), &[1])],
+        );
         let mut g = b.op(
             "ConstantFill",
             &[&loss],
             &[(&format!("m{m}_loss_grad"), &[1])],
         );
-        g = b.op("AveragedLossGradient", &[&acts[layers], &g], &[(&format!("m{m}_top_grad"), &d)]);
+        g = b.op(
+            "AveragedLossGradient",
+            &[&acts[layers], &g],
+            &[(&format!("m{m}_top_grad"), &d)],
+        );
         for l in (0..layers).rev() {
             let rg = b.op(
                 "ReluGradient",
@@ -272,7 +332,7 @@ impl Rng {
 /// last 40 ops and writes one of 4 B to 16 KiB (float32, 1..4096 elements). Sum for
 /// several inputs, Relu for one.
 pub fn random_dag(ops: usize, seed: u64) -> GenNet {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut b = Builder::default();
     let data = b.param("data");
     let mut acts: Vec<String> = vec![data];
@@ -285,7 +345,11 @@ pub fn random_dag(ops: usize, seed: u64) -> GenNet {
         let refs: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
         let elems = 1 + rng.below(4096) as i64;
         let name = format!("a{i}");
-        b.op(if k == 1 { "Relu" } else { "Sum" }, &refs, &[(&name, &[elems])]);
+        b.op(
+            if k == 1 { "Relu" } else { "Sum" },
+            &refs,
+            &[(&name, &[elems])],
+        );
         acts.push(name);
     }
     let last = acts[acts.len() - 1].clone();

@@ -65,6 +65,10 @@ struct Problem {
     /// Entries alive together with each entry.
     adj: Vec<Vec<u32>>,
     sections: usize,
+    /// Priority among candidates at one offset: largest area (bytes × sections) first.
+    /// Entries placed at one offset go in this order (symmetry), so the first dive of the
+    /// search is never cut by the symmetry rule.
+    rank: Vec<u32>,
 }
 
 impl Problem {
@@ -103,8 +107,19 @@ impl Problem {
             }
             active.push(i);
         }
+        let size: Vec<u64> = orig.iter().map(|&i| entries[i].bytes).collect();
+        let mut by_area: Vec<usize> = (0..n).collect();
+        by_area.sort_by_key(|&i| {
+            let area = size[i] as u128 * (hi[i] - lo[i] + 1) as u128;
+            (std::cmp::Reverse(area), i)
+        });
+        let mut rank = vec![0u32; n];
+        for (r, &i) in by_area.iter().enumerate() {
+            rank[i] = r as u32;
+        }
         Some(Problem {
-            size: orig.iter().map(|&i| entries[i].bytes).collect(),
+            size,
+            rank,
             orig,
             lo,
             hi,
@@ -145,10 +160,12 @@ struct Search<'a> {
     remaining: Vec<u64>,
     /// Monotonic floor: the offset of the last placement.
     floor_all: u64,
-    /// (offset, entry) of the last placement: equal offsets go in index order.
+    /// (offset, rank) of the last placement: equal offsets go in rank order.
     last: Option<(u64, u32)>,
     placed_count: usize,
     trail: Vec<Undo>,
+    /// Scratch: lowest offset an unplaced entry crossing each section can take.
+    low: Vec<u64>,
 }
 
 impl<'a> Search<'a> {
@@ -172,6 +189,7 @@ impl<'a> Search<'a> {
             last: None,
             placed_count: 0,
             trail: Vec::new(),
+            low: vec![0; p.sections],
         }
     }
 
@@ -207,16 +225,12 @@ impl<'a> Search<'a> {
                 // Resting on a placed entry or at 0, not floating on the monotonic floor
                 // (a floating entry could move down into its free band).
                 let rests = self.viable[i] >= self.floor_all;
-                rests && o < window && self.last.is_none_or(|l| (o, i as u32) > l)
+                rests && o < window && self.last.is_none_or(|l| (o, self.p.rank[i]) > l)
             })
             .map(|i| i as u32)
             .collect();
-        // Lowest offset first, then the largest area (bytes × sections), then index.
-        cands.sort_by_key(|&i| {
-            let i = i as usize;
-            let area = self.p.size[i] as u128 * (self.p.hi[i] - self.p.lo[i] + 1) as u128;
-            (self.eff(i), std::cmp::Reverse(area), i)
-        });
+        // Lowest offset first, then rank (largest area).
+        cands.sort_by_key(|&i| (self.eff(i as usize), self.p.rank[i as usize]));
         cands
     }
 
@@ -240,7 +254,7 @@ impl<'a> Search<'a> {
             }
         }
         self.floor_all = o;
-        self.last = Some((o, c));
+        self.last = Some((o, self.p.rank[ci]));
     }
 
     fn unplace(&mut self, c: u32, mark: usize, floor_all: u64, last: Option<(u64, u32)>) {
@@ -261,12 +275,27 @@ impl<'a> Search<'a> {
         self.last = last;
     }
 
-    /// Section inference: every section's floor plus its unplaced bytes fits.
-    fn sections_fit(&self) -> bool {
-        self.floor
-            .iter()
-            .zip(&self.remaining)
-            .all(|(&f, &r)| f.max(self.floor_all) + r <= self.capacity)
+    /// Section inference: in every section, the unplaced entries crossing it stack from
+    /// the lowest offset any of them can take (at least the section's floor), and must fit.
+    fn sections_fit(&mut self) -> bool {
+        let low = &mut self.low;
+        low.iter_mut().for_each(|x| *x = u64::MAX);
+        for i in 0..self.p.size.len() {
+            if self.placed[i] {
+                continue;
+            }
+            let o = self.viable[i].max(self.floor_all);
+            for s in self.p.lo[i]..=self.p.hi[i] {
+                let x = &mut low[s as usize];
+                *x = (*x).min(o);
+            }
+        }
+        (0..self.p.sections).all(|s| {
+            let r = self.remaining[s];
+            let base = self.floor[s].max(self.floor_all);
+            let base = if r > 0 { base.max(low[s]) } else { base };
+            base + r <= self.capacity
+        })
     }
 
     fn run(&mut self, limits: &Limits, nodes: &mut u64) -> Decision {

@@ -410,23 +410,15 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 /// Searches for a smaller arena than `start` (a valid placement of `entries`): first at the
-/// peak-live lower bound, then one step below the best arena found, until the limits run
-/// out or optimality is proven. Arena sizes are sums of entry sizes, so steps are their
-/// greatest common divisor. Never returns a larger arena than `start`.
+/// peak-live lower bound (a quarter of the limits: most nets reach it), then by bisection
+/// between the best bound proven and the best arena found, until the limits run out or
+/// optimality is proven. Arena sizes are sums of entry sizes, so capacities are multiples
+/// of their greatest common divisor. Never returns a larger arena than `start`.
 pub fn minimize(entries: &[Entry], start: Placement, limits: &Limits) -> Minimized {
     let step = entries.iter().fold(0, |g, e| gcd(g, e.bytes)).max(1);
     let mut lb = lower_bound(entries);
     let mut best = start;
     let mut nodes = 0u64;
-    let proven = |best: &Placement, lb: u64| best.arena_bytes <= lb;
-    if proven(&best, lb) {
-        return Minimized {
-            placement: best,
-            lower_bound: lb,
-            proven: true,
-            nodes,
-        };
-    }
     let take = |off: Vec<u64>| {
         let arena = entries
             .iter()
@@ -439,28 +431,25 @@ pub fn minimize(entries: &[Entry], start: Placement, limits: &Limits) -> Minimiz
             arena_bytes: arena,
         }
     };
-    // The lower bound first, with half of the limits: most nets reach it.
-    let half = Limits {
-        deadline: limits.deadline.map(|d| {
-            let now = Instant::now();
-            now + d.saturating_duration_since(now) / 2
-        }),
-        max_nodes: limits.max_nodes / 2,
-    };
-    match fits(entries, lb, &half, &mut nodes) {
-        Decision::Fits(off) => {
-            let p = take(off);
-            if p.arena_bytes < best.arena_bytes && check(entries, &p.offsets).is_none() {
-                best = p;
-            }
-        }
-        Decision::Infeasible => lb += step,
-        Decision::Unknown => {}
-    }
-    // Then downwards from the best arena.
-    while !proven(&best, lb) && nodes < limits.max_nodes && !limits.out_of_time() {
-        let target = best.arena_bytes - step;
-        match fits(entries, target, limits, &mut nodes) {
+    // Lowest capacity not yet tried; capacities below it are refuted (`lb`) or were given
+    // up on.
+    let mut lo = lb;
+    let mut first = true;
+    while lo < best.arena_bytes && nodes < limits.max_nodes && !limits.out_of_time() {
+        let mid = if first {
+            lo
+        } else {
+            let half = (best.arena_bytes - lo) / step / 2;
+            lo + half * step
+        };
+        // A quarter of what is left per try.
+        let now = Instant::now();
+        let share = Limits {
+            deadline: limits.deadline.map(|d| now + d.saturating_duration_since(now) / 4),
+            max_nodes: nodes + limits.max_nodes.saturating_sub(nodes) / 4 + 1,
+        };
+        let refuted_below = lb == lo;
+        match fits(entries, mid, &share, &mut nodes) {
             Decision::Fits(off) => {
                 let p = take(off);
                 if p.arena_bytes < best.arena_bytes && check(entries, &p.offsets).is_none() {
@@ -469,13 +458,19 @@ pub fn minimize(entries: &[Entry], start: Placement, limits: &Limits) -> Minimiz
                     break;
                 }
             }
-            Decision::Infeasible => lb = best.arena_bytes,
-            Decision::Unknown => break,
+            Decision::Infeasible => {
+                lo = mid + step;
+                if refuted_below {
+                    lb = lo;
+                }
+            }
+            Decision::Unknown => lo = mid + step,
         }
+        first = false;
     }
     Minimized {
         lower_bound: lb.min(best.arena_bytes),
-        proven: proven(&best, lb),
+        proven: best.arena_bytes <= lb,
         placement: best,
         nodes,
     }

@@ -154,8 +154,16 @@ fn stem_and_convnext_arenas_reach_the_proven_bound() {
         let greedy = plan(&g, Duration::ZERO, 0);
         let p = plan(&g, UNTIMED, 200_000);
         assert!(p.figures.arena_optimal, "{}: {:?}", g.name, p.figures);
-        assert_eq!(p.figures.arena_bytes, p.figures.arena_lb_bytes, "{}", g.name);
-        assert!(p.figures.arena_bytes <= greedy.figures.arena_bytes, "{}", g.name);
+        assert_eq!(
+            p.figures.arena_bytes, p.figures.arena_lb_bytes,
+            "{}",
+            g.name
+        );
+        assert!(
+            p.figures.arena_bytes <= greedy.figures.arena_bytes,
+            "{}",
+            g.name
+        );
     }
 }
 
@@ -224,4 +232,3 @@ fn each_arena_algorithm_alone_places_large_generated_nets_without_overlap() {
         assert!(arena::check(&e, &p.offsets).is_none(), "{name}");
     }
 }
-

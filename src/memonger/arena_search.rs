@@ -445,7 +445,9 @@ pub fn minimize(entries: &[Entry], start: Placement, limits: &Limits) -> Minimiz
         // A quarter of what is left per try.
         let now = Instant::now();
         let share = Limits {
-            deadline: limits.deadline.map(|d| now + d.saturating_duration_since(now) / 4),
+            deadline: limits
+                .deadline
+                .map(|d| now + d.saturating_duration_since(now) / 4),
             max_nodes: nodes + limits.max_nodes.saturating_sub(nodes) / 4 + 1,
         };
         let refuted_below = lb == lo;

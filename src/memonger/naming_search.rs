@@ -142,6 +142,88 @@ fn assign(
     }
 }
 
+/// Like [`assign`], but items go largest first (the most constrained first), each into a
+/// name whose capacity fits it and whose tenants it does not meet, preferring the name it
+/// leaves the least idle time in, then the smallest capacity; empty names of one capacity
+/// are interchangeable, so only one of them is tried. Chronological backtracking.
+fn assign_by_size(
+    items: &[Item],
+    idx: &[usize],
+    caps: &[u64],
+    limits: &Limits,
+    nodes: &mut u64,
+) -> Option<Vec<(usize, u32)>> {
+    let mut order = idx.to_vec();
+    order.sort_by_key(|&i| (Reverse(items[i].size), items[i].first, i));
+    let k = caps.len();
+    let mut members: Vec<BTreeMap<u32, u32>> = vec![BTreeMap::new(); k];
+    let mut pinned = vec![false; k];
+    let options = |it: &Item, members: &[BTreeMap<u32, u32>], pinned: &[bool]| -> Vec<u32> {
+        let mut scored: Vec<(u64, u64, u32)> = Vec::new();
+        let mut empty_caps: Vec<u64> = Vec::new();
+        for c in 0..k {
+            if caps[c] < it.size || (it.pinned && pinned[c]) {
+                continue;
+            }
+            if members[c].is_empty() {
+                if empty_caps.contains(&caps[c]) {
+                    continue;
+                }
+                empty_caps.push(caps[c]);
+            }
+            let Some((pred, succ)) = super::naming::neighbours(&members[c], it) else {
+                continue;
+            };
+            let idle = if members[c].is_empty() {
+                u64::MAX
+            } else {
+                pred.map_or(u64::MAX / 4, |l| (it.first - l) as u64)
+                    + succ.map_or(u64::MAX / 4, |f| (f - it.last) as u64)
+            };
+            scored.push((idle, caps[c], c as u32));
+        }
+        scored.sort_unstable();
+        scored.reverse(); // popped from the back: best last
+        scored.into_iter().map(|(_, _, c)| c).collect()
+    };
+    let mut chosen: Vec<u32> = Vec::with_capacity(order.len());
+    let mut alts: Vec<Vec<u32>> = Vec::with_capacity(order.len());
+    let mut pin_before: Vec<bool> = Vec::with_capacity(order.len());
+    let mut pos = 0usize;
+    let mut pending = options(&items[order[0]], &members, &pinned);
+    loop {
+        if pos == order.len() {
+            return Some(order.iter().copied().zip(chosen).collect());
+        }
+        *nodes += 1;
+        if limits.expired(*nodes) {
+            return None;
+        }
+        match pending.pop() {
+            Some(c) => {
+                let it = items[order[pos]];
+                let ci = c as usize;
+                members[ci].insert(it.first, it.last);
+                pin_before.push(pinned[ci]);
+                pinned[ci] |= it.pinned;
+                chosen.push(c);
+                alts.push(std::mem::take(&mut pending));
+                pos += 1;
+                if pos < order.len() {
+                    pending = options(&items[order[pos]], &members, &pinned);
+                }
+            }
+            None => {
+                let c = chosen.pop()? as usize;
+                pos -= 1;
+                members[c].remove(&items[order[pos]].first);
+                pinned[c] = pin_before.pop()?;
+                pending = alts.pop()?;
+            }
+        }
+    }
+}
+
 /// Outcome of [`improve`].
 pub struct Improved {
     pub chains: Chains,
@@ -195,7 +277,16 @@ pub fn improve(items: &[Item], start: &Chains, limits: &Limits) -> Improved {
             deadline: share.deadline,
             max_nodes: nodes + share.max_nodes.saturating_sub(nodes) / 2,
         };
-        if let Some(a) = assign(items, &order, &target, &profile_try, &mut nodes) {
+        let by_size_try = Limits {
+            deadline: share.deadline,
+            max_nodes: nodes + share.max_nodes.saturating_sub(nodes) / 4,
+        };
+        if let Some(a) = assign_by_size(items, idx, &target, &by_size_try, &mut nodes) {
+            // Back to positions in `order`.
+            let mut at: BTreeMap<usize, u32> = a.into_iter().collect();
+            let a: Vec<u32> = order.iter().map(|i| at.remove(i).unwrap_or(0)).collect();
+            best = Some((target.clone(), a));
+        } else if let Some(a) = assign(items, &order, &target, &profile_try, &mut nodes) {
             best = Some((target.clone(), a));
         } else {
             proven = false;

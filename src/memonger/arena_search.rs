@@ -374,20 +374,21 @@ pub fn fits(entries: &[Entry], capacity: u64, limits: &Limits, nodes: &mut u64) 
     }
 }
 
-/// Peak of Σ bytes over entries alive at one op: no placement is lower.
+/// Peak of Σ bytes over entries alive at one op: no placement is lower. One pass over a
+/// ±bytes array indexed by op: O(n + ops).
 pub fn lower_bound(entries: &[Entry]) -> u64 {
-    let mut events: Vec<(u64, i128)> = entries
+    let horizon = entries
         .iter()
-        .flat_map(|e| {
-            [
-                (e.first as u64 * 2, e.bytes as i128),
-                (e.last as u64 * 2 + 1, -(e.bytes as i128)),
-            ]
-        })
-        .collect();
-    events.sort_unstable();
+        .map(|e| e.last as usize + 2)
+        .max()
+        .unwrap_or(0);
+    let mut delta = vec![0i128; horizon];
+    for e in entries {
+        delta[e.first as usize] += e.bytes as i128;
+        delta[e.last as usize + 1] -= e.bytes as i128;
+    }
     let (mut live, mut peak) = (0i128, 0i128);
-    for (_, d) in events {
+    for d in delta {
         live += d;
         peak = peak.max(live);
     }

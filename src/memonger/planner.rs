@@ -552,7 +552,9 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
         }
     }
     // Back to every plannable item: kept external outputs alone in their own chains.
-    let chains = {
+    let chains = if sub.len() == all_items.len() {
+        sub_chains
+    } else {
         let mut next = sub_chains.iter().map(|&c| c + 1).max().unwrap_or(0);
         let mut full = vec![u32::MAX; all_items.len()];
         for (k, &i) in sub.iter().enumerate() {
@@ -562,7 +564,9 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
             *c = next;
             next += 1;
         }
-        naming::renumber(&all_items, full)
+        // Singletons keep their names, so appending their ids leaves the numbering of
+        // shared names (by first write, from the candidates) as it was.
+        full
     };
     let items = all_items;
     if let Some(bad) = naming::check(&items, &chains) {

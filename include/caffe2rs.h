@@ -167,6 +167,13 @@ typedef struct DLManagedTensorVersioned {
 #define C2RS_EVENT_FAILED 3
 
 /**
+ * Flag of `c2rs_memonger_plan_with_options`: activations may take an external output's
+ * name (it becomes the last tenant of a shared name). Without it external outputs keep
+ * their names and storage to themselves.
+ */
+#define C2RS_MEMONGER_SHARE_EXTERNAL_OUTPUTS 1
+
+/**
  * In-place rule of a host operator schema: no input may share a name with an output.
  */
 #define C2RS_INPLACE_NONE 0
@@ -1920,7 +1927,9 @@ int32_t c2rs_memonger_optimize_inference_net(const uint8_t *net_def,
  *
  * `tensor_shapes` is a serialized `TensorShapes`; with `shapes_len == 0` every activation
  * counts as size 1 and the plan minimises the number of names. `keep_blobs` are never
- * renamed or recycled (external inputs never are). Shapes naming no blob of the net and
+ * renamed or recycled (external inputs never are); external outputs keep their names and
+ * their storage (`c2rs_memonger_plan_with_options` can let them be shared). The planner
+ * searches for up to one second for a better plan than its greedy one. Shapes naming no blob of the net and
  * shapes with negative or unknown dims are listed under `warnings` in the report (such
  * blobs keep their names). A net Caffe2 would refuse is returned unchanged with a naive
  * arena and the reason under `refused`.
@@ -1941,6 +1950,35 @@ int32_t c2rs_memonger_plan(const uint8_t *net_def,
                            const char *const *keep_blobs,
                            size_t n_keep,
                            c2rs_memory_plan **out);
+
+/**
+ * `c2rs_memonger_plan` with a search budget and flags.
+ *
+ * After the greedy name plan and arenas, the planner searches for cheaper ones for at most
+ * `search_budget_ms` milliseconds (0: greedy only; `c2rs_memonger_plan` uses 1000); the
+ * result is never worse than the greedy one. The report says `arena_lb_bytes`,
+ * `arena_optimal`, `name_lb_bytes`, `names_optimal`, `search_nodes` and `search_ms`.
+ * `flags` is 0 or `C2RS_MEMONGER_SHARE_EXTERNAL_OUTPUTS`. Everything else as
+ * `c2rs_memonger_plan`.
+ * Ownership: inputs are only read; on success the caller owns `*out`
+ * (`c2rs_memory_plan_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out`, a NULL pointer with a non-zero
+ * length or count, a NULL or non-UTF-8 name, an unknown bit in `flags`, two different
+ * shapes for one blob, or a net reading a blob that no op writes and that is neither an
+ * external input nor kept; C2RS_ENFORCE_NOT_MET when an op fails its registered schema;
+ * C2RS_PARSE_ERROR when `net_def` is not a NetDef or `tensor_shapes` not a TensorShapes.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_plan_with_options(const uint8_t *net_def,
+                                        size_t len,
+                                        const uint8_t *tensor_shapes,
+                                        size_t shapes_len,
+                                        const char *const *keep_blobs,
+                                        size_t n_keep,
+                                        uint32_t search_budget_ms,
+                                        uint32_t flags,
+                                        c2rs_memory_plan **out);
 
 /**
  * The renamed NetDef of `plan`, serialized.

@@ -7,6 +7,8 @@
 //!   fast    — caffe2rs's scanner path (`BatchAssembler`), payload copied straight into the batch;
 //!   pooled  — the same, batch buffers reused from a `BufferPool` (as the prefetcher does);
 //!   via DB  — `BatchReader` without threads over the records in a minidb on tmpfs (mapped);
+//!   via LMDB — the same over the records in an LMDB on tmpfs (written through heed);
+//!   LMDB pf 1 — `BatchReader` with 1 worker thread over that LMDB;
 //!   prefetch 1/2 — `BatchReader` with 1 and 2 worker threads, the consumer only takes batches;
 //!   prost   — full prost decode of each record, then a copy into the batch;
 //!   memcpy  — copying just the payload bytes of the same records into a batch buffer (the floor).
@@ -128,15 +130,38 @@ fn scenario(name: &str, make: fn(usize) -> (Record, usize), num_outputs: usize) 
     }
     drop(t);
     drop(db);
-    let through_db = |threads: usize| {
-        let reader = Arc::new(DbReader::open("minidb", &path, 1, 0).expect("open minidb"));
+    let through_db = |db_type: &str, path: &str, threads: usize| {
+        let reader = Arc::new(DbReader::open(db_type, path, 1, 0).expect("open DB"));
         let br = BatchReader::new(reader, assembler, 4, threads).expect("batch reader");
         rate(budget, |_| {
             black_box(br.next().expect("batch"));
         })
     };
-    let (via_db, prefetch1, prefetch2) = (through_db(0), through_db(1), through_db(2));
+    let (via_db, prefetch1, prefetch2) = (
+        through_db("minidb", &path, 0),
+        through_db("minidb", &path, 1),
+        through_db("minidb", &path, 2),
+    );
     let _ = std::fs::remove_file(&path);
+    // The same records in an LMDB (a directory), values this size on overflow pages.
+    let lmdb_path = dir
+        .join(format!("c2rs-bench-{}.lmdb", std::process::id()))
+        .to_string_lossy()
+        .into_owned();
+    let _ = std::fs::remove_dir_all(&lmdb_path);
+    let db = open_db("lmdb", &lmdb_path, Mode::New).expect("create LMDB");
+    let mut t = db.new_transaction().expect("transaction");
+    for ((k, v), _) in &pool {
+        t.put(k, v).expect("put");
+    }
+    t.commit().expect("commit");
+    drop(t);
+    drop(db);
+    let (via_lmdb, lmdb_prefetch1) = (
+        through_db("lmdb", &lmdb_path, 0),
+        through_db("lmdb", &lmdb_path, 1),
+    );
+    let _ = std::fs::remove_dir_all(&lmdb_path);
     let prost = rate(budget, |n| {
         let decoded: Vec<Vec<_>> = batches[n % batches.len()]
             .iter()
@@ -177,6 +202,8 @@ fn scenario(name: &str, make: fn(usize) -> (Record, usize), num_outputs: usize) 
         ("via DB", via_db),
         ("prefetch 1", prefetch1),
         ("prefetch 2", prefetch2),
+        ("via LMDB", via_lmdb),
+        ("LMDB pf 1", lmdb_prefetch1),
         ("prost", prost),
         ("memcpy", memcpy),
     ] {
@@ -187,10 +214,11 @@ fn scenario(name: &str, make: fn(usize) -> (Record, usize), num_outputs: usize) 
         );
     }
     println!(
-        "  ratio fast/prost = {:.2}x, fast/memcpy = {:.0}%, via DB/memcpy = {:.0}%, prefetch 2/1 = {:.2}x",
+        "  ratio fast/prost = {:.2}x, fast/memcpy = {:.0}%, via DB/memcpy = {:.0}%, via LMDB/memcpy = {:.0}%, prefetch 2/1 = {:.2}x",
         fast / prost,
         100.0 * fast / memcpy,
         100.0 * via_db / memcpy,
+        100.0 * via_lmdb / memcpy,
         prefetch2 / prefetch1
     );
 }

@@ -324,3 +324,39 @@ TEST(HppWorkspace, FeedFetchChildAndErrorsThrow) {
     EXPECT_NE(std::string(e.what()).find("a"), std::string::npos);
   }
 }
+
+TEST(HppBlobHandle, FeedFetchThroughAHandleAndRemovedBlobRules) {
+  c2rs::Workspace ws;
+  try {
+    (void)ws.blob_handle("x");
+    FAIL() << "a handle on a missing name without create must throw";
+  } catch (const c2rs::Error& e) {
+    EXPECT_EQ(e.status(), C2RS_NOT_FOUND);
+  }
+  c2rs::BlobHandle h = ws.blob_handle("x", /*create=*/true);
+  EXPECT_TRUE(ws.has_blob("x"));
+  EXPECT_TRUE(h.present());
+  c2rs::Tensor t = c2rs::Tensor::create(C2RS_DTYPE_FLOAT, {4});
+  for (int i = 0; i < 4; ++i) t.mutable_data<float>()[i] = static_cast<float>(i);
+  h.feed(t);
+  c2rs::Tensor before = h.fetch();
+  t.mutable_data<float>()[0] = 9.0f;
+  h.feed(t);  // same dtype and dims: copied into the blob's buffer
+  EXPECT_EQ(before.data<float>()[0], 0.0f) << "an earlier fetch is a snapshot";
+  EXPECT_EQ(ws.fetch("x").data<float>()[0], 9.0f) << "the named call sees the handle's feed";
+  // Removed: absent, yet usable while the name is free; refused once it names another blob.
+  EXPECT_TRUE(ws.remove_blob("x"));
+  EXPECT_FALSE(h.present());
+  EXPECT_EQ(h.fetch().data<float>()[0], 9.0f);
+  ws.feed("x", t);
+  try {
+    (void)h.fetch();
+    FAIL() << "a handle whose name holds another blob must throw";
+  } catch (const c2rs::Error& e) {
+    EXPECT_EQ(e.status(), C2RS_ENFORCE_NOT_MET);
+    EXPECT_NE(std::string(e.what()).find("blob x was removed"), std::string::npos);
+  }
+  c2rs::BlobHandle moved = std::move(h);
+  EXPECT_FALSE(h) << "moved-from handle is empty";
+  EXPECT_TRUE(moved);
+}

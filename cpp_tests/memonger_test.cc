@@ -113,3 +113,31 @@ TEST(Memonger, BadInputGivesStatusAndMessage) {
             C2RS_INVALID_ARGUMENT);
   EXPECT_EQ(out, nullptr);
 }
+
+TEST(Memonger, PlanWithOptionsReportsBoundAndRejectsUnknownFlags) {
+  auto net = ReadFile("memonger/googlenet_infer.pb");
+  auto shapes = ReadFile("memonger/googlenet_infer.shapes.pb");
+  ASSERT_FALSE(net.empty());
+  c2rs_memory_plan* plan = nullptr;
+  ASSERT_EQ(c2rs_memonger_plan_with_options(net.data(), net.size(), shapes.data(), shapes.size(), nullptr, 0,
+                                            /*search_budget_ms=*/0, 0, &plan),
+            C2RS_OK)
+      << c2rs_last_error_message();
+  c2rs_buffer* report = nullptr;
+  ASSERT_EQ(c2rs_memory_plan_report(plan, &report), C2RS_OK);
+  std::string json = TakeBuffer(report);
+  uint64_t arena = JsonInt(json, "arena_bytes");
+  uint64_t arena_lb = JsonInt(json, "arena_lb_bytes");
+  ASSERT_NE(arena_lb, UINT64_MAX) << json;
+  EXPECT_GE(arena, arena_lb);
+  EXPECT_GE(arena_lb, JsonInt(json, "lb_bytes"));  // aligned sizes are never smaller
+  EXPECT_NE(json.find("\"search_nodes\":0"), std::string::npos) << json;  // greedy only
+  c2rs_memory_plan_free(plan);
+
+  plan = nullptr;
+  EXPECT_EQ(c2rs_memonger_plan_with_options(net.data(), net.size(), shapes.data(), shapes.size(), nullptr, 0, 0,
+                                            C2RS_MEMONGER_SHARE_EXTERNAL_OUTPUTS << 1, &plan),
+            C2RS_INVALID_ARGUMENT);
+  EXPECT_EQ(plan, nullptr);
+  EXPECT_NE(std::string(c2rs_last_error_message()).find("flags"), std::string::npos);
+}

@@ -231,6 +231,32 @@ TEST_F(BlobsQueueHost, StressCloseMidStreamEveryRecordOnceInProducerOrder) {
   c2rs_blobs_queue_free(q);
 }
 
+// No lost wake-up: at capacity 1 the producer and the consumer sleep at nearly every record
+// (the queue alternates full and empty). A wake-up that went missing shows as a timeout
+// (generous: 30 s), never as a hang.
+TEST_F(BlobsQueueHost, SleepersOnAFullAndAnEmptyQueueAreWokenByEveryTransfer) {
+  constexpr int64_t kRecords = 20000;
+  c2rs_blobs_queue* q = make_queue("pingpong", 1, 1);
+  auto consumer = std::async(std::launch::async, [q] {
+    int64_t sum = 0;
+    for (int64_t k = 0; k < kRecords; ++k) {
+      c2rs_tensor* out = nullptr;
+      const int32_t s = c2rs_blobs_queue_dequeue_timeout(q, 30.0, &out, 1);
+      if (s != C2RS_OK) return int64_t{-1} - k;
+      sum += int_value(out);
+      c2rs_tensor_free(out);
+    }
+    return sum;
+  });
+  for (int64_t k = 0; k < kRecords; ++k) {
+    c2rs_tensor* t = int_tensor(k);
+    ASSERT_EQ(c2rs_blobs_queue_enqueue(q, &t, 1), C2RS_OK);
+  }
+  ASSERT_EQ(consumer.wait_for(std::chrono::seconds(120)), std::future_status::ready);
+  EXPECT_EQ(consumer.get(), kRecords * (kRecords - 1) / 2) << "a reader was never woken";
+  c2rs_blobs_queue_free(q);
+}
+
 TEST_F(BlobsQueueHost, OperatorsAndHostThreadsShareOneQueue) {
   ASSERT_EQ(run_op(ws, op_def("CreateBlobsQueue", {}, {"opq"},
                               {int_arg("capacity", 3), int_arg("num_blobs", 1)})),
@@ -318,6 +344,46 @@ TEST_F(BlobsQueueHost, BadInputIsRefusedWithoutChangingTheQueue) {
             C2RS_ENFORCE_NOT_MET);
   EXPECT_EQ(run_op(ws, op_def("DequeueBlobs", {"q"}, {"a"})), C2RS_ENFORCE_NOT_MET);
   c2rs_blobs_queue_free(q);
+}
+
+// Issue 11 item 6: capacity 2^40 built every slot up front (abort after 20+ s); num_blobs 2^30
+// spun. Creation now allocates nothing up front and the queue works.
+TEST_F(BlobsQueueHost, HugeCapacityOrNumBlobsIsCreatedAtOnceAndWorks) {
+  c2rs_blobs_queue* q = make_queue("big", int64_t{1} << 40, 1);
+  ASSERT_NE(q, nullptr);
+  for (int64_t k = 0; k < 100; ++k) {
+    c2rs_tensor* t = int_tensor(k);
+    ASSERT_EQ(c2rs_blobs_queue_enqueue(q, &t, 1), C2RS_OK);
+  }
+  size_t size = 0, capacity = 0;
+  ASSERT_EQ(c2rs_blobs_queue_info(q, &size, &capacity, nullptr, nullptr), C2RS_OK);
+  EXPECT_EQ(size, 100u);
+  EXPECT_EQ(capacity, size_t{1} << 40);
+  for (int64_t k = 0; k < 100; ++k) {
+    c2rs_tensor* out = nullptr;
+    ASSERT_EQ(c2rs_blobs_queue_dequeue(q, &out, 1), C2RS_OK);
+    EXPECT_EQ(int_value(out), k);
+    c2rs_tensor_free(out);
+  }
+  c2rs_blobs_queue_free(q);
+  c2rs_blobs_queue* wide = make_queue("wide", 1, int64_t{1} << 30);
+  ASSERT_NE(wide, nullptr);
+  c2rs_tensor* t = int_tensor(1);
+  EXPECT_EQ(c2rs_blobs_queue_enqueue(wide, &t, 1), C2RS_INVALID_ARGUMENT);  // short record
+  c2rs_tensor_free(t);
+  c2rs_blobs_queue_free(wide);
+  c2rs_rebatching_queue* rq = nullptr;
+  ASSERT_EQ(c2rs_rebatching_queue_create(ws, "rq", int64_t{1} << 40, 1, &rq), C2RS_OK);
+  c2rs_tensor* row = int_tensor(5);
+  const c2rs_tensor* in[1] = {row};
+  ASSERT_EQ(c2rs_rebatching_queue_enqueue(rq, in, 1, false), C2RS_OK);
+  ASSERT_EQ(c2rs_rebatching_queue_close(rq), C2RS_OK);
+  c2rs_tensor* out = nullptr;
+  ASSERT_EQ(c2rs_rebatching_queue_dequeue(rq, int64_t{1} << 40, &out, 1), C2RS_OK);
+  EXPECT_EQ(int_value(out), 5);
+  c2rs_tensor_free(out);
+  c2rs_tensor_free(row);
+  c2rs_rebatching_queue_free(rq);
 }
 
 using RebatchingQueueHost = Fixture;

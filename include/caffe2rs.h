@@ -167,6 +167,13 @@ typedef struct DLManagedTensorVersioned {
 #define C2RS_EVENT_FAILED 3
 
 /**
+ * Flag of `c2rs_memonger_plan_with_options`: activations may take an external output's
+ * name (it becomes the last tenant of a shared name). Without it external outputs keep
+ * their names and storage to themselves.
+ */
+#define C2RS_MEMONGER_SHARE_EXTERNAL_OUTPUTS 1
+
+/**
  * In-place rule of a host operator schema: no input may share a name with an output.
  */
 #define C2RS_INPLACE_NONE 0
@@ -357,6 +364,13 @@ typedef struct DLManagedTensorVersioned {
  * Released by `c2rs_batch_reader_free`, which stops and joins its threads.
  */
 typedef struct c2rs_batch_reader c2rs_batch_reader;
+
+/**
+ * A blob of a workspace, looked up by name once (`c2rs_workspace_blob_handle`), so that
+ * feeding, fetching and checking it costs no name lookup. Keeps its workspace alive. Released
+ * by `c2rs_blob_handle_free`.
+ */
+typedef struct c2rs_blob_handle c2rs_blob_handle;
 
 /**
  * A BlobsQueue held in a workspace blob. Shared (`Arc`) with the blob, operators and other
@@ -616,6 +630,103 @@ typedef void (*c2rs_record_destroy_fn)(void *user);
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * A handle on the blob `name` resolves to in `ws` (local, forwarded or a parent's), for
+ * `c2rs_blob_handle_has` / `_feed` / `_feed_move` / `_fetch` without a name lookup per call.
+ * With `create`, a name that is not visible first gets an empty local blob (as
+ * `c2rs_workspace_create_blob`); without, it is C2RS_NOT_FOUND.
+ *
+ * Lifetime: the handle refers to the blob found now, not to the name: after a rename it works
+ * on the same blob under its new name. When the blob is removed from the workspace, the
+ * handle keeps working on it (as an operator built on it does) until the name is given to
+ * another blob; from then on every call on the handle but `_has` and `_free` fails with
+ * C2RS_ENFORCE_NOT_MET, and a new handle is needed.
+ * Ownership: the caller owns `*out` (`c2rs_blob_handle_free`); it holds a reference to `ws`,
+ * so the workspace stays alive until the handle is freed too.
+ * Names: a C string here (it cannot hold NUL); `c2rs_workspace_blob_handle_n` takes
+ * (pointer, length).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws`, `name` or `out` is NULL or `name` is not
+ * UTF-8; C2RS_NOT_FOUND when no blob `name` is visible and `create` is false
+ * ("Can't find blob: <name>"), or `name` is forwarded to a parent blob that no longer exists.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_blob_handle(c2rs_workspace *ws,
+                                   const char *name,
+                                   bool create,
+                                   c2rs_blob_handle **out);
+
+/**
+ * `c2rs_workspace_blob_handle` with the name as `name_len` bytes at `name`.
+ *
+ * Ownership: as `c2rs_workspace_blob_handle`.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8; C2RS_NOT_FOUND as for `c2rs_workspace_blob_handle`.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_blob_handle_n(c2rs_workspace *ws,
+                                     const char *name,
+                                     size_t name_len,
+                                     bool create,
+                                     c2rs_blob_handle **out);
+
+/**
+ * Whether the handle's blob is still in its workspace: true until the blob is removed
+ * (`c2rs_workspace_remove_blob`, an operator removing it), false from then on, even if the
+ * name is given to a new blob. A rename keeps it true.
+ *
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `h` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_blob_handle_has(const c2rs_blob_handle *h, bool *out);
+
+/**
+ * Stores a copy of `t` in the handle's blob (as `c2rs_workspace_feed`). When the blob holds
+ * a tensor of the same dtype and dims whose buffer nothing else shares, the values are
+ * copied into that buffer and nothing is allocated.
+ *
+ * Ownership: `t` is copied, not consumed.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * `t` must not be written concurrently.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `h` or `t` is NULL; C2RS_ENFORCE_NOT_MET when
+ * the blob was removed and its name now holds another blob.
+ */
+C2RS_NODISCARD int32_t c2rs_blob_handle_feed(c2rs_blob_handle *h, const c2rs_tensor *t);
+
+/**
+ * Moves `t` into the handle's blob without copying its data (as
+ * `c2rs_workspace_feed_move`).
+ *
+ * Ownership: `t` is consumed in every case, success or failure (unless `t` is NULL); do not
+ * use or free it afterwards.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `h` or `t` is NULL; C2RS_ENFORCE_NOT_MET when
+ * the blob was removed and its name now holds another blob.
+ */
+C2RS_NODISCARD int32_t c2rs_blob_handle_feed_move(c2rs_blob_handle *h, c2rs_tensor *t);
+
+/**
+ * A copy of the tensor in the handle's blob, owned by the host (as `c2rs_workspace_fetch`).
+ *
+ * Ownership: the caller owns `*out` (`c2rs_tensor_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `h` or `out` is NULL; C2RS_TYPE_MISMATCH when
+ * the blob holds no tensor; C2RS_ENFORCE_NOT_MET when the blob was removed and its name now
+ * holds another blob.
+ */
+C2RS_NODISCARD int32_t c2rs_blob_handle_fetch(const c2rs_blob_handle *h, c2rs_tensor **out);
+
+/**
+ * Releases a blob handle (the blob stays in its workspace).
+ *
+ * Ownership: `h` is freed with its reference to the workspace; NULL is a no-op; freeing
+ * twice is undefined behaviour.
+ * Thread safety: no other call may use `h` concurrently.
+ * Returns: nothing.
+ */
+void c2rs_blob_handle_free(c2rs_blob_handle *h);
 
 /**
  * Pointer to the bytes of `buf`.
@@ -1328,6 +1439,14 @@ int32_t c2rs_cuda_tensor_from_dlpack(c2rs_workspace *ws,
  * A LevelDB is opened once per process (every open of one directory shares it) and is
  * locked against other processes (its LOCK file); opening it writes to its directory.
  *
+ * LMDB is read (READ mode, and every cursor) by caffe2rs's own reader of LMDB 0.9's file
+ * format, never by liblmdb: every page is checked before it is used, so a damaged or
+ * truncated `data.mdb` is C2RS_PARSE_ERROR naming the file and the fault, never a crash or a
+ * hang. WRITE and NEW write through liblmdb, after checking an existing file's meta pages.
+ * Readers take no lock (as Caffe2's): a writer in another process may change what an open
+ * cursor reads (it then fails or reads other records). The one case left: a `data.mdb`
+ * truncated by another process while a cursor maps it raises SIGBUS, as for any mapped file.
+ *
  * Ownership: the strings are only read; on success the caller owns `*out` (`c2rs_db_free`).
  * Thread safety: safe from any thread; the DB handle may be shared by threads that only
  * create cursors and transactions.
@@ -1335,8 +1454,10 @@ int32_t c2rs_cuda_tensor_from_dlpack(c2rs_workspace *ws,
  * LMDB or LevelDB source that is a file; C2RS_NOT_FOUND for an unknown `db_type` (the message
  * lists the registered ones) or a missing file or directory; C2RS_ALREADY_EXISTS for a
  * LevelDB opened NEW over an existing one; C2RS_UNSUPPORTED for types this build lacks
- * (rocksdb, zmqdb); C2RS_PARSE_ERROR for a damaged LevelDB; C2RS_IO_ERROR when the OS refuses
- * the open or another process holds the LevelDB. Messages read
+ * (rocksdb, zmqdb) and for LMDB files with sorted duplicates; C2RS_PARSE_ERROR for a damaged
+ * LevelDB, or an LMDB `data.mdb` whose meta pages are damaged or that is truncated;
+ * C2RS_IO_ERROR when the OS refuses the open or another process holds the LevelDB. Messages
+ * read
  * "Cannot open db: <source> of type <type>: <reason>".
  */
 C2RS_NODISCARD
@@ -1361,8 +1482,9 @@ void c2rs_db_free(c2rs_db *db);
  * Ownership: the caller owns `*out` (`c2rs_db_cursor_free`).
  * Thread safety: safe on a shared `db`; a cursor is used by one thread at a time.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `db` or `out` is NULL; C2RS_ENFORCE_NOT_MET
- * when a minidb is busy or open for writing; C2RS_PARSE_ERROR for a corrupt first record;
- * C2RS_IO_ERROR on read failures.
+ * when a minidb is busy or open for writing; C2RS_PARSE_ERROR for a corrupt first record
+ * (LMDB: any damaged page on the way to it; the message names `data.mdb` and the page);
+ * C2RS_UNSUPPORTED for an LMDB record of a named sub-database; C2RS_IO_ERROR on read failures.
  */
 C2RS_NODISCARD int32_t c2rs_db_cursor_new(const c2rs_db *db, c2rs_db_cursor **out);
 
@@ -1383,11 +1505,14 @@ C2RS_NODISCARD int32_t c2rs_db_cursor_valid(const c2rs_db_cursor *cursor, bool *
 C2RS_NODISCARD int32_t c2rs_db_cursor_supports_seek(const c2rs_db_cursor *cursor, bool *out);
 
 /**
- * Moves to the next record; the cursor becomes invalid past the last one.
+ * Moves to the next record; the cursor becomes invalid past the last one, and after a failed
+ * move. LMDB keys strictly increase along a cursor (a damaged file that breaks the order is a
+ * C2RS_PARSE_ERROR), so a walk from the first record always ends.
  *
  * Thread safety: the cursor is used by one thread at a time.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` is NULL; C2RS_PARSE_ERROR for a
- * corrupt or truncated record (the message names the file and offset); C2RS_IO_ERROR.
+ * corrupt or truncated record (the message names the file and the offset or LMDB page);
+ * C2RS_UNSUPPORTED for an LMDB record of a named sub-database; C2RS_IO_ERROR.
  */
 C2RS_NODISCARD int32_t c2rs_db_cursor_next(c2rs_db_cursor *cursor);
 
@@ -1407,7 +1532,7 @@ C2RS_NODISCARD int32_t c2rs_db_cursor_seek_to_first(c2rs_db_cursor *cursor);
  * Thread safety: the cursor is used by one thread at a time.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` is NULL or `key` is NULL with
  * `len > 0`; C2RS_UNSUPPORTED for minidb, which cannot seek; C2RS_PARSE_ERROR or
- * C2RS_IO_ERROR as for `c2rs_db_cursor_next`.
+ * C2RS_IO_ERROR as for `c2rs_db_cursor_next` (a damaged LMDB page or record included).
  */
 C2RS_NODISCARD int32_t c2rs_db_cursor_seek(c2rs_db_cursor *cursor, const uint8_t *key, size_t len);
 
@@ -1853,7 +1978,9 @@ int32_t c2rs_memonger_optimize_inference_net(const uint8_t *net_def,
  *
  * `tensor_shapes` is a serialized `TensorShapes`; with `shapes_len == 0` every activation
  * counts as size 1 and the plan minimises the number of names. `keep_blobs` are never
- * renamed or recycled (external inputs never are). Shapes naming no blob of the net and
+ * renamed or recycled (external inputs never are); external outputs keep their names and
+ * their storage (`c2rs_memonger_plan_with_options` can let them be shared). The planner
+ * searches for up to one second for a better plan than its greedy one. Shapes naming no blob of the net and
  * shapes with negative or unknown dims are listed under `warnings` in the report (such
  * blobs keep their names). A net Caffe2 would refuse is returned unchanged with a naive
  * arena and the reason under `refused`.
@@ -1874,6 +2001,35 @@ int32_t c2rs_memonger_plan(const uint8_t *net_def,
                            const char *const *keep_blobs,
                            size_t n_keep,
                            c2rs_memory_plan **out);
+
+/**
+ * `c2rs_memonger_plan` with a search budget and flags.
+ *
+ * After the greedy name plan and arenas, the planner searches for cheaper ones for at most
+ * `search_budget_ms` milliseconds (0: greedy only; `c2rs_memonger_plan` uses 1000); the
+ * result is never worse than the greedy one. The report says `arena_lb_bytes`,
+ * `arena_optimal`, `name_lb_bytes`, `names_optimal`, `search_nodes` and `search_ms`.
+ * `flags` is 0 or `C2RS_MEMONGER_SHARE_EXTERNAL_OUTPUTS`. Everything else as
+ * `c2rs_memonger_plan`.
+ * Ownership: inputs are only read; on success the caller owns `*out`
+ * (`c2rs_memory_plan_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out`, a NULL pointer with a non-zero
+ * length or count, a NULL or non-UTF-8 name, an unknown bit in `flags`, two different
+ * shapes for one blob, or a net reading a blob that no op writes and that is neither an
+ * external input nor kept; C2RS_ENFORCE_NOT_MET when an op fails its registered schema;
+ * C2RS_PARSE_ERROR when `net_def` is not a NetDef or `tensor_shapes` not a TensorShapes.
+ */
+C2RS_NODISCARD
+int32_t c2rs_memonger_plan_with_options(const uint8_t *net_def,
+                                        size_t len,
+                                        const uint8_t *tensor_shapes,
+                                        size_t shapes_len,
+                                        const char *const *keep_blobs,
+                                        size_t n_keep,
+                                        uint32_t search_budget_ms,
+                                        uint32_t flags,
+                                        c2rs_memory_plan **out);
 
 /**
  * The renamed NetDef of `plan`, serialized.
@@ -2609,8 +2765,10 @@ C2RS_NODISCARD int32_t c2rs_operator_schema(const char *type, c2rs_buffer **json
 
 /**
  * Creates a BlobsQueue in blob `name` of `ws` (as the `CreateBlobsQueue` operator: slot blobs
- * `<name>_<i>_<j>`, Caffe2 close semantics unless `strict`, where any write after close fails)
- * and returns a handle to it. An existing queue in `name` is replaced (it closes when unused).
+ * `<name>_<i>_<j>` when `capacity × num_blobs` is at most 4096, private slots made as records
+ * arrive otherwise, so a huge capacity allocates nothing up front; Caffe2 close semantics
+ * unless `strict`, where any write after close fails) and returns a handle to it. An existing
+ * queue in `name` is replaced (it closes when unused).
  *
  * Ownership: on success the caller owns `*out` (`c2rs_blobs_queue_free`); the workspace blob
  * holds its own reference.
@@ -2748,9 +2906,13 @@ int32_t c2rs_blobs_queue_info(const c2rs_blobs_queue *q,
  * The queue's stats as a JSON object under Caffe2's keys (`<name>/queue_balance`,
  * `<name>/queue_dequeued_records`, `<name>/queue_dequeued_bytes[/<field>]`,
  * `<name>/read_time_ns/sum|count`, `<name>/write_time_ns/sum|count`), integer values.
- * Unlike Caffe2, the time sums add only the time of calls that had to wait for the lock or
- * the ring (from the start of the wait to the end of the call); a call that found the queue
- * ready adds 0 but still counts, because two clock reads were about 12 % of a record's path.
+ * Unlike Caffe2, the time sums add only the time of calls that had to wait (from their first
+ * attempt that found the queue empty, or full, to the end of the call); a call that found the
+ * queue ready adds 0 but still counts, because two clock reads would cost more than the
+ * record's own path. `write_time_ns/count` counts every successful write (try-writes too) and
+ * every failed blocking one; a read refused by its check (a non-tensor column) counts as a
+ * read call. Counters are read one by one: under concurrent traffic a call that just finished
+ * may show in one counter and not yet in another.
  *
  * Ownership: on success the caller owns `*out` (`c2rs_buffer_free`).
  * Thread safety: queues are fully thread-safe (counters are read one by one).
@@ -2848,8 +3010,8 @@ int32_t c2rs_rebatching_queue_info(const c2rs_rebatching_queue *q,
                                    size_t *capacity);
 
 /**
- * A BlobsQueue that belongs to no workspace: its `capacity × num_blobs` slots are private
- * blobs (not visible by name anywhere), so two queues of one name never share slots. `name`
+ * A BlobsQueue that belongs to no workspace: its slots live in the queue only (no slot blob
+ * names anywhere), so two queues of one name never share slots. `name`
  * labels its stats (`<name>/queue_balance` …) and messages; `field_names` (`n_fields` of
  * them, or none) label the per-column byte stats as CreateBlobsQueue's `field_names` do.
  * `strict`: writes fail after close, TensorFlow-style (default Caffe2 semantics otherwise).
@@ -2873,8 +3035,9 @@ int32_t c2rs_blobs_queue_new(const char *name,
                              c2rs_blobs_queue **out);
 
 /**
- * `c2rs_blobs_queue_create` with CreateBlobsQueue's full argument set: slot blobs
- * `<name>_<i>_<j>` in `ws`, `enforce_unique_name` (refuse when a slot name is already visible,
+ * `c2rs_blobs_queue_create` with CreateBlobsQueue's full argument set: the queue in blob
+ * `name` of `ws` (with Caffe2's slot names as `c2rs_blobs_queue_create` makes them),
+ * `enforce_unique_name` (refuse when a slot name is already visible,
  * "Queue internal blob already exists: <slot>"; the workspace is left unchanged) and
  * `field_names` (`n_fields` labels for the per-column stats, or none).
  *
@@ -3306,6 +3469,33 @@ C2RS_NODISCARD int32_t c2rs_tensor_from_dlpack(DLManagedTensorVersioned *in, c2r
  * Returns: nothing.
  */
 void c2rs_tensor_free(c2rs_tensor *t);
+
+/**
+ * Makes a CPU tensor over `nbytes` of host memory at `data`, without copying it.
+ *
+ * `dims` holds `ndim` sizes (`ndim == 0`: a scalar; then `dims` may be NULL); `nbytes` must
+ * equal the element count times the dtype's size, and `data` must be aligned to the element
+ * size (it may be NULL only when `nbytes` is 0). The tensor may read and write the buffer;
+ * copies of it (feeding a workspace, a queue, a DLPack export) share the buffer.
+ * Ownership: on success the tensor owns the grant to the buffer: `release(ctx)` is called
+ * exactly once, when the last tensor sharing the buffer is freed, on whichever thread frees
+ * it; the caller owns `*out` (`c2rs_tensor_free`). On failure nothing is adopted and
+ * `release` is not called.
+ * Thread safety: safe from any thread; `release` may run on any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` or `release` is NULL, `dims` is NULL
+ * with `ndim > 0`, a dim is negative, the size overflows, `nbytes` does not match the shape,
+ * `data` is NULL with `nbytes > 0` or misaligned, or `dtype` is not a Caffe2 dtype number;
+ * C2RS_UNSUPPORTED for STRING and dtypes without tensor storage.
+ */
+C2RS_NODISCARD
+int32_t c2rs_tensor_wrap(int32_t dtype,
+                         const int64_t *dims,
+                         size_t ndim,
+                         void *data,
+                         size_t nbytes,
+                         void (*release)(void*),
+                         void *ctx,
+                         c2rs_tensor **out);
 
 /**
  * A tensor equal to `t` that shares its storage (no element is copied). Writes through either

@@ -122,6 +122,9 @@ struct WorkspaceFree {
 struct TensorListFree {
   void operator()(c2rs_tensor_list* p) const noexcept { c2rs_tensor_list_free(p); }
 };
+struct BlobHandleFree {
+  void operator()(c2rs_blob_handle* p) const noexcept { c2rs_blob_handle_free(p); }
+};
 
 /// Whether elements of dtype `dtype` may be read as `T` (same size and representation).
 template <typename T>
@@ -820,6 +823,40 @@ class BatchReader {
 };
 
 
+/// A blob looked up by name once (Workspace::blob_handle): feeding, fetching and checking it
+/// costs no name lookup. Refers to the blob, not the name (a rename keeps it working); once the
+/// blob is removed and its name given to another blob, feed and fetch throw
+/// (C2RS_ENFORCE_NOT_MET). Keeps its workspace alive. Move-only; thread-safe.
+class BlobHandle {
+ public:
+  BlobHandle() = default;
+  /// Adopts `raw` (may be NULL); it will be released with c2rs_blob_handle_free.
+  explicit BlobHandle(c2rs_blob_handle* raw) noexcept : p_(raw) {}
+
+  /// Whether the blob is still in its workspace (false once removed).
+  bool present() const {
+    bool out = false;
+    check(c2rs_blob_handle_has(p_.get(), &out));
+    return out;
+  }
+  /// Stores a copy of `t` (into the blob's own buffer when dtype and dims match).
+  void feed(const Tensor& t) { check(c2rs_blob_handle_feed(p_.get(), t.handle())); }
+  /// Stores `t` without a copy (moved-from `t` is empty).
+  void feed(Tensor&& t) { check(c2rs_blob_handle_feed_move(p_.get(), t.release())); }
+  /// A snapshot copy the caller owns.
+  Tensor fetch() const {
+    c2rs_tensor* out = nullptr;
+    check(c2rs_blob_handle_fetch(p_.get(), &out));
+    return Tensor(out);
+  }
+
+  c2rs_blob_handle* get() const noexcept { return p_.get(); }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+
+ private:
+  std::unique_ptr<c2rs_blob_handle, detail::BlobHandleFree> p_;
+};
+
 /// A workspace: named blobs and nets (Caffe2's python `workspace` module, as an object).
 /// Move-only; the handle is reference-counted inside the library, so a child keeps its parent
 /// alive. Thread-safe: calls from many threads on one workspace are fine.
@@ -869,6 +906,14 @@ class Workspace {
     c2rs_tensor* out = nullptr;
     check(c2rs_workspace_fetch_n(p_.get(), name.data(), name.size(), &out));
     return Tensor(out);
+  }
+  /// A handle on blob `name` (local, forwarded or a parent's) for repeated feed/fetch without
+  /// a name lookup per call; with `create`, a missing name gets an empty blob first, otherwise
+  /// it throws C2RS_NOT_FOUND.
+  BlobHandle blob_handle(std::string_view name, bool create = false) {
+    c2rs_blob_handle* out = nullptr;
+    check(c2rs_workspace_blob_handle_n(p_.get(), name.data(), name.size(), create, &out));
+    return BlobHandle(out);
   }
   /// FeedBlob of a byte string (`value` may hold NUL bytes too).
   void feed_string(std::string_view name, std::string_view value) {

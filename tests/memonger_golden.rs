@@ -114,6 +114,32 @@ fn assert_arena_disjoint(before: &NetDef, plan: &planner::MemoryPlan) {
     }
 }
 
+/// By default no activation takes an external output's name and none is renamed, as in
+/// `optimize_inference_net`.
+#[test]
+fn planner_keeps_external_outputs_by_default_on_every_golden_netdef() {
+    let manifest = std::fs::read_to_string(golden("netdefs/manifest.json")).unwrap();
+    for (file, _) in manifest_entries(&manifest) {
+        let net = read_net(&format!("netdefs/{file}"));
+        let plan = planner::plan(&net, None, &planner::PlanOptions::default()).unwrap();
+        assert!(plan.violations.is_empty(), "{file}");
+        let fin = final_names(&net, &plan.net);
+        for out in &net.external_output {
+            for (blob, name) in &fin {
+                if name == out || blob == out {
+                    assert_eq!(blob, name, "{file}: `{blob}` renamed to `{name}`");
+                }
+            }
+        }
+        assert_no_live_name_sharing(&net, &plan.net);
+        let outs = net.external_output.len() as u64;
+        assert!(
+            plan.figures.names as u64 <= plan.figures.lb_count + outs,
+            "{file}"
+        );
+    }
+}
+
 #[test]
 fn planner_without_shapes_reaches_lb_count_on_every_golden_netdef() {
     let manifest = std::fs::read_to_string(golden("netdefs/manifest.json")).unwrap();
@@ -121,7 +147,12 @@ fn planner_without_shapes_reaches_lb_count_on_every_golden_netdef() {
         let net = read_net(&format!("netdefs/{file}"));
         let lb_count = int_field(&obj, "lb_count").unwrap();
         let c2 = int_field(&obj, "c2_count_static_in_and_out").unwrap();
-        let plan = planner::plan(&net, None, &planner::PlanOptions::default()).unwrap();
+        // External outputs may end a chain here: the count bound counts them as activations.
+        let opts = planner::PlanOptions {
+            share_external_outputs: true,
+            ..Default::default()
+        };
+        let plan = planner::plan(&net, None, &opts).unwrap();
         assert!(plan.violations.is_empty(), "{file}: {:?}", plan.violations);
         let statics = net.external_input.clone();
         assert!(verify::verify(&net, &plan.net, &statics).is_empty());

@@ -262,7 +262,12 @@ fn planner_chain_of_equal_sizes_uses_two_names_and_two_slots() {
     let names: Vec<String> = (0..6).map(|i| format!("t{i}")).collect();
     let list: Vec<(&str, &[i64])> = names.iter().map(|s| (s.as_str(), &[4i64, 8][..])).collect();
     let sh = shapes::parse_shapes(&shapes_of(&list)).unwrap();
-    let plan = planner::plan(&n, Some(&sh), &planner::PlanOptions::default()).unwrap();
+    // The spec's two names need the external output to end a chain.
+    let share = planner::PlanOptions {
+        share_external_outputs: true,
+        ..Default::default()
+    };
+    let plan = planner::plan(&n, Some(&sh), &share).unwrap();
     assert_eq!(plan.figures.names, 2);
     assert_eq!(plan.figures.lb_bytes, 256);
     assert_eq!(plan.figures.arena_bytes, 256);
@@ -270,6 +275,12 @@ fn planner_chain_of_equal_sizes_uses_two_names_and_two_slots() {
     // The external output keeps its name; the other chain is __m0_shared.
     assert_eq!(plan.net.op[5].output, vec!["t5"]);
     assert_eq!(plan.net.op[0].output, vec!["__m0_shared"]);
+    // By default `t5` is kept to itself: one name more, the arena unchanged.
+    let plan = planner::plan(&n, Some(&sh), &planner::PlanOptions::default()).unwrap();
+    assert_eq!(plan.figures.names, 3);
+    assert_eq!(plan.figures.arena_bytes, 256);
+    let writers = plan.net.op.iter().filter(|o| o.output == ["t5"]).count();
+    assert_eq!(writers, 1);
 }
 
 #[test]

@@ -1334,3 +1334,95 @@ fn stress_close_mid_stream_every_record_once_in_producer_order() {
         }
     }
 }
+
+// ------------------------------------------------------------------ huge sizes (issue 11)
+
+/// Issue 11 item 6: CreateBlobsQueue with capacity 2^40 built 2^40 slots up front (abort after
+/// 20+ s); num_blobs 2^30 and capacity = num_blobs = 2^20 spun. Now creation allocates nothing
+/// up front, the queue works, and a record is checked against num_blobs before any row is made.
+#[test]
+fn huge_capacity_or_num_blobs_queue_is_created_at_once_and_works() {
+    let ws = Workspace::new();
+    create_queue(&ws, "big", 1 << 40, 2);
+    assert!(!ws.has_blob("big_0_0"), "large queues keep private slots");
+    for k in 0..10 {
+        feed(&ws, "a", i32s(&[1], &[k]));
+        feed(&ws, "b", i32s(&[1], &[-k]));
+        run(
+            &ws,
+            op("EnqueueBlobs", &["big", "a", "b"], &["a", "b"], vec![]),
+        )
+        .unwrap();
+    }
+    assert_eq!(queue_of(&ws, "big").size(), 10);
+    for k in 0..10 {
+        run(&ws, op("DequeueBlobs", &["big"], &["x", "y"], vec![])).unwrap();
+        assert_eq!(fetch(&ws, "x").typed::<i32>().unwrap(), &[k]);
+        assert_eq!(fetch(&ws, "y").typed::<i32>().unwrap(), &[-k]);
+    }
+    for (capacity, num_blobs) in [(1, 1i64 << 30), (1 << 20, 1 << 20)] {
+        create_queue(&ws, "wide", capacity, num_blobs);
+        feed(&ws, "a", i32s(&[1], &[1]));
+        let e = run(&ws, op("EnqueueBlobs", &["wide", "a"], &["a"], vec![])).unwrap_err();
+        assert!(e.message().contains("expected"), "{}", e.message());
+        assert_eq!(queue_of(&ws, "wide").size(), 0);
+    }
+}
+
+/// enforce_unique_name on a large queue finds an existing slot-named blob without listing
+/// 2^40 names.
+#[test]
+fn enforce_unique_name_on_a_large_queue_scans_existing_blobs() {
+    let ws = Workspace::new();
+    let create = |ws: &Arc<Workspace>| {
+        run(
+            ws,
+            op(
+                "CreateBlobsQueue",
+                &[],
+                &["lq"],
+                vec![
+                    i("capacity", 1 << 40),
+                    i("num_blobs", 3),
+                    i("enforce_unique_name", 1),
+                ],
+            ),
+        )
+    };
+    // Names that only look like slots (column out of range, leading zero) do not count.
+    ws.create_blob("lq_7_3").unwrap();
+    ws.create_blob("lq_07_1").unwrap();
+    ws.create_blob("lq_x_1").unwrap();
+    create(&ws).unwrap();
+    ws.create_blob("lq_123456789_2").unwrap();
+    ws.create_blob("lq_99_0").unwrap();
+    let e = create(&ws).unwrap_err();
+    assert!(
+        e.message()
+            .contains("Queue internal blob already exists: lq_99_0"),
+        "{}",
+        e.message()
+    );
+}
+
+/// The RebatchingQueue counterpart: capacity 2^40 and a dequeue of 2^40 elements allocate by
+/// what is queued, not by the request.
+#[test]
+fn rebatching_huge_capacity_and_num_elements_allocate_only_what_is_queued() {
+    let ws = Workspace::new();
+    create_rebatching_queue(&ws, "rq", 1 << 40, 1);
+    feed(&ws, "x", i32s(&[4], &[1, 2, 3, 4]));
+    run(
+        &ws,
+        op(
+            "EnqueueRebatchingQueue",
+            &["rq", "x"],
+            &[],
+            vec![i("enqueue_batch", 1)],
+        ),
+    )
+    .unwrap();
+    run(&ws, op("CloseRebatchingQueue", &["rq"], &[], vec![])).unwrap();
+    dequeue_rebatching(&ws, "rq", &["o"], 1 << 40);
+    assert_eq!(fetch(&ws, "o").typed::<i32>().unwrap(), &[1, 2, 3, 4]);
+}

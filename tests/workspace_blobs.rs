@@ -247,3 +247,114 @@ fn removed_blob_stays_alive_for_holders() {
     assert!(!Arc::ptr_eq(&fresh, &b));
     assert!(fresh.is_empty());
 }
+
+#[test]
+fn a_local_blob_over_a_forwarded_name_shadows_it_until_removed() {
+    let src = Workspace::new();
+    let target = src.create_blob("s").unwrap();
+    let ws = Workspace::new_with_mapping(Some(&src), &[("f".into(), "s".into())]).unwrap();
+    let local = ws.create_local_blob("f");
+    assert!(!Arc::ptr_eq(&local, &target));
+    assert!(Arc::ptr_eq(&ws.get_blob("f").unwrap(), &local));
+    assert_eq!(ws.local_blobs(), ["f"]);
+    assert!(ws.remove_blob("f"));
+    // The forward is visible again, as with Caffe2's separate blob and forwarding maps.
+    assert!(Arc::ptr_eq(&ws.get_blob("f").unwrap(), &target));
+    assert!(ws.local_blobs().is_empty());
+    assert_eq!(ws.blobs(), ["f"]);
+}
+
+#[test]
+fn lookups_by_bytes_match_utf8_names_and_nothing_else() {
+    let parent = Workspace::new();
+    parent.create_blob("p\u{e9}");
+    let ws = Workspace::new_child(&parent);
+    ws.create_blob("a\0b");
+    assert!(ws.has_blob_by_bytes(b"a\0b"));
+    assert!(
+        ws.has_blob_by_bytes("p\u{e9}".as_bytes()),
+        "found in the parent"
+    );
+    assert!(ws.get_blob_by_bytes(b"a\0b").is_some());
+    // Latin-1 é (not UTF-8) is another name, and no blob's.
+    assert!(!ws.has_blob_by_bytes(b"p\xe9"));
+    assert!(ws.get_blob_by_bytes(b"\xff\xfe").is_none());
+}
+
+/// Readers look names up while writers create, remove and rename others and feed tensors:
+/// every stable name stays visible with its own blob, absent names are never found, a renamed
+/// blob is listed under exactly one of its two names in every listing, and a fetched tensor
+/// is never a mix of two feeds (in-place feeds copy under the blob's lock).
+#[test]
+fn concurrent_lookups_and_updates_stay_consistent() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let ws = Workspace::new();
+    let stable: Vec<(String, Arc<caffe2rs::workspace::Blob>)> = (0..200)
+        .map(|i| {
+            let n = format!("stable{i}");
+            let b = ws.create_blob(&n).unwrap();
+            (n, b)
+        })
+        .collect();
+    let fed = ws.create_blob("fed").unwrap();
+    fed.set_tensor(Tensor::from_slice(DataType::Int64, &[64], &[0i64; 64]).unwrap());
+    let writers = 2;
+    for w in 0..writers {
+        ws.create_blob(&format!("ren{w}_a"));
+    }
+    let stop = AtomicBool::new(false);
+    let rounds = if cfg!(miri) { 20 } else { 3000 };
+    std::thread::scope(|s| {
+        let mut writer_threads = Vec::new();
+        for w in 0..writers {
+            let ws = &ws;
+            writer_threads.push(s.spawn(move || {
+                let (a, b) = (format!("ren{w}_a"), format!("ren{w}_b"));
+                let moving = ws.get_blob(&a).unwrap();
+                for k in 0..rounds {
+                    let t = format!("tmp{w}_{}", k % 50);
+                    ws.create_blob(&t);
+                    let (from, to) = if k % 2 == 0 { (&a, &b) } else { (&b, &a) };
+                    ws.rename_blob(from, to).unwrap();
+                    assert!(Arc::ptr_eq(&ws.get_blob(to).unwrap(), &moving));
+                    assert!(ws.remove_blob(&t));
+                    let v = k as i64;
+                    let t = Tensor::from_slice(DataType::Int64, &[64], &[v; 64]).unwrap();
+                    ws.get_blob("fed").unwrap().set_tensor_copy(&t).unwrap();
+                }
+            }));
+        }
+        for r in 0..2 {
+            let (ws, stable, stop) = (&ws, &stable, &stop);
+            s.spawn(move || {
+                let mut i = r;
+                while !stop.load(Ordering::Relaxed) {
+                    let (n, b) = &stable[i % stable.len()];
+                    assert!(ws.has_blob(n));
+                    assert!(Arc::ptr_eq(&ws.get_blob(n).unwrap(), b));
+                    assert!(!ws.has_blob(&format!("never{i}")));
+                    let t = ws.get_blob("fed").unwrap().copy_tensor().unwrap();
+                    let v = t.typed::<i64>().unwrap();
+                    assert!(v.iter().all(|x| *x == v[0]), "torn feed: {v:?}");
+                    if i % 64 == 0 {
+                        let names = ws.local_blobs();
+                        for w in 0..writers {
+                            let a = names.contains(&format!("ren{w}_a"));
+                            let b = names.contains(&format!("ren{w}_b"));
+                            assert!(a != b, "renamed blob listed under {a}/{b}");
+                        }
+                        assert!(names.len() >= stable.len() + 1 + writers);
+                    }
+                    i += 2;
+                }
+            });
+        }
+        // Writers finish first (a failed assert there fails the test); then the readers stop.
+        let results: Vec<_> = writer_threads.into_iter().map(|t| t.join()).collect();
+        stop.store(true, Ordering::Relaxed);
+        for r in results {
+            r.unwrap();
+        }
+    });
+    assert_eq!(ws.local_blobs().len(), stable.len() + 1 + writers);
+}

@@ -7,12 +7,14 @@
 // Contenders:
 //   caffe2rs   c2rs_batch_assemble over the records in memory (scan + copy into a new batch);
 //   via DB     c2rs_batch_reader on the minidb, no prefetch thread (read + decode + assemble);
+//   via LMDB   the same over the records in an LMDB on tmpfs (written through the C ABI), with
+//              no prefetch thread and with one (`--only via_lmdb`);
 //   protobuf   Debian libprotobuf: ParseFromArray of each record (messages generated from
 //              proto/caffe2.proto), then its payload copied into a reused batch buffer;
 //   protobuf, Caffe2 design  what Caffe2's TensorProtosDBInput did: value copied out of the
 //              reader, fresh TensorProtos parsed per record, each proto deserialised into a
 //              temporary tensor, then copied into a batch allocated per run;
-//   (`--only assemble|via_db|protobuf|caffe2|memcpy|prefetch` runs one, for profiling;
+//   (`--only assemble|via_db|via_lmdb|protobuf|caffe2|memcpy|prefetch` runs one, for profiling;
 //   `--depth N` sets the prefetch depth, default 4)
 //   memcpy     the payload bytes of each record copied into a reused batch buffer (the floor).
 // Then prefetch scaling: c2rs_batch_reader with 1 and 2 decode threads (depth 4), next to what
@@ -33,7 +35,9 @@
 #include <thread>
 #include <vector>
 
+#include <dirent.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace {
@@ -112,6 +116,32 @@ void Check(int32_t status, const char* what) {
   }
 }
 
+/// The scenario's records in a new LMDB directory at `path` (keys as in the minidb), written
+/// through the C ABI in one transaction.
+std::string WriteLmdb(const Scenario& s, const std::string& path) {
+  c2rs_db* db = nullptr;
+  Check(c2rs_db_open("lmdb", path.c_str(), C2RS_DB_NEW, &db), "c2rs_db_open(lmdb)");
+  c2rs_db_transaction* txn = nullptr;
+  Check(c2rs_db_transaction_new(db, &txn), "c2rs_db_transaction_new");
+  for (int i = 0; i < kRecords; ++i) {
+    char key[16];
+    std::snprintf(key, sizeof key, "%08d", i);
+    Check(c2rs_db_transaction_put(txn, reinterpret_cast<const uint8_t*>(key), 8,
+                                  reinterpret_cast<const uint8_t*>(s.values[i].data()), s.values[i].size()),
+          "c2rs_db_transaction_put");
+  }
+  Check(c2rs_db_transaction_commit(txn), "c2rs_db_transaction_commit");
+  c2rs_db_transaction_free(txn);
+  c2rs_db_free(db);
+  return path;
+}
+
+void RemoveLmdb(const std::string& path) {
+  std::remove((path + "/data.mdb").c_str());
+  std::remove((path + "/lock.mdb").c_str());
+  std::remove(path.c_str());
+}
+
 /// Runs `batch()` for about `seconds` (after one warm-up call); returns batches per second.
 template <typename F>
 double Rate(F batch, double seconds) {
@@ -138,21 +168,68 @@ double ProcessCpu() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
 }
 
+/// Where a batch reader's time goes, split between the consumer (the calling thread) and the
+/// prefetch workers (threads named c2rs-prefetch-N), from /proc/self/task (Linux): on-CPU
+/// nanoseconds (schedstat), voluntary context switches (the thread slept) and involuntary
+/// ones (it was preempted). Counted per thread, so other processes' load does not enter it
+/// except as preemptions.
+struct ThreadSplit {
+  double consumer_ns = 0, consumer_sleeps = 0, workers_ns = 0, workers_preempted = 0;
+};
+
+ThreadSplit SplitNow() {
+  ThreadSplit out;
+  const long self = static_cast<long>(syscall(SYS_gettid));
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return out;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string base = std::string("/proc/self/task/") + e->d_name;
+    std::string comm;
+    std::ifstream(base + "/comm") >> comm;
+    const bool consumer = std::atol(e->d_name) == self;
+    const bool worker = comm.rfind("c2rs-prefetch", 0) == 0;
+    if (!consumer && !worker) continue;
+    double run_ns = 0;
+    std::ifstream(base + "/schedstat") >> run_ns;
+    double voluntary = 0, involuntary = 0;
+    std::ifstream status(base + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) voluntary = std::atof(line.c_str() + 24);
+      if (line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) involuntary = std::atof(line.c_str() + 27);
+    }
+    if (consumer) {
+      out.consumer_ns += run_ns;
+      out.consumer_sleeps += voluntary;
+    } else {
+      out.workers_ns += run_ns;
+      out.workers_preempted += involuntary;
+    }
+  }
+  closedir(dir);
+  return out;
+}
+
 /// Records per second through c2rs_batch_reader; with `cpu_us_per_record`, also the process CPU
 /// time per record consumed (all threads: workers and consumer), which does not depend on how
 /// many CPUs the machine could give the threads.
 double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, double seconds,
-                double* cpu_us_per_record = nullptr) {
+                double* cpu_us_per_record = nullptr, ThreadSplit* split = nullptr,
+                const char* db_type = "minidb") {
   c2rs_db_reader* reader = nullptr;
-  Check(c2rs_db_reader_new("minidb", path.c_str(), 1, 0, &reader), "c2rs_db_reader_new");
+  Check(c2rs_db_reader_new(db_type, path.c_str(), 1, 0, &reader), "c2rs_db_reader_new");
   c2rs_batch_reader* br = nullptr;
   Check(c2rs_batch_reader_new(reader, kBatch, static_cast<size_t>(s.num_outputs), g_depth, threads, &br),
         "c2rs_batch_reader_new");
   long batches = 0;
   double cpu_start = 0;
+  ThreadSplit split_start;
   const double rate = Rate(
       [&] {
-        if (batches++ == 0) cpu_start = ProcessCpu();  // after the warm-up batch
+        if (batches++ == 0) {  // after the warm-up batch
+          cpu_start = ProcessCpu();
+          if (split != nullptr) split_start = SplitNow();
+        }
         c2rs_tensor_list* batch = nullptr;
         Check(c2rs_batch_reader_next(br, &batch), "c2rs_batch_reader_next");
         c2rs_tensor_list_free(batch);
@@ -160,6 +237,16 @@ double Caffe2rs(const std::string& path, const Scenario& s, size_t threads, doub
       seconds);
   if (cpu_us_per_record != nullptr) {
     *cpu_us_per_record = (ProcessCpu() - cpu_start) * 1e6 / (static_cast<double>(batches - 1) * kBatch);
+  }
+  if (split != nullptr) {
+    // Per record (CPU, µs) and per batch (switches); the workers are still alive here.
+    const ThreadSplit end = SplitNow();
+    const double records = static_cast<double>(batches - 1) * kBatch;
+    const double n = static_cast<double>(batches - 1);
+    split->consumer_ns = (end.consumer_ns - split_start.consumer_ns) / 1e3 / records;
+    split->workers_ns = (end.workers_ns - split_start.workers_ns) / 1e3 / records;
+    split->consumer_sleeps = (end.consumer_sleeps - split_start.consumer_sleeps) / n;
+    split->workers_preempted = (end.workers_preempted - split_start.workers_preempted) / n;
   }
   c2rs_batch_reader_free(br);
   c2rs_db_reader_free(reader);
@@ -341,12 +428,21 @@ int main(int argc, char** argv) {
         WriteMinidb(s, dir + "/c2rs-bench-" + std::to_string(getpid()) + ".minidb");
     const double ours = Run(only, "assemble") ? Assemble(s, seconds) * kBatch : 0.0;
     const double via_db = Run(only, "via_db") ? Caffe2rs(path, s, 0, seconds) * kBatch : 0.0;
+    double via_lmdb = 0, lmdb1 = 0;  // records/s from the LMDB copy: inline, 1 prefetch thread
+    if (Run(only, "via_lmdb")) {
+      const std::string lmdb =
+          WriteLmdb(s, dir + "/c2rs-bench-" + std::to_string(getpid()) + ".lmdb");
+      via_lmdb = Caffe2rs(lmdb, s, 0, seconds, nullptr, nullptr, "lmdb") * kBatch;
+      lmdb1 = Caffe2rs(lmdb, s, 1, seconds, nullptr, nullptr, "lmdb") * kBatch;
+      RemoveLmdb(lmdb);
+    }
     const double proto = Run(only, "protobuf") ? Protobuf(s, seconds) * kBatch : 0.0;
     const double caffe2 = Run(only, "caffe2") ? ProtobufCaffe2(s, seconds) * kBatch : 0.0;
     const double copy = Run(only, "memcpy") ? Memcpy(s, seconds) * kBatch : 0.0;
     double cpu1 = 0, cpu2 = 0;  // process CPU µs per record with 1 and 2 prefetch threads
-    const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds, &cpu1) * kBatch : 0.0;
-    const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds, &cpu2) * kBatch : 0.0;
+    ThreadSplit sp1, sp2;       // consumer / workers split, same runs
+    const double t1 = Run(only, "prefetch") ? Caffe2rs(path, s, 1, seconds, &cpu1, &sp1) * kBatch : 0.0;
+    const double t2 = Run(only, "prefetch") ? Caffe2rs(path, s, 2, seconds, &cpu2, &sp2) * kBatch : 0.0;
     const double m1 = Run(only, "prefetch") ? ParallelMemcpy(s, 1, seconds) * kBatch : 0.0;
     const double m2 = Run(only, "prefetch") ? ParallelMemcpy(s, 2, seconds) * kBatch : 0.0;
     std::remove(path.c_str());
@@ -355,6 +451,8 @@ int main(int argc, char** argv) {
     std::printf("  caffe2rs assemble %10.0f rec/s %7.2f GB/s  (records in memory)\n", ours, ours * gb);
     std::printf("  caffe2rs via DB   %10.0f rec/s %7.2f GB/s  (DBReader on tmpfs, inline)\n", via_db,
                 via_db * gb);
+    std::printf("  caffe2rs via LMDB %10.0f rec/s %7.2f GB/s  (LMDB on tmpfs, inline; 1 prefetch thread %.0f rec/s)\n",
+                via_lmdb, via_lmdb * gb, lmdb1);
     std::printf("  C++ protobuf      %10.0f rec/s %7.2f GB/s\n", proto, proto * gb);
     std::printf("  C++ Caffe2 design %10.0f rec/s %7.2f GB/s\n", caffe2, caffe2 * gb);
     std::printf("  memcpy            %10.0f rec/s %7.2f GB/s\n", copy, copy * gb);
@@ -367,12 +465,18 @@ int main(int argc, char** argv) {
                 m1, m2, m2 / m1);
     std::printf("  prefetch CPU time %10.3f us/record, 2 threads %7.3f us/record: %.2fx  (all threads)\n",
                 cpu1, cpu2, cpu2 / cpu1);
-    char entry[768];
+    for (const auto& [threads, sp] : {std::pair<int, ThreadSplit>{1, sp1}, {2, sp2}}) {
+      std::printf("  prefetch %d thread%s consumer %6.3f us/record CPU, %5.2f sleeps/batch; workers %6.3f us/record CPU, "
+                  "%5.2f preempted/batch\n",
+                  threads, threads == 1 ? ": " : "s:", sp.consumer_ns, sp.consumer_sleeps, sp.workers_ns,
+                  sp.workers_preempted);
+    }
+    char entry[1024];
     std::snprintf(entry, sizeof entry,
-                  "%s{\"name\":\"%s\",\"payload_bytes\":%zu,\"caffe2rs_rps\":%.0f,\"caffe2rs_via_db_rps\":%.0f,\"protobuf_rps\":%.0f,"
+                  "%s{\"name\":\"%s\",\"payload_bytes\":%zu,\"caffe2rs_rps\":%.0f,\"caffe2rs_via_db_rps\":%.0f,\"caffe2rs_via_lmdb_rps\":%.0f,\"lmdb_prefetch1_rps\":%.0f,\"protobuf_rps\":%.0f,"
                   "\"protobuf_caffe2_rps\":%.0f,\"memcpy_rps\":%.0f,\"vs_protobuf_caffe2\":%.3f,\"vs_protobuf\":%.3f,\"vs_memcpy\":%.3f,\"prefetch1_rps\":%.0f,"
                   "\"prefetch2_rps\":%.0f,\"prefetch_scaling\":%.3f,\"memcpy_scaling\":%.3f,\"prefetch1_cpu_us\":%.4f,\"prefetch2_cpu_us\":%.4f}",
-                  first ? "" : ",", s.name, s.payload_bytes, ours, via_db, proto, caffe2, copy, ours / caffe2, ours / proto, ours / copy,
+                  first ? "" : ",", s.name, s.payload_bytes, ours, via_db, via_lmdb, lmdb1, proto, caffe2, copy, ours / caffe2, ours / proto, ours / copy,
                   t1, t2, t2 / t1, m2 / m1, cpu1, cpu2);
     json += entry;
     first = false;

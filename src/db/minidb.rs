@@ -7,13 +7,12 @@
 //! instead of an abort.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Write};
 use std::ops::Range;
-use std::os::fd::AsRawFd;
-use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::mapping::{MappedBytes, Mapping};
 use super::{Cursor, Db, Mode, RecordBytes, SharedMemory, Transaction, io_error};
 use crate::error::{C2rsError, Result};
 
@@ -81,7 +80,7 @@ impl Db for MiniDb {
         let claim = self.claim()?;
         let file = File::open(&self.path)
             .map_err(|e| io_error(&self.path, "cannot open minidb file", &e))?;
-        let map = Mapping::of(&file, &self.path)?.map(Arc::new);
+        let map = Mapping::of(&file, &self.path, "minidb")?.map(Arc::new);
         let mut cursor = MiniDbCursor {
             path: self.path.clone(),
             map,
@@ -115,113 +114,6 @@ impl Db for MiniDb {
     }
 }
 
-/// A read-only shared mapping of a whole minidb file, as long as `fstat` said it was when
-/// mapped. Readers index it only within that length, so a truncated or garbage DB gives a
-/// parse error, never an access past the end of the file.
-///
-/// Caveat: the file must not be truncated while a cursor maps it (the kernel then raises
-/// SIGBUS on access to the lost pages). caffe2rs itself never truncates a file in place
-/// (NEW mode replaces it, see `MiniDb::open`); other programs truncating a DB that is being
-/// read are not supported, as with LMDB, which maps its file too.
-pub(super) enum Mapping {
-    Mapped {
-        ptr: NonNull<u8>,
-        len: usize,
-    },
-    /// Where the file cannot be mapped (mmap(2) refused it): its bytes, read once.
-    Read(Vec<u8>),
-}
-
-// SAFETY: the mapping is read-only (PROT_READ) and owned by this value until drop; reading it
-// from any thread is sound, nothing in it is tied to a thread. (`Read` is a plain `Vec`.)
-unsafe impl Send for Mapping {}
-// SAFETY: as above; `&Mapping` only hands out shared byte slices.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    /// Maps `file` (None when it is empty: mmap(2) refuses length 0).
-    fn of(file: &File, path: &str) -> Result<Option<Self>> {
-        let len = file
-            .metadata()
-            .map_err(|e| io_error(path, "cannot stat minidb file", &e))?
-            .len();
-        if len == 0 {
-            return Ok(None);
-        }
-        let Ok(len) = usize::try_from(len) else {
-            return Err(C2rsError::io(format!(
-                "minidb {path}: {len} bytes do not fit in the address space"
-            )));
-        };
-        // SAFETY: a fresh mapping chosen by the kernel (addr NULL), read-only and shared, of
-        // `len` > 0 bytes of an open file descriptor; no existing memory is affected. The
-        // mapping stays valid after `file` is closed.
-        let raw = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        match NonNull::new(raw.cast::<u8>()) {
-            Some(ptr) if raw != libc::MAP_FAILED => Ok(Some(Self::Mapped { ptr, len })),
-            // Some filesystems cannot map files: read it instead (the records are then copied
-            // once, at open).
-            _ => Self::read(file, path, len).map(Some),
-        }
-    }
-
-    /// The file's first `len` bytes (fewer if it shrank meanwhile), read into memory.
-    fn read(file: &File, path: &str, len: usize) -> Result<Self> {
-        let mut bytes = Vec::new();
-        bytes
-            .try_reserve_exact(len)
-            .map_err(|_| C2rsError::io(format!("minidb {path}: cannot hold {len} bytes")))?;
-        let mut reader = file;
-        reader
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| reader.take(len as u64).read_to_end(&mut bytes))
-            .map_err(|e| io_error(path, "cannot read minidb file", &e))?;
-        Ok(Self::Read(bytes))
-    }
-
-    pub(super) fn bytes(&self) -> &[u8] {
-        match self {
-            // SAFETY: `ptr` is a live PROT_READ mapping of `len` bytes (unmapped only in drop,
-            // which cannot run while `&self` is borrowed); no one writes through it.
-            Self::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
-            Self::Read(bytes) => bytes,
-        }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        if let Self::Mapped { ptr, len } = *self {
-            // SAFETY: `ptr`/`len` are exactly the mapping made in `of`, unmapped once, here;
-            // no borrowed slice of it outlives `self`. munmap of a valid mapping cannot fail,
-            // and there is no caller to report to in drop.
-            let _ = unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
-        }
-    }
-}
-
-/// Bytes of a record inside the mapped file, shared with the cursor (no copy).
-pub struct MappedBytes {
-    map: SharedMemory,
-    /// Within the mapping (checked when the cursor read the record).
-    range: Range<usize>,
-}
-
-impl AsRef<[u8]> for MappedBytes {
-    fn as_ref(&self) -> &[u8] {
-        self.map.get(self.range.clone())
-    }
-}
-
 /// Reads records straight from the mapped file: `key()` and `value()` borrow the mapping and
 /// `take_shared` hands out shares of it, so no record byte is copied by the cursor.
 struct MiniDbCursor {
@@ -251,10 +143,10 @@ impl MiniDbCursor {
 
     fn shared(&self, range: &Range<usize>) -> RecordBytes {
         match &self.map {
-            Some(map) if self.valid => RecordBytes::Mapped(MappedBytes {
-                map: SharedMemory(Arc::clone(map)),
-                range: range.clone(),
-            }),
+            Some(map) if self.valid => RecordBytes::Mapped(MappedBytes::new(
+                SharedMemory(Arc::clone(map)),
+                range.clone(),
+            )),
             _ => RecordBytes::Owned(Vec::new()),
         }
     }
@@ -488,12 +380,18 @@ mod tests {
         let path = temp_path("read-fallback");
         std::fs::write(&path, b"\x01\x00\x00\x00\x02\x00\x00\x00kvv").unwrap();
         let file = File::open(&path).unwrap();
-        let read = Mapping::read(&file, &path, 11).unwrap();
-        let mapped = Mapping::of(&file, &path).unwrap().unwrap();
+        let read = Mapping::read(&file, &path, "minidb", 11).unwrap();
+        let mapped = Mapping::of(&file, &path, "minidb").unwrap().unwrap();
         assert!(matches!(read, Mapping::Read(_)) && matches!(mapped, Mapping::Mapped { .. }));
         assert_eq!(read.bytes(), mapped.bytes());
         // A file shorter than its stat length when read: the bytes that are there.
-        assert_eq!(Mapping::read(&file, &path, 20).unwrap().bytes().len(), 11);
+        assert_eq!(
+            Mapping::read(&file, &path, "minidb", 20)
+                .unwrap()
+                .bytes()
+                .len(),
+            11
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Key-value databases as Caffe2 used them: `DB` / `Cursor` / `Transaction` with modes READ,
-//! WRITE and NEW, a registry by type name, minidb (in-house) and LMDB (heed), and the
-//! thread-safe, sharded `DbReader`.
+//! WRITE and NEW, a registry by type name, minidb (in-house) and LMDB (read in-house, written
+//! through heed), and the thread-safe, sharded `DbReader`.
 
 mod batch;
 mod host_source;
 mod leveldb;
 mod lmdb;
+mod mapping;
 mod minidb;
 mod prefetch;
 mod reader;
@@ -18,6 +19,10 @@ pub use prefetch::{
     BatchReader, MAX_BATCH_SIZE, MAX_PREFETCH_DEPTH, MAX_PREFETCH_THREADS, check_prefetch_settings,
 };
 pub use reader::{DbReader, Records};
+
+/// Entry points for fuzz targets (not a stable API).
+#[doc(hidden)]
+pub use lmdb::fuzzing as lmdb_fuzzing;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -77,16 +82,15 @@ pub trait Cursor: Send {
         let (key, value) = self.take_shared();
         Ok((key.into_vec(), value.into_vec()))
     }
-    /// As `take_record`, sharing the bytes instead of copying where the cursor can (minidb:
-    /// ranges of its mapped file; LMDB: its owned value moved out, after which `value()` is
-    /// empty until the next move). `valid()` is unchanged. The default copies.
+    /// As `take_record`, sharing the bytes instead of copying where the cursor can (minidb and
+    /// LMDB: ranges of their mapped file). `valid()` is unchanged. The default copies.
     fn take_shared(&mut self) -> (RecordBytes, RecordBytes) {
         (
             RecordBytes::Owned(self.key().to_vec()),
             RecordBytes::Owned(self.value().to_vec()),
         )
     }
-    /// The memory this cursor's records live in when it can share them (minidb: its mapped
+    /// The memory this cursor's records live in when it can share them (minidb, LMDB: its mapped
     /// file); the same for the cursor's whole life. None (the default) when it cannot.
     fn shared_memory(&self) -> Option<SharedMemory> {
         None
@@ -98,10 +102,10 @@ pub trait Cursor: Send {
     }
 }
 
-/// Read-only memory a cursor shares its records from (a mapped minidb file), kept alive by
-/// whoever holds records of it.
+/// Read-only memory a cursor shares its records from (a mapped minidb file or LMDB
+/// `data.mdb`), kept alive by whoever holds records of it.
 #[derive(Clone)]
-pub struct SharedMemory(Arc<minidb::Mapping>);
+pub struct SharedMemory(Arc<mapping::Mapping>);
 
 impl SharedMemory {
     /// `range` of the memory; empty when out of bounds (ranges come from the cursor, which
@@ -114,7 +118,7 @@ impl SharedMemory {
 /// A record's key or value as a cursor handed it out: owned, or shared with the DB's mapping.
 pub enum RecordBytes {
     Owned(Vec<u8>),
-    Mapped(minidb::MappedBytes),
+    Mapped(mapping::MappedBytes),
 }
 
 impl RecordBytes {

@@ -18,7 +18,8 @@ use crate::tensor::{BufferPool, Tensor};
 
 /// Batch bookkeeping. Guarded by `Shared::state`.
 /// Invariants: `next_to_take <= started`, `started - next_to_take <= depth` (batches in flight or
-/// ready), and `ready` holds only sequence numbers in `[next_to_take, started)`.
+/// ready), `ready` holds only sequence numbers in `[next_to_take, started)`, and `wake_at` is
+/// `Some` only while `waiting > 0`.
 /// Lock order: `Shared::read_order` before `state`.
 struct State {
     /// Batches reserved by workers so far (the next reservation gets this number).
@@ -29,7 +30,49 @@ struct State {
     /// The first error delivered to the consumer; returned again by every later call.
     failed: Option<C2rsError>,
     stop: bool,
+    /// Consumers asleep on `batch_ready`.
+    waiting: usize,
+    /// While consumers sleep: they are woken once every batch in `[next_to_take, wake_at)` is
+    /// ready (see `Shared::wake_batches`), not at every batch.
+    wake_at: Option<u64>,
+    /// Bytes of the last batch a worker finished (0 before the first, or after an error).
+    batch_bytes: usize,
 }
+
+impl State {
+    /// Whether sleeping consumers should be woken: the next batch is ready, and so is every
+    /// batch up to `wake_at`.
+    fn consumers_due(&self) -> bool {
+        match self.wake_at {
+            Some(end) if self.waiting > 0 => {
+                self.ready.contains_key(&self.next_to_take)
+                    && (self.next_to_take..end).all(|seq| self.ready.contains_key(&seq))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Keeps what it holds on cache lines of its own, so that the workers' order lock, the state
+/// lock and the read-mostly fields do not share a line (each lock taken or released would
+/// otherwise take the line away from the threads using its neighbours).
+#[repr(align(128))]
+struct OwnLine<T>(T);
+
+impl<T> std::ops::Deref for OwnLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Most batches a sleeping consumer waits for at once (see `Shared::wake_batches`).
+const MAX_WAKE_BATCHES: u64 = 4;
+/// Batches of at least this many bytes wake a sleeping consumer one by one: making one takes
+/// long enough (tens of µs and more) that a wake-up per batch costs little, while every batch
+/// held ready longer adds its bytes to what is written between two uses of a pooled buffer,
+/// i.e. to the cache misses of the copies.
+const WAKE_EACH_BATCH_BYTES: usize = 1 << 20;
 
 struct Shared {
     reader: Arc<DbReader>,
@@ -37,13 +80,23 @@ struct Shared {
     /// Buffers of dropped batches, reused by the next ones (no page faults on refill).
     pool: Arc<BufferPool>,
     depth: u64,
+    /// How many batches a consumer that has to sleep waits for before it is woken:
+    /// `depth - threads`, at least 1, at most `MAX_WAKE_BATCHES`. A consumer faster than the
+    /// workers would otherwise sleep and be woken once per batch: a futex wake in the worker
+    /// and, when every CPU runs a worker, a preemption of one of them, which on small batches
+    /// cost as much as making the batch. Waiting for several costs no throughput: the
+    /// workers keep working meanwhile, since `depth - threads` batches can be ready while
+    /// each worker makes one more.
+    wake_batches: u64,
     /// Serialises "take a sequence number and read its records", so sequence numbers follow
-    /// record order. Guards nothing else.
-    read_order: Mutex<()>,
-    state: Mutex<State>,
-    /// The consumer waits here for `ready[next_to_take]`.
+    /// record order. Guards nothing else. A worker holding it may sleep on `room` (when there
+    /// is no room for it there is none for any other worker either).
+    read_order: OwnLine<Mutex<()>>,
+    state: OwnLine<Mutex<State>>,
+    /// Consumers wait here until `State::consumers_due`.
     batch_ready: Condvar,
-    /// Workers wait here for room (`started - next_to_take < depth`) or stop.
+    /// A worker (the one holding `read_order`) waits here for room
+    /// (`started - next_to_take < depth`) or stop.
     room: Condvar,
 }
 
@@ -122,14 +175,18 @@ impl BatchReader {
                     .saturating_mul(assembler.num_outputs),
             ),
             depth: depth as u64,
-            read_order: Mutex::new(()),
-            state: Mutex::new(State {
+            wake_batches: (depth.saturating_sub(num_threads) as u64).clamp(1, MAX_WAKE_BATCHES),
+            read_order: OwnLine(Mutex::new(())),
+            state: OwnLine(Mutex::new(State {
                 started: 0,
                 next_to_take: 0,
                 ready: BTreeMap::new(),
                 failed: None,
                 stop: false,
-            }),
+                waiting: 0,
+                wake_at: None,
+                batch_bytes: 0,
+            })),
             batch_ready: Condvar::new(),
             room: Condvar::new(),
         });
@@ -178,7 +235,21 @@ impl BatchReader {
                 s.room.notify_one();
                 return result;
             }
+            // Sleep until the next `wake_batches` batches are ready (one for large batches;
+            // an earlier sleeper's smaller target stands).
+            let batches = if state.batch_bytes >= WAKE_EACH_BATCH_BYTES {
+                1
+            } else {
+                s.wake_batches
+            };
+            let target = seq + batches;
+            state.wake_at = Some(state.wake_at.map_or(target, |w| w.min(target)));
+            state.waiting += 1;
             s.batch_ready.wait(&mut state);
+            state.waiting -= 1;
+            if state.waiting == 0 {
+                state.wake_at = None;
+            }
         }
     }
 }
@@ -199,22 +270,15 @@ impl Shared {
 
     fn work(&self) {
         loop {
-            {
-                let mut state = self.state.lock();
-                while !state.stop && state.started - state.next_to_take >= self.depth {
-                    self.room.wait(&mut state);
-                }
-                if state.stop {
-                    return;
-                }
-            }
             let (seq, records) = {
                 let _order = self.read_order.lock();
                 let seq = {
                     let mut state = self.state.lock();
-                    // Another worker may have taken the room while this one waited for the order lock.
-                    if state.stop || state.started - state.next_to_take >= self.depth {
-                        continue;
+                    while !state.stop && state.started - state.next_to_take >= self.depth {
+                        self.room.wait(&mut state);
+                    }
+                    if state.stop {
+                        return;
                     }
                     state.started += 1;
                     state.started - 1
@@ -224,10 +288,20 @@ impl Shared {
             // Only taking records is ordered; assembling (the copying) runs in parallel
             // across workers.
             let result = records.and_then(|r| self.assemble(r));
+            let bytes = result
+                .as_ref()
+                .map_or(0, |batch| batch.iter().map(Tensor::nbytes).sum());
             let mut state = self.state.lock();
+            state.batch_bytes = bytes;
             state.ready.insert(seq, result);
+            let wake = state.consumers_due();
+            if wake {
+                state.wake_at = None;
+            }
             drop(state);
-            self.batch_ready.notify_all();
+            if wake {
+                self.batch_ready.notify_all();
+            }
         }
     }
 }
@@ -328,6 +402,78 @@ mod tests {
             .unwrap();
             let got: Vec<i32> = (0..7).flat_map(|_| values(&br.next().unwrap())).collect();
             let expected: Vec<i32> = (0..21).map(|i| i % 10).collect();
+            assert_eq!(got, expected, "threads {threads} depth {depth}");
+        }
+    }
+
+    #[test]
+    fn sleeping_consumers_are_due_once_their_whole_run_of_batches_is_ready() {
+        let mut state = State {
+            started: 8,
+            next_to_take: 3,
+            ready: BTreeMap::new(),
+            failed: None,
+            stop: false,
+            waiting: 0,
+            wake_at: Some(5),
+            batch_bytes: 0,
+        };
+        let batch = || Ok(Vec::new());
+        state.ready.insert(4, batch());
+        assert!(!state.consumers_due(), "nobody waits");
+        state.waiting = 1;
+        assert!(!state.consumers_due(), "batch 3 missing");
+        state.ready.insert(3, Err(C2rsError::parse("bad record")));
+        assert!(state.consumers_due(), "3 (an error counts) and 4 ready");
+        state.wake_at = Some(6);
+        assert!(!state.consumers_due(), "5 missing");
+        state.wake_at = None;
+        assert!(!state.consumers_due(), "no target");
+    }
+
+    #[test]
+    fn every_batch_reaches_exactly_one_of_many_consumers_for_any_depth_and_threads() {
+        let path = int_db("consumers", 10, None);
+        for (threads, depth) in [
+            (1, 1),
+            (1, 2),
+            (1, 5),
+            (2, 2),
+            (2, 3),
+            (3, 8),
+            (4, 4),
+            (2, 16),
+        ] {
+            let reader = Arc::new(DbReader::open("minidb", &path, 1, 0).unwrap());
+            let br = BatchReader::new(
+                reader,
+                BatchAssembler {
+                    batch_size: 1,
+                    num_outputs: 1,
+                },
+                depth,
+                threads,
+            )
+            .unwrap();
+            let per_consumer = if cfg!(miri) { 3 } else { 60 };
+            let mut got: Vec<i32> = std::thread::scope(|s| {
+                let consumers: Vec<_> = (0..3)
+                    .map(|_| {
+                        s.spawn(|| {
+                            (0..per_consumer)
+                                .flat_map(|_| values(&br.next().unwrap()))
+                                .collect::<Vec<i32>>()
+                        })
+                    })
+                    .collect();
+                consumers
+                    .into_iter()
+                    .flat_map(|c| c.join().unwrap())
+                    .collect()
+            });
+            got.sort_unstable();
+            let mut expected: Vec<i32> = (0..3 * per_consumer).map(|i| i % 10).collect();
+            expected.sort_unstable();
             assert_eq!(got, expected, "threads {threads} depth {depth}");
         }
     }

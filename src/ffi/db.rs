@@ -32,6 +32,14 @@ pub const C2RS_DB_NEW: i32 = 2;
 /// A LevelDB is opened once per process (every open of one directory shares it) and is
 /// locked against other processes (its LOCK file); opening it writes to its directory.
 ///
+/// LMDB is read (READ mode, and every cursor) by caffe2rs's own reader of LMDB 0.9's file
+/// format, never by liblmdb: every page is checked before it is used, so a damaged or
+/// truncated `data.mdb` is C2RS_PARSE_ERROR naming the file and the fault, never a crash or a
+/// hang. WRITE and NEW write through liblmdb, after checking an existing file's meta pages.
+/// Readers take no lock (as Caffe2's): a writer in another process may change what an open
+/// cursor reads (it then fails or reads other records). The one case left: a `data.mdb`
+/// truncated by another process while a cursor maps it raises SIGBUS, as for any mapped file.
+///
 /// Ownership: the strings are only read; on success the caller owns `*out` (`c2rs_db_free`).
 /// Thread safety: safe from any thread; the DB handle may be shared by threads that only
 /// create cursors and transactions.
@@ -39,8 +47,10 @@ pub const C2RS_DB_NEW: i32 = 2;
 /// LMDB or LevelDB source that is a file; C2RS_NOT_FOUND for an unknown `db_type` (the message
 /// lists the registered ones) or a missing file or directory; C2RS_ALREADY_EXISTS for a
 /// LevelDB opened NEW over an existing one; C2RS_UNSUPPORTED for types this build lacks
-/// (rocksdb, zmqdb); C2RS_PARSE_ERROR for a damaged LevelDB; C2RS_IO_ERROR when the OS refuses
-/// the open or another process holds the LevelDB. Messages read
+/// (rocksdb, zmqdb) and for LMDB files with sorted duplicates; C2RS_PARSE_ERROR for a damaged
+/// LevelDB, or an LMDB `data.mdb` whose meta pages are damaged or that is truncated;
+/// C2RS_IO_ERROR when the OS refuses the open or another process holds the LevelDB. Messages
+/// read
 /// "Cannot open db: <source> of type <type>: <reason>".
 #[unsafe(no_mangle)]
 #[must_use]
@@ -81,8 +91,9 @@ pub extern "C" fn c2rs_db_free(db: *mut c2rs_db) {
 /// Ownership: the caller owns `*out` (`c2rs_db_cursor_free`).
 /// Thread safety: safe on a shared `db`; a cursor is used by one thread at a time.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `db` or `out` is NULL; C2RS_ENFORCE_NOT_MET
-/// when a minidb is busy or open for writing; C2RS_PARSE_ERROR for a corrupt first record;
-/// C2RS_IO_ERROR on read failures.
+/// when a minidb is busy or open for writing; C2RS_PARSE_ERROR for a corrupt first record
+/// (LMDB: any damaged page on the way to it; the message names `data.mdb` and the page);
+/// C2RS_UNSUPPORTED for an LMDB record of a named sub-database; C2RS_IO_ERROR on read failures.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn c2rs_db_cursor_new(db: *const c2rs_db, out: *mut *mut c2rs_db_cursor) -> i32 {
@@ -124,11 +135,14 @@ pub extern "C" fn c2rs_db_cursor_supports_seek(
     })
 }
 
-/// Moves to the next record; the cursor becomes invalid past the last one.
+/// Moves to the next record; the cursor becomes invalid past the last one, and after a failed
+/// move. LMDB keys strictly increase along a cursor (a damaged file that breaks the order is a
+/// C2RS_PARSE_ERROR), so a walk from the first record always ends.
 ///
 /// Thread safety: the cursor is used by one thread at a time.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` is NULL; C2RS_PARSE_ERROR for a
-/// corrupt or truncated record (the message names the file and offset); C2RS_IO_ERROR.
+/// corrupt or truncated record (the message names the file and the offset or LMDB page);
+/// C2RS_UNSUPPORTED for an LMDB record of a named sub-database; C2RS_IO_ERROR.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn c2rs_db_cursor_next(cursor: *mut c2rs_db_cursor) -> i32 {
@@ -156,7 +170,7 @@ pub extern "C" fn c2rs_db_cursor_seek_to_first(cursor: *mut c2rs_db_cursor) -> i
 /// Thread safety: the cursor is used by one thread at a time.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `cursor` is NULL or `key` is NULL with
 /// `len > 0`; C2RS_UNSUPPORTED for minidb, which cannot seek; C2RS_PARSE_ERROR or
-/// C2RS_IO_ERROR as for `c2rs_db_cursor_next`.
+/// C2RS_IO_ERROR as for `c2rs_db_cursor_next` (a damaged LMDB page or record included).
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn c2rs_db_cursor_seek(

@@ -63,6 +63,7 @@ pub(crate) fn last_error_message_exact() -> (*const c_char, usize) {
 
 /// Runs a status-returning export body. Ok → C2RS_OK; Err → its status and message;
 /// panic → C2RS_PANIC with the panic text.
+#[inline(always)]
 pub(crate) fn guard_status(function: &'static str, body: impl FnOnce() -> Result<()>) -> i32 {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => C2RS_OK,
@@ -84,6 +85,7 @@ pub(crate) fn guard_status(function: &'static str, body: impl FnOnce() -> Result
 
 /// Runs an export that returns a value instead of a status; failures and panics give
 /// `fallback` (NULL, 0, false) and still set the last error.
+#[inline(always)]
 pub(crate) fn guard_value<T>(
     function: &'static str,
     fallback: T,
@@ -201,31 +203,95 @@ pub(crate) fn array_arg<'a, T>(ptr: *const T, count: usize, name: &str) -> Resul
 
 /// A NUL-terminated UTF-8 string argument.
 pub(crate) fn name_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str> {
-    if ptr.is_null() {
-        return Err(null_arg(name));
-    }
-    // SAFETY: non-NULL; the caller guarantees a NUL-terminated string that outlives the call.
-    let cstr = unsafe { std::ffi::CStr::from_ptr(ptr) };
-    cstr.to_str().map_err(|e| {
-        C2rsError::invalid_argument(format!("argument `{name}` is not valid UTF-8: {e}"))
-    })
+    raw_name_arg(ptr, name)?.to_str()
 }
 
 /// A name given as `(ptr, len)`: any UTF-8 text, NUL bytes included (blob and net names are
 /// UTF-8 strings of any content and length); `len == 0` accepts NULL and is the empty name.
 /// Bytes that are not UTF-8 are refused, never repaired, with the offending offset.
 pub(crate) fn name_arg_n<'a>(ptr: *const c_char, len: usize, name: &str) -> Result<&'a str> {
-    let bytes = byte_slice(ptr.cast(), len, name)?;
-    std::str::from_utf8(bytes).map_err(|e| {
-        C2rsError::invalid_argument(format!(
-            "argument `{name}` is not valid UTF-8 (byte {} of {len}); blob and net names are \
-             UTF-8 strings",
-            e.valid_up_to()
-        ))
+    raw_name_arg_n(ptr, len, name)?.to_str()
+}
+
+/// A name argument whose bytes are not checked for UTF-8 yet: lookups go by bytes, and a
+/// name that is not UTF-8 matches no blob, so a call that finds its blob needs no check; a call
+/// that finds nothing (or creates a blob) calls `to_str`, which refuses bytes that are not UTF-8
+/// with the same message as `name_arg` / `name_arg_n`.
+#[derive(Clone, Copy)]
+pub(crate) struct RawName<'a, 'n> {
+    bytes: &'a [u8],
+    arg: &'n str,
+    /// Given as (pointer, length) (`name_arg_n`'s message), else as a C string.
+    with_len: bool,
+}
+
+impl<'a> RawName<'a, '_> {
+    pub(crate) fn bytes(self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The name as UTF-8 text; C2RS_INVALID_ARGUMENT naming the argument when it is not.
+    #[inline]
+    pub(crate) fn to_str(self) -> Result<&'a str> {
+        std::str::from_utf8(self.bytes).map_err(|e| self.not_utf8(e))
+    }
+
+    /// `to_str` when only the check matters (a name no blob has): ASCII, the common case, is
+    /// recognised inline.
+    #[inline]
+    pub(crate) fn check_utf8(self) -> Result<()> {
+        if self.bytes.is_ascii() {
+            return Ok(());
+        }
+        self.to_str().map(|_| ())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_utf8(self, e: std::str::Utf8Error) -> C2rsError {
+        let arg = self.arg;
+        if self.with_len {
+            C2rsError::invalid_argument(format!(
+                "argument `{arg}` is not valid UTF-8 (byte {} of {}); blob and net names are \
+                 UTF-8 strings",
+                e.valid_up_to(),
+                self.bytes.len()
+            ))
+        } else {
+            C2rsError::invalid_argument(format!("argument `{arg}` is not valid UTF-8: {e}"))
+        }
+    }
+}
+
+/// A NUL-terminated name, UTF-8 not checked yet (see `RawName`); NULL is refused.
+pub(crate) fn raw_name_arg<'a, 'n>(ptr: *const c_char, name: &'n str) -> Result<RawName<'a, 'n>> {
+    if ptr.is_null() {
+        return Err(null_arg(name));
+    }
+    // SAFETY: non-NULL; the caller guarantees a NUL-terminated string that outlives the call.
+    let bytes = unsafe { std::ffi::CStr::from_ptr(ptr) }.to_bytes();
+    Ok(RawName {
+        bytes,
+        arg: name,
+        with_len: false,
+    })
+}
+
+/// A `(ptr, len)` name, UTF-8 not checked yet (see `RawName`); `len == 0` accepts NULL.
+pub(crate) fn raw_name_arg_n<'a, 'n>(
+    ptr: *const c_char,
+    len: usize,
+    name: &'n str,
+) -> Result<RawName<'a, 'n>> {
+    Ok(RawName {
+        bytes: byte_slice(ptr.cast(), len, name)?,
+        arg: name,
+        with_len: true,
     })
 }
 
 /// A dtype integer (Caffe2 `TensorProto.DataType` numbering).
+#[inline]
 pub(crate) fn dtype_arg(value: i32, name: &str) -> Result<crate::tensor::DataType> {
     crate::tensor::DataType::try_from(value)
         .map_err(|e| C2rsError::new(e.kind(), format!("argument `{name}`: {}", e.message())))

@@ -89,6 +89,13 @@ pub struct c2rs_workspace {
     _private: [u8; 0],
 }
 
+/// A blob of a workspace, looked up by name once (`c2rs_workspace_blob_handle`), so that
+/// feeding, fetching and checking it costs no name lookup. Keeps its workspace alive. Released
+/// by `c2rs_blob_handle_free`.
+pub struct c2rs_blob_handle {
+    _private: [u8; 0],
+}
+
 /// What a host-registered operator's callbacks see: its inputs, outputs and arguments. Lent
 /// by the library for the duration of one callback; never created or freed by the host.
 pub struct c2rs_op_context {
@@ -147,6 +154,10 @@ impl BoxHandle for c2rs_db_reader {
     type Target = Arc<DbReader>;
 }
 
+impl BoxHandle for c2rs_blob_handle {
+    type Target = crate::workspace::BoundBlob;
+}
+
 impl BoxHandle for c2rs_memory_plan {
     type Target = crate::memonger::planner::MemoryPlan;
 }
@@ -154,34 +165,6 @@ impl BoxHandle for c2rs_memory_plan {
 /// Moves `value` to the heap and returns the C handle that now owns it.
 pub(crate) fn into_handle<H: BoxHandle>(value: H::Target) -> *mut H {
     Box::into_raw(Box::new(value)) as *mut H
-}
-
-/// A handle for a value already on the heap (no new allocation).
-pub(crate) fn boxed_into_handle<H: BoxHandle>(value: Box<H::Target>) -> *mut H {
-    Box::into_raw(value) as *mut H
-}
-
-/// Moves the value out of a handle without freeing its allocation, so that a hot path can do
-/// the move inside a critical section and the free after it (`free_moved_handle`).
-///
-/// # Safety
-/// `ptr` must be a live, non-NULL handle from `into_handle::<H>` that the caller owns
-/// exclusively. Afterwards the handle holds no value: the only valid use of `ptr` is one
-/// `free_moved_handle`.
-pub(crate) unsafe fn move_out_of_handle<H: BoxHandle>(ptr: *mut H) -> H::Target {
-    // SAFETY: a live `Box<H::Target>` allocation (caller's contract); reading moves the value
-    // out and the contract forbids any further read of it.
-    unsafe { std::ptr::read(ptr as *const H::Target) }
-}
-
-/// Frees the allocation of a handle whose value `move_out_of_handle` took (drops no value).
-///
-/// # Safety
-/// `ptr` must have gone through `move_out_of_handle` and not been freed yet.
-pub(crate) unsafe fn free_moved_handle<H: BoxHandle>(ptr: *mut H) {
-    // SAFETY: the allocation of a `Box<H::Target>`; `MaybeUninit<T>` has T's layout, so this
-    // frees it with the same layout without dropping the moved-out value.
-    drop(unsafe { Box::from_raw(ptr as *mut std::mem::MaybeUninit<H::Target>) });
 }
 
 /// Borrows the value behind a handle; NULL is `C2RS_INVALID_ARGUMENT` naming `name`.

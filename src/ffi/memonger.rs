@@ -83,7 +83,9 @@ pub extern "C" fn c2rs_memonger_optimize_inference_net(
 ///
 /// `tensor_shapes` is a serialized `TensorShapes`; with `shapes_len == 0` every activation
 /// counts as size 1 and the plan minimises the number of names. `keep_blobs` are never
-/// renamed or recycled (external inputs never are). Shapes naming no blob of the net and
+/// renamed or recycled (external inputs never are); external outputs keep their names and
+/// their storage (`c2rs_memonger_plan_with_options` can let them be shared). The planner
+/// searches for up to one second for a better plan than its greedy one. Shapes naming no blob of the net and
 /// shapes with negative or unknown dims are listed under `warnings` in the report (such
 /// blobs keep their names). A net Caffe2 would refuse is returned unchanged with a naive
 /// arena and the reason under `refused`.
@@ -108,22 +110,103 @@ pub extern "C" fn c2rs_memonger_plan(
 ) -> i32 {
     ffi_fn!("c2rs_memonger_plan", {
         let out = out_param(out, "out")?;
-        let bytes = byte_slice(net_def, len, "net_def")?;
-        let shape_bytes = byte_slice(tensor_shapes, shapes_len, "tensor_shapes")?;
-        let keep = name_list(keep_blobs, n_keep, "keep_blobs")?;
-        let net = decode_net(bytes, "net_def")?;
-        let shapes = if shape_bytes.is_empty() {
-            None
-        } else {
-            Some(shapes::parse_shapes(shape_bytes)?)
-        };
-        let opts = planner::PlanOptions {
-            static_blobs: keep,
-            ..Default::default()
-        };
-        out.set(into_handle(planner::plan(&net, shapes.as_ref(), &opts)?));
+        out.set(into_handle(plan_from_c(
+            net_def,
+            len,
+            tensor_shapes,
+            shapes_len,
+            keep_blobs,
+            n_keep,
+            planner::PlanOptions::default(),
+        )?));
         Ok(())
     })
+}
+
+/// Flag of `c2rs_memonger_plan_with_options`: activations may take an external output's
+/// name (it becomes the last tenant of a shared name). Without it external outputs keep
+/// their names and storage to themselves.
+pub const C2RS_MEMONGER_SHARE_EXTERNAL_OUTPUTS: u32 = 1;
+
+/// `c2rs_memonger_plan` with a search budget and flags.
+///
+/// After the greedy name plan and arenas, the planner searches for cheaper ones for at most
+/// `search_budget_ms` milliseconds (0: greedy only; `c2rs_memonger_plan` uses 1000); the
+/// result is never worse than the greedy one. The report says `arena_lb_bytes`,
+/// `arena_optimal`, `name_lb_bytes`, `names_optimal`, `search_nodes` and `search_ms`.
+/// `flags` is 0 or `C2RS_MEMONGER_SHARE_EXTERNAL_OUTPUTS`. Everything else as
+/// `c2rs_memonger_plan`.
+/// Ownership: inputs are only read; on success the caller owns `*out`
+/// (`c2rs_memory_plan_free`).
+/// Thread safety: safe from any thread.
+/// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT for a NULL `out`, a NULL pointer with a non-zero
+/// length or count, a NULL or non-UTF-8 name, an unknown bit in `flags`, two different
+/// shapes for one blob, or a net reading a blob that no op writes and that is neither an
+/// external input nor kept; C2RS_ENFORCE_NOT_MET when an op fails its registered schema;
+/// C2RS_PARSE_ERROR when `net_def` is not a NetDef or `tensor_shapes` not a TensorShapes.
+#[unsafe(no_mangle)]
+#[must_use]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn c2rs_memonger_plan_with_options(
+    net_def: *const u8,
+    len: usize,
+    tensor_shapes: *const u8,
+    shapes_len: usize,
+    keep_blobs: *const *const c_char,
+    n_keep: usize,
+    search_budget_ms: u32,
+    flags: u32,
+    out: *mut *mut c2rs_memory_plan,
+) -> i32 {
+    ffi_fn!("c2rs_memonger_plan_with_options", {
+        let out = out_param(out, "out")?;
+        if flags & !C2RS_MEMONGER_SHARE_EXTERNAL_OUTPUTS != 0 {
+            return Err(C2rsError::invalid_argument(format!(
+                "`flags` has unknown bits: {flags:#x}"
+            )));
+        }
+        let opts = planner::PlanOptions {
+            search_budget: std::time::Duration::from_millis(search_budget_ms as u64),
+            share_external_outputs: flags & C2RS_MEMONGER_SHARE_EXTERNAL_OUTPUTS != 0,
+            ..Default::default()
+        };
+        out.set(into_handle(plan_from_c(
+            net_def,
+            len,
+            tensor_shapes,
+            shapes_len,
+            keep_blobs,
+            n_keep,
+            opts,
+        )?));
+        Ok(())
+    })
+}
+
+/// Decodes the C arguments of the plan exports and plans.
+fn plan_from_c(
+    net_def: *const u8,
+    len: usize,
+    tensor_shapes: *const u8,
+    shapes_len: usize,
+    keep_blobs: *const *const c_char,
+    n_keep: usize,
+    opts: planner::PlanOptions,
+) -> Result<planner::MemoryPlan> {
+    let bytes = byte_slice(net_def, len, "net_def")?;
+    let shape_bytes = byte_slice(tensor_shapes, shapes_len, "tensor_shapes")?;
+    let keep = name_list(keep_blobs, n_keep, "keep_blobs")?;
+    let net = decode_net(bytes, "net_def")?;
+    let shapes = if shape_bytes.is_empty() {
+        None
+    } else {
+        Some(shapes::parse_shapes(shape_bytes)?)
+    };
+    let opts = planner::PlanOptions {
+        static_blobs: keep,
+        ..opts
+    };
+    planner::plan(&net, shapes.as_ref(), &opts)
 }
 
 /// The renamed NetDef of `plan`, serialized.
@@ -1031,6 +1114,74 @@ mod tests {
             &mut out,
         );
         assert_eq!(st, C2RS_PARSE_ERROR);
+    }
+
+    /// Ops (by index) of the renamed net of `plan` that write `name`.
+    fn writers_of(plan: *mut c2rs_memory_plan, name: &str) -> Vec<usize> {
+        let mut buf = std::ptr::null_mut();
+        assert_eq!(c2rs_memory_plan_net(plan, &mut buf), C2RS_OK);
+        let net = NetDef::decode(bytes_of(buf).as_slice()).unwrap();
+        (0..net.op.len())
+            .filter(|&i| net.op[i].output.iter().any(|o| o == name))
+            .collect()
+    }
+
+    #[test]
+    fn plan_keeps_external_outputs_unless_the_flag_shares_them() {
+        let net = chain_net();
+        let plan_with = |budget: u32, flags: u32| {
+            let mut plan = std::ptr::null_mut();
+            let st = c2rs_memonger_plan_with_options(
+                net.as_ptr(),
+                net.len(),
+                std::ptr::null(),
+                0,
+                std::ptr::null(),
+                0,
+                budget,
+                flags,
+                &mut plan,
+            );
+            (st, plan)
+        };
+        let mut plan = std::ptr::null_mut();
+        let st = c2rs_memonger_plan(
+            net.as_ptr(),
+            net.len(),
+            std::ptr::null(),
+            0,
+            std::ptr::null(),
+            0,
+            &mut plan,
+        );
+        assert_eq!(st, C2RS_OK);
+        assert_eq!(
+            writers_of(plan, "out"),
+            vec![3],
+            "`out` keeps its name alone"
+        );
+        let mut buf = std::ptr::null_mut();
+        assert_eq!(c2rs_memory_plan_report(plan, &mut buf), C2RS_OK);
+        let report = String::from_utf8(bytes_of(buf)).unwrap();
+        assert!(report.contains("\"arena_lb_bytes\":128"), "{report}");
+        assert!(report.contains("\"arena_optimal\":true"), "{report}");
+        c2rs_memory_plan_free(plan);
+        let (st, plan) = plan_with(0, C2RS_MEMONGER_SHARE_EXTERNAL_OUTPUTS);
+        assert_eq!(st, C2RS_OK);
+        assert_eq!(
+            writers_of(plan, "out"),
+            vec![1, 3],
+            "`b` takes the name `out`"
+        );
+        c2rs_memory_plan_free(plan);
+        let (st, plan) = plan_with(5, 0);
+        assert_eq!(st, C2RS_OK);
+        assert_eq!(writers_of(plan, "out"), vec![3]);
+        c2rs_memory_plan_free(plan);
+        let (st, plan) = plan_with(0, 2);
+        assert_eq!(st, C2RS_INVALID_ARGUMENT);
+        assert!(plan.is_null());
+        assert!(last_message().contains("flags"), "{}", last_message());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! contract (valid, live handles); NULL is checked, everything else is the caller's promise.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod blob_handle;
 pub mod buffer;
 pub mod context;
 pub mod cuda_tensor;
@@ -22,6 +23,7 @@ pub mod queue_safe;
 pub mod record_source;
 pub mod status;
 pub mod tensor;
+pub mod tensor_handles;
 pub mod tensor_move;
 pub mod version;
 pub mod workspace;

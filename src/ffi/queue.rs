@@ -3,23 +3,20 @@
 //! inspected. Operators (`EnqueueBlobs`, …) and host calls may share one queue.
 
 use std::ffi::c_char;
-use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::Instant;
 
-use smallvec::SmallVec;
-
 use super::guard::{array_arg, ffi_fn, ffi_fn_or, name_arg, out_param};
 use super::handle::{
-    arc_free, arc_into_handle, arc_ref, boxed_into_handle, c2rs_blobs_queue, c2rs_buffer,
-    c2rs_rebatching_queue, c2rs_tensor, c2rs_workspace, free_moved_handle, handle_ref, into_handle,
-    move_out_of_handle,
+    arc_free, arc_into_handle, arc_ref, c2rs_blobs_queue, c2rs_buffer, c2rs_rebatching_queue,
+    c2rs_tensor, c2rs_workspace, handle_ref, into_handle,
 };
+use super::tensor_handles::{free_tensor_handle, tensor_handle, tensor_handle_into_box};
 use crate::error::{C2rsError, Result};
-use crate::ops::queue_ops::{BlobQueue, content_bytes, deadline_after, new_blob_queue};
-use crate::queue::{Outcome, RebatchingQueue};
+use crate::ops::queue_ops::{BlobQueue, deadline_after, new_blob_queue};
+use crate::queue::{Outcome, RebatchingQueue, Slot};
 use crate::tensor::Tensor;
-use crate::workspace::{BlobContent, BlobNative, Workspace};
+use crate::workspace::{BlobNative, Workspace};
 
 fn queue_blob<T: BlobNative>(ws: &Workspace, name: &str) -> Result<Arc<T>> {
     let blob = ws
@@ -47,14 +44,9 @@ fn outcome_status(outcome: Outcome, what: &str) -> Result<()> {
     }
 }
 
-/// Per-record scratch kept inline for records of up to this many columns (no heap allocation
-/// on the host enqueue/dequeue path for typical records).
-const INLINE_COLUMNS: usize = 4;
-
-/// Moves the tensors behind `handles` into the slot row; the handles are consumed only when the
-/// record goes in. Inside the ring lock only the tensor values move (handle → slot blob); the
-/// emptied handle allocations and any old slot contents (empty after a host dequeue; an
-/// operator's recycled content otherwise) are freed after the lock is released.
+/// Moves the tensors behind `handles` into the record's slots: each handle's own allocation
+/// goes in as one pointer (`Slot::Tensor`), nothing is copied or allocated. The handles are
+/// consumed only when the record goes in.
 fn enqueue_handles(
     q: &BlobQueue,
     handles: &[*mut c2rs_tensor],
@@ -67,40 +59,33 @@ fn enqueue_handles(
             "`tensors[{i}]` is NULL"
         )));
     }
-    let mut old: SmallVec<[BlobContent; INLINE_COLUMNS]> = SmallVec::new();
     let mut moved = false;
-    let put = |row: &mut [Arc<crate::workspace::Blob>]| -> Result<()> {
-        for (slot, &h) in row.iter().zip(handles) {
-            // SAFETY: `h` is non-NULL (checked above) and, by the C contract, a live tensor
-            // handle the caller hands over on success; this closure runs only when the record
-            // goes in, and every handle is moved out exactly once (freed below).
-            let t = unsafe { move_out_of_handle(h) };
-            let prev = slot.replace(BlobContent::Tensor(t));
-            if !matches!(prev, BlobContent::Empty) {
-                old.push(prev);
-            }
+    let put = |row: &mut [Slot]| {
+        // The queue calls `put` once, for the write that succeeds; the flag makes a second
+        // call harmless instead of moving the handles twice.
+        if std::mem::replace(&mut moved, true) {
+            return;
         }
-        moved = true;
-        Ok(())
+        for (slot, &h) in row.iter_mut().zip(handles) {
+            // SAFETY: `h` is non-NULL (checked above) and, by the C contract, a live tensor
+            // handle the caller hands over on success; this runs only for the write that puts
+            // the record in, once, so each handle is consumed exactly once.
+            let tensor = unsafe { tensor_handle_into_box(h) };
+            // The slot's old content (empty, or an operator reader's recycled content) drops.
+            slot.put_tensor(tensor);
+        }
     };
     let outcome = if try_only {
         q.try_write(put)?
     } else {
         q.blocking_write(put)?
     };
-    if moved {
-        for &h in handles {
-            // SAFETY: moved out by `put` above, freed once here.
-            unsafe { free_moved_handle(h) };
-        }
-    }
-    drop(old);
     outcome_status(outcome, what)
 }
 
-/// Takes one record's tensors out of the slots (validated under the lock, so a record that is
-/// not all tensors stays queued) and returns them as new handles. The handle allocations are
-/// made before the ring lock; inside it each tensor moves from its slot blob straight into one.
+/// Takes one record's tensors out of the slots as handles: a host-enqueued tensor leaves in
+/// its own handle allocation (no allocation), an operator's one gets a cached handle. A record
+/// with a column that is not a tensor is refused while claimed, so it stays queued, whole.
 fn dequeue_handles(
     q: &BlobQueue,
     out: *mut *mut c2rs_tensor,
@@ -114,58 +99,44 @@ fn dequeue_handles(
     }
     // SAFETY: non-NULL; the caller passes `n` writable `c2rs_tensor*` slots (C contract).
     let out = unsafe { std::slice::from_raw_parts_mut(out, n) };
-    out.fill(std::ptr::null_mut());
-    let mut boxes: SmallVec<[Box<MaybeUninit<Tensor>>; INLINE_COLUMNS]> =
-        (0..n).map(|_| Box::new_uninit()).collect();
-    let mut filled = false;
-    // Filled inside the closure, handed back to the queue (for the stats) as a borrowed slice:
-    // a 16-byte return value instead of the whole `Result<SmallVec>`.
-    let mut bytes: SmallVec<[usize; INLINE_COLUMNS]> = SmallVec::new();
-    let bytes_out = &mut bytes;
-    let outcome = q.blocking_read(deadline, |row| {
-        // One write lock per column: move the tensor into its box; if a column is not a
-        // tensor, put back what was taken (we hold the ring lock, so nobody saw the row
-        // half-empty) and leave the record queued.
-        let bytes = bytes_out;
-        for (c, slot) in row.iter().enumerate() {
-            let mut guard = slot.write();
-            bytes.push(content_bytes(&guard));
-            match std::mem::take(&mut *guard) {
-                BlobContent::Tensor(t) => {
-                    boxes[c].write(t);
-                }
-                other => {
-                    let kind = other.type_name();
-                    *guard = other;
-                    drop(guard);
-                    for (back, b) in row.iter().zip(boxes.iter_mut()).take(c) {
-                        // SAFETY: boxes[..c] were written by earlier iterations of this loop
-                        // and not read since; each is read (moved back) once.
-                        *back.write() = BlobContent::Tensor(unsafe { b.assume_init_read() });
-                    }
-                    return Err(C2rsError::type_mismatch(format!(
-                        "record column {c} holds a {kind}, not a tensor; it stays queued"
-                    )));
-                }
+    for o in out.iter_mut() {
+        *o = std::ptr::null_mut();
+    }
+    let outcome = q.blocking_read(
+        deadline,
+        |row| match row.iter().position(|slot| slot.tensor().is_none()) {
+            None => Ok(()),
+            Some(c) => Err(C2rsError::type_mismatch(format!(
+                "record column {c} holds a {}, not a tensor; it stays queued",
+                row[c].type_name()
+            ))),
+        },
+        |row| {
+            for (slot, o) in row.iter_mut().zip(out.iter_mut()) {
+                // Every column is a tensor: the check above ran under the same claim.
+                *o = slot
+                    .take_tensor(|t| tensor_handle(t) as *mut Tensor)
+                    .map_or(std::ptr::null_mut(), |p| p as *mut c2rs_tensor);
             }
-        }
-        filled = true;
-        let bytes: &SmallVec<[usize; INLINE_COLUMNS]> = bytes;
-        Ok(bytes.as_slice())
-    })?;
+        },
+    )?;
     outcome_status(outcome, what)?;
-    if filled {
-        for (slot, b) in out.iter_mut().zip(boxes) {
-            // SAFETY: `filled` is set only after every box was written by the loop above.
-            *slot = boxed_into_handle(unsafe { b.assume_init() });
+    if out.iter().any(|h| h.is_null()) {
+        for h in out.iter_mut() {
+            free_tensor_handle(std::mem::replace(h, std::ptr::null_mut()));
         }
+        return Err(C2rsError::internal(
+            "a checked record column was not a tensor",
+        ));
     }
     Ok(())
 }
 
 /// Creates a BlobsQueue in blob `name` of `ws` (as the `CreateBlobsQueue` operator: slot blobs
-/// `<name>_<i>_<j>`, Caffe2 close semantics unless `strict`, where any write after close fails)
-/// and returns a handle to it. An existing queue in `name` is replaced (it closes when unused).
+/// `<name>_<i>_<j>` when `capacity × num_blobs` is at most 4096, private slots made as records
+/// arrive otherwise, so a huge capacity allocates nothing up front; Caffe2 close semantics
+/// unless `strict`, where any write after close fails) and returns a handle to it. An existing
+/// queue in `name` is replaced (it closes when unused).
 ///
 /// Ownership: on success the caller owns `*out` (`c2rs_blobs_queue_free`); the workspace blob
 /// holds its own reference.
@@ -404,9 +375,13 @@ pub extern "C" fn c2rs_blobs_queue_info(
 /// The queue's stats as a JSON object under Caffe2's keys (`<name>/queue_balance`,
 /// `<name>/queue_dequeued_records`, `<name>/queue_dequeued_bytes[/<field>]`,
 /// `<name>/read_time_ns/sum|count`, `<name>/write_time_ns/sum|count`), integer values.
-/// Unlike Caffe2, the time sums add only the time of calls that had to wait for the lock or
-/// the ring (from the start of the wait to the end of the call); a call that found the queue
-/// ready adds 0 but still counts, because two clock reads were about 12 % of a record's path.
+/// Unlike Caffe2, the time sums add only the time of calls that had to wait (from their first
+/// attempt that found the queue empty, or full, to the end of the call); a call that found the
+/// queue ready adds 0 but still counts, because two clock reads would cost more than the
+/// record's own path. `write_time_ns/count` counts every successful write (try-writes too) and
+/// every failed blocking one; a read refused by its check (a non-tensor column) counts as a
+/// read call. Counters are read one by one: under concurrent traffic a call that just finished
+/// may show in one counter and not yet in another.
 ///
 /// Ownership: on success the caller owns `*out` (`c2rs_buffer_free`).
 /// Thread safety: queues are fully thread-safe (counters are read one by one).
@@ -577,7 +552,7 @@ pub extern "C" fn c2rs_rebatching_queue_dequeue(
             return Err(C2rsError::closed("dequeue: the queue is closed and empty"));
         };
         for (slot, t) in out.iter_mut().zip(tensors) {
-            *slot = into_handle(t);
+            *slot = tensor_handle(t);
         }
         Ok(())
     })

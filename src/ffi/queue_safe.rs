@@ -21,7 +21,7 @@ use crate::error::{C2rsError, Result};
 use crate::ops::queue_ops::{
     BlobQueue, new_blob_queue, read_record, safe_dequeue_many, write_record,
 };
-use crate::queue::{BlobsQueue, Outcome};
+use crate::queue::Outcome;
 use crate::tensor::Tensor;
 use crate::tensor::rows::concat_rows;
 use crate::workspace::{Blob, BlobContent, NativeObject};
@@ -35,8 +35,8 @@ fn field_names(names: *const *const c_char, count: usize) -> Result<Vec<String>>
         .collect()
 }
 
-/// A BlobsQueue that belongs to no workspace: its `capacity × num_blobs` slots are private
-/// blobs (not visible by name anywhere), so two queues of one name never share slots. `name`
+/// A BlobsQueue that belongs to no workspace: its slots live in the queue only (no slot blob
+/// names anywhere), so two queues of one name never share slots. `name`
 /// labels its stats (`<name>/queue_balance` …) and messages; `field_names` (`n_fields` of
 /// them, or none) label the per-column byte stats as CreateBlobsQueue's `field_names` do.
 /// `strict`: writes fail after close, TensorFlow-style (default Caffe2 semantics otherwise).
@@ -64,17 +64,15 @@ pub extern "C" fn c2rs_blobs_queue_new(
         let out = out_param(out, "out")?;
         let name = name_arg(name, "name")?;
         let fields = field_names(field_names_, n_fields)?;
-        let queue: BlobQueue =
-            BlobsQueue::new(name, capacity, num_blobs, &fields, strict, |_, _| {
-                Ok(Arc::new(Blob::new()))
-            })?;
+        let queue = BlobQueue::new(name, capacity, num_blobs, &fields, strict)?;
         out.set(arc_into_handle(Arc::new(queue)));
         Ok(())
     })
 }
 
-/// `c2rs_blobs_queue_create` with CreateBlobsQueue's full argument set: slot blobs
-/// `<name>_<i>_<j>` in `ws`, `enforce_unique_name` (refuse when a slot name is already visible,
+/// `c2rs_blobs_queue_create` with CreateBlobsQueue's full argument set: the queue in blob
+/// `name` of `ws` (with Caffe2's slot names as `c2rs_blobs_queue_create` makes them),
+/// `enforce_unique_name` (refuse when a slot name is already visible,
 /// "Queue internal blob already exists: <slot>"; the workspace is left unchanged) and
 /// `field_names` (`n_fields` labels for the per-column stats, or none).
 ///

@@ -8,6 +8,7 @@ use super::guard::{array_arg, byte_slice, dtype_arg, ffi_fn, ffi_fn_or, out_para
 use super::handle::{
     c2rs_buffer, c2rs_tensor, c2rs_tensor_list, free_handle, handle_mut, handle_ref, into_handle,
 };
+use super::tensor_handles::{free_tensor_handle, tensor_handle};
 use crate::error::C2rsError;
 use crate::proto::{TensorProto, TensorProtos};
 use crate::tensor::dlpack::{self, DLManagedTensorVersioned};
@@ -71,7 +72,7 @@ pub extern "C" fn c2rs_tensor_new(
         let out = out_param(out, "out")?;
         let dtype = dtype_arg(dtype, "dtype")?;
         let dims = array_arg(dims, ndim, "dims")?;
-        out.set(into_handle(Tensor::zeros(dtype, dims)?));
+        out.set(tensor_handle(Tensor::zeros(dtype, dims)?));
         Ok(())
     })
 }
@@ -445,7 +446,7 @@ pub extern "C" fn c2rs_tensor_from_dlpack(
 #[unsafe(no_mangle)]
 pub extern "C" fn c2rs_tensor_free(t: *mut c2rs_tensor) {
     ffi_fn_or!("c2rs_tensor_free", (), {
-        free_handle(t);
+        free_tensor_handle(t);
         Ok(())
     })
 }

@@ -9,7 +9,7 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
 use super::buffer::StringList;
-use super::guard::{array_arg, byte_slice, ffi_fn, name_arg, out_param};
+use super::guard::{RawName, array_arg, byte_slice, ffi_fn, name_arg, out_param, raw_name_arg};
 use super::handle::{
     arc_clone, arc_free, arc_into_handle, arc_ref, c2rs_buffer, c2rs_string_list, c2rs_tensor,
     c2rs_workspace, handle_ref, into_handle, take_handle,
@@ -38,12 +38,33 @@ pub(super) fn created_blob(ws: &Workspace, name: &str) -> Result<Arc<Blob>> {
     })
 }
 
+/// The blob `name` resolves to, looked up by its bytes: the name's UTF-8 is checked only when
+/// no blob has it (then C2RS_INVALID_ARGUMENT, or C2RS_NOT_FOUND "Can't find blob: <name>").
+pub(super) fn blob_by_raw_name(ws: &Workspace, name: RawName<'_, '_>) -> Result<Arc<Blob>> {
+    match ws.get_blob_by_bytes(name.bytes()) {
+        Some(blob) => Ok(blob),
+        None => Err(C2rsError::not_found(format!(
+            "Can't find blob: {}",
+            name.to_str()?
+        ))),
+    }
+}
+
+/// `created_blob` for a name looked up by its bytes (UTF-8 checked only before creating).
+pub(super) fn created_blob_by_raw_name(ws: &Workspace, name: RawName<'_, '_>) -> Result<Arc<Blob>> {
+    match ws.get_blob_by_bytes(name.bytes()) {
+        Some(blob) => Ok(blob),
+        None => created_blob(ws, name.to_str()?),
+    }
+}
+
 /// A host-owned copy of the tensor in blob `name` (`c2rs_workspace_fetch[_n]`).
-pub(super) fn fetch_tensor(ws: &Workspace, name: &str) -> Result<Tensor> {
-    blob_or_not_found(ws, name)?
-        .tensor()
-        .map_err(|e| C2rsError::new(e.kind(), format!("blob {name}: {}", e.message())))?
-        .deep_copy()
+pub(super) fn fetch_tensor(ws: &Workspace, name: RawName<'_, '_>) -> Result<Tensor> {
+    blob_by_raw_name(ws, name)?.copy_tensor().map_err(|e| {
+        // The blob was found, so the name is UTF-8.
+        let shown = String::from_utf8_lossy(name.bytes());
+        C2rsError::new(e.kind(), format!("blob {shown}: {}", e.message()))
+    })
 }
 
 /// The bytes of a byte-string blob, or Caffe2's description of other non-tensor content
@@ -232,7 +253,13 @@ pub extern "C" fn c2rs_workspace_has_blob(
     ffi_fn!("c2rs_workspace_has_blob", {
         let out = out_param(out, "out")?;
         let ws = arc_ref(ws, "ws")?;
-        out.set(ws.has_blob(name_arg(name, "name")?));
+        let name = raw_name_arg(name, "name")?;
+        let found = ws.has_blob_by_bytes(name.bytes());
+        if !found {
+            // Only a name no blob has can be one that is not UTF-8.
+            name.check_utf8()?;
+        }
+        out.set(found);
         Ok(())
     })
 }
@@ -441,10 +468,9 @@ pub extern "C" fn c2rs_workspace_feed(
 ) -> i32 {
     ffi_fn!("c2rs_workspace_feed", {
         let ws = arc_ref(ws, "ws")?;
-        let name = name_arg(name, "name")?;
-        let copy = handle_ref(t, "t")?.deep_copy()?;
-        created_blob(ws, name)?.set_tensor(copy);
-        Ok(())
+        let name = raw_name_arg(name, "name")?;
+        let t = handle_ref(t, "t")?;
+        created_blob_by_raw_name(ws, name)?.set_tensor_copy(t)
     })
 }
 
@@ -467,7 +493,7 @@ pub extern "C" fn c2rs_workspace_feed_move(
     ffi_fn!("c2rs_workspace_feed_move", {
         let tensor: Tensor = take_handle(t, "t")?;
         let ws = arc_ref(ws, "ws")?;
-        created_blob(ws, name_arg(name, "name")?)?.set_tensor(tensor);
+        created_blob_by_raw_name(ws, raw_name_arg(name, "name")?)?.set_tensor(tensor);
         Ok(())
     })
 }
@@ -492,7 +518,7 @@ pub extern "C" fn c2rs_workspace_fetch(
     ffi_fn!("c2rs_workspace_fetch", {
         let out = out_param(out, "out")?;
         let ws = arc_ref(ws, "ws")?;
-        out.set(into_handle(fetch_tensor(ws, name_arg(name, "name")?)?));
+        out.set(into_handle(fetch_tensor(ws, raw_name_arg(name, "name")?)?));
         Ok(())
     })
 }

@@ -6,12 +6,13 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use super::guard::{ffi_fn, name_arg_n, out_param};
+use super::guard::{ffi_fn, name_arg_n, out_param, raw_name_arg_n};
 use super::handle::{
     arc_ref, c2rs_buffer, c2rs_tensor, c2rs_workspace, handle_ref, into_handle, take_handle,
 };
 use super::workspace::{
-    blob_or_not_found, created_blob, fetch_bytes, fetch_tensor, interned, run_net_by_name,
+    blob_or_not_found, created_blob, created_blob_by_raw_name, fetch_bytes, fetch_tensor, interned,
+    run_net_by_name,
 };
 use crate::tensor::Tensor;
 
@@ -31,7 +32,13 @@ pub extern "C" fn c2rs_workspace_has_blob_n(
     ffi_fn!("c2rs_workspace_has_blob_n", {
         let out = out_param(out, "out")?;
         let ws = arc_ref(ws, "ws")?;
-        out.set(ws.has_blob(name_arg_n(name, name_len, "name")?));
+        let name = raw_name_arg_n(name, name_len, "name")?;
+        let found = ws.has_blob_by_bytes(name.bytes());
+        if !found {
+            // Only a name no blob has can be one that is not UTF-8.
+            name.check_utf8()?;
+        }
+        out.set(found);
         Ok(())
     })
 }
@@ -187,10 +194,9 @@ pub extern "C" fn c2rs_workspace_feed_n(
 ) -> i32 {
     ffi_fn!("c2rs_workspace_feed_n", {
         let ws = arc_ref(ws, "ws")?;
-        let name = name_arg_n(name, name_len, "name")?;
-        let copy = handle_ref(t, "t")?.deep_copy()?;
-        created_blob(ws, name)?.set_tensor(copy);
-        Ok(())
+        let name = raw_name_arg_n(name, name_len, "name")?;
+        let t = handle_ref(t, "t")?;
+        created_blob_by_raw_name(ws, name)?.set_tensor_copy(t)
     })
 }
 
@@ -213,7 +219,7 @@ pub extern "C" fn c2rs_workspace_feed_move_n(
     ffi_fn!("c2rs_workspace_feed_move_n", {
         let tensor: Tensor = take_handle(t, "t")?;
         let ws = arc_ref(ws, "ws")?;
-        created_blob(ws, name_arg_n(name, name_len, "name")?)?.set_tensor(tensor);
+        created_blob_by_raw_name(ws, raw_name_arg_n(name, name_len, "name")?)?.set_tensor(tensor);
         Ok(())
     })
 }
@@ -239,7 +245,7 @@ pub extern "C" fn c2rs_workspace_fetch_n(
         let ws = arc_ref(ws, "ws")?;
         out.set(into_handle(fetch_tensor(
             ws,
-            name_arg_n(name, name_len, "name")?,
+            raw_name_arg_n(name, name_len, "name")?,
         )?));
         Ok(())
     })

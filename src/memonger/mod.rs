@@ -10,19 +10,23 @@
 //! - `interference`: `optimize_interference`, topological orders, ranges, chain assignment
 //! - `release`: `release_blobs_when_used`, `estimate_memory_usage`
 //! - `naming`: size-aware name assignment for the planner
-//! - `arena`: offset planning
+//! - `naming_search`: capacity search for cheaper name plans within a budget
+//! - `arena`: offset planning (greedy heuristics, checker)
+//! - `arena_search`: exact arena search (branch and bound over canonical placements)
 //! - `planner`: the planner pipeline and its plan
 //! - `verify`: the verifier every rewrite passes
 //! - `report`: hand-written JSON
 //! - `schema_check`: registered schemas every entry point checks first
 
 pub mod arena;
+pub mod arena_search;
 pub mod dag;
 pub mod fast;
 pub mod graph;
 pub mod interference;
 pub mod liveness;
 pub mod naming;
+pub mod naming_search;
 pub mod planner;
 pub mod python;
 pub mod release;

@@ -208,7 +208,7 @@ fn fit_gap(m: &BTreeMap<u32, u32>, it: &Item, horizon: u32) -> Option<u64> {
 /// The `last` of the member just before `it` and the `first` of the one just after it, if
 /// `it` can join a chain with `m` (first -> last) members: `None` on an overlap, or for an
 /// external output that would not be the chain's last member.
-fn neighbours(m: &BTreeMap<u32, u32>, it: &Item) -> Option<(Option<u32>, Option<u32>)> {
+pub(crate) fn neighbours(m: &BTreeMap<u32, u32>, it: &Item) -> Option<(Option<u32>, Option<u32>)> {
     let pred = m.range(..=it.first).next_back().map(|(_, &last)| last);
     let succ = m.range(it.first..).next().map(|(&first, _)| first);
     if pred.is_some_and(|last| last >= it.first) || succ.is_some_and(|f| f <= it.last) {

@@ -1,15 +1,24 @@
 //! Planner mode (spec §5): size-aware renaming plus an arena plan per device, checked by the
 //! verifier, with a JSON report. Without shapes every activation counts as size 1 and the
 //! planner minimises the number of names.
+//!
+//! After the greedy heuristics the planner searches within `PlanOptions::search_budget`
+//! (half for names, `naming_search`; the rest for the arenas, `arena_search`) and keeps a
+//! result only when it is cheaper and valid. The report says the lower bounds it proved
+//! (`name_lb_bytes`, `arena_lb_bytes`) and whether the plan reaches them
+//! (`names_optimal`, `arena_optimal`). External outputs keep their names unless
+//! `share_external_outputs` is set.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::arena::{self, Entry, Placement};
+use super::arena_search::{self, Limits};
 use super::fast::{self, Refusal, rename_ops, sequential_refusal};
 use super::graph::{BlobId, Device, NetGraph};
 use super::liveness::{Liveness, peak_live};
 use super::naming::{self, Chains, Item};
+use super::naming_search;
 use super::report::{ObjectWriter, json_ratio, json_str};
 use super::shapes::ShapeMap;
 use super::verify::{Violation, verify};
@@ -50,6 +59,17 @@ pub struct PlanOptions {
     /// Largest plannable set the quadratic heuristics run on under `Auto`; above it only the
     /// O(n log n) algorithms run, keeping the planner O(n log n).
     pub quadratic_limit: usize,
+    /// Time the planner may spend searching for better arenas and name plans after the
+    /// greedy ones (zero: greedy only). The result is never worse than greedy.
+    pub search_budget: Duration,
+    /// Most search nodes (placements or assignments tried) per plan: a machine-independent
+    /// limit, so that a plan is reproducible whenever this one, not the clock, stops the
+    /// search.
+    pub search_node_limit: u64,
+    /// Let activations share an external output's name (it joins a chain as its last
+    /// member). Off by default: external outputs keep their names and their storage, as in
+    /// `optimize_inference_net`, so a host can fetch them after the run.
+    pub share_external_outputs: bool,
 }
 
 impl Default for PlanOptions {
@@ -64,6 +84,9 @@ impl Default for PlanOptions {
             assume_sequential: false,
             aliasing_ops: vec!["Alias".into()],
             quadratic_limit: 4096,
+            search_budget: Duration::from_secs(1),
+            search_node_limit: 20_000_000,
+            share_external_outputs: false,
         }
     }
 }
@@ -106,6 +129,16 @@ pub struct Figures {
     pub names: usize,
     pub name_bytes: u64,
     pub arena_bytes: u64,
+    /// Lower bound on `arena_bytes` (Σ over devices of the peak of aligned live bytes,
+    /// raised where the search refuted it).
+    pub arena_lb_bytes: u64,
+    /// `arena_bytes == arena_lb_bytes` on every device: no placement is smaller.
+    pub arena_optimal: bool,
+    /// `name_bytes` equals `name_lb_bytes`: no renaming is cheaper.
+    pub names_optimal: bool,
+    /// Nodes the searches tried and the time they took.
+    pub search_nodes: u64,
+    pub search_ms: f64,
 }
 
 /// A finished plan.
@@ -380,7 +413,19 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
         })
         .collect();
     let (lb_count_plannable, _) = peak_live(n, items.iter().map(|it| (it.first, it.last, 1)));
+    // Kept external outputs stay out of the name problem: each keeps its own name.
+    let keep_outputs = !opts.share_external_outputs;
+    let sub: Vec<usize> = (0..items.len())
+        .filter(|&i| !(keep_outputs && items[i].ext_out))
+        .collect();
+    let all_items = items;
+    let items: Vec<Item> = sub.iter().map(|&i| all_items[i]).collect();
+    let kept_out_bytes: u64 = (0..all_items.len())
+        .filter(|&i| keep_outputs && all_items[i].ext_out)
+        .map(|i| all_items[i].size)
+        .sum();
     let name_lb_bytes = naming::layered_lower_bound(&items)
+        + kept_out_bytes
         + live
             .activations
             .iter()
@@ -456,9 +501,10 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
     if opts.name_algorithm == NameAlgorithm::Auto && plannable.len() == live.activations.len() {
         if let Ok(a) = &fast_result {
             let mut group: HashMap<&str, u32> = HashMap::new();
-            let chains: Chains = plannable
+            let chains: Chains = sub
                 .iter()
-                .map(|&b| {
+                .map(|&i| plannable[i])
+                .map(|b| {
                     let key = a.final_name[b as usize].as_deref().unwrap_or(own(b));
                     let next = group.len() as u32;
                     *group.entry(key).or_insert(next)
@@ -480,7 +526,49 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
             best = Some((bytes, count, name, chains));
         }
     }
-    let (name_algorithm, chains) = best.map_or(("none", Vec::new()), |(_, _, n, c)| (n, c));
+    let (mut name_algorithm, mut sub_chains) =
+        best.map_or(("none", Vec::new()), |(_, _, n, c)| (n, c));
+    // Search below the heuristics with half of the budget (the arenas get the rest).
+    let search_start = Instant::now();
+    // The budget counts from the start of planning, so a plan takes about that long.
+    let search_deadline = start + opts.search_budget;
+    let mut search_nodes = 0u64;
+    if !opts.search_budget.is_zero() && !items.is_empty() {
+        let before = naming::cost(&items, &sub_chains);
+        let r = naming_search::improve(
+            &items,
+            &sub_chains,
+            &Limits {
+                deadline: Some(
+                    search_start + search_deadline.saturating_duration_since(search_start) / 2,
+                ),
+                max_nodes: opts.search_node_limit / 2,
+            },
+        );
+        search_nodes += r.nodes;
+        if naming::check(&items, &r.chains).is_none() && naming::cost(&items, &r.chains) < before {
+            sub_chains = r.chains;
+            name_algorithm = "search";
+        }
+    }
+    // Back to every plannable item: kept external outputs alone in their own chains.
+    let chains = if sub.len() == all_items.len() {
+        sub_chains
+    } else {
+        let mut next = sub_chains.iter().map(|&c| c + 1).max().unwrap_or(0);
+        let mut full = vec![u32::MAX; all_items.len()];
+        for (k, &i) in sub.iter().enumerate() {
+            full[i] = sub_chains[k];
+        }
+        for c in full.iter_mut().filter(|c| **c == u32::MAX) {
+            *c = next;
+            next += 1;
+        }
+        // Singletons keep their names, so appending their ids leaves the numbering of
+        // shared names (by first write, from the candidates) as it was.
+        full
+    };
+    let items = all_items;
     if let Some(bad) = naming::check(&items, &chains) {
         return Err(C2rsError::internal(format!(
             "name assignment {name_algorithm} put `{}` and `{}` together",
@@ -541,6 +629,9 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
     }
     let mut arena_algorithm = "none";
     let mut arenas = Vec::new();
+    let mut devices_left = per_device.len().max(1);
+    let mut arena_lb_bytes = 0u64;
+    let mut arena_optimal = true;
     for (dev, idx) in &per_device {
         let entries: Vec<Entry> = idx
             .iter()
@@ -561,6 +652,9 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
                     o
                 })
                 .collect();
+            let lb = arena_search::lower_bound(&entries);
+            arena_lb_bytes += lb;
+            arena_optimal &= off <= lb;
             Placement {
                 offsets,
                 arena_bytes: off,
@@ -598,7 +692,36 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
                 },
             ));
             arena_algorithm = name;
-            p
+            let greedy_bytes = p.arena_bytes;
+            // Search below the greedy arena with this device's share of the time left.
+            let now = Instant::now();
+            let left = search_deadline.saturating_duration_since(now);
+            let m = if opts.search_budget.is_zero() {
+                let lb = arena_search::lower_bound(&entries);
+                arena_search::Minimized {
+                    proven: p.arena_bytes <= lb,
+                    placement: p,
+                    lower_bound: lb,
+                    nodes: 0,
+                }
+            } else {
+                arena_search::minimize(
+                    &entries,
+                    p,
+                    &Limits {
+                        deadline: Some(now + left / devices_left as u32),
+                        max_nodes: opts.search_node_limit.saturating_sub(search_nodes),
+                    },
+                )
+            };
+            devices_left -= 1;
+            search_nodes += m.nodes;
+            arena_lb_bytes += m.lower_bound;
+            arena_optimal &= m.proven;
+            if m.nodes > 0 && m.placement.arena_bytes < greedy_bytes {
+                arena_algorithm = "search";
+            }
+            m.placement
         };
         if let Some((a, b)) = arena::check(&entries, &placement.offsets) {
             return Err(C2rsError::internal(format!(
@@ -659,6 +782,11 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
         names: names_used,
         name_bytes,
         arena_bytes: arenas.iter().map(|a| a.arena_bytes).sum(),
+        arena_lb_bytes,
+        arena_optimal,
+        names_optimal: name_bytes <= name_lb_bytes,
+        search_nodes,
+        search_ms: search_start.elapsed().as_secs_f64() * 1e3,
     };
     let mut offsets = super::graph::FastMap::default();
     for a in &arenas {
@@ -709,6 +837,11 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
         .num("names", f.names)
         .num("name_bytes", f.name_bytes)
         .num("arena_bytes", f.arena_bytes)
+        .num("arena_lb_bytes", f.arena_lb_bytes)
+        .num("arena_optimal", f.arena_optimal)
+        .num("names_optimal", f.names_optimal)
+        .num("search_nodes", f.search_nodes)
+        .num("search_ms", format!("{:.3}", f.search_ms))
         .raw(
             "name_bytes_over_lb_bytes",
             json_ratio(f.name_bytes, f.lb_bytes),

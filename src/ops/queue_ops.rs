@@ -3,9 +3,17 @@
 //! `WeightedSampleDequeueBlobs` and `CreateBlobsQueueDB`.
 //!
 //! The queue blob holds an `Arc<BlobQueue>`; every run clones it first (Caffe2's "keeper"), so
-//! resetting the handle blob while an operator blocks is safe. Records move by swapping blob
-//! contents (zero copy); no blob lock is held while an operator waits (the queue takes the
-//! slot and caller blob locks only for the swap, inside its critical section).
+//! resetting the handle blob while an operator blocks is safe. Records move by swapping the
+//! caller's blob contents with the queue's slots (zero copy; the slot keeps the consumer's
+//! previous content for the next producer, Caffe2's ping-pong). No blob lock is held while an
+//! operator waits: each caller blob is locked only for its swap, while the queue holds the
+//! record's claim.
+//!
+//! Slot contents live in the queue itself (`queue::Slot`), not in workspace blobs: that is
+//! what lets a record move through the lock-free ring without a blob lock per column. For
+//! queues small enough to be a preallocated ring, the `<name>_<i>_<j>` blobs Caffe2 created
+//! are still created, empty, as name reservations (so `enforce_unique_name` and hosts that
+//! look for them behave as before); they no longer show the queued contents.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,34 +24,26 @@ use crate::context::{CpuContext, DeviceSpec};
 use crate::db::{Cursor, Db, DbReader, Transaction};
 use crate::error::{C2rsError, Result};
 use crate::operator::{DEVICE_CUDA, OpBase, OpSchema, Operator, Registry};
-use crate::queue::{BlobsQueue, Outcome};
+use crate::queue::{BlobsQueue, Outcome, Slot};
 use crate::tensor::rows::concat_rows;
 use crate::tensor::{DataType, Tensor};
 use crate::workspace::{Blob, BlobContent, BlobNative, Workspace};
 
-/// The queue a `CreateBlobsQueue` output blob holds: slots are workspace blobs.
-pub type BlobQueue = BlobsQueue<Arc<Blob>>;
+/// The queue a `CreateBlobsQueue` output blob holds.
+pub type BlobQueue = BlobsQueue<Slot>;
 
 impl BlobNative for BlobQueue {
     const TYPE_NAME: &'static str = "std::shared_ptr<caffe2::BlobsQueue>";
 }
 
-/// Byte size of a blob's content for the `queue_dequeued_bytes` stats (tensor elements or
-/// string bytes; 0 for anything else).
-pub fn content_bytes(content: &BlobContent) -> usize {
-    match content {
-        BlobContent::Tensor(t) if t.dtype() == DataType::String => t
-            .strings()
-            .map_or(0, |s| s.iter().map(Vec::len).sum::<usize>()),
-        BlobContent::Tensor(t) => t.nbytes(),
-        BlobContent::String(s) => s.len(),
-        _ => 0,
-    }
-}
+pub use crate::queue::content_bytes;
 
-/// Builds the queue `name` with `capacity × num_blobs` slot blobs `<name>_<i>_<j>` created in
-/// `ws`. With `enforce_unique_name`, every slot name is checked before any is created, so a
-/// refused queue leaves the workspace unchanged.
+/// Builds the queue `name`. A queue small enough to be a preallocated ring
+/// (`BlobQueue::is_ring`) also creates Caffe2's `capacity × num_blobs` slot blob names
+/// `<name>_<i>_<j>` in `ws`, empty (see the module doc); a larger one makes its slot rows as
+/// records arrive, so a huge capacity or num_blobs allocates nothing up front. With
+/// `enforce_unique_name`, every slot name is checked before any is created, so a refused queue
+/// leaves the workspace unchanged.
 pub fn new_blob_queue(
     ws: &Workspace,
     name: &str,
@@ -53,56 +53,72 @@ pub fn new_blob_queue(
     field_names: &[String],
     strict: bool,
 ) -> Result<BlobQueue> {
-    // Validate the sizes before looking at names (the queue repeats these checks).
-    BlobsQueue::<()>::new(
-        name,
-        capacity,
-        num_blobs,
-        field_names,
-        strict,
-        |_, _| Ok(()),
-    )?;
+    // Validates the sizes before any name is looked at.
+    let queue = BlobQueue::new(name, capacity, num_blobs, field_names, strict)?;
+    let (capacity, num_blobs) = (queue.capacity(), queue.num_blobs());
     if enforce_unique_name {
+        if let Some(slot) = existing_slot_name(ws, name, capacity as u64, num_blobs as u64) {
+            return Err(C2rsError::enforce(format!(
+                "Queue internal blob already exists: {slot}"
+            )));
+        }
+    }
+    if BlobQueue::is_ring(capacity, num_blobs) {
         for i in 0..capacity {
             for j in 0..num_blobs {
                 let slot = format!("{name}_{i}_{j}");
-                if ws.has_blob(&slot) {
-                    return Err(C2rsError::enforce(format!(
-                        "Queue internal blob already exists: {slot}"
-                    )));
-                }
+                ws.create_blob(&slot).ok_or_else(|| {
+                    C2rsError::enforce(format!(
+                        "queue slot blob {slot} is forwarded to a parent blob that no longer exists"
+                    ))
+                })?;
             }
         }
     }
-    BlobsQueue::new(name, capacity, num_blobs, field_names, strict, |i, j| {
-        let slot = format!("{name}_{i}_{j}");
-        ws.create_blob(&slot).ok_or_else(|| {
-            C2rsError::enforce(format!(
-                "queue slot blob {slot} is forwarded to a parent blob that no longer exists"
-            ))
-        })
-    })
+    Ok(queue)
 }
 
-/// Swaps `blobs[j]` with the slot row's column j; returns the byte size of what now sits in
-/// `blobs` (the dequeued side) per column.
-fn swap_row(row: &mut [Arc<Blob>], blobs: &[Arc<Blob>]) -> Vec<usize> {
-    row.iter()
-        .zip(blobs)
-        .map(|(slot, blob)| {
-            Blob::swap(slot, blob);
-            content_bytes(&blob.read())
+/// The first visible blob named like a slot of queue `name` (`<name>_<i>_<j>` with
+/// `i < capacity`, `j < num_blobs`), in slot order. Small queues ask for each name; large ones
+/// scan the workspace's names instead, so the cost is bounded by what the workspace holds.
+fn existing_slot_name(ws: &Workspace, name: &str, capacity: u64, num_blobs: u64) -> Option<String> {
+    if BlobQueue::is_ring(capacity as usize, num_blobs as usize) {
+        return (0..capacity)
+            .flat_map(|i| (0..num_blobs).map(move |j| format!("{name}_{i}_{j}")))
+            .find(|slot| ws.has_blob(slot));
+    }
+    let prefix = format!("{name}_");
+    ws.blobs()
+        .iter()
+        .filter_map(|blob| {
+            let (i, j) = blob.strip_prefix(&prefix)?.split_once('_')?;
+            let (i, j) = (canonical_index(i)?, canonical_index(j)?);
+            (i < capacity && j < num_blobs).then(|| ((i, j), blob.clone()))
         })
-        .collect()
+        .min()
+        .map(|(_, blob)| blob)
+}
+
+/// A decimal index as `format!` writes it (no sign, no leading zeros), or `None`.
+fn canonical_index(s: &str) -> Option<u64> {
+    if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Swaps `blobs[j]` with the slot row's column j (each blob locked for its own swap).
+fn swap_row(row: &mut [Slot], blobs: &[Arc<Blob>]) {
+    for (slot, blob) in row.iter_mut().zip(blobs) {
+        slot.swap_content(&mut blob.write());
+    }
 }
 
 /// Writes one record from `blobs` (the caller's blobs; their old content goes to the slot).
 pub fn write_record(queue: &BlobQueue, blobs: &[Arc<Blob>]) -> Result<Outcome> {
     check_columns(queue, blobs.len())?;
-    queue.blocking_write(|row| {
-        swap_row(row, blobs);
-        Ok(())
-    })
+    queue.blocking_write(|row| swap_row(row, blobs))
 }
 
 /// Reads one record into `blobs` (their old content goes to the slot for recycling).
@@ -112,7 +128,7 @@ pub fn read_record(
     deadline: Option<Instant>,
 ) -> Result<Outcome> {
     check_columns(queue, blobs.len())?;
-    queue.blocking_read(deadline, |row| Ok(swap_row(row, blobs)))
+    queue.blocking_read(deadline, |_| Ok(()), |row| swap_row(row, blobs))
 }
 
 fn check_columns(queue: &BlobQueue, n: usize) -> Result<()> {
@@ -359,35 +375,38 @@ pub fn safe_dequeue_many(
     let scratch: Vec<Arc<Blob>> = (0..n).map(|_| Arc::new(Blob::new())).collect();
     for k in 0..num_records {
         let first = records.first();
-        let outcome = queue.blocking_read(None, |row| {
-            for (c, slot) in row.iter().enumerate() {
-                let guard = slot.read();
-                let BlobContent::Tensor(t) = &*guard else {
-                    return Err(C2rsError::enforce(format!(
-                        "SafeDequeueBlobs: record {k} column {c} is a {}, not a tensor",
-                        guard.type_name()
-                    )));
-                };
-                if t.dims().is_empty() {
-                    return Err(C2rsError::enforce(format!(
-                        "Empty tensor to dequeue at column {c} within {n} total columns"
-                    )));
-                }
-                if let Some(first) = first {
-                    let t0 = &first[c];
-                    if t.dtype() != t0.dtype() || t.dims()[1..] != t0.dims()[1..] {
+        let outcome = queue.blocking_read(
+            None,
+            |row| {
+                for (c, slot) in row.iter().enumerate() {
+                    let Some(t) = slot.tensor() else {
                         return Err(C2rsError::enforce(format!(
-                            "SafeDequeueBlobs: record {k} column {c} has shape {:?}/{}, expected {:?}/{}",
-                            t.dims(),
-                            t.dtype(),
-                            t0.dims(),
-                            t0.dtype()
+                            "SafeDequeueBlobs: record {k} column {c} is a {}, not a tensor",
+                            slot.type_name()
+                        )));
+                    };
+                    if t.dims().is_empty() {
+                        return Err(C2rsError::enforce(format!(
+                            "Empty tensor to dequeue at column {c} within {n} total columns"
                         )));
                     }
+                    if let Some(first) = first {
+                        let t0: &Tensor = &first[c];
+                        if t.dtype() != t0.dtype() || t.dims()[1..] != t0.dims()[1..] {
+                            return Err(C2rsError::enforce(format!(
+                                "SafeDequeueBlobs: record {k} column {c} has shape {:?}/{}, expected {:?}/{}",
+                                t.dims(),
+                                t.dtype(),
+                                t0.dims(),
+                                t0.dtype()
+                            )));
+                        }
+                    }
                 }
-            }
-            Ok(swap_row(row, &scratch))
-        })?;
+                Ok(())
+            },
+            |row| swap_row(row, &scratch),
+        )?;
         if outcome != Outcome::Done {
             let stop = k == 0;
             return Ok((records, stop));

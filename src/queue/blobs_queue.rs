@@ -1,31 +1,29 @@
 //! `BlobsQueue`: Caffe2's bounded FIFO of records, each `num_blobs` slots wide. Records move
-//! by swapping slot contents with the caller's (zero copy); the swap itself is the caller's
-//! closure, so the queue works for any slot type (workspace blobs, tensors in tests).
+//! by moving slot contents (a swap with the caller's blobs for operators, a handle's pointer
+//! for hosts): the move itself is the caller's closure, so the queue works for any slot type.
 //!
-//! Synchronisation: one mutex over the ring, two condition variables (`not_empty` for readers,
-//! `not_full` for writers) with `notify_one` after each transfer and `notify_all` on close.
-//! Every blocking call has one shape (STYLE.md §5.9): fast path under the lock → absolute
-//! deadline → predicate loop → re-check under the lock and act if possible → only then report
-//! closed or timed out. A waiter woken by `notify_one` therefore never leaves without acting
-//! while it could, and a timed-out reader leaves no residue. Before parking, a waiter yields
-//! its core a bounded couple of times with the lock released, watching a relaxed size hint
-//! (see `wait_until`); this only delays the park, every decision is still made under the lock.
-//! The `notify_one` after each transfer is made after the lock is released and costs one
-//! relaxed load when nobody is parked (parking_lot's `Condvar::notify_one` returns early on an
-//! empty wait state), so no waiter count is kept. What runs under the lock: the caller's
-//! closure (slot swaps, blob locks), the ring indices, the size hint and the stats counts;
-//! old slot contents, handle allocations and blocked-time sums are dealt with after it.
+//! Storage (see `ring.rs`, `deque.rs`): a queue of up to `RING_MAX_CAPACITY` records and
+//! `RING_MAX_SLOTS` slots gets a lock-free ring made up front (Vyukov's bounded MPMC queue);
+//! a larger one gets a mutex-guarded deque whose rows are made as records arrive, so a huge
+//! capacity costs nothing until used (issue 11).
+//!
+//! Every blocking call has one shape (STYLE.md §5.9): try → on "busy" (the other side is
+//! mid-way through our cell) spin/yield and retry → on "empty"/"full" check close and the
+//! deadline, back off a few rounds, then sleep on the side's `Waker` (register, re-check,
+//! wait) → after any wake-up retry, and act if possible → only then report closed or timed
+//! out. A notifier pays one load when nobody sleeps. A timed-out waiter leaves no residue.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
-
-use super::at_least_one;
-use super::stats::{QueueStats, StatCounts, StatsReport};
+use super::deque::Deque;
+use super::ring::{Pop, Push, Ring};
+use super::stats::{QueueStats, StatsReport, StoreCounts};
+use super::waker::Waker;
+use super::{QueueSlot, at_least_one};
 use crate::error::{C2rsError, Result};
 
-/// How a blocking call ended (errors from the caller's closure are `Err`).
+/// How a blocking call ended (errors from the caller's closures are `Err`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The record was transferred.
@@ -38,49 +36,117 @@ pub enum Outcome {
     Full,
 }
 
-/// Guarded by `BlobsQueue::ring`. Invariant: `reader <= writer <= reader + capacity`; the slot
-/// row of record n is `slots[n % capacity]`. Lock order: this mutex, then blob locks (taken by
-/// the swap closures); never the reverse.
-struct Ring<S> {
-    /// Next record to read; only grows.
-    reader: u64,
-    /// Next record to write; only grows.
-    writer: u64,
-    slots: Vec<Vec<S>>,
-    /// Statistics counters, updated by every call while it holds this lock (plain integers:
-    /// no atomic read-modify-write on the per-record path; see `stats.rs`).
-    counts: StatCounts,
-}
+/// Largest capacity (records) stored in a preallocated ring.
+pub const RING_MAX_CAPACITY: usize = 1024;
+/// Largest `capacity × num_blobs` stored in a preallocated ring; Caffe2's named slot blobs are
+/// created (as name reservations) only for such queues.
+pub const RING_MAX_SLOTS: usize = 4096;
 
-impl<S> Ring<S> {
-    fn can_read(&self) -> bool {
-        self.reader != self.writer
-    }
-
-    fn can_write(&self, capacity: u64) -> bool {
-        self.writer != self.reader + capacity
-    }
-
-    fn check(&self, capacity: u64) {
-        debug_assert!(
-            self.reader <= self.writer && self.writer <= self.reader + capacity,
-            "ring invariant broken: reader {} writer {} capacity {capacity}",
-            self.reader,
-            self.writer
-        );
-    }
-}
-
-/// How many times a waiter yields its core (`sched_yield`), re-checking the size hint after
-/// each, before it parks. Measured with bench_queue on the 2-core shared host (records/s
-/// through the C ABI, 1×1 / 2×2 / 4×4 at capacity 1, 4, 64): yielding twice instead of the
-/// earlier 100-round `spin_loop` spin (which only rings of capacity ≥ 16 did) raised capacity
-/// 1 and 4 from 0.1-0.5M to 0.3-1.0M records/s and capacity 64 from 1.2-2.6M to 4.2-4.6M.
-/// A busy-spin burns the time slice the other side needs when both share a core; a yield
-/// hands it over, and when the core is otherwise idle it returns at once (≈ a syscall), so
-/// the bound keeps the cost of an unproductive wait to two syscalls before the park.
-/// 1, 4 and 8 yields measured about the same; 2 was the steadiest.
+/// Spin rounds (`2^k` pause instructions in round k) before a waiter starts yielding.
+const SPIN_ROUNDS: u32 = 2;
+/// Yield rounds (`sched_yield`) after the spins before a waiter sleeps. On two cores shared by
+/// producers and consumers a yield hands the core to the other side, which usually makes the
+/// transfer sooner than a park/unpark round trip; a long spin burns the slice it needs.
+/// Measured with bench_queue on the 2-core shared host (load 10-13, three interleaved runs of
+/// three reps, records/s): these 2 + 2 rounds against crossbeam's Backoff (7 spin rounds up to
+/// 64 pauses, then 4 yields): 1x1 cap 4 0.29-0.41M vs 0.14-0.16M, 2x2 cap 4 0.37-0.47M vs
+/// 0.17-0.35M, 4x4 cap 4 0.62-0.87M vs 0.14-0.50M, 2x2 cap 64 1.2-2.1M vs 1.2-1.7M.
 const YIELD_ROUNDS: u32 = 2;
+
+/// Bounded spin-then-yield between attempts.
+struct Backoff {
+    round: u32,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self { round: 0 }
+    }
+
+    /// Waits a little: spins first, then yields the core.
+    fn snooze(&mut self) {
+        if self.round < SPIN_ROUNDS {
+            for _ in 0..1u32 << self.round {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+        self.round = self.round.saturating_add(1);
+    }
+
+    /// Whether the waiter is still in its first, spinning rounds (a few dozen cycles each;
+    /// not yet counted as waiting).
+    fn is_spinning(&self) -> bool {
+        self.round < SPIN_ROUNDS
+    }
+
+    /// Whether the waiter should sleep instead of snoozing again.
+    fn is_completed(&self) -> bool {
+        self.round >= SPIN_ROUNDS + YIELD_ROUNDS
+    }
+}
+
+enum Store<S> {
+    Ring(Ring<S>),
+    Deque(Deque<S>),
+}
+
+impl<S: QueueSlot> Store<S> {
+    fn try_push(&self, put: &mut impl FnMut(&mut [S])) -> Result<Push> {
+        match self {
+            Store::Ring(r) => Ok(r.try_push(put)),
+            Store::Deque(d) => d.try_push(put),
+        }
+    }
+
+    fn try_pop(
+        &self,
+        check: &mut impl FnMut(&[S]) -> Result<()>,
+        take: &mut impl FnMut(&mut [S]),
+    ) -> Result<Pop<C2rsError>> {
+        match self {
+            Store::Ring(r) => Ok(r.try_pop(check, take)),
+            Store::Deque(d) => d.try_pop(check, take),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Store::Ring(r) => r.is_empty(),
+            Store::Deque(d) => d.is_empty(),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        match self {
+            Store::Ring(r) => r.is_full(),
+            Store::Deque(d) => d.is_full(),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Store::Ring(r) => r.len(),
+            Store::Deque(d) => d.len(),
+        }
+    }
+
+    fn counts(&self) -> StoreCounts {
+        match self {
+            Store::Ring(r) => StoreCounts {
+                reads: r.reads(),
+                writes: r.writes(),
+                bytes_per_column: r.dequeued_bytes(),
+            },
+            Store::Deque(d) => StoreCounts {
+                reads: d.reads(),
+                writes: d.writes(),
+                bytes_per_column: d.dequeued_bytes(),
+            },
+        }
+    }
+}
 
 pub struct BlobsQueue<S> {
     name: String,
@@ -88,29 +154,25 @@ pub struct BlobsQueue<S> {
     num_blobs: usize,
     /// Refuse every write once closed (TensorFlow-style) instead of Caffe2's "closed and full".
     strict: bool,
-    ring: Mutex<Ring<S>>,
-    /// Readers wait here for `can_read || closing`.
-    not_empty: Condvar,
-    /// Writers wait here for `can_write || closing`.
-    not_full: Condvar,
-    /// Set once by `close` (Release) before it takes the lock and wakes everyone; waiters read
-    /// it under the lock (Acquire), so a close is never missed between check and wait.
+    store: Store<S>,
+    /// Readers sleep here while the queue is empty.
+    readers: Waker,
+    /// Writers sleep here while the queue is full.
+    writers: Waker,
+    /// Set once by `close` (SeqCst, before it wakes every sleeper); sleepers load it after
+    /// registering, so a close is never missed between their check and their wait.
     closing: AtomicBool,
-    /// Mirror of `writer - reader`, stored under the lock after every transfer (Relaxed: only
-    /// a hint for the bounded yield in `wait_until`; every decision re-checks under the lock).
-    queued_hint: AtomicU64,
     stats: QueueStats,
 }
 
-impl<S> BlobsQueue<S> {
-    /// A queue of `capacity` records of `num_blobs` slots, each made by `make_slot(slot, column)`.
+impl<S: QueueSlot> BlobsQueue<S> {
+    /// A queue of `capacity` records of `num_blobs` slots (see the module doc for storage).
     pub fn new(
         name: &str,
         capacity: i64,
         num_blobs: i64,
         field_names: &[String],
         strict: bool,
-        mut make_slot: impl FnMut(usize, usize) -> Result<S>,
     ) -> Result<Self> {
         let (cap, nb) = (
             at_least_one(capacity, "capacity")?,
@@ -119,27 +181,33 @@ impl<S> BlobsQueue<S> {
         if !field_names.is_empty() && field_names.len() as i64 != num_blobs {
             return Err(C2rsError::enforce("Wrong number of fieldNames provided."));
         }
-        let slots = (0..cap)
-            .map(|i| (0..nb).map(|j| make_slot(i, j)).collect::<Result<Vec<S>>>())
-            .collect::<Result<Vec<_>>>()?;
-        let stats = QueueStats::new(name, field_names);
+        let store = if Self::is_ring(cap, nb) {
+            Store::Ring(Ring::new(cap, nb))
+        } else {
+            Store::Deque(Deque::new(cap, nb))
+        };
         Ok(Self {
             name: name.to_string(),
-            capacity: capacity as u64,
+            capacity: cap as u64,
             num_blobs: nb,
             strict,
-            ring: Mutex::new(Ring {
-                reader: 0,
-                writer: 0,
-                slots,
-                counts: StatCounts::new(stats.num_fields()),
-            }),
-            not_empty: Condvar::new(),
-            not_full: Condvar::new(),
+            store,
+            readers: Waker::new(),
+            writers: Waker::new(),
             closing: AtomicBool::new(false),
-            queued_hint: AtomicU64::new(0),
-            stats,
+            stats: QueueStats::new(name, field_names),
         })
+    }
+}
+
+impl<S> BlobsQueue<S> {
+    /// Whether a queue of this size is a preallocated ring (else rows are made as records
+    /// arrive).
+    pub fn is_ring(capacity: usize, num_blobs: usize) -> bool {
+        capacity <= RING_MAX_CAPACITY
+            && capacity
+                .checked_mul(num_blobs)
+                .is_some_and(|n| n <= RING_MAX_SLOTS)
     }
 
     pub fn name(&self) -> &str {
@@ -158,211 +226,221 @@ impl<S> BlobsQueue<S> {
         self.strict
     }
 
-    /// The statistics now (counts taken under the ring lock, so consistent with each other).
+    pub fn is_closed(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+}
+
+impl<S: QueueSlot> BlobsQueue<S> {
+    /// The statistics now (see `stats.rs` for how exact they are under concurrency).
     pub fn stats(&self) -> StatsReport {
-        let counts = self.ring.lock().counts.clone();
-        self.stats.report(&counts)
+        self.stats.report(self.store.counts())
     }
 
     /// Records currently queued.
     pub fn size(&self) -> usize {
-        let ring = self.ring.lock();
-        (ring.writer - ring.reader) as usize
+        self.store.len() as usize
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
-    }
-
-    /// Waits on `cv` until `ready` holds, the queue closes, or `deadline` passes.
-    ///
-    /// Before parking, yields its core up to `YIELD_ROUNDS` times with the lock released,
-    /// watching `queued_hint` for `spin_done`: the other side, given the core, usually makes
-    /// the transfer sooner than a park/unpark round trip (two futex calls and a context switch
-    /// on each side), and a waiter that never parks costs its peer no wake-up syscall. The
-    /// wait is bounded and only a hint: the predicate is re-checked under the lock as before.
-    /// (A timed wait may overrun its deadline by these few yields.)
-    fn wait_until(
+    /// Reads one record: `check` may refuse it (the error is returned and the record stays
+    /// queued, first in line); otherwise `take` empties the row. Blocks until data, close, or
+    /// `deadline`; after close, remaining records are still read (drain). A record that
+    /// arrives by the time the waiter re-checks is taken even past the deadline.
+    pub fn blocking_read(
         &self,
-        ring: &mut MutexGuard<'_, Ring<S>>,
-        cv: &Condvar,
-        ready: impl Fn(&Ring<S>) -> bool,
-        spin_done: impl Fn(u64) -> bool,
         deadline: Option<Instant>,
-        started: &mut Option<Instant>,
-    ) {
-        if ready(ring) || self.closing.load(Ordering::Acquire) {
-            return;
-        }
-        let now = *started.get_or_insert_with(Instant::now);
-        // A try (deadline already passed) never waits.
-        if deadline.is_some_and(|d| d <= now) {
-            return;
-        }
-        MutexGuard::unlocked(ring, || {
-            for _ in 0..YIELD_ROUNDS {
-                std::thread::yield_now();
-                if spin_done(self.queued_hint.load(Ordering::Relaxed))
-                    || self.closing.load(Ordering::Relaxed)
-                {
-                    break;
-                }
+        mut check: impl FnMut(&[S]) -> Result<()>,
+        mut take: impl FnMut(&mut [S]),
+    ) -> Result<Outcome> {
+        // Fast path: one attempt, nothing set up.
+        match self.store.try_pop(&mut check, &mut take) {
+            Ok(Pop::Done) => {
+                self.writers.notify_one();
+                Ok(Outcome::Done)
             }
-        });
-        while !ready(ring) && !self.closing.load(Ordering::Acquire) {
-            match deadline {
-                None => cv.wait(ring),
-                Some(d) => {
-                    if cv.wait_until(ring, d).timed_out() {
-                        return;
+            Ok(Pop::Refused(e)) | Err(e) => {
+                self.end_call(None, true, true);
+                Err(e)
+            }
+            Ok(Pop::Empty | Pop::Busy) => self.read_slow(deadline, check, take),
+        }
+    }
+
+    #[inline(never)]
+    fn read_slow(
+        &self,
+        deadline: Option<Instant>,
+        mut check: impl FnMut(&[S]) -> Result<()>,
+        mut take: impl FnMut(&mut [S]),
+    ) -> Result<Outcome> {
+        let mut backoff = Backoff::new();
+        let mut waiting: Option<Instant> = None;
+        let outcome = loop {
+            match self.store.try_pop(&mut check, &mut take) {
+                Ok(Pop::Done) => {
+                    self.writers.notify_one();
+                    break Ok(Outcome::Done);
+                }
+                // Another reader is checking the record ahead, or its writer is publishing.
+                Ok(Pop::Busy) => backoff.snooze(),
+                Ok(Pop::Empty) => {
+                    if self.is_closed() {
+                        break Ok(Outcome::Closed);
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        break Ok(Outcome::TimedOut);
+                    }
+                    if backoff.is_spinning() {
+                        backoff.snooze();
+                        continue;
+                    }
+                    self.start_wait(&mut waiting, true);
+                    if backoff.is_completed() {
+                        self.readers
+                            .sleep(|| self.store.is_empty() && !self.is_closed(), deadline);
+                    } else {
+                        backoff.snooze();
                     }
                 }
+                Ok(Pop::Refused(e)) | Err(e) => break Err(e),
+            }
+        };
+        self.end_call(waiting, true, !matches!(outcome, Ok(Outcome::Done)));
+        outcome
+    }
+
+    /// Writes one record: `put` fills the row (the caller's record goes in, the slot's old
+    /// contents come out). Blocks while full; fails only when closed and full (strict mode:
+    /// whenever closed).
+    pub fn blocking_write(&self, mut put: impl FnMut(&mut [S])) -> Result<Outcome> {
+        if !self.strict {
+            // Fast path: one attempt, nothing set up.
+            match self.store.try_push(&mut put) {
+                Ok(Push::Done) => {
+                    self.readers.notify_one();
+                    return Ok(Outcome::Done);
+                }
+                Err(e) => {
+                    self.end_call(None, false, true);
+                    return Err(e);
+                }
+                Ok(Push::Full | Push::Busy) => {}
             }
         }
+        self.write_slow(put)
     }
 
-    /// Takes the ring lock; when it is contended, starts the call's stopwatch first (an
-    /// uncontended call reads no clock: see `elapsed_ns`).
-    fn lock_timed(&self, started: &mut Option<Instant>) -> MutexGuard<'_, Ring<S>> {
-        if let Some(ring) = self.ring.try_lock() {
-            return ring;
-        }
-        *started = Some(Instant::now());
-        self.ring.lock()
-    }
-
-    /// Reads one record: `take` receives the slot row and swaps its contents out, returning the
-    /// byte size of each column (for the stats). Blocks until data, close, or `deadline`.
-    /// After close, remaining records are still read (drain).
-    pub fn blocking_read<B: AsRef<[usize]>>(
-        &self,
-        deadline: Option<Instant>,
-        take: impl FnOnce(&mut [S]) -> Result<B>,
-    ) -> Result<Outcome> {
-        let mut started = None;
-        let mut ring = self.lock_timed(&mut started);
-        // Counted on arrival, before any wait (a blocked reader shows in the balance).
-        ring.counts.read_attempt();
-        self.wait_until(
-            &mut ring,
-            &self.not_empty,
-            Ring::can_read,
-            |queued| queued > 0,
-            deadline,
-            &mut started,
-        );
-        // Re-check under the lock: read if possible, even past the deadline.
-        if !ring.can_read() {
-            ring.counts.read_call();
-            drop(ring);
-            self.stats.read_time(elapsed_ns(started));
-            return Ok(if self.is_closed() {
-                Outcome::Closed
-            } else {
-                Outcome::TimedOut
-            });
-        }
-        let index = (ring.reader % self.capacity) as usize;
-        let bytes = take(&mut ring.slots[index])?;
-        ring.reader += 1;
-        self.queued_hint
-            .store(ring.writer - ring.reader, Ordering::Relaxed);
-        ring.counts.dequeued(bytes.as_ref());
-        ring.counts.read_call();
-        ring.check(self.capacity);
-        drop(ring);
-        self.not_full.notify_one();
-        self.stats.read_time(elapsed_ns(started));
-        Ok(Outcome::Done)
-    }
-
-    /// Writes one record: `put` receives the slot row and swaps the caller's contents in.
-    /// Blocks while full; fails only when closed and full (strict mode: whenever closed).
-    pub fn blocking_write(&self, put: impl FnOnce(&mut [S]) -> Result<()>) -> Result<Outcome> {
-        let mut started = None;
-        let mut ring = self.lock_timed(&mut started);
-        // Counted on arrival, before any wait (a blocked writer shows in the balance).
-        ring.counts.write_attempt();
-        if self.strict && self.is_closed() {
-            return Ok(Outcome::Closed);
-        }
-        let capacity = self.capacity;
-        self.wait_until(
-            &mut ring,
-            &self.not_full,
-            |r| r.can_write(capacity),
-            |queued| queued < capacity,
-            None,
-            &mut started,
-        );
-        if !ring.can_write(capacity) || (self.strict && self.is_closed()) {
-            ring.counts.write_call();
-            drop(ring);
-            self.stats.write_time(elapsed_ns(started));
-            return Ok(Outcome::Closed);
-        }
-        self.write_locked(&mut ring, put)?;
-        ring.counts.write_call();
-        drop(ring);
-        self.not_empty.notify_one();
-        self.stats.write_time(elapsed_ns(started));
-        Ok(Outcome::Done)
+    #[inline(never)]
+    fn write_slow(&self, mut put: impl FnMut(&mut [S])) -> Result<Outcome> {
+        let mut backoff = Backoff::new();
+        let mut waiting: Option<Instant> = None;
+        let outcome = loop {
+            if self.strict && self.is_closed() {
+                break Ok(Outcome::Closed);
+            }
+            match self.store.try_push(&mut put) {
+                Ok(Push::Done) => {
+                    self.readers.notify_one();
+                    break Ok(Outcome::Done);
+                }
+                // Another writer claimed the position first, or a reader is releasing the cell.
+                Ok(Push::Busy) => backoff.snooze(),
+                Ok(Push::Full) => {
+                    if self.is_closed() {
+                        break Ok(Outcome::Closed);
+                    }
+                    if backoff.is_spinning() {
+                        backoff.snooze();
+                        continue;
+                    }
+                    self.start_wait(&mut waiting, false);
+                    if backoff.is_completed() {
+                        self.writers
+                            .sleep(|| self.store.is_full() && !self.is_closed(), None);
+                    } else {
+                        backoff.snooze();
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.end_call(waiting, false, !matches!(outcome, Ok(Outcome::Done)));
+        outcome
     }
 
     /// Writes one record if there is room right now (ignores close, as Caffe2's `tryWrite`,
-    /// except in strict mode). Never blocks.
-    pub fn try_write(&self, put: impl FnOnce(&mut [S]) -> Result<()>) -> Result<Outcome> {
-        let mut ring = self.ring.lock();
-        if self.strict && self.is_closed() {
-            return Ok(Outcome::Closed);
+    /// except in strict mode). Never sleeps. Only a successful write counts in the stats.
+    pub fn try_write(&self, mut put: impl FnMut(&mut [S])) -> Result<Outcome> {
+        let mut backoff = Backoff::new();
+        loop {
+            if self.strict && self.is_closed() {
+                return Ok(Outcome::Closed);
+            }
+            match self.store.try_push(&mut put)? {
+                Push::Done => {
+                    self.readers.notify_one();
+                    return Ok(Outcome::Done);
+                }
+                Push::Full => return Ok(Outcome::Full),
+                // Another thread is mid-way through the cell; it finishes in a few steps.
+                Push::Busy => backoff.snooze(),
+            }
         }
-        if !ring.can_write(self.capacity) {
-            return Ok(Outcome::Full);
-        }
-        ring.counts.write_attempt();
-        self.write_locked(&mut ring, put)?;
-        drop(ring);
-        self.not_empty.notify_one();
-        Ok(Outcome::Done)
     }
 
-    fn write_locked(
-        &self,
-        ring: &mut MutexGuard<'_, Ring<S>>,
-        put: impl FnOnce(&mut [S]) -> Result<()>,
-    ) -> Result<()> {
-        let index = (ring.writer % self.capacity) as usize;
-        put(&mut ring.slots[index])?;
-        ring.writer += 1;
-        self.queued_hint
-            .store(ring.writer - ring.reader, Ordering::Relaxed);
-        ring.check(self.capacity);
-        Ok(())
+    /// Called each time an attempt could not complete once the first spins are over: the first
+    /// time starts the call's stopwatch and counts it as waiting (Caffe2 counted attempts
+    /// before waiting). Not done for the spins themselves, which usually end the wait: a clock
+    /// read and two shared-counter updates would cost more than they do.
+    fn start_wait(&self, waiting: &mut Option<Instant>, read: bool) {
+        if waiting.is_none() {
+            *waiting = Some(Instant::now());
+            if read {
+                self.stats.read_waits();
+            } else {
+                self.stats.write_waits();
+            }
+        }
     }
 
-    /// Closes the queue (idempotent, no reopen) and wakes every waiter at once.
+    /// Stats for a finished call: a failure counts as an attempt and a call; a call that waited
+    /// adds its blocked time (an uncontended call reads no clock: see `c2rs_blobs_queue_stats`).
+    fn end_call(&self, waiting: Option<Instant>, read: bool, failed: bool) {
+        if failed {
+            if read {
+                self.stats.read_failed();
+            } else {
+                self.stats.write_failed();
+            }
+        }
+        if let Some(started) = waiting {
+            let ns = started.elapsed().as_nanos();
+            if read {
+                self.stats.read_waited();
+                self.stats.read_time(ns);
+            } else {
+                self.stats.write_waited();
+                self.stats.write_time(ns);
+            }
+        }
+    }
+
+    /// Closes the queue (idempotent, no reopen) and wakes every sleeper at once.
     pub fn close(&self) {
-        self.closing.store(true, Ordering::Release);
-        // Taking the lock orders the flag before any waiter's next predicate check.
-        let _ring = self.ring.lock();
-        self.not_empty.notify_all();
-        self.not_full.notify_all();
+        self.closing.store(true, Ordering::SeqCst);
+        self.readers.notify_all();
+        self.writers.notify_all();
     }
-}
-
-/// Nanoseconds since `started`, or 0 for a call that never had to wait (neither for the lock
-/// nor for the ring): such a call takes well under a microsecond, and skipping its two clock
-/// reads keeps the uncontended hot path free of clock calls. So `read_time_ns`/`write_time_ns`
-/// sum the time calls spent blocked (lock contention, spinning, parking, timed waits); the
-/// counts still cover every call.
-fn elapsed_ns(started: Option<Instant>) -> u128 {
-    started.map_or(0, |s| s.elapsed().as_nanos())
 }
 
 impl<S> Drop for BlobsQueue<S> {
     fn drop(&mut self) {
         // Nobody can be waiting: waiters hold an Arc to the queue.
-        self.closing.store(true, Ordering::Release);
+        debug_assert!(
+            !self.readers.has_sleepers() && !self.writers.has_sleepers(),
+            "a BlobsQueue dropped with sleepers"
+        );
+        self.closing.store(true, Ordering::SeqCst);
     }
 }
 
@@ -372,26 +450,23 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    /// A queue of `Option<u64>` slots: writes swap a value in, reads swap it out.
+    /// A queue of `Option<u64>` slots: writes put a value in, reads take it out.
     fn queue(capacity: i64, strict: bool) -> Arc<BlobsQueue<Option<u64>>> {
-        Arc::new(BlobsQueue::new("q", capacity, 1, &[], strict, |_, _| Ok(None)).unwrap())
+        Arc::new(BlobsQueue::new("q", capacity, 1, &[], strict).unwrap())
     }
 
     fn write(q: &BlobsQueue<Option<u64>>, v: u64) -> Outcome {
-        q.blocking_write(|row| {
-            row[0] = Some(v);
-            Ok(())
-        })
-        .unwrap()
+        q.blocking_write(|row| row[0] = Some(v)).unwrap()
     }
 
     fn read(q: &BlobsQueue<Option<u64>>, timeout: Option<Duration>) -> (Outcome, Option<u64>) {
         let mut got = None;
         let outcome = q
-            .blocking_read(timeout.map(|t| Instant::now() + t), |row| {
-                got = row[0].take();
-                Ok(vec![8])
-            })
+            .blocking_read(
+                timeout.map(|t| Instant::now() + t),
+                |_| Ok(()),
+                |row| got = row[0].take(),
+            )
             .unwrap();
         (outcome, got)
     }
@@ -438,26 +513,35 @@ mod tests {
         assert_eq!(reader.join().unwrap(), (Outcome::Closed, None));
     }
 
-    // spec queues.md §2.4, cell by cell.
+    // spec queues.md §2.4, cell by cell, for both stores.
     #[test]
     fn outcome_table_matches_caffe2() {
-        let q = queue(2, false);
-        assert_eq!(write(&q, 1), Outcome::Done); // open, empty: write
-        assert_eq!(read(&q, None), (Outcome::Done, Some(1)));
-        assert_eq!(
-            read(&q, Some(Duration::from_millis(5))).0,
-            Outcome::TimedOut
-        ); // open, empty: read blocks
-        assert_eq!(write(&q, 2), Outcome::Done);
-        assert_eq!(write(&q, 3), Outcome::Done); // open, partial: write
-        q.close();
-        assert_eq!(write(&q, 4), Outcome::Closed); // closed, full: write fails
-        assert_eq!(read(&q, None), (Outcome::Done, Some(2))); // closed, full: read drains
-        assert_eq!(write(&q, 5), Outcome::Done); // closed, partial: write accepted
-        assert_eq!(read(&q, None), (Outcome::Done, Some(3))); // closed, partial: read
-        assert_eq!(read(&q, None), (Outcome::Done, Some(5)));
-        assert_eq!(read(&q, None), (Outcome::Closed, None)); // closed, empty: read fails at once
-        assert_eq!(write(&q, 6), Outcome::Done); // closed, empty: write accepted
+        for capacity in [2, 1 << 40] {
+            let q = queue(capacity, false);
+            assert_eq!(write(&q, 1), Outcome::Done); // open, empty: write
+            assert_eq!(read(&q, None), (Outcome::Done, Some(1)));
+            assert_eq!(
+                read(&q, Some(Duration::from_millis(5))).0,
+                Outcome::TimedOut
+            ); // open, empty: read blocks
+            assert_eq!(write(&q, 2), Outcome::Done);
+            if capacity == 2 {
+                assert_eq!(write(&q, 3), Outcome::Done); // open, partial: write
+                q.close();
+                assert_eq!(write(&q, 4), Outcome::Closed); // closed, full: write fails
+                assert_eq!(read(&q, None), (Outcome::Done, Some(2))); // closed, full: drain
+                assert_eq!(write(&q, 5), Outcome::Done); // closed, partial: write accepted
+                assert_eq!(read(&q, None), (Outcome::Done, Some(3))); // closed, partial: read
+                assert_eq!(read(&q, None), (Outcome::Done, Some(5)));
+            } else {
+                q.close();
+                assert_eq!(write(&q, 3), Outcome::Done); // closed, partial: write accepted
+                assert_eq!(read(&q, None), (Outcome::Done, Some(2)));
+                assert_eq!(read(&q, None), (Outcome::Done, Some(3)));
+            }
+            assert_eq!(read(&q, None), (Outcome::Closed, None)); // closed, empty: fails at once
+            assert_eq!(write(&q, 6), Outcome::Done); // closed, empty: write accepted
+        }
     }
 
     #[test]
@@ -468,122 +552,276 @@ mod tests {
         let s = queue(2, true);
         s.close();
         assert_eq!(write(&s, 1), Outcome::Closed);
-        assert_eq!(s.try_write(|_| Ok(())).unwrap(), Outcome::Closed);
+        assert_eq!(s.try_write(|_| ()).unwrap(), Outcome::Closed);
     }
 
     #[test]
     fn try_write_reports_full_without_blocking() {
+        for capacity in [1, 1 << 40] {
+            let q = queue(capacity, false);
+            let mut n = 0;
+            while q.try_write(|r| r[0] = Some(n)).unwrap() == Outcome::Done && n < 3 {
+                n += 1;
+            }
+            let expected = if capacity == 1 { 1 } else { 4 };
+            assert_eq!(q.size(), expected);
+        }
         let q = queue(1, false);
-        assert_eq!(
-            q.try_write(|r| {
-                r[0] = Some(1);
-                Ok(())
-            })
-            .unwrap(),
-            Outcome::Done
-        );
-        assert_eq!(q.try_write(|_| Ok(())).unwrap(), Outcome::Full);
+        assert_eq!(q.try_write(|r| r[0] = Some(1)).unwrap(), Outcome::Done);
+        assert_eq!(q.try_write(|_| ()).unwrap(), Outcome::Full);
         assert_eq!(q.size(), 1);
     }
 
     #[test]
-    fn bad_construction_is_refused() {
-        assert_eq!(
-            BlobsQueue::<()>::new("q", 0, 1, &[], false, |_, _| Ok(()))
-                .err()
-                .unwrap()
-                .message(),
-            "capacity must be >= 1, got 0"
-        );
-        assert_eq!(
-            BlobsQueue::<()>::new("q", 1, 0, &[], false, |_, _| Ok(()))
-                .err()
-                .unwrap()
-                .message(),
-            "num_blobs must be >= 1, got 0"
-        );
-        assert!(BlobsQueue::<()>::new("q", -3, 1, &[], false, |_, _| Ok(())).is_err());
-        let e = BlobsQueue::<()>::new("q", 1, 2, &["a".into()], false, |_, _| Ok(()))
-            .err()
-            .unwrap();
-        assert_eq!(e.message(), "Wrong number of fieldNames provided.");
+    fn a_refused_read_leaves_the_record_first_in_line() {
+        for capacity in [4, 1 << 40] {
+            let q = queue(capacity, false);
+            write(&q, 1);
+            write(&q, 2);
+            let e = q
+                .blocking_read(
+                    None,
+                    |row| {
+                        if row[0] == Some(1) {
+                            Err(C2rsError::enforce("not that one"))
+                        } else {
+                            Ok(())
+                        }
+                    },
+                    |_| unreachable!("refused records are not taken"),
+                )
+                .unwrap_err();
+            assert_eq!(e.message(), "not that one");
+            assert_eq!(q.size(), 2);
+            assert_eq!(read(&q, None), (Outcome::Done, Some(1)));
+            assert_eq!(read(&q, None), (Outcome::Done, Some(2)));
+        }
     }
 
     #[test]
+    fn bad_construction_is_refused() {
+        let new = |c, n, f: &[String]| BlobsQueue::<()>::new("q", c, n, f, false);
+        assert_eq!(
+            new(0, 1, &[]).err().unwrap().message(),
+            "capacity must be >= 1, got 0"
+        );
+        assert_eq!(
+            new(1, 0, &[]).err().unwrap().message(),
+            "num_blobs must be >= 1, got 0"
+        );
+        assert!(new(-3, 1, &[]).is_err());
+        let e = new(1, 2, &["a".into()]).err().unwrap();
+        assert_eq!(e.message(), "Wrong number of fieldNames provided.");
+    }
+
+    // Issue 11 item 6: capacity 2^40 used to build 2^40 slots up front (abort after 20+ s).
+    #[test]
+    fn huge_capacity_allocates_nothing_up_front_and_works() {
+        let q = queue(1 << 40, false);
+        assert_eq!(q.capacity(), 1 << 40);
+        for v in 0..100 {
+            assert_eq!(write(&q, v), Outcome::Done);
+        }
+        assert_eq!(q.size(), 100);
+        for v in 0..100 {
+            assert_eq!(read(&q, None), (Outcome::Done, Some(v)));
+        }
+        assert_eq!(
+            read(&q, Some(Duration::from_millis(1))).0,
+            Outcome::TimedOut
+        );
+        q.close();
+        assert_eq!(read(&q, None), (Outcome::Closed, None));
+    }
+
+    // Issue 11 item 6: num_blobs 2^30 (or capacity = num_blobs = 2^20) used to spin building
+    // slots; rows are now made for records that arrive, as wide as num_blobs.
+    #[test]
+    fn huge_num_blobs_makes_rows_only_for_records() {
+        for (capacity, num_blobs) in [(1i64, 1i64 << 30), (1 << 20, 1 << 20)] {
+            let q =
+                BlobsQueue::<Option<u64>>::new("wide", capacity, num_blobs, &[], false).unwrap();
+            assert_eq!(q.num_blobs(), num_blobs as usize);
+            assert_eq!(q.size(), 0);
+            assert_eq!(q.stats().snapshot().dequeued_bytes, 0);
+            q.close();
+            assert_eq!(read(&q, None), (Outcome::Closed, None));
+        }
+    }
+
+    #[test]
+    fn the_consumers_old_content_comes_back_to_the_next_producer() {
+        for capacity in [1, 1 << 40] {
+            let q = queue(capacity, false);
+            write(&q, 1);
+            // The consumer swaps its previous value (7) in for the record.
+            let mut got = Some(7);
+            q.blocking_read(
+                None,
+                |_| Ok(()),
+                |row| std::mem::swap(&mut row[0], &mut got),
+            )
+            .unwrap();
+            assert_eq!(got, Some(1));
+            // The next producer gets the consumer's old value back (Caffe2's ping-pong).
+            let mut mine = Some(2);
+            q.blocking_write(|row| std::mem::swap(&mut row[0], &mut mine))
+                .unwrap();
+            assert_eq!(mine, Some(7));
+            assert_eq!(read(&q, None), (Outcome::Done, Some(2)));
+        }
+    }
+
+    /// Many producers and consumers on both stores: every record arrives exactly once and each
+    /// producer's records arrive in order at each consumer (crossbeam's `mpmc`/`linearizable`).
+    #[test]
     fn every_record_dequeued_exactly_once_in_producer_order() {
-        const PRODUCERS: u64 = 4;
-        let per_producer: u64 = if cfg!(miri) { 50 } else { 25_000 };
-        let q = queue(4, false);
-        let producers: Vec<_> = (0..PRODUCERS)
-            .map(|p| {
-                let q = q.clone();
-                std::thread::spawn(move || {
-                    for i in 0..per_producer {
-                        assert_eq!(write(&q, p << 32 | i), Outcome::Done);
-                    }
+        for (capacity, producers, consumers) in [(4, 4u64, 4), (1, 3, 5), (1 << 40, 4, 2)] {
+            let per_producer: u64 = if cfg!(miri) { 50 } else { 20_000 };
+            let q = queue(capacity, false);
+            let ps: Vec<_> = (0..producers)
+                .map(|p| {
+                    let q = q.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..per_producer {
+                            assert_eq!(write(&q, p << 32 | i), Outcome::Done);
+                        }
+                    })
                 })
+                .collect();
+            let cs: Vec<_> = (0..consumers)
+                .map(|_| {
+                    let q = q.clone();
+                    std::thread::spawn(move || {
+                        let mut got = Vec::new();
+                        while let (Outcome::Done, Some(v)) = read(&q, None) {
+                            got.push(v);
+                        }
+                        got
+                    })
+                })
+                .collect();
+            for p in ps {
+                p.join().unwrap();
+            }
+            q.close();
+            let mut all = Vec::new();
+            for c in cs {
+                let got = c.join().unwrap();
+                for p in 0..producers {
+                    let mine: Vec<u64> = got
+                        .iter()
+                        .filter(|v| *v >> 32 == p)
+                        .map(|v| v & 0xffff_ffff)
+                        .collect();
+                    assert!(
+                        mine.windows(2).all(|w| w[0] < w[1]),
+                        "producer {p} out of order"
+                    );
+                }
+                all.extend(got);
+            }
+            all.sort_unstable();
+            let expected: Vec<u64> = (0..producers)
+                .flat_map(|p| (0..per_producer).map(move |i| p << 32 | i))
+                .collect();
+            assert_eq!(all, expected, "capacity {capacity}");
+            assert_eq!(
+                q.stats().snapshot().dequeued_records,
+                (producers * per_producer) as i64
+            );
+        }
+    }
+
+    /// No lost wake-up: one producer and one consumer that both sleep at every record (the
+    /// queue alternates empty and full at capacity 1), many rounds; and threads blocked on a
+    /// full or empty queue are all released by the transfers that unblock them.
+    #[test]
+    fn sleepers_are_woken_by_every_transfer_under_stress() {
+        let rounds: u64 = if cfg!(miri) { 20 } else { 20_000 };
+        for capacity in [1, 1 << 40] {
+            let q = queue(capacity, false);
+            let q2 = q.clone();
+            let consumer = std::thread::spawn(move || {
+                let mut sum = 0;
+                for _ in 0..rounds {
+                    // A generous deadline: a lost wake-up shows as a timeout, not a hang.
+                    let (o, v) = read(&q2, Some(Duration::from_secs(30)));
+                    assert_eq!(o, Outcome::Done, "reader never woken");
+                    sum += v.unwrap();
+                }
+                sum
+            });
+            for v in 0..rounds {
+                assert_eq!(write(&q, v), Outcome::Done);
+            }
+            assert_eq!(consumer.join().unwrap(), rounds * (rounds - 1) / 2);
+        }
+        // 8 writers blocked on a full queue, then 8 readers blocked on the empty one: each
+        // transfer must wake a sleeper of the other side (notify_one), none may be left behind.
+        let q = queue(1, false);
+        write(&q, 0);
+        let writers: Vec<_> = (1..=8)
+            .map(|v| {
+                let q = q.clone();
+                std::thread::spawn(move || write(&q, v))
             })
             .collect();
-        let consumers: Vec<_> = (0..4)
+        std::thread::sleep(Duration::from_millis(20));
+        let mut sum = 0;
+        for _ in 0..9 {
+            let (o, v) = read(&q, Some(Duration::from_secs(30)));
+            assert_eq!(o, Outcome::Done);
+            sum += v.unwrap();
+        }
+        assert_eq!(sum, 36);
+        for w in writers {
+            assert_eq!(w.join().unwrap(), Outcome::Done);
+        }
+        let readers: Vec<_> = (0..8)
             .map(|_| {
                 let q = q.clone();
-                std::thread::spawn(move || {
-                    let mut got = Vec::new();
-                    while let (Outcome::Done, Some(v)) = read(&q, Some(Duration::from_secs(30))) {
-                        got.push(v);
-                    }
-                    got
-                })
+                std::thread::spawn(move || read(&q, Some(Duration::from_secs(30))))
             })
             .collect();
-        for p in producers {
-            p.join().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        for v in 0..8 {
+            assert_eq!(write(&q, v), Outcome::Done);
         }
-        q.close();
-        let mut all = Vec::new();
-        for c in consumers {
-            let got = c.join().unwrap();
-            // Per consumer, each producer's values arrive in increasing order (FIFO).
-            for p in 0..PRODUCERS {
-                let mine: Vec<u64> = got
-                    .iter()
-                    .filter(|v| *v >> 32 == p)
-                    .map(|v| v & 0xffff_ffff)
-                    .collect();
-                assert!(
-                    mine.windows(2).all(|w| w[0] < w[1]),
-                    "producer {p} out of order"
-                );
-            }
-            all.extend(got);
-        }
-        all.sort_unstable();
-        let expected: Vec<u64> = (0..PRODUCERS)
-            .flat_map(|p| (0..per_producer).map(move |i| p << 32 | i))
+        let mut got: Vec<u64> = readers
+            .into_iter()
+            .map(|r| {
+                let (o, v) = r.join().unwrap();
+                assert_eq!(o, Outcome::Done, "a reader was left asleep");
+                v.unwrap()
+            })
             .collect();
-        assert_eq!(all, expected);
+        got.sort_unstable();
+        assert_eq!(got, (0..8).collect::<Vec<_>>());
     }
 
     #[test]
     fn stats_count_attempts_records_and_bytes() {
-        let q = Arc::new(
-            BlobsQueue::new("stats_q", 2, 1, &["data".to_string()], false, |_, _| {
-                Ok(None::<u64>)
-            })
-            .unwrap(),
-        );
-        write(&q, 1);
-        write(&q, 2);
-        read(&q, None);
-        read(&q, Some(Duration::from_millis(1)));
-        read(&q, Some(Duration::from_millis(1)));
-        let keyed = q.stats().keyed();
-        let get = |k: &str| keyed.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
-        assert_eq!(get("stats_q/queue_balance"), Some(2 - 3));
-        assert_eq!(get("stats_q/queue_dequeued_records"), Some(2));
-        assert_eq!(get("stats_q/queue_dequeued_bytes"), Some(16));
-        assert_eq!(get("stats_q/queue_dequeued_bytes/data"), Some(16));
-        assert_eq!(get("stats_q/read_time_ns/count"), Some(3));
-        assert_eq!(get("stats_q/write_time_ns/count"), Some(2));
+        for capacity in [2, 1 << 40] {
+            let q: BlobsQueue<Option<u64>> =
+                BlobsQueue::new("stats_q", capacity, 1, &["data".to_string()], false).unwrap();
+            write(&q, 1);
+            write(&q, 2);
+            read(&q, None);
+            read(&q, Some(Duration::from_millis(1)));
+            read(&q, Some(Duration::from_millis(1)));
+            let keyed = q.stats().keyed();
+            let get = |k: &str| keyed.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
+            assert_eq!(get("stats_q/queue_balance"), Some(2 - 3));
+            assert_eq!(get("stats_q/queue_dequeued_records"), Some(2));
+            assert_eq!(get("stats_q/queue_dequeued_bytes"), Some(16));
+            assert_eq!(get("stats_q/queue_dequeued_bytes/data"), Some(16));
+            assert_eq!(get("stats_q/read_time_ns/count"), Some(3));
+            assert_eq!(get("stats_q/write_time_ns/count"), Some(2));
+            assert!(
+                get("stats_q/read_time_ns/sum").unwrap() >= 1_000_000,
+                "the timed-out read"
+            );
+        }
     }
 }

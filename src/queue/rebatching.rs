@@ -2,10 +2,11 @@
 //! concatenates dequeued rows under a new leading dim.
 //!
 //! Each enqueue makes one private deep copy of its tensors (a `Batch`), so a producer refilling
-//! its tensors in place never changes queued data; its rows are (batch, index) references into
-//! that copy, so splitting costs no copy per row. A dequeue copies each contiguous run of rows
-//! from one batch with a single push per column; dequeuing exactly one enqueued batch is one
-//! memcpy per column. A batch's memory is freed when its last row leaves the queue.
+//! its tensors in place never changes queued data; the queue holds spans of rows (batch, row
+//! range) into those copies, so splitting, queuing, checking and taking cost per span, not per
+//! row. A dequeue copies each span with a single push per column; dequeuing exactly one
+//! enqueued batch is one memcpy per column. A batch's memory goes back to the queue's buffer
+//! pool when its last row leaves the queue.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::at_least_one;
 use crate::error::{C2rsError, Result};
-use crate::tensor::{DataType, SequentialFill, Storage, Tensor};
+use crate::tensor::{BufferPool, DataType, SequentialFill, Tensor};
 
 /// A private deep copy of one enqueue: `num_blobs` columns, each of dims `[rows] + row dims`.
 /// Never written after construction.
@@ -28,22 +29,33 @@ impl Batch {
     }
 }
 
-/// One element: row `index` (along dim 0) of every column of `batch`.
-struct Row {
+/// Elements `start..end`: rows (along dim 0) of every column of `batch`.
+struct Span {
     batch: Arc<Batch>,
-    index: usize,
+    start: usize,
+    end: usize,
 }
 
-/// Guarded by `RebatchingQueue::state`. Invariant: `rows.len() <= capacity`; every batch holds
-/// `num_blobs` columns of at least 1 dim, and `index < dims[0]`.
+impl Span {
+    fn rows(&self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// Guarded by `RebatchingQueue::state`. Invariant: `len` is the sum of the spans' rows and at
+/// most `capacity`; spans are non-empty; every batch holds `num_blobs` columns of at least 1
+/// dim, and `start < end <= dims[0]`.
 struct Rows {
-    rows: VecDeque<Row>,
+    spans: VecDeque<Span>,
+    len: usize,
     closed: bool,
 }
 
 pub struct RebatchingQueue {
     capacity: usize,
     num_blobs: usize,
+    /// Buffers of dropped batches and dequeued outputs, reused for new ones (its own mutex).
+    pool: Arc<BufferPool>,
     state: Mutex<Rows>,
     /// Readers wait here for rows or close.
     not_empty: Condvar,
@@ -51,14 +63,23 @@ pub struct RebatchingQueue {
     not_full: Condvar,
 }
 
-/// A copy of `t` that shares nothing with it, viewed with `dims` (same element count).
-fn private_copy(t: &Tensor, dims: &[i64]) -> Result<Tensor> {
+/// A copy of `t` that shares nothing with it, viewed with `dims` (same element count), in a
+/// buffer from `pool`.
+fn private_copy(t: &Tensor, dims: &[i64], pool: &Arc<BufferPool>) -> Result<Tensor> {
     if t.dtype() == DataType::String {
         Tensor::from_strings(dims, t.strings()?.to_vec())
     } else {
-        Tensor::from_storage(t.dtype(), dims, Arc::new(Storage::copy_of(t.bytes()?)?))
+        let bytes = t.bytes()?;
+        let mut fill = SequentialFill::pooled(bytes.len(), pool)?;
+        fill.push(bytes)?;
+        Tensor::from_storage(t.dtype(), dims, Arc::new(fill.finish()?))
     }
 }
+
+/// Free buffers a queue keeps for its copies (batches in, assembled rows out): a steady stream
+/// of same-sized batches then refills memory it already touched instead of page-faulting fresh
+/// allocations (which made a 1 MiB batch cost ten times its copy under glibc's heap trimming).
+const POOLED_BUFFERS: usize = 4;
 
 impl RebatchingQueue {
     pub fn new(capacity: i64, num_blobs: i64) -> Result<Self> {
@@ -67,8 +88,10 @@ impl RebatchingQueue {
         Ok(Self {
             capacity,
             num_blobs,
+            pool: BufferPool::new(POOLED_BUFFERS),
             state: Mutex::new(Rows {
-                rows: VecDeque::new(),
+                spans: VecDeque::new(),
+                len: 0,
                 closed: false,
             }),
             not_empty: Condvar::new(),
@@ -85,7 +108,7 @@ impl RebatchingQueue {
     }
 
     pub fn size(&self) -> usize {
-        self.state.lock().rows.len()
+        self.state.lock().len
     }
 
     pub fn is_closed(&self) -> bool {
@@ -112,7 +135,7 @@ impl RebatchingQueue {
                 let mut dims = Vec::with_capacity(t.dims().len() + 1);
                 dims.push(1);
                 dims.extend_from_slice(t.dims());
-                private_copy(t, &dims)
+                private_copy(t, &dims, &self.pool)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(self.enqueue_batch(Batch { columns }, 1))
@@ -143,7 +166,7 @@ impl RebatchingQueue {
         }
         let columns = inputs
             .iter()
-            .map(|t| private_copy(t, t.dims()))
+            .map(|t| private_copy(t, t.dims(), &self.pool))
             .collect::<Result<Vec<_>>>()?;
         Ok(self.enqueue_batch(Batch { columns }, n))
     }
@@ -154,17 +177,19 @@ impl RebatchingQueue {
         let mut next = 0;
         let mut state = self.state.lock();
         while next < n {
-            while state.rows.len() >= self.capacity && !state.closed {
+            while state.len >= self.capacity && !state.closed {
                 self.not_full.wait(&mut state);
             }
             if state.closed {
                 return false;
             }
-            let room = (self.capacity - state.rows.len()).min(n - next);
-            state.rows.extend((next..next + room).map(|index| Row {
+            let room = (self.capacity - state.len).min(n - next);
+            state.spans.push_back(Span {
                 batch: batch.clone(),
-                index,
-            }));
+                start: next,
+                end: next + room,
+            });
+            state.len += room;
             next += room;
             self.not_empty.notify_all();
         }
@@ -182,25 +207,47 @@ impl RebatchingQueue {
             )));
         }
         let wanted = num_elements as usize;
-        let mut taken: Vec<Row> = Vec::with_capacity(wanted.min(self.capacity));
+        // Grown by what is queued, never by the request: `num_elements` comes from the caller
+        // and may be far larger than anything that will ever arrive.
+        let mut taken: Vec<Span> = Vec::new();
+        let mut rows = 0;
         let mut state = self.state.lock();
-        while taken.len() < wanted {
-            while state.rows.is_empty() && !state.closed {
+        while rows < wanted {
+            while state.len == 0 && !state.closed {
                 self.not_empty.wait(&mut state);
             }
-            if state.rows.is_empty() {
+            if state.len == 0 {
                 break;
             }
-            while taken.len() < wanted {
-                let Some(row) = state.rows.front() else { break };
-                if let Err(e) = Self::check_row(row, taken.first(), taken.last(), taken.len()) {
+            while rows < wanted {
+                let Some(span) = state.spans.front_mut() else {
+                    break;
+                };
+                if let Err(e) = Self::check_span(span, taken.first(), taken.last(), rows) {
                     Self::put_back(&mut state, taken);
                     self.not_empty.notify_all();
                     return Err(e);
                 }
-                if let Some(row) = state.rows.pop_front() {
-                    taken.push(row);
+                let n = span.rows().min(wanted - rows);
+                let part = Span {
+                    batch: Arc::clone(&span.batch),
+                    start: span.start,
+                    end: span.start + n,
+                };
+                if taken.try_reserve(1).is_err() {
+                    Self::put_back(&mut state, taken);
+                    self.not_empty.notify_all();
+                    return Err(C2rsError::internal(
+                        "out of memory collecting RebatchingQueue rows",
+                    ));
                 }
+                span.start += n;
+                if span.start == span.end {
+                    state.spans.pop_front();
+                }
+                state.len -= n;
+                rows += n;
+                taken.push(part);
             }
             self.not_full.notify_all();
         }
@@ -209,23 +256,24 @@ impl RebatchingQueue {
             return Ok(None);
         }
         let outputs = (0..self.num_blobs)
-            .map(|c| Self::assemble(&taken, c))
+            .map(|c| Self::assemble(&taken, rows, c, &self.pool))
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(outputs))
     }
 
-    /// Checks that `row` (element `k`) has the dtypes and row dims of `first`. Rows of the
-    /// batch of `last` share its shapes, so they pass without comparing.
-    fn check_row(row: &Row, first: Option<&Row>, last: Option<&Row>, k: usize) -> Result<()> {
+    /// Checks that `span` (whose first element is element `k` of the dequeue) has the dtypes
+    /// and row dims of `first`. A span of the batch of `last` shares its shapes, so it passes
+    /// without comparing.
+    fn check_span(span: &Span, first: Option<&Span>, last: Option<&Span>, k: usize) -> Result<()> {
         let (Some(first), Some(last)) = (first, last) else {
             return Ok(());
         };
-        if Arc::ptr_eq(&row.batch, &last.batch) {
+        if Arc::ptr_eq(&span.batch, &last.batch) {
             return Ok(());
         }
-        for c in 0..row.batch.columns.len() {
-            let (t, t0) = (&row.batch.columns[c], &first.batch.columns[c]);
-            let (dims, dims0) = (row.batch.row_dims(c), first.batch.row_dims(c));
+        for c in 0..span.batch.columns.len() {
+            let (t, t0) = (&span.batch.columns[c], &first.batch.columns[c]);
+            let (dims, dims0) = (span.batch.row_dims(c), first.batch.row_dims(c));
             if t.dtype() != t0.dtype() || dims != dims0 {
                 return Err(C2rsError::enforce(format!(
                     "RebatchingQueue: element {k} column {c} has shape/dtype {dims:?}/{}, \
@@ -238,46 +286,52 @@ impl RebatchingQueue {
         Ok(())
     }
 
-    /// Stacks column `c` of `rows` (validated: equal dtype and row dims) under a new leading
-    /// dim, copying each run of consecutive rows of one batch at once.
-    fn assemble(rows: &[Row], c: usize) -> Result<Tensor> {
-        let first = &rows[0].batch;
+    /// Stacks column `c` of `spans` (`rows` elements in all, validated: equal dtype and row
+    /// dims) under a new leading dim, copying each span at once.
+    fn assemble(spans: &[Span], rows: usize, c: usize, pool: &Arc<BufferPool>) -> Result<Tensor> {
+        let first = &spans[0].batch;
         let row_dims = first.row_dims(c);
         let dtype = first.columns[c].dtype();
         let mut dims = Vec::with_capacity(row_dims.len() + 1);
-        dims.push(rows.len() as i64);
+        dims.push(rows as i64);
         dims.extend_from_slice(row_dims);
-        let runs = Runs { rows, at: 0 };
+        let column = &first.columns[c];
         if dtype == DataType::String {
-            let column = &first.columns[c];
             let row_len = column.numel() / column.dims()[0] as usize;
-            let mut values = Vec::with_capacity(rows.len() * row_len);
-            for (batch, start, end) in runs {
+            let mut values = Vec::with_capacity(rows * row_len);
+            for span in spans {
                 values.extend_from_slice(
-                    &batch.columns[c].strings()?[start * row_len..end * row_len],
+                    &span.batch.columns[c].strings()?[span.start * row_len..span.end * row_len],
                 );
             }
             return Tensor::from_strings(&dims, values);
         }
-        let column = &first.columns[c];
         // Columns hold at least one row (empty batches are never queued).
         let row_bytes = column.nbytes() / column.dims()[0] as usize;
-        let total = row_bytes.checked_mul(rows.len()).ok_or_else(|| {
-            C2rsError::invalid_argument(format!(
-                "{} rows of {row_bytes} bytes overflow",
-                rows.len()
-            ))
+        let total = row_bytes.checked_mul(rows).ok_or_else(|| {
+            C2rsError::invalid_argument(format!("{rows} rows of {row_bytes} bytes overflow"))
         })?;
-        let mut fill = SequentialFill::new(total)?;
-        for (batch, start, end) in runs {
-            fill.push(&batch.columns[c].bytes()?[start * row_bytes..end * row_bytes])?;
+        let mut fill = SequentialFill::pooled(total, pool)?;
+        for span in spans {
+            fill.push(
+                &span.batch.columns[c].bytes()?[span.start * row_bytes..span.end * row_bytes],
+            )?;
         }
         Tensor::from_storage(dtype, &dims, Arc::new(fill.finish()?))
     }
 
-    fn put_back(state: &mut MutexGuard<'_, Rows>, taken: Vec<Row>) {
-        for row in taken.into_iter().rev() {
-            state.rows.push_front(row);
+    /// Puts taken spans back at the front, in order, rejoining a span that was split.
+    fn put_back(state: &mut MutexGuard<'_, Rows>, taken: Vec<Span>) {
+        for span in taken.into_iter().rev() {
+            state.len += span.rows();
+            match state.spans.front_mut() {
+                Some(front)
+                    if Arc::ptr_eq(&front.batch, &span.batch) && front.start == span.end =>
+                {
+                    front.start = span.start;
+                }
+                _ => state.spans.push_front(span),
+            }
         }
     }
 
@@ -287,30 +341,6 @@ impl RebatchingQueue {
         state.closed = true;
         self.not_empty.notify_all();
         self.not_full.notify_all();
-    }
-}
-
-/// Maximal runs of consecutive rows of one batch: `(batch, first index, end index)`.
-struct Runs<'a> {
-    rows: &'a [Row],
-    at: usize,
-}
-
-impl<'a> Iterator for Runs<'a> {
-    type Item = (&'a Batch, usize, usize);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let head = self.rows.get(self.at)?;
-        let mut end = head.index + 1;
-        self.at += 1;
-        while let Some(row) = self.rows.get(self.at) {
-            if !Arc::ptr_eq(&row.batch, &head.batch) || row.index != end {
-                break;
-            }
-            end += 1;
-            self.at += 1;
-        }
-        Some((&head.batch, head.index, end))
     }
 }
 
@@ -419,6 +449,25 @@ mod tests {
         );
         assert_eq!(q.size(), 2, "no row lost");
         assert_eq!(q.dequeue(1).unwrap().unwrap()[0].dims(), &[1, 2]);
+    }
+
+    // Issue 11 item 6: sizes from the caller allocate nothing until rows arrive.
+    #[test]
+    fn huge_capacity_and_request_allocate_only_what_is_queued() {
+        let q = RebatchingQueue::new(1 << 40, 1 << 30).unwrap();
+        assert_eq!(q.capacity(), 1 << 40);
+        // A short record is refused against num_blobs before anything is copied.
+        assert!(q.enqueue_one(&[&scalar(1.0)]).is_err());
+        let q = RebatchingQueue::new(1 << 40, 1).unwrap();
+        assert!(q.enqueue_many(&[&ints(&[1, 2, 3], &[3])]).unwrap());
+        q.close();
+        let out = q.dequeue(1 << 40).unwrap().unwrap();
+        assert_eq!(
+            out[0].typed::<i32>().unwrap(),
+            &[1, 2, 3],
+            "fewer rows at close"
+        );
+        assert!(q.dequeue(i64::MAX).unwrap().is_none());
     }
 
     #[test]
@@ -558,6 +607,39 @@ mod tests {
         assert_eq!(q.size(), 4);
         assert_eq!(q.dequeue(2).unwrap().unwrap()[0].dims(), &[2, 2]);
         assert_eq!(q.dequeue(2).unwrap().unwrap()[0].dims(), &[2, 3]);
+    }
+
+    #[test]
+    fn split_spans_are_taken_in_order_and_rejoined_when_refused() {
+        let q = RebatchingQueue::new(16, 1).unwrap();
+        q.enqueue_many(&[&ints(&[0, 1, 2, 3, 4, 5, 6, 7], &[4, 2])])
+            .unwrap();
+        q.enqueue_many(&[&ints(&[0; 6], &[2, 3])]).unwrap();
+        let e = q.dequeue(5).unwrap_err();
+        assert!(
+            e.message().contains("element 4 column 0"),
+            "{}",
+            e.message()
+        );
+        assert_eq!(q.size(), 6);
+        assert_eq!(
+            q.dequeue(1).unwrap().unwrap()[0].typed::<i32>().unwrap(),
+            &[0, 1],
+            "a span split by a partial take"
+        );
+        let e = q.dequeue(4).unwrap_err();
+        assert!(
+            e.message().contains("element 3 column 0"),
+            "{}",
+            e.message()
+        );
+        assert_eq!(q.size(), 5, "the split span went back whole");
+        assert_eq!(
+            q.dequeue(3).unwrap().unwrap()[0].typed::<i32>().unwrap(),
+            &[2, 3, 4, 5, 6, 7]
+        );
+        assert_eq!(q.dequeue(2).unwrap().unwrap()[0].dims(), &[2, 3]);
+        assert_eq!(q.size(), 0);
     }
 
     #[test]

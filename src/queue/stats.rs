@@ -1,15 +1,15 @@
 //! Queue statistics under Caffe2's keys (`<name>/queue_balance`, …).
 //!
-//! The counters live in two places, chosen so that the per-record hot path does no atomic
-//! read-modify-write for them:
-//! - `StatCounts` (attempts, dequeued records/bytes, call counts) is plain integers kept
-//!   inside the queue's ring and updated under the ring lock that every call takes anyway;
-//! - `QueueStats` holds the name, the field names and the blocked-time sums, which are atomics
-//!   (Relaxed: independent counters read only for reporting) touched only by calls that had to
-//!   wait (an uncontended call adds 0 and skips them).
+//! The per-record path touches no counter of its own: successful reads and writes are the
+//! store's own positions (`head`/`tail` of the ring), dequeued bytes are per-slot counters the
+//! reading thread owns while it holds the record (see `ring.rs`). What is counted here is only
+//! what happens on slow paths, as relaxed atomics (independent counters, read only for
+//! reporting): calls that failed, calls currently waiting (they count in the balance as Caffe2
+//! counted attempts before waiting) and the time calls spent blocked.
 //!
-//! A report (`StatsReport`) is taken under the ring lock, so the counts in it are consistent
-//! with each other.
+//! So `read attempts = reads + failed reads + waiting reads` and `read calls = reads + failed
+//! reads` (writes alike). A report reads these one by one: under concurrent traffic a call
+//! that just finished may be counted twice or not yet; single-threaded sequences are exact.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -20,61 +20,25 @@ pub struct QueueStats {
     read_time_ns_sum: PaddedCounter,
     /// Nanoseconds write calls spent blocked.
     write_time_ns_sum: PaddedCounter,
+    /// Read calls that returned without a record (closed, timed out, refused by a check).
+    reads_failed: AtomicI64,
+    /// Read calls waiting now (counted from their first failed attempt until they return).
+    reads_waiting: AtomicI64,
+    /// Write calls that returned without writing (closed).
+    writes_failed: AtomicI64,
+    /// Write calls waiting now.
+    writes_waiting: AtomicI64,
 }
 
 /// One counter on its own 128-byte block (two cache lines, as adjacent-line prefetch pairs).
 #[repr(align(128))]
 struct PaddedCounter(AtomicI64);
 
-/// Counters updated under the ring lock (plain integers: the lock orders every access).
-#[derive(Clone, Debug, Default)]
-pub(super) struct StatCounts {
-    /// Read attempts (waiting and failed ones included); `balance = writes - reads`.
-    read_attempts: i64,
-    /// Write attempts (waiting and failed ones included).
-    write_attempts: i64,
-    dequeued_records: i64,
-    dequeued_bytes: i64,
-    /// Per column, parallel to the field names (empty when no field names were given).
-    dequeued_bytes_per_field: Vec<i64>,
-    read_calls: i64,
-    write_calls: i64,
-}
-
-impl StatCounts {
-    pub(super) fn new(num_fields: usize) -> Self {
-        Self {
-            dequeued_bytes_per_field: vec![0; num_fields],
-            ..Self::default()
-        }
-    }
-
-    pub(super) fn read_attempt(&mut self) {
-        self.read_attempts += 1;
-    }
-
-    pub(super) fn write_attempt(&mut self) {
-        self.write_attempts += 1;
-    }
-
-    /// A read call finished (done, closed or timed out): it counts in `read_time_ns/count`.
-    pub(super) fn read_call(&mut self) {
-        self.read_calls += 1;
-    }
-
-    /// A blocking write call finished.
-    pub(super) fn write_call(&mut self) {
-        self.write_calls += 1;
-    }
-
-    pub(super) fn dequeued(&mut self, column_bytes: &[usize]) {
-        self.dequeued_records += 1;
-        let total: usize = column_bytes.iter().sum();
-        self.dequeued_bytes += total as i64;
-        for (counter, &b) in self.dequeued_bytes_per_field.iter_mut().zip(column_bytes) {
-            *counter += b as i64;
-        }
-    }
+/// What the store counts: successful reads and writes, bytes dequeued per column.
+pub(super) struct StoreCounts {
+    pub(super) reads: u64,
+    pub(super) writes: u64,
+    pub(super) bytes_per_column: Vec<u64>,
 }
 
 /// A consistent-enough copy of the counters (the counts are consistent with each other; the
@@ -98,11 +62,37 @@ impl QueueStats {
             field_names: field_names.to_vec(),
             read_time_ns_sum: PaddedCounter(AtomicI64::new(0)),
             write_time_ns_sum: PaddedCounter(AtomicI64::new(0)),
+            reads_failed: AtomicI64::new(0),
+            reads_waiting: AtomicI64::new(0),
+            writes_failed: AtomicI64::new(0),
+            writes_waiting: AtomicI64::new(0),
         }
     }
 
-    pub(super) fn num_fields(&self) -> usize {
-        self.field_names.len()
+    /// A read call started waiting (it stays in the balance until it returns).
+    pub(super) fn read_waits(&self) {
+        self.reads_waiting.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A read call that had waited returned.
+    pub(super) fn read_waited(&self) {
+        self.reads_waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn read_failed(&self) {
+        self.reads_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn write_waits(&self) {
+        self.writes_waiting.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn write_waited(&self) {
+        self.writes_waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn write_failed(&self) {
+        self.writes_failed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds blocked time of a read call; 0 (a call that never waited) touches nothing.
@@ -123,24 +113,32 @@ impl QueueStats {
         }
     }
 
-    /// A report from `counts` (copied under the ring lock by the caller) and the time sums.
-    pub(super) fn report(&self, counts: &StatCounts) -> StatsReport {
+    /// A report from the store's counts and the slow-path counters.
+    pub(super) fn report(&self, store: StoreCounts) -> StatsReport {
+        let load = |c: &AtomicI64| c.load(Ordering::Relaxed);
+        let (reads, writes) = (store.reads as i64, store.writes as i64);
+        let read_attempts = reads + load(&self.reads_failed) + load(&self.reads_waiting);
+        let write_attempts = writes + load(&self.writes_failed) + load(&self.writes_waiting);
+        let total: u64 = store.bytes_per_column.iter().sum();
         StatsReport {
             name: self.name.clone(),
             snapshot: StatsSnapshot {
-                balance: counts.write_attempts - counts.read_attempts,
-                dequeued_records: counts.dequeued_records,
-                dequeued_bytes: counts.dequeued_bytes,
+                balance: write_attempts - read_attempts,
+                dequeued_records: reads,
+                dequeued_bytes: total as i64,
                 dequeued_bytes_per_field: self
                     .field_names
                     .iter()
-                    .cloned()
-                    .zip(counts.dequeued_bytes_per_field.iter().copied())
+                    .enumerate()
+                    .map(|(j, f)| {
+                        let b = store.bytes_per_column.get(j).copied().unwrap_or(0);
+                        (f.clone(), b as i64)
+                    })
                     .collect(),
                 read_time_ns_sum: self.read_time_ns_sum.0.load(Ordering::Relaxed),
-                read_time_ns_count: counts.read_calls,
+                read_time_ns_count: reads + load(&self.reads_failed),
                 write_time_ns_sum: self.write_time_ns_sum.0.load(Ordering::Relaxed),
-                write_time_ns_count: counts.write_calls,
+                write_time_ns_count: writes + load(&self.writes_failed),
             },
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod dlpack;
 mod dtype;
+mod host;
 pub mod rows;
 mod serialize;
 mod storage;
@@ -12,12 +13,13 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 pub use dtype::DataType;
+pub use host::{Refused, Reusable};
 pub use serialize::{
     MAX_IMPLICIT_ZERO_BYTES, ZeroFillBudget, check_tensor_proto, segment_of, tensor_from_proto,
     tensor_from_proto_budgeted, tensor_range_to_proto, tensor_to_proto, tensors_from_protos,
 };
 pub use storage::{
-    ALIGNMENT, BufferPool, Pod, SequentialFill, Storage, cast_slice, cast_slice_mut,
+    ALIGNMENT, BufferPool, HostRelease, Pod, SequentialFill, Storage, cast_slice, cast_slice_mut,
 };
 
 use crate::error::{C2rsError, Result};
@@ -374,6 +376,28 @@ impl Tensor {
                 Arc::strong_count(a) == 1 && Arc::weak_count(a) == 0 && !a.is_read_only()
             }
             Elements::Strings(v) => Arc::strong_count(v) == 1 && Arc::weak_count(v) == 0,
+        }
+    }
+
+    /// Copies `src`'s elements into this tensor's own buffer when both have the same dtype
+    /// (not STRING) and dims and the buffer is unshared and writable; `false`, with `self`
+    /// untouched, otherwise (the caller then makes a new copy). Allocates nothing.
+    pub fn overwrite_from(&mut self, src: &Tensor) -> bool {
+        if self.dtype != src.dtype || self.dims != src.dims {
+            return false;
+        }
+        let (Elements::Bytes(dst), Elements::Bytes(from)) = (&mut self.elements, &src.elements)
+        else {
+            return false;
+        };
+        // `src` sharing the buffer makes it shared: `get_mut` refuses, and the caller copies
+        // (a fed blob never shares the host's buffer).
+        match Arc::get_mut(dst) {
+            Some(storage) if !storage.is_read_only() && storage.len() == from.len() => {
+                storage.as_mut_slice().copy_from_slice(from.as_slice());
+                true
+            }
+            _ => false,
         }
     }
 

@@ -16,6 +16,14 @@ pub const ALIGNMENT: usize = 64;
 /// Releases a foreign buffer; runs exactly once, when the last `Arc<Storage>` drops.
 pub type Release = Box<dyn FnOnce() + Send + Sync>;
 
+/// A C host's release callback and its argument (`c2rs_tensor_wrap`): a foreign buffer's
+/// release without a boxed closure, so wrapping a host buffer allocates only the `Arc`.
+#[derive(Clone, Copy)]
+pub struct HostRelease {
+    pub func: unsafe extern "C" fn(*mut std::ffi::c_void),
+    pub ctx: *mut std::ffi::c_void,
+}
+
 enum Owner {
     /// Allocated here by `alloc_aligned(len)`, which returned `base` (freed with
     /// `dealloc_aligned(base, len)`); `None` exactly when `len == 0`.
@@ -25,6 +33,8 @@ enum Owner {
         release: Option<Release>,
         read_only: bool,
     },
+    /// Owned by a C host, released by its callback (`Option`: called once, by `Drop`).
+    Host { release: Option<HostRelease> },
     /// Allocated here as `Aligned` (block `base`); offered back to the pool when dropped
     /// (freed if the pool is gone or full).
     Pooled {
@@ -117,6 +127,15 @@ unsafe impl Send for Storage {}
 unsafe impl Sync for Storage {}
 
 impl Storage {
+    /// An empty storage (no bytes, nothing to release).
+    pub fn empty() -> Self {
+        Self {
+            ptr: None,
+            len: 0,
+            owner: Owner::Aligned { base: None },
+        }
+    }
+
     /// A zero-filled, 64-byte aligned buffer of `len` bytes.
     pub fn zeroed(len: usize) -> Result<Self> {
         if len == 0 {
@@ -155,6 +174,51 @@ impl Storage {
                 release: Some(release),
                 read_only,
             },
+        }
+    }
+
+    /// Adopts `len` writable bytes at `ptr` owned by a C host; `release.func(release.ctx)` runs
+    /// once, when this storage drops, on whichever thread drops it.
+    ///
+    /// # Safety
+    /// As `adopt` (writable, nothing else writes meanwhile); `release.func` must be safe to
+    /// call once with `release.ctx` from any thread.
+    pub unsafe fn adopt_host(ptr: *mut u8, len: usize, release: HostRelease) -> Self {
+        Self {
+            ptr: NonNull::new(ptr),
+            len,
+            owner: Owner::Host {
+                release: Some(release),
+            },
+        }
+    }
+
+    /// Whether this storage adopted a C host's buffer (`adopt_host`).
+    pub fn is_host(&self) -> bool {
+        matches!(self.owner, Owner::Host { .. })
+    }
+
+    /// Releases an adopted host buffer now (its callback runs, once) and leaves the storage
+    /// empty, owning nothing; `false` (nothing done) for any other storage.
+    pub fn release_host(&mut self) -> bool {
+        let Owner::Host { release } = &mut self.owner else {
+            return false;
+        };
+        if let Some(r) = release.take() {
+            // SAFETY: `adopt_host`'s contract: callable once with `ctx`, any thread; `take`
+            // makes this the only call.
+            unsafe { (r.func)(r.ctx) };
+        }
+        self.ptr = None;
+        self.len = 0;
+        true
+    }
+
+    /// Forgets a host release callback without calling it: the adoption was undone and the
+    /// host keeps its buffer (`c2rs_tensor_wrap` failing after `adopt_host`).
+    pub fn disown_host(&mut self) {
+        if let Owner::Host { release } = &mut self.owner {
+            *release = None;
         }
     }
 
@@ -221,6 +285,12 @@ impl Drop for Storage {
             Owner::Foreign { release, .. } => {
                 if let Some(release) = release.take() {
                     release();
+                }
+            }
+            Owner::Host { release } => {
+                if let Some(r) = release.take() {
+                    // SAFETY: `adopt_host`'s contract: callable once with `ctx`, any thread.
+                    unsafe { (r.func)(r.ctx) };
                 }
             }
             Owner::Pooled { pool, base } => {

@@ -156,6 +156,32 @@ impl Blob {
         }
     }
 
+    /// A deep copy of the tensor (host-owned, shares nothing with the blob). Copied under the
+    /// read lock, so the blob's storage is not shared even for a moment.
+    pub fn copy_tensor(&self) -> Result<Tensor> {
+        match &*self.content.read() {
+            BlobContent::Tensor(t) => t.deep_copy(),
+            other => Err(wrong_type(other.type_name(), TENSOR_TYPE_NAME)),
+        }
+    }
+
+    /// Stores a copy of `src`. When the blob already holds a tensor of the same dtype and
+    /// dims whose buffer nobody else shares (Caffe2's `CopyFrom` into a tensor of the right
+    /// size), the elements are copied into that buffer: nothing is allocated. Otherwise a new
+    /// copy replaces the content. Snapshots taken earlier share the old buffer, so they never
+    /// see the new values either way.
+    pub fn set_tensor_copy(&self, src: &Tensor) -> Result<()> {
+        if let BlobContent::Tensor(t) = &mut *self.content.write() {
+            if t.overwrite_from(src) {
+                return Ok(());
+            }
+        }
+        // Allocating and copying outside the lock.
+        let copy = src.deep_copy()?;
+        self.set_tensor(copy);
+        Ok(())
+    }
+
     /// Replaces the content with `tensor`.
     pub fn set_tensor(&self, tensor: Tensor) {
         *self.content.write() = BlobContent::Tensor(tensor);
@@ -296,6 +322,34 @@ mod tests {
                 .message()
                 .contains("nullptr (uninitialized)")
         );
+    }
+
+    #[test]
+    fn a_copy_feed_reuses_an_unshared_buffer_and_never_changes_a_snapshot() {
+        let ints = |v: &[i32]| Tensor::from_slice(DataType::Int32, &[v.len() as i64], v).unwrap();
+        let b = Blob::new();
+        b.set_tensor_copy(&ints(&[1, 2])).unwrap();
+        let buffer = b.tensor().unwrap().data_ptr().unwrap();
+        // Same dtype and dims, buffer unshared: copied in place.
+        b.set_tensor_copy(&ints(&[3, 4])).unwrap();
+        let now = b.tensor().unwrap();
+        assert_eq!(now.data_ptr().unwrap(), buffer);
+        assert_eq!(now.typed::<i32>().unwrap(), &[3, 4]);
+        // `now` shares the buffer: the next feed makes a new one and `now` keeps its values.
+        b.set_tensor_copy(&ints(&[5, 6])).unwrap();
+        assert_eq!(now.typed::<i32>().unwrap(), &[3, 4]);
+        assert_eq!(b.tensor().unwrap().typed::<i32>().unwrap(), &[5, 6]);
+        assert_ne!(b.tensor().unwrap().data_ptr().unwrap(), buffer);
+        // Other dims, or content that is no tensor, are replaced.
+        b.set_tensor_copy(&ints(&[7])).unwrap();
+        assert_eq!(b.tensor().unwrap().dims(), &[1]);
+        b.set_string(b"s".to_vec());
+        b.set_tensor_copy(&ints(&[8])).unwrap();
+        assert_eq!(b.tensor().unwrap().typed::<i32>().unwrap(), &[8]);
+        // A deep copy shares nothing with the blob.
+        let copy = b.copy_tensor().unwrap();
+        assert!(!copy.shares_storage_with(&b.tensor().unwrap()));
+        assert!(Blob::new().copy_tensor().is_err());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! DB readers) with parent/forwarded lookup, and the nets registered in them.
 
 mod blob;
+mod blob_map;
+mod bound_blob;
 #[allow(clippy::module_inception)]
 mod workspace;
 
@@ -9,6 +11,7 @@ pub use blob::{
     Blob, BlobContent, BlobNative, EMPTY_TYPE_NAME, NativeObject, STRING_TYPE_NAME,
     TENSOR_TYPE_NAME,
 };
+pub use bound_blob::BoundBlob;
 pub use workspace::Workspace;
 pub mod names;
 pub mod serialize;

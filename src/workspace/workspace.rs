@@ -8,31 +8,25 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use super::blob::{Blob, BlobContent};
+use super::blob_map::{BlobMap, Local, Presence};
 use crate::error::{C2rsError, ErrorKind, Result};
 use crate::net::plan::PlanControl;
 use crate::net::{Net, create_net_object};
 use crate::operator::{create_operator, run_operator};
 use crate::proto::{NetDef, OperatorDef, PlanDef};
 
-/// The blob name maps of one workspace.
-#[derive(Default)]
-struct BlobMaps {
-    /// Local blobs by name (bytewise order, like Caffe2's `std::map<std::string>`).
-    blobs: BTreeMap<String, Arc<Blob>>,
-    /// Forwarded names: local name → (workspace, name there). Resolved lazily.
-    forwarded: BTreeMap<String, (Arc<Workspace>, String)>,
-}
-
 /// A Caffe2 workspace.
 ///
-/// Lock order: `maps` and `nets` are never held together, and neither is held while another
-/// workspace (parent, forwarding source) is consulted or while an operator runs or is built.
+/// Lock order: `blobs` (its shard locks) and `nets` are never held together, and neither is
+/// held while another workspace (parent, forwarding source) is consulted or while an operator
+/// runs or is built.
 pub struct Workspace {
     root_folder: String,
     /// General parent: every parent name is visible unless shadowed. Kept alive by the child.
     parent: Option<Arc<Workspace>>,
-    /// Blob names; short critical sections only.
-    maps: RwLock<BlobMaps>,
+    /// Local blob names and forwarded names (resolved lazily), in sharded hash tables: a
+    /// lookup locks one shard for a moment. Listings sort (bytewise, Caffe2's `std::map`).
+    blobs: BlobMap,
     /// Nets by name. Running a net clones its `Arc` and releases the lock first.
     nets: RwLock<BTreeMap<String, Arc<dyn Net>>>,
     /// Position of the last operator that failed to build or run (-1 = none / not in a net).
@@ -74,7 +68,7 @@ impl Workspace {
         Arc::new(Self {
             root_folder: root_folder.to_string(),
             parent,
-            maps: RwLock::new(BlobMaps::default()),
+            blobs: BlobMap::default(),
             nets: RwLock::new(BTreeMap::new()),
             last_failed_op_net_position: AtomicI64::new(-1),
             poisoned: AtomicBool::new(false),
@@ -151,38 +145,45 @@ impl Workspace {
         self.last_failed_op_net_position.store(v, Ordering::Relaxed);
     }
 
-    /// What a name resolves to locally: a blob, a forwarding entry, or nothing.
-    fn local_lookup(&self, name: &str) -> Local {
-        let maps = self.maps.read();
-        if let Some(b) = maps.blobs.get(name) {
-            return Local::Blob(Arc::clone(b));
-        }
-        if let Some((ws, n)) = maps.forwarded.get(name) {
-            return Local::Forwarded(Arc::clone(ws), n.clone());
-        }
-        Local::Missing
-    }
-
     /// The blob `name` resolves to (local → forwarded → parent), or `None`. A forwarded name
     /// whose source blob is gone is `None`.
     pub fn get_blob(&self, name: &str) -> Option<Arc<Blob>> {
-        match self.local_lookup(name) {
+        self.get_blob_by_bytes(name.as_bytes())
+    }
+
+    /// `get_blob` for a name given as bytes: bytes that are not UTF-8 name no blob, so a
+    /// caller may validate them only when nothing was found.
+    pub fn get_blob_by_bytes(&self, name: &[u8]) -> Option<Arc<Blob>> {
+        match self.blobs.lookup(name) {
             Local::Blob(b) => Some(b),
             Local::Forwarded(ws, n) => ws.get_blob(&n),
-            Local::Missing => self.parent.as_ref().and_then(|p| p.get_blob(name)),
+            Local::Missing => self.parent.as_ref().and_then(|p| p.get_blob_by_bytes(name)),
         }
     }
 
     /// Whether `name` is visible (same lookup order as `get_blob`).
     pub fn has_blob(&self, name: &str) -> bool {
-        self.get_blob(name).is_some()
+        self.has_blob_by_bytes(name.as_bytes())
+    }
+
+    /// `has_blob` for a name given as bytes (see `get_blob_by_bytes`). Clones nothing when
+    /// the name is a local blob.
+    pub fn has_blob_by_bytes(&self, name: &[u8]) -> bool {
+        match self.blobs.presence(name) {
+            Presence::Blob => true,
+            Presence::Forwarded(ws, n) => ws.has_blob(&n),
+            Presence::Missing => self
+                .parent
+                .as_ref()
+                .is_some_and(|p| p.has_blob_by_bytes(name)),
+        }
     }
 
     /// Caffe2's `CreateBlob`: the visible blob if there is one (possibly a parent's, content
     /// untouched), else a new empty local blob. `None` only for a forwarded name whose source
     /// blob is gone.
     pub fn create_blob(&self, name: &str) -> Option<Arc<Blob>> {
-        match self.local_lookup(name) {
+        match self.blobs.lookup(name.as_bytes()) {
             Local::Blob(b) => return Some(b),
             Local::Forwarded(ws, n) => return ws.get_blob(&n),
             Local::Missing => {}
@@ -194,12 +195,7 @@ impl Workspace {
     }
 
     fn insert_local(&self, name: &str) -> Arc<Blob> {
-        let mut maps = self.maps.write();
-        Arc::clone(
-            maps.blobs
-                .entry(name.to_string())
-                .or_insert_with(|| Arc::new(Blob::new())),
-        )
+        self.blobs.get_or_insert_blob(name)
     }
 
     /// Caffe2's `CreateLocalBlob`: the local blob, created if missing (may shadow a parent's).
@@ -209,7 +205,7 @@ impl Workspace {
 
     /// Removes a local name; `false` when there is none. Operators using the blob keep it.
     pub fn remove_blob(&self, name: &str) -> bool {
-        let removed = self.maps.write().blobs.remove(name);
+        let removed = self.blobs.remove_blob(name.as_bytes());
         match removed {
             Some(blob) => {
                 // Operators built on it stop using it (they hold their own Arc).
@@ -228,39 +224,27 @@ impl Workspace {
                     "Blob {new} is already in the workspace."
                 )));
             }
-            let mut maps = self.maps.write();
-            // Re-check under the write lock: `new` may have appeared locally meanwhile.
-            if maps.blobs.contains_key(new) || maps.forwarded.contains_key(new) {
-                return Err(C2rsError::already_exists(format!(
-                    "Blob {new} is already in the workspace."
-                )));
-            }
-            let blob = maps.blobs.remove(old).ok_or_else(|| {
-                C2rsError::not_found(format!("Blob {old} is not in the local blob list"))
-            })?;
-            maps.blobs.insert(new.to_string(), blob);
-            Ok(())
+            // Re-checked under the shard locks: `new` may have appeared locally meanwhile.
+            self.blobs.rename_blob(old, new).map_err(|taken| {
+                if taken {
+                    C2rsError::already_exists(format!("Blob {new} is already in the workspace."))
+                } else {
+                    C2rsError::not_found(format!("Blob {old} is not in the local blob list"))
+                }
+            })
         })
     }
 
     /// Local names, sorted.
     pub fn local_blobs(&self) -> Vec<String> {
-        self.maps.read().blobs.keys().cloned().collect()
+        self.blobs.blob_names()
     }
 
     /// Caffe2's `Blobs()`: sorted locals, then forwarded names whose source blob exists
     /// (sorted), then the parent's `blobs()`. Duplicates (shadowing) are kept.
     pub fn blobs(&self) -> Vec<String> {
-        let (mut names, forwarded) = {
-            let maps = self.maps.read();
-            let forwarded: Vec<(String, Arc<Workspace>, String)> = maps
-                .forwarded
-                .iter()
-                .map(|(k, (ws, n))| (k.clone(), Arc::clone(ws), n.clone()))
-                .collect();
-            (maps.blobs.keys().cloned().collect::<Vec<_>>(), forwarded)
-        };
-        for (local, ws, n) in forwarded {
+        let (mut names, forwarded) = self.blobs.names_and_forwards();
+        for (local, (ws, n)) in forwarded {
             if ws.has_blob(&n) {
                 names.push(local);
             }
@@ -287,7 +271,7 @@ impl Workspace {
                 }
             }
             for (name, parent_name) in mapping {
-                let existing = self.maps.read().forwarded.get(name).cloned();
+                let existing = self.blobs.forward(name);
                 if let Some((ws, n)) = existing {
                     if Arc::ptr_eq(&ws, parent) && &n == parent_name {
                         continue;
@@ -302,10 +286,8 @@ impl Workspace {
                         "Redefinition of blob {name}"
                     )));
                 }
-                self.maps
-                    .write()
-                    .forwarded
-                    .insert(name.clone(), (Arc::clone(parent), parent_name.clone()));
+                self.blobs
+                    .set_forward(name, (Arc::clone(parent), parent_name.clone()));
             }
             Ok(())
         })
@@ -316,7 +298,7 @@ impl Workspace {
     pub fn copy_forwarded_tensors(&self, names: &[String]) -> Result<()> {
         self.mutate(|| {
             for name in names {
-                let Some((ws, n)) = self.maps.read().forwarded.get(name).cloned() else {
+                let Some((ws, n)) = self.blobs.forward(name) else {
                     continue;
                 };
                 let source = ws.get_blob(&n).ok_or_else(|| {
@@ -329,9 +311,7 @@ impl Workspace {
                     )
                 })?;
                 let copy = Blob::with_content(BlobContent::Tensor(tensor.deep_copy()?));
-                let mut maps = self.maps.write();
-                maps.forwarded.remove(name);
-                maps.blobs.insert(name.clone(), Arc::new(copy));
+                self.blobs.replace_forward_with_blob(name, Arc::new(copy));
             }
             Ok(())
         })
@@ -454,18 +434,12 @@ fn refuse_overwrite(name: &str) -> C2rsError {
     ))
 }
 
-enum Local {
-    Blob(Arc<Blob>),
-    Forwarded(Arc<Workspace>, String),
-    Missing,
-}
-
 impl std::fmt::Debug for Workspace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Workspace")
             .field("root_folder", &self.root_folder)
             .field("has_parent", &self.parent.is_some())
-            .field("local_blobs", &self.maps.read().blobs.len())
+            .field("local_blobs", &self.blobs.blob_count())
             .field("nets", &self.nets.read().len())
             .finish()
     }

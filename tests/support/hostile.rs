@@ -531,6 +531,25 @@ pub fn run_reproducer(rep: &Reproducer, path: ReadPath) -> Answer {
 /// Statuses known reproducers must give, by (file name prefix, path): the status and a
 /// substring of the message. Reproducers not listed get the general rule of `check`.
 const EXPECTED: &[(&str, ReadPath, i32, &str)] = &[
+    // Damaged LMDB files: caffe2rs's own reader names data.mdb and the fault (liblmdb crashed).
+    (
+        "db_lmdb/crash-",
+        ReadPath::DbCursor,
+        C2RS_PARSE_ERROR,
+        "data.mdb",
+    ),
+    (
+        "db_lmdb/crash-",
+        ReadPath::DbReader,
+        C2RS_PARSE_ERROR,
+        "data.mdb",
+    ),
+    (
+        "files/lmdb_",
+        ReadPath::DbCursor,
+        C2RS_PARSE_ERROR,
+        "data.mdb",
+    ),
     (
         "tensor_proto/crash-070c",
         ReadPath::TensorFromProto,

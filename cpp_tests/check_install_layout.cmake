@@ -1,4 +1,5 @@
-# ctest -P script: the staged install holds the library with its SONAME links, the headers, the
+# ctest -P script: the staged install holds the library with its SONAME links, the headers (the
+# host-operator bridge under include/caffe2rs/ too), the
 # wire schema (share/caffe2rs/caffe2.proto), the CMake package files and a pkg-config file. Usage: cmake -DPREFIX=.. -DLIBDIR=.. -DVERSION=.. -P
 foreach(var PREFIX LIBDIR VERSION)
   if(NOT DEFINED ${var})
@@ -11,6 +12,7 @@ set(lib "${PREFIX}/${LIBDIR}")
 foreach(file
     "${lib}/libcaffe2rs.so.${VERSION}" "${lib}/libcaffe2rs.a"
     "${PREFIX}/include/caffe2rs.h" "${PREFIX}/include/caffe2rs.hpp"
+    "${PREFIX}/include/caffe2rs/host_op.hpp" "${PREFIX}/include/caffe2rs/caffe2_bridge.h"
     "${lib}/cmake/caffe2rs/caffe2rs-config.cmake"
     "${lib}/cmake/caffe2rs/caffe2rs-config-version.cmake"
     "${lib}/pkgconfig/caffe2rs.pc"

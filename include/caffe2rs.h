@@ -194,6 +194,11 @@ typedef struct DLManagedTensorVersioned {
 #define C2RS_INPLACE_ALLOW_ANY 3
 
 /**
+ * Most records `c2rs_record_feed_new` accepts as capacity.
+ */
+#define C2RS_MAX_FEED_CAPACITY (1 << 20)
+
+/**
  * Success.
  */
 #define C2RS_OK 0
@@ -424,16 +429,36 @@ typedef struct c2rs_event c2rs_event;
 typedef struct c2rs_memory_plan c2rs_memory_plan;
 
 /**
+ * Blob content that is not a tensor: a native object shared by reference (a queue, a DB
+ * reader, …) or a byte string. Got from `c2rs_workspace_take_n` /
+ * `c2rs_workspace_fetch_object_n` / `c2rs_object_from_*`, released by `c2rs_object_free`.
+ */
+typedef struct c2rs_object c2rs_object;
+
+/**
  * What a host-registered operator's callbacks see: its inputs, outputs and arguments. Lent
  * by the library for the duration of one callback; never created or freed by the host.
  */
 typedef struct c2rs_op_context c2rs_op_context;
 
 /**
+ * An operator built in a workspace (`c2rs_operator_new`), released by `c2rs_operator_free`.
+ * Runs may come from any thread.
+ */
+typedef struct c2rs_operator c2rs_operator;
+
+/**
  * A RebatchingQueue held in a workspace blob. Shared (`Arc`). Released by
  * `c2rs_rebatching_queue_free`. Fully thread-safe.
  */
 typedef struct c2rs_rebatching_queue c2rs_rebatching_queue;
+
+/**
+ * A bounded FIFO of records host threads push (`c2rs_record_feed_push`) and a DB reader made
+ * by `c2rs_db_reader_from_feed` pulls. Shared (`Arc`); released by `c2rs_record_feed_free`.
+ * Fully thread-safe.
+ */
+typedef struct c2rs_record_feed c2rs_record_feed;
 
 /**
  * An owned list of UTF-8 strings, each NUL-terminated and also readable with its exact
@@ -575,6 +600,32 @@ typedef struct {
   c2rs_op_cancel_fn cancel;
   c2rs_op_destroy_fn destroy;
 } c2rs_op_callbacks;
+
+/**
+ * One record a `c2rs_record_read_fn` hands over: `key_len` bytes at `key` and `value_len`
+ * bytes at `value` (a serialized TensorProtos for TensorProtosDBInput), valid until the
+ * callback is called again or destroyed; the library copies them before that. When the
+ * callback fails it may point `error` at a NUL-terminated message (copied).
+ */
+typedef struct {
+  const uint8_t *key;
+  size_t key_len;
+  const uint8_t *value;
+  size_t value_len;
+  const char *error;
+} c2rs_record_view;
+
+/**
+ * Produces the next record into `*record` (zeroed before each call) and returns C2RS_OK;
+ * C2RS_CLOSED ends the stream; any other status is a read error carrying `record->error`.
+ * Never called concurrently with itself; may run on any thread (a prefetch worker).
+ */
+typedef int32_t (*c2rs_record_read_fn)(void *user, c2rs_record_view *record);
+
+/**
+ * Releases `user` once, when the reader built on the callback is gone.
+ */
+typedef void (*c2rs_record_destroy_fn)(void *user);
 
 #ifdef __cplusplus
 extern "C" {
@@ -2342,6 +2393,86 @@ int32_t c2rs_memonger_estimate_memory_usage(const uint8_t *const *nets,
                                             c2rs_buffer **out_json);
 
 /**
+ * The type name of the object, as `c2rs_workspace_blob_type` reports it for a blob holding it
+ * ("std::string" for a byte string; e.g. "std::shared_ptr<caffe2::BlobsQueue>",
+ * "std::unique_ptr<caffe2::db::DBReader>").
+ *
+ * Borrowed: static, never freed.
+ * Thread safety: safe from any thread.
+ * Returns: the name; NULL when `obj` is NULL.
+ */
+const char *c2rs_object_type_name(const c2rs_object *obj);
+
+/**
+ * The identity of the object: equal for two handles (or blobs) holding the very same native
+ * object, e.g. one queue. A byte string's identity is that of its bytes.
+ *
+ * Borrowed: an opaque value, never to be dereferenced.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `obj` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_object_id(const c2rs_object *obj, const void **out);
+
+/**
+ * Another handle to the same object (a native object is shared, not copied; a byte string is
+ * copied).
+ *
+ * Ownership: the caller owns `*out` (`c2rs_object_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `obj` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_object_clone(const c2rs_object *obj, c2rs_object **out);
+
+/**
+ * Releases this handle's reference (a native object lives on while a blob, an operator or
+ * another handle holds it; a queue's last reference closes it).
+ *
+ * Ownership: `obj` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+ * Thread safety: no other call may use this handle concurrently.
+ * Returns: nothing.
+ */
+void c2rs_object_free(c2rs_object *obj);
+
+/**
+ * A byte-string object holding a copy of `len` bytes at `data` (any bytes).
+ *
+ * Ownership: the bytes are copied; the caller owns `*out` (`c2rs_object_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or `data` is NULL with `len > 0`.
+ */
+C2RS_NODISCARD int32_t c2rs_object_from_bytes(const uint8_t *data, size_t len, c2rs_object **out);
+
+/**
+ * The bytes of a byte-string object: `*len` bytes at `*data` (not NUL-terminated).
+ *
+ * Borrowed: valid until `obj` is freed.
+ * Thread safety: read-only; safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL; C2RS_TYPE_MISMATCH when
+ * `obj` holds a native object.
+ */
+C2RS_NODISCARD int32_t c2rs_object_bytes(const c2rs_object *obj, const uint8_t **data, size_t *len);
+
+/**
+ * An object sharing `reader` (e.g. to keep it in a host blob, or to put it in a workspace
+ * blob with `c2rs_workspace_put_object_n`).
+ *
+ * Ownership: `reader` is shared, not consumed; the caller owns `*out` (`c2rs_object_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `reader` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_object_from_db_reader(const c2rs_db_reader *reader, c2rs_object **out);
+
+/**
+ * The DB reader `obj` holds (as made by CreateDB), as a reader handle.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_db_reader_free`), one more reference to the reader.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `obj` or `out` is NULL; C2RS_TYPE_MISMATCH when
+ * `obj` holds something else.
+ */
+C2RS_NODISCARD int32_t c2rs_object_db_reader(const c2rs_object *obj, c2rs_db_reader **out);
+
+/**
  * Registers a host (C/C++) kernel as CPU operator `type`, usable in nets and
  * `c2rs_workspace_run_operator_once` like a built-in one.
  *
@@ -2519,6 +2650,118 @@ int32_t c2rs_op_context_arg_floats(const c2rs_op_context *ctx,
                                    const char *name,
                                    const float **values,
                                    size_t *len);
+
+/**
+ * Builds the operator a serialized OperatorDef describes in `ws`, as a net would (schema
+ * check, engines tried in order with fallback to the plain type, so an engine such as "C2RS"
+ * that caffe2rs does not have falls back to its own implementation). Inputs must exist in `ws`;
+ * outputs are created there. The operator keeps the blobs it resolved: feed, take and fetch
+ * them by name between runs.
+ *
+ * Ownership: `op_def` is only read; on success the caller owns `*out` (`c2rs_operator_free`),
+ * which also holds a reference to `ws`.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL, `op_def` is NULL with
+ * `len > 0` or a name in it is not UTF-8; C2RS_PARSE_ERROR when the bytes are not an
+ * OperatorDef; C2RS_SCHEMA_MISMATCH when the def fails the type's schema; C2RS_NOT_FOUND for
+ * an unknown type; C2RS_ENFORCE_NOT_MET for a missing input blob or a bad argument.
+ */
+C2RS_NODISCARD
+int32_t c2rs_operator_new(c2rs_workspace *ws,
+                          const uint8_t *op_def,
+                          size_t len,
+                          c2rs_operator **out);
+
+/**
+ * Runs the operator once. A run that returns false is C2RS_RUN_FAILED; every failure's
+ * message starts with "op (<Type>): " and carries the operator's own message.
+ *
+ * Thread safety: safe from any thread; concurrent runs of one operator behave as concurrent
+ * runs of one net's operator.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` is NULL; otherwise the operator's
+ * failure status (C2RS_RUN_FAILED, C2RS_ENFORCE_NOT_MET, C2RS_CLOSED, C2RS_PARSE_ERROR …).
+ */
+C2RS_NODISCARD int32_t c2rs_operator_run(const c2rs_operator *op);
+
+/**
+ * Asks a running (or the next) run to stop early: a blocking queue operator closes its
+ * queue. Used when another operator of the host's net failed.
+ *
+ * Thread safety: safe from any thread, also while `c2rs_operator_run` runs.
+ * Returns: nothing (NULL is a no-op).
+ */
+void c2rs_operator_cancel(const c2rs_operator *op);
+
+/**
+ * Releases the operator (a prefetching operator stops and joins its threads first).
+ *
+ * Ownership: `op` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+ * Thread safety: no other call may use `op` concurrently.
+ * Returns: nothing.
+ */
+void c2rs_operator_free(c2rs_operator *op);
+
+/**
+ * Puts tensor `t` in the operator's input blob `i` (the blob the def's input `i` names),
+ * without a name lookup: the fast path of a host bridge feeding each run.
+ *
+ * Ownership: `t` is consumed in every case (unless it is NULL).
+ * Thread safety: safe from any thread; not concurrently with a run reading that input.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` or `t` is NULL or `i` is out of range.
+ */
+C2RS_NODISCARD int32_t c2rs_operator_set_input(const c2rs_operator *op, size_t i, c2rs_tensor *t);
+
+/**
+ * Puts object `obj` (a queue, a DB reader, a byte string) in the operator's input blob `i`.
+ *
+ * Ownership: `obj` is shared (a byte string copied), not consumed.
+ * Thread safety: safe from any thread; not concurrently with a run reading that input.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` or `obj` is NULL or `i` is out of range.
+ */
+C2RS_NODISCARD
+int32_t c2rs_operator_set_input_object(const c2rs_operator *op,
+                                       size_t i,
+                                       const c2rs_object *obj);
+
+/**
+ * Empties the operator's input blob `i`, releasing what it held (a host buffer, a queue
+ * reference) until the next run feeds it.
+ *
+ * Thread safety: safe from any thread; not concurrently with a run reading that input.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` is NULL or `i` is out of range.
+ */
+C2RS_NODISCARD int32_t c2rs_operator_clear_input(const c2rs_operator *op, size_t i);
+
+/**
+ * Moves the content of the operator's output blob `o` out, as `c2rs_workspace_take_n` does
+ * for a named blob: a tensor to `*tensor`, anything else to `*object` (may be NULL when only
+ * tensors are expected: another content is then refused and left in place); both NULL when
+ * the blob is empty.
+ *
+ * Ownership: on success the caller owns `*tensor` (`c2rs_tensor_free`) or `*object`
+ * (`c2rs_object_free`).
+ * Thread safety: safe from any thread; not concurrently with a run writing that output.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `op` or `tensor` is NULL or `o` is out of
+ * range; C2RS_TYPE_MISMATCH when `object` is NULL and the blob holds a non-tensor.
+ */
+C2RS_NODISCARD
+int32_t c2rs_operator_take_output(const c2rs_operator *op,
+                                  size_t o,
+                                  c2rs_tensor **tensor,
+                                  c2rs_object **object);
+
+/**
+ * The schema of operator type `type` as JSON (UTF-8): `type`, `has_schema`, `devices`,
+ * `engines`, and with a schema `doc`, `differences` (from Caffe2), `inputs` and `outputs`
+ * (`min`, `max` — null when unbounded — and `docs`: index, name, doc) and `args` (name, type,
+ * default, required, doc). docs/operators.md is generated from the same data.
+ *
+ * Ownership: the caller owns `*json` (`c2rs_buffer_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `type` or `json` is NULL or `type` is not
+ * UTF-8; C2RS_NOT_FOUND when no operator of that type is registered.
+ */
+C2RS_NODISCARD int32_t c2rs_operator_schema(const char *type, c2rs_buffer **json);
 
 /**
  * Creates a BlobsQueue in blob `name` of `ws` (as the `CreateBlobsQueue` operator: slot blobs
@@ -2765,6 +3008,239 @@ C2RS_NODISCARD
 int32_t c2rs_rebatching_queue_info(const c2rs_rebatching_queue *q,
                                    size_t *size,
                                    size_t *capacity);
+
+/**
+ * A BlobsQueue that belongs to no workspace: its slots live in the queue only (no slot blob
+ * names anywhere), so two queues of one name never share slots. `name`
+ * labels its stats (`<name>/queue_balance` …) and messages; `field_names` (`n_fields` of
+ * them, or none) label the per-column byte stats as CreateBlobsQueue's `field_names` do.
+ * `strict`: writes fail after close, TensorFlow-style (default Caffe2 semantics otherwise).
+ *
+ * Ownership: the strings are copied; the caller owns `*out` (`c2rs_blobs_queue_free`). To use
+ * it from operators, put it in a blob (`c2rs_object_from_blobs_queue`,
+ * `c2rs_workspace_put_object_n`).
+ * Thread safety: safe from any thread; queues are fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `name` or `out` is NULL, a string is not UTF-8
+ * or `field_names` is NULL with `n_fields > 0`; C2RS_ENFORCE_NOT_MET when `capacity` or
+ * `num_blobs` is < 1 ("capacity must be >= 1, got <c>") or `n_fields` is neither 0 nor
+ * `num_blobs` ("Wrong number of fieldNames provided.").
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_new(const char *name,
+                             int64_t capacity,
+                             int64_t num_blobs,
+                             const char *const *field_names_,
+                             size_t n_fields,
+                             bool strict,
+                             c2rs_blobs_queue **out);
+
+/**
+ * `c2rs_blobs_queue_create` with CreateBlobsQueue's full argument set: the queue in blob
+ * `name` of `ws` (with Caffe2's slot names as `c2rs_blobs_queue_create` makes them),
+ * `enforce_unique_name` (refuse when a slot name is already visible,
+ * "Queue internal blob already exists: <slot>"; the workspace is left unchanged) and
+ * `field_names` (`n_fields` labels for the per-column stats, or none).
+ *
+ * Ownership: the strings are copied; the caller owns `*out` (`c2rs_blobs_queue_free`); blob
+ * `name` holds its own reference.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or a string is not UTF-8;
+ * C2RS_ENFORCE_NOT_MET for a capacity or num_blobs < 1, a wrong number of field names or an
+ * existing slot name with `enforce_unique_name`.
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_create_with_fields(c2rs_workspace *ws,
+                                            const char *name,
+                                            int64_t capacity,
+                                            int64_t num_blobs,
+                                            bool enforce_unique_name,
+                                            const char *const *field_names_,
+                                            size_t n_fields,
+                                            bool strict,
+                                            c2rs_blobs_queue **out);
+
+/**
+ * An object sharing queue `q` (to keep it in a host blob, or put it in a workspace blob with
+ * `c2rs_workspace_put_object_n`, where the queue operators find it).
+ *
+ * Ownership: `q` is shared, not consumed; the caller owns `*out` (`c2rs_object_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `q` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_object_from_blobs_queue(const c2rs_blobs_queue *q, c2rs_object **out);
+
+/**
+ * The BlobsQueue `obj` holds (as made by CreateBlobsQueue), as a queue handle.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_blobs_queue_free`), one more reference.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `obj` or `out` is NULL; C2RS_TYPE_MISMATCH when
+ * `obj` holds something else.
+ */
+C2RS_NODISCARD int32_t c2rs_object_blobs_queue(const c2rs_object *obj, c2rs_blobs_queue **out);
+
+/**
+ * SafeEnqueueBlobs for host tensors: writes one record of `n` tensors (`n` = num_blobs),
+ * blocking while the queue is full; never fails for a closed queue, it reports it: `*stopped`
+ * is true when the record could not go in (the queue is closed and full, or strict and
+ * closed), as the operator's status output.
+ *
+ * Ownership: when the record goes in (`*stopped` false) every `tensors[i]` is consumed (moved
+ * into the queue, no copy; do not use or free them). When `*stopped` is true, or on an error,
+ * the caller still owns them all.
+ * Thread safety: fully thread-safe.
+ * Returns: C2RS_OK (also when stopped); C2RS_INVALID_ARGUMENT when `q`, `tensors` (with
+ * `n > 0`), an entry or `stopped` is NULL, or `n` is not the queue's num_blobs.
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_safe_enqueue(const c2rs_blobs_queue *q,
+                                      c2rs_tensor *const *tensors,
+                                      size_t n,
+                                      bool *stopped);
+
+/**
+ * SafeDequeueBlobs for host threads: reads `num_records` records (1 = one record, moved out
+ * without a copy) into `out[0..n]` (`n` = num_blobs). With `num_records` N > 1 the records are
+ * read one at a time (other consumers may interleave) and concatenated along dim 0 (a copy),
+ * each checked as the operator checks them ("SafeDequeueBlobs: record <k> column <c> has shape
+ * …/…, expected …/…"; a failing record stays queued). `*stopped` is true when the first read
+ * found the queue closed and empty (end of stream; `out` stays NULL); a later record missing
+ * gives the partial batch with `*stopped` false, as the operator does.
+ *
+ * Ownership: on C2RS_OK with `*stopped` false the caller owns `out[0..n]` (`c2rs_tensor_free`).
+ * Thread safety: fully thread-safe.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `q`, `out` or `stopped` is NULL, `n` is not the
+ * queue's num_blobs or `num_records` is 0; C2RS_ENFORCE_NOT_MET for a record that does not
+ * fit the batch (0-D column or other inner dims/dtype); C2RS_TYPE_MISMATCH when a column of
+ * the record is not a tensor.
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_safe_dequeue(const c2rs_blobs_queue *q,
+                                      size_t num_records,
+                                      c2rs_tensor **out,
+                                      size_t n,
+                                      bool *stopped);
+
+/**
+ * WeightedSampleDequeueBlobs for host threads: picks queue i of `queues` (`n_queues`) with
+ * probability `weights[i] / sum` (`weights` NULL = all equal), drawing from `ctx`'s generator
+ * (a CPU context: MT19937 seeded by its device option's random_seed, so a seed gives a
+ * reproducible sequence; NULL = a fresh, randomly seeded one per call), and reads one record
+ * from that queue only (blocking; no fallback to another queue), moved into `out[0..n]` (`n` =
+ * that queue's num_blobs). `*chosen` is the queue's index; `*stopped` is true when the chosen
+ * queue is closed and empty (`out` stays NULL).
+ *
+ * Ownership: on C2RS_OK with `*stopped` false the caller owns `out[0..n]`; the queues and
+ * weights are only read.
+ * Thread safety: fully thread-safe; `ctx` must not be used by another thread meanwhile.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a required pointer is NULL, `n_queues` is 0,
+ * `n` differs from the chosen queue's num_blobs, or `ctx` is a CUDA context;
+ * C2RS_ENFORCE_NOT_MET when the weights do not sum to a positive value ("Sum of weights must be
+ * positive") or one is negative ("Each probability must be non-negative").
+ */
+C2RS_NODISCARD
+int32_t c2rs_blobs_queue_weighted_sample_dequeue(const c2rs_blobs_queue *const *queues,
+                                                 size_t n_queues,
+                                                 const float *weights,
+                                                 c2rs_context *ctx,
+                                                 c2rs_tensor **out,
+                                                 size_t n,
+                                                 size_t *chosen,
+                                                 bool *stopped);
+
+/**
+ * A DB reader whose records come from `read(user, &record)`, one call per record, in call
+ * order (one shard, no wrap-around: C2RS_CLOSED from the callback ends the stream, and every
+ * later read fails with C2RS_CLOSED). `name` names the source in messages. Batches read from
+ * it (`c2rs_batch_reader_new`, or TensorProtosDBInput on a blob holding it) are checked and
+ * reported exactly as batches from a DB file ("TensorProtosDBInput: record '<key>' …").
+ *
+ * Ownership: on success the caller owns `*out` (`c2rs_db_reader_free`); the reader keeps
+ * `user` and calls `destroy(user)` (when not NULL) exactly once, after its last reference is
+ * gone. On failure nothing is kept and `destroy` is not called. `name` is copied.
+ * Thread safety: safe from any thread. `read` is called from whichever thread reads (host
+ * threads, prefetch workers), never concurrently with itself; it must not throw (unwind).
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `read`, `name` or `out` is NULL or `name` is
+ * not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_db_reader_from_callback(c2rs_record_read_fn read,
+                                     void *user,
+                                     c2rs_record_destroy_fn destroy,
+                                     const char *name,
+                                     c2rs_db_reader **out);
+
+/**
+ * A record feed holding at most `capacity` records (pushes wait while it is full).
+ *
+ * Ownership: the caller owns `*out` (`c2rs_record_feed_free`).
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` is NULL or `capacity` is not in
+ * 1..=C2RS_MAX_FEED_CAPACITY.
+ */
+C2RS_NODISCARD int32_t c2rs_record_feed_new(size_t capacity, c2rs_record_feed **out);
+
+/**
+ * Appends a copy of one record (`value` a serialized TensorProtos for TensorProtosDBInput),
+ * waiting while the feed is full: forever when `timeout_secs <= 0`, else at most that long.
+ *
+ * Ownership: the bytes are copied.
+ * Thread safety: fully thread-safe; many threads may push at once.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `feed` is NULL or `key`/`value` is NULL with a
+ * length > 0; C2RS_CLOSED when the feed is (or gets) closed; C2RS_TIMEOUT when it stayed full.
+ */
+C2RS_NODISCARD
+int32_t c2rs_record_feed_push(const c2rs_record_feed *feed,
+                              const uint8_t *key,
+                              size_t key_len,
+                              const uint8_t *value,
+                              size_t value_len,
+                              double timeout_secs);
+
+/**
+ * Closes the feed (idempotent): pushes fail with C2RS_CLOSED, the reader drains what is
+ * queued and then fails with C2RS_CLOSED (ending a batch reader's stream).
+ *
+ * Thread safety: fully thread-safe.
+ * Returns: nothing (NULL is a no-op).
+ */
+void c2rs_record_feed_close(const c2rs_record_feed *feed);
+
+/**
+ * Records waiting in the feed now, and whether it is closed (`closed` nullable).
+ *
+ * Thread safety: fully thread-safe (the answer may be stale at once).
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `feed` or `size` is NULL.
+ */
+C2RS_NODISCARD
+int32_t c2rs_record_feed_status(const c2rs_record_feed *feed,
+                                size_t *size,
+                                bool *closed);
+
+/**
+ * Releases this handle's reference to the feed (a reader made from it keeps it alive). It does
+ * not close the feed: close it first when no one will push again.
+ *
+ * Ownership: `feed` is freed; NULL is a no-op; freeing twice is undefined behaviour.
+ * Thread safety: no other call may use this handle concurrently.
+ * Returns: nothing.
+ */
+void c2rs_record_feed_free(c2rs_record_feed *feed);
+
+/**
+ * A DB reader pulling the records of `feed` in push order (one shard, no wrap-around; a
+ * closed, drained feed ends the stream with C2RS_CLOSED). `name` names it in messages. See
+ * `c2rs_db_reader_from_callback` for how batches read from it are checked.
+ *
+ * Ownership: `feed` is shared (the caller still frees its handle); the caller owns `*out`
+ * (`c2rs_db_reader_free`). `name` is copied.
+ * Thread safety: safe from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when a pointer is NULL or `name` is not UTF-8.
+ */
+C2RS_NODISCARD
+int32_t c2rs_db_reader_from_feed(const c2rs_record_feed *feed,
+                                 const char *name,
+                                 c2rs_db_reader **out);
 
 /**
  * Creates a zero-filled CPU tensor (empty strings for STRING), 64-byte aligned.
@@ -3020,6 +3496,65 @@ int32_t c2rs_tensor_wrap(int32_t dtype,
                          void (*release)(void*),
                          void *ctx,
                          c2rs_tensor **out);
+
+/**
+ * A tensor equal to `t` that shares its storage (no element is copied). Writes through either
+ * handle copy first while both live (copy-on-write), so each keeps behaving as an independent
+ * copy of the values.
+ *
+ * Ownership: on success the caller owns `*out` (`c2rs_tensor_free`); `t` is unchanged.
+ * Thread safety: read-only on `t`; concurrent readers are fine, a concurrent writer is not.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `t` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_tensor_clone(const c2rs_tensor *t, c2rs_tensor **out);
+
+/**
+ * Whether `c2rs_tensor_mutable_data(t)` would return the current elements without copying:
+ * no other tensor (a clone, a blob, a queue slot) or DLPack export holds the storage and it was
+ * not adopted read-only. A consuming export (`c2rs_tensor_into_dlpack`) is writable exactly
+ * when this is true.
+ *
+ * Thread safety: read-only; concurrent readers are fine, a concurrent writer is not.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `t` or `out` is NULL.
+ */
+C2RS_NODISCARD int32_t c2rs_tensor_writes_in_place(const c2rs_tensor *t, bool *out);
+
+/**
+ * Hands `t` over as a DLPack v1 tensor without copying, consuming the handle (kDLCPU,
+ * compact, `strides` NULL). When nobody else holds the storage (see
+ * `c2rs_tensor_writes_in_place`) the export is writable (`flags` 0): the consumer holds the
+ * only reference and may write the elements in place. When the storage is shared (a clone, a
+ * blob still holding it, another export) or adopted read-only, the export carries
+ * DLPACK_FLAG_BITMASK_READ_ONLY, or the call is refused when `require_writable` is true.
+ * `*writable` (nullable) tells which export was made.
+ *
+ * Ownership: on success `t` is consumed (do not use or free it) and the caller owns `*out`:
+ * call `(*out)->deleter(*out)` exactly once. On failure `t` is untouched and still the
+ * caller's.
+ * Thread safety: no other call may use `t` concurrently; the export may be used and deleted
+ * from any thread.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `t` or `out` is NULL; C2RS_ENFORCE_NOT_MET
+ * when `require_writable` is true and the storage is shared or read-only; C2RS_UNSUPPORTED
+ * for STRING tensors.
+ */
+C2RS_NODISCARD
+int32_t c2rs_tensor_into_dlpack(c2rs_tensor *t,
+                                bool require_writable,
+                                DLManagedTensorVersioned **out,
+                                bool *writable);
+
+/**
+ * Moves tensor `i` out of `list` without copying (e.g. one output of
+ * `c2rs_batch_reader_next`), leaving entry `i` an empty FLOAT tensor of dims `[0]`; the
+ * list's length is unchanged. A batch tensor taken this way is usually the only holder of its
+ * storage, so it can be written in place or handed over writable (`c2rs_tensor_into_dlpack`).
+ *
+ * Ownership: on success the caller owns `*out` (`c2rs_tensor_free`); the list still owns the
+ * other entries and is freed as before.
+ * Thread safety: no other call may use `list` concurrently.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `list` or `out` is NULL or `i` is out of range.
+ */
+C2RS_NODISCARD int32_t c2rs_tensor_list_take(c2rs_tensor_list *list, size_t i, c2rs_tensor **out);
 
 /**
  * The ABI version of the loaded library: `(C2RS_ABI_MAJOR << 16) | C2RS_ABI_MINOR`.
@@ -3777,6 +4312,86 @@ int32_t c2rs_workspace_delete_net_n(c2rs_workspace *ws,
                                     const char *name,
                                     size_t name_len,
                                     bool *deleted);
+
+/**
+ * Moves the content of blob `name` out without copying, leaving the blob empty ("nullptr
+ * (uninitialized)", as Caffe2's `Blob::Release`): a tensor goes to `*tensor`, any other
+ * content (a byte string, a queue, a DB reader …) to `*object`. Both stay NULL when the blob
+ * was already empty. `object` may be NULL when the caller expects a tensor: then a blob
+ * holding something else is refused and left as it was. A tensor taken from a blob nobody
+ * else shares (an operator output, a dequeued batch) is the only holder of its storage: it can
+ * be written in place or handed over writable (`c2rs_tensor_into_dlpack`).
+ *
+ * Operators built on the blob keep the blob itself and see it empty until it is fed again.
+ * Ownership: on success the caller owns `*tensor` (`c2rs_tensor_free`) or `*object`
+ * (`c2rs_object_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `tensor` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8; C2RS_NOT_FOUND when no blob `name` is visible
+ * ("Can't find blob: <name>"); C2RS_TYPE_MISMATCH when `object` is NULL and the blob holds
+ * something other than a tensor (the blob is untouched).
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_take_n(c2rs_workspace *ws,
+                              const char *name,
+                              size_t name_len,
+                              c2rs_tensor **tensor,
+                              c2rs_object **object);
+
+/**
+ * A read-only snapshot of the tensor in blob `name` that shares its storage: no element is
+ * copied (`c2rs_tensor_data` gives the blob's own pointer). The snapshot never changes: a
+ * later write to the blob (an operator output, a feed) goes to new storage or copies first
+ * while the snapshot lives, and writing through the snapshot (`c2rs_tensor_mutable_data`)
+ * copies it first. The price of holding it is that copy: free it before the blob is written
+ * again when in-place writes matter.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_tensor_free`); its storage stays alive until then,
+ * even when the blob is overwritten, removed or its workspace freed.
+ * Borrowed: nothing; the data pointer of `*out` is valid until `*out` is freed.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8; C2RS_NOT_FOUND when no blob `name` is visible;
+ * C2RS_TYPE_MISMATCH when it holds no tensor.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_fetch_shared_n(const c2rs_workspace *ws,
+                                      const char *name,
+                                      size_t name_len,
+                                      c2rs_tensor **out);
+
+/**
+ * Another handle to the non-tensor content of blob `name` (a queue, a DB reader: shared, the
+ * same object; a byte string: copied), leaving the blob as it is.
+ *
+ * Ownership: the caller owns `*out` (`c2rs_object_free`).
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `out` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8; C2RS_NOT_FOUND when no blob `name` is visible;
+ * C2RS_TYPE_MISMATCH when it holds a tensor or nothing.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_fetch_object_n(const c2rs_workspace *ws,
+                                      const char *name,
+                                      size_t name_len,
+                                      c2rs_object **out);
+
+/**
+ * Puts `obj` in blob `name` (created as `c2rs_workspace_create_blob` does), replacing its
+ * content: operators reading the blob then use that very object (a queue shared with the
+ * host's other blobs, a DB reader opened elsewhere).
+ *
+ * Ownership: `obj` is shared (a byte string copied), not consumed; the caller still frees it.
+ * Thread safety: calls on one workspace are serialized internally; safe from many threads.
+ * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `ws` or `obj` is NULL, `name` is NULL with
+ * `name_len > 0` or the name is not UTF-8; C2RS_NOT_FOUND when `name` is forwarded to a parent
+ * blob that no longer exists.
+ */
+C2RS_NODISCARD
+int32_t c2rs_workspace_put_object_n(c2rs_workspace *ws,
+                                    const char *name,
+                                    size_t name_len,
+                                    const c2rs_object *obj);
 
 #ifdef __cplusplus
 }  // extern "C"

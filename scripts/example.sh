@@ -6,6 +6,8 @@
 #   queue_demo     — producer/consumer threads through a BlobsQueue, clean shutdown by close
 #   db_demo        — the bundled sample minidb read in batches of 4 (wrapping around)
 #   memonger_demo  — plans the bundled small CNN and prints the memory report
+#   caffe2_host_switch — a (stand-in) Caffe2 host switching its DB and BlobsQueue operators to
+#                    caffe2rs with 6 lines of C++ (include/caffe2rs/caffe2_bridge.h)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,7 +16,7 @@ BUILD_TYPE=${BUILD_TYPE:-Debug}
 
 bash scripts/setup.sh
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE"
-cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target print_tensors workspace_demo queue_demo db_demo memonger_demo
+cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target print_tensors workspace_demo queue_demo db_demo memonger_demo caffe2_host_switch
 echo "== print_tensors: the bundled sample TensorProtos"
 "$BUILD_DIR/examples/print_tensors" "$@"
 echo "== workspace_demo: feed, a net, fetch, GetAllBlobNames"
@@ -25,3 +27,5 @@ echo "== db_demo: the bundled sample minidb in batches"
 "$BUILD_DIR/examples/db_demo"
 echo "== memonger_demo: plan the bundled small CNN and print the report"
 "$BUILD_DIR/examples/memonger_demo"
+echo "== caffe2_host_switch: a Caffe2 host running caffe2rs's DB and queue operators in its own net"
+"$BUILD_DIR/examples/caffe2_host_switch"

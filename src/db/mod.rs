@@ -3,6 +3,7 @@
 //! through heed), and the thread-safe, sharded `DbReader`.
 
 mod batch;
+mod host_source;
 mod leveldb;
 mod lmdb;
 mod mapping;
@@ -12,6 +13,7 @@ mod reader;
 mod scan;
 
 pub use batch::{BatchAssembler, Record, decode_record};
+pub use host_source::{MAX_FEED_CAPACITY, PullFn, RecordFeed, pull_reader};
 pub use leveldb::{check_leveldb_log, check_leveldb_table};
 pub use prefetch::{
     BatchReader, MAX_BATCH_SIZE, MAX_PREFETCH_DEPTH, MAX_PREFETCH_THREADS, check_prefetch_settings,

@@ -3,6 +3,7 @@
 //! schema checks and engine fallback, and the run wrapper that adds the operator to errors.
 
 mod args;
+pub mod catalog;
 mod registry;
 mod schema;
 

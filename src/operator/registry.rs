@@ -99,8 +99,10 @@ impl Registry {
         Ok(())
     }
 
-    /// Registers the schema of a type; a second schema for the same type is an error.
+    /// Registers the schema of a type; a second schema for the same type is an error. Catalog
+    /// documentation kept apart from an operator family (`ops::queue_docs`) is joined here.
     pub fn register_schema(&mut self, schema: OpSchema) -> Result<()> {
+        let schema = crate::ops::queue_docs::supplement(schema);
         let name = schema.name().to_string();
         if self.schemas.contains_key(&name) {
             return Err(C2rsError::already_exists(format!(
@@ -127,6 +129,24 @@ impl Registry {
     pub fn keys(&self) -> Vec<String> {
         let set: BTreeSet<&String> = self.creators.keys().map(|(_, k)| k).collect();
         set.into_iter().cloned().collect()
+    }
+
+    /// Every registered schema, sorted by operator type.
+    pub fn schemas(&self) -> Vec<Arc<OpSchema>> {
+        let mut v: Vec<Arc<OpSchema>> = self.schemas.values().cloned().collect();
+        v.sort_by(|a, b| a.name().cmp(b.name()));
+        v
+    }
+
+    /// The device types `key` (a type or `type_ENGINE_engine`) is registered for, sorted.
+    pub fn devices_of(&self, key: &str) -> Vec<i32> {
+        let set: BTreeSet<i32> = self
+            .creators
+            .keys()
+            .filter(|(_, k)| k == key)
+            .map(|(d, _)| *d)
+            .collect();
+        set.into_iter().collect()
     }
 
     /// Engines preferred for `op_type` on `device`, tried after the def's own engines.

@@ -18,6 +18,12 @@ pub struct DocEntry {
     pub doc: String,
     /// Arguments only: whether `verify` requires it.
     pub required: bool,
+    /// Arguments only: the argument's type as the catalog shows it ("int", "float", "bool",
+    /// "string", "int[]", "float[]", "string[]", "NetDef" …); empty when undocumented.
+    pub arg_type: String,
+    /// Arguments only: the value used when the def lacks the argument, as text; empty when
+    /// undocumented.
+    pub default: String,
 }
 
 impl DocEntry {
@@ -26,6 +32,8 @@ impl DocEntry {
             name: name.into(),
             doc: doc.into(),
             required,
+            arg_type: String::new(),
+            default: String::new(),
         }
     }
 }
@@ -47,6 +55,8 @@ pub struct OpSchema {
     inplace_enforced: PairPred,
     required_args: Vec<String>,
     doc: String,
+    /// How caffe2rs's operator differs from Caffe2's (checks added, bugs not reproduced …).
+    differences: String,
     arg_docs: Vec<DocEntry>,
     /// (index, entry) of documented inputs and outputs.
     input_docs: Vec<(usize, DocEntry)>,
@@ -79,6 +89,7 @@ impl OpSchema {
             inplace_enforced: Arc::new(|_, _| false),
             required_args: Vec::new(),
             doc: String::new(),
+            differences: String::new(),
             arg_docs: Vec::new(),
             input_docs: Vec::new(),
             output_docs: Vec::new(),
@@ -99,6 +110,43 @@ impl OpSchema {
     pub fn arg(mut self, name: impl Into<String>, doc: impl Into<String>) -> Self {
         self.arg_docs.push(DocEntry::new(name, doc, false));
         self
+    }
+    /// Documents an argument with its type and default (see `DocEntry`), for the catalog.
+    pub fn typed_arg(
+        mut self,
+        name: impl Into<String>,
+        arg_type: impl Into<String>,
+        default: impl Into<String>,
+        doc: impl Into<String>,
+    ) -> Self {
+        let mut entry = DocEntry::new(name, doc, false);
+        entry.arg_type = arg_type.into();
+        entry.default = default.into();
+        self.arg_docs.push(entry);
+        self
+    }
+    /// `required_arg` with its type (a required argument has no default).
+    pub fn typed_required_arg(
+        mut self,
+        name: impl Into<String>,
+        arg_type: impl Into<String>,
+        doc: impl Into<String>,
+    ) -> Self {
+        let name = name.into();
+        self.required_args.push(name.clone());
+        let mut entry = DocEntry::new(name, doc, true);
+        entry.arg_type = arg_type.into();
+        entry.default = "(required)".into();
+        self.arg_docs.push(entry);
+        self
+    }
+    /// How this operator differs from Caffe2's, for the catalog.
+    pub fn caffe2_differences(mut self, text: impl Into<String>) -> Self {
+        self.differences = text.into();
+        self
+    }
+    pub fn differences(&self) -> &str {
+        &self.differences
     }
     /// Documents an argument every def must carry (Caffe2's `Arg(name, description, true)`):
     /// `verify` fails without it.

@@ -104,17 +104,77 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         OpSchema::new("ConstantFill")
             .num_inputs_range(0, 1)
             .num_outputs(1)
-            .allow_inplace(&[(0, 0)]),
+            .allow_inplace(&[(0, 0)])
+            .set_doc(
+                "Fills the output with one constant value. The shape comes from `shape` (no \
+                 input), from the input's dims, or with `input_as_shape` from the input's \
+                 INT64 values; `extra_shape` is appended in every case.",
+            )
+            .typed_arg(
+                "value",
+                "float|int|bool|string",
+                "0",
+                "The value every element gets, read in the field of `dtype` (f for FLOAT/DOUBLE, \
+                 i for integer types and BOOL, s for STRING).",
+            )
+            .typed_arg(
+                "dtype",
+                "int (TensorProto.DataType)",
+                "1 (FLOAT)",
+                "Element type of the output.",
+            )
+            .typed_arg(
+                "shape",
+                "int[]",
+                "[]",
+                "Output dims when there is no input ([] gives a scalar).",
+            )
+            .typed_arg(
+                "extra_shape",
+                "int[]",
+                "[]",
+                "Dims appended to the shape taken from `shape` or the input.",
+            )
+            .typed_arg(
+                "input_as_shape",
+                "bool",
+                "false",
+                "Read the output dims from the values of the input (a 1-D INT64 tensor) \
+                 instead of its dims.",
+            )
+            .input(
+                0,
+                "input",
+                "Optional: a tensor whose dims (or, with input_as_shape, values) give the shape.",
+            )
+            .output(0, "output", "The filled tensor.")
+            .caffe2_differences(
+                "FLOAT16 is refused (C2RS_UNSUPPORTED) instead of filled; a STRING fill whose \
+                 copies do not fit in memory is an error, not an abort.",
+            ),
         |base| Ok(FnOperator::boxed(base, constant_fill)),
     )?;
-    registry.register(OpSchema::new("Copy").num_inputs(1).num_outputs(1), |base| {
-        Ok(FnOperator::boxed(base, copy))
-    })?;
+    registry.register(
+        OpSchema::new("Copy")
+            .num_inputs(1)
+            .num_outputs(1)
+            .set_doc("Copies the input tensor to the output (on CUDA: GPU to GPU).")
+            .input(0, "input", "The tensor to copy.")
+            .output(0, "output", "A copy that shares nothing with the input."),
+        |base| Ok(FnOperator::boxed(base, copy)),
+    )?;
     registry.register(
         OpSchema::new("Relu")
             .num_inputs(1)
             .num_outputs(1)
-            .allow_inplace(&[(0, 0)]),
+            .allow_inplace(&[(0, 0)])
+            .set_doc("Elementwise max(x, 0) of a FLOAT tensor; may run in place.")
+            .input(0, "X", "FLOAT input tensor.")
+            .output(0, "Y", "FLOAT output of the input's shape.")
+            .caffe2_differences(
+                "CPU and FLOAT only (a small operator kept for tests and simple hosts); \
+                 another dtype is C2RS_TYPE_MISMATCH.",
+            ),
         |base| Ok(FnOperator::boxed(base, relu)),
     )?;
     Ok(())

@@ -191,14 +191,18 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         OpSchema::new("CopyCPUToGPU")
             .num_inputs(1)
             .num_outputs(1)
-            .set_doc("Copies a CPU tensor to the op's GPU (CUDA device option only)."),
+            .set_doc("Copies a CPU tensor to the op's GPU (CUDA device option only).")
+            .input(0, "input", "The CPU tensor.")
+            .output(0, "output", "The CUDA tensor on the op's GPU."),
     )?;
     registry.register_creator(DEVICE_CUDA, "CopyCPUToGPU", cuda_creator(Kind::CpuToGpu))?;
     registry.register_schema(
         OpSchema::new("CopyGPUToCPU")
             .num_inputs(1)
             .num_outputs(1)
-            .set_doc("Copies a CUDA tensor to a CPU tensor (CUDA device option only)."),
+            .set_doc("Copies a CUDA tensor to a CPU tensor (CUDA device option only).")
+            .input(0, "input", "The CUDA tensor.")
+            .output(0, "output", "The CPU copy."),
     )?;
     registry.register_creator(DEVICE_CUDA, "CopyGPUToCPU", cuda_creator(Kind::GpuToCpu))?;
     // `Copy`'s schema and CPU creator live in basic_ops; on CUDA it copies GPU → GPU.
@@ -207,7 +211,9 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         OpSchema::new("EnsureCPUOutput")
             .num_inputs(1)
             .num_outputs(1)
-            .set_doc("Output 0 is input 0 on the CPU: shared if it is there, copied from the GPU otherwise."),
+            .set_doc("Output 0 is input 0 on the CPU: shared if it is there, copied from the GPU otherwise.")
+            .input(0, "input", "A CPU or CUDA tensor.")
+            .output(0, "output", "The tensor on the CPU."),
         |base| Ok(FnOperator::boxed(base, ensure_cpu_output_cpu)),
     )?;
     registry.register_creator(
@@ -219,7 +225,9 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         OpSchema::new("CopyFromCPUInput")
             .num_inputs(1)
             .num_outputs(1)
-            .set_doc("Copies a CPU input to the op's device (CPU or its GPU)."),
+            .set_doc("Copies a CPU input to the op's device (CPU or its GPU).")
+            .input(0, "input", "A CPU tensor.")
+            .output(0, "output", "The copy on the op's device."),
         |base| Ok(FnOperator::boxed(base, copy_from_cpu_input_cpu)),
     )?;
     registry.register_creator(

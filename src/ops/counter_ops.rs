@@ -119,9 +119,11 @@ pub fn register(registry: &mut Registry) -> Result<()> {
                 "Creates a count-down counter with initial value specified by the 'init_count' \
                  argument. Should not do gradient.",
             )
-            .arg(
+            .typed_arg(
                 "init_count",
-                "(int64, default 0) Initial count for the counter, must be >= 0.",
+                "int",
+                "0",
+                "Initial count for the counter, must be >= 0.",
             )
             .output(
                 0,
@@ -141,9 +143,11 @@ pub fn register(registry: &mut Registry) -> Result<()> {
                 "Resets a count-down counter with initial value specified by the 'init_count' \
                  argument. Should not do gradient.",
             )
-            .arg(
+            .typed_arg(
                 "init_count",
-                "(int64, default 0) Resets counter to this value, must be >= 0.",
+                "int",
+                "0",
+                "Resets counter to this value, must be >= 0.",
             )
             .input(0, "counter", COUNTER_INPUT)
             .output(

@@ -170,7 +170,44 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         OpSchema::new("CreateDB")
             .num_inputs(0)
             .num_outputs(1)
-            .set_doc("Opens a DB and outputs a DBReader (db, db_type, num_shards, shard_id)."),
+            .set_doc(
+                "Opens a DB for reading and outputs a DBReader on the first record of its shard. \
+                 Every run opens a fresh reader at the beginning.",
+            )
+            .typed_arg(
+                "db",
+                "string",
+                "(none: required)",
+                "Required (checked when the operator is created). Path of the DB (used as given: no root folder is prepended).",
+            )
+            .typed_arg(
+                "db_type",
+                "string",
+                "leveldb",
+                "DB type: minidb, lmdb or leveldb (either spelling, e.g. LMDB).",
+            )
+            .typed_arg(
+                "num_shards",
+                "int",
+                "1",
+                "Number of shards the records are split into; reads take every num_shards-th \
+                 record.",
+            )
+            .typed_arg(
+                "shard_id",
+                "int",
+                "0",
+                "This reader's shard, 0 <= shard_id < num_shards.",
+            )
+            .output(
+                0,
+                "reader",
+                "A DBReader blob (shared by the operators that read it).",
+            )
+            .caffe2_differences(
+                "An unknown db_type and a DB that fails to open are distinct errors naming the \
+                 cause; a missing db is refused when the operator is created.",
+            ),
         |base| {
             if base.single_arg::<String>("db", String::new())?.is_empty() {
                 return Err(C2rsError::enforce("Must specify a db name."));
@@ -185,21 +222,87 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         OpSchema::new("TensorProtosDBInput")
             .num_inputs(1)
             .num_outputs_range(1, usize::MAX)
-            .set_doc(format!(
-                "Reads serialized TensorProtos records from a DBReader into one output per \
-                 tensor, batched by batch_size, prefetched in the background. Arguments: \
-                 batch_size (0: one record per run, its own dims; at most {MAX_BATCH_SIZE}), \
-                 no_prefetch (false), prefetch_depth (1, at most {MAX_PREFETCH_DEPTH}), \
-                 num_decode_threads (1, at most {MAX_PREFETCH_THREADS}); larger values are \
-                 refused when the operator is created."
-            )),
+            .set_doc(
+                "Reads records of serialized TensorProtos from a DBReader into one output per \
+                 tensor of a record, `batch_size` records per run, prefetched in the \
+                 background. The stream wraps around at the end of the DB.",
+            )
+            .typed_arg(
+                "batch_size",
+                "int",
+                "0",
+                format!(
+                    "Records per run. 0: one record per run, each output with that record's \
+                     own dims. B > 0: output i has dims [B] + dims of tensor i, and all B \
+                     records must agree in dims and dtype per output. At most {MAX_BATCH_SIZE}."
+                ),
+            )
+            .typed_arg(
+                "no_prefetch",
+                "bool",
+                "false",
+                "Read and assemble inside the run instead of on background threads.",
+            )
+            .typed_arg(
+                "prefetch_depth",
+                "int",
+                "1",
+                format!("Batches prepared ahead (at most {MAX_PREFETCH_DEPTH})."),
+            )
+            .typed_arg(
+                "num_decode_threads",
+                "int",
+                "1",
+                format!(
+                    "Threads decoding batches in parallel, delivered in record order (at most \
+                     {MAX_PREFETCH_THREADS})."
+                ),
+            )
+            .input(
+                0,
+                "reader",
+                "A DBReader (from CreateDB, Load's inputs, or a host source).",
+            )
+            .output(
+                0,
+                "data",
+                "One output per tensor of a record (variadic): tensor i of the records, \
+                 batched.",
+            )
+            .caffe2_differences(
+                "Every record of a batch is checked against the first for dims and dtype (Caffe2 \
+                 only had a debug check and could corrupt memory); dims are int64; a record \
+                 whose tensor count differs from the outputs is named with a hint when it looks \
+                 like a Caffe Datum; prefetch_depth and num_decode_threads are new; a \
+                 prefetch error stays (every later run fails) as Caffe2's did.",
+            ),
         |base| Ok(Box::new(TensorProtosDbInput::new(base)?) as Box<dyn Operator>),
     )?;
     registry.register(
         OpSchema::new("DBExists")
             .num_inputs(0)
             .num_outputs(1)
-            .set_doc("Outputs a scalar bool: whether db_name opens as db_type."),
+            .set_doc("Outputs a scalar BOOL: whether db_name opens for reading as db_type.")
+            .typed_arg(
+                "db_name",
+                "string",
+                "\"\"",
+                "Path of the DB (relative to the workspace root folder unless absolute_path).",
+            )
+            .typed_arg(
+                "db_type",
+                "string",
+                "leveldb",
+                "DB type: minidb, lmdb or leveldb.",
+            )
+            .typed_arg(
+                "absolute_path",
+                "bool",
+                "false",
+                "Use db_name as given instead of under the workspace root folder.",
+            )
+            .output(0, "exists", "BOOL scalar.")
+            .caffe2_differences("An unknown db_type is an error (Caffe2 answered true)."),
         |base| {
             base.single_arg::<String>("db_name", String::new())?;
             base.single_arg::<bool>("absolute_path", false)?;

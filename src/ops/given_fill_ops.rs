@@ -240,15 +240,15 @@ impl Operator for GivenTensorFill {
 
 const VALUES_DOC: &str = "The value for the elements of the output tensor, in row-major order; \
      their number must equal the number of elements of the output shape.";
-const SHAPE_DOC: &str = "(list of int) The shape of the output tensor. Cannot set the shape \
-     argument and pass in an input at the same time. Absent: a scalar.";
-const EXTRA_SHAPE_DOC: &str = "(list of int) The additional dimensions appended at the end of \
-     the shape indicated by the input blob. Cannot set the extra_shape argument when there is \
-     no input blob.";
-const INPUT_AS_SHAPE_DOC: &str = "(bool, default false) Take the output shape from the values of \
-     the input, a non-empty 1-D INT64 CPU tensor, instead of from its dims.";
+const SHAPE_DOC: &str = "The shape of the output tensor. Cannot set the shape argument and pass \
+     in an input at the same time. Absent: a scalar.";
+const EXTRA_SHAPE_DOC: &str = "The additional dimensions appended at the end of the shape \
+     indicated by the input blob. Cannot set the extra_shape argument when there is no input \
+     blob.";
+const INPUT_AS_SHAPE_DOC: &str = "Take the output shape from the values of the input, a \
+     non-empty 1-D INT64 CPU tensor, instead of from its dims.";
 
-fn schema(name: &str, element: &str, with_dtype: bool) -> OpSchema {
+fn schema(name: &str, element: &str, values_type: &str, with_dtype: bool) -> OpSchema {
     let mut s = OpSchema::new(name)
         .num_inputs_range(0, 1)
         .num_outputs(1)
@@ -258,41 +258,66 @@ fn schema(name: &str, element: &str, with_dtype: bool) -> OpSchema {
              by `shape`, by the input's dims (+ `extra_shape`) or, with `input_as_shape`, by the \
              input's values. No gradient."
         ))
-        .required_arg("values", VALUES_DOC);
+        .typed_required_arg("values", values_type, VALUES_DOC);
     if with_dtype {
-        s = s.arg(
+        s = s.typed_arg(
             "dtype",
-            "(int or name, default FLOAT) The data type of the output: FLOAT, DOUBLE, BOOL, \
-             UINT16, INT16, INT32, INT64 or STRING (TensorProto.DataType). `values` is read from \
-             `floats` for FLOAT/DOUBLE, `ints` for the integer types and BOOL, `strings` for \
-             STRING.",
+            "int (TensorProto.DataType) or string",
+            "FLOAT",
+            "The data type of the output: FLOAT, DOUBLE, BOOL, UINT16, INT16, INT32, INT64 or \
+             STRING. `values` is read from `floats` for FLOAT/DOUBLE, `ints` for the integer \
+             types and BOOL, `strings` for STRING.",
         );
     }
-    s.arg("shape", SHAPE_DOC)
-        .arg("extra_shape", EXTRA_SHAPE_DOC)
-        .arg("input_as_shape", INPUT_AS_SHAPE_DOC)
+    s.typed_arg("shape", "int[]", "[]", SHAPE_DOC)
+        .typed_arg("extra_shape", "int[]", "[]", EXTRA_SHAPE_DOC)
+        .typed_arg("input_as_shape", "bool", "false", INPUT_AS_SHAPE_DOC)
         .input(
             0,
             "input",
             "(optional) Its dims give the output shape, or with input_as_shape its values do.",
         )
         .output(0, "output", "The filled tensor.")
+        .caffe2_differences(
+            "A `values` count that does not match the output shape is an error (Caffe2 read \
+             past the end or left elements unset).",
+        )
 }
 
 pub fn register(registry: &mut Registry) -> Result<()> {
     registry.register(
-        schema("GivenTensorFill", "FLOAT (or `dtype`)", true),
+        schema(
+            "GivenTensorFill",
+            "FLOAT (or `dtype`)",
+            "float[] (int[], string[] by dtype)",
+            true,
+        ),
         |base| GivenTensorFill::build(base, None),
     )?;
     let typed = [
-        ("GivenTensorDoubleFill", "DOUBLE", DataType::Double),
-        ("GivenTensorBoolFill", "BOOL", DataType::Bool),
-        ("GivenTensorIntFill", "INT32", DataType::Int32),
-        ("GivenTensorInt64Fill", "INT64", DataType::Int64),
-        ("GivenTensorStringFill", "STRING", DataType::String),
+        (
+            "GivenTensorDoubleFill",
+            "DOUBLE",
+            "float[]",
+            DataType::Double,
+        ),
+        (
+            "GivenTensorBoolFill",
+            "BOOL",
+            "int[] (0 or 1)",
+            DataType::Bool,
+        ),
+        ("GivenTensorIntFill", "INT32", "int[]", DataType::Int32),
+        ("GivenTensorInt64Fill", "INT64", "int[]", DataType::Int64),
+        (
+            "GivenTensorStringFill",
+            "STRING",
+            "string[]",
+            DataType::String,
+        ),
     ];
-    for (name, element, dtype) in typed {
-        registry.register(schema(name, element, false), move |base| {
+    for (name, element, values_type, dtype) in typed {
+        registry.register(schema(name, element, values_type, false), move |base| {
             GivenTensorFill::build(base, Some(dtype))
         })?;
     }

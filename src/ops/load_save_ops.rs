@@ -598,7 +598,53 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         OpSchema::new("Save")
             .num_inputs_range(1, usize::MAX)
             .num_outputs(0)
-            .set_doc("Saves the inputs to a new DB of BlobProto records (chunked tensors)."),
+            .set_doc(
+                "Saves the inputs to a new DB (truncated or created) as BlobProto records, one \
+                 per chunk of chunk_size elements under the key <name>#%<chunk index>.",
+            )
+            .typed_arg(
+                "db",
+                "string",
+                "(none: required)",
+                "Required (checked when the operator is created). Path of the DB (under the workspace root folder unless absolute_path).",
+            )
+            .typed_arg(
+                "db_type",
+                "string",
+                "(none: required)",
+                "Required (checked when the operator is created). DB type: minidb, lmdb or leveldb.")
+            .typed_arg(
+                "absolute_path",
+                "bool",
+                "false",
+                "Use db as given instead of under the workspace root folder.",
+            )
+            .typed_arg(
+                "strip_prefix",
+                "string",
+                "\"\"",
+                "Saved names drop everything up to and including the first occurrence of this \
+                 text (names without it are kept). Exclusive with blob_name_overrides.",
+            )
+            .typed_arg(
+                "blob_name_overrides",
+                "string[]",
+                "[]",
+                "Names to save the inputs under, one per input, in order. Exclusive with \
+                 strip_prefix.",
+            )
+            .typed_arg(
+                "chunk_size",
+                "int",
+                "-1",
+                "Elements per chunk: -1 the default (1 000 000), 0 no chunking, > 0 that many.",
+            )
+            .input(0, "blobs", "The blobs to save (variadic, at least one).")
+            .caffe2_differences(
+                "Record order is deterministic (Caffe2 wrote chunks from parallel workers); \
+                 duplicated or empty saved names are refused at creation; CPU tensors carry \
+                 device_detail {device_type: 0} as later Caffe2 wrote.",
+            ),
         |base| {
             let spec = SaveSpec::new(&base, 0)?;
             Ok(Box::new(SaveOp { base, spec }) as Box<dyn Operator>)
@@ -606,7 +652,92 @@ pub fn register(registry: &mut Registry) -> Result<()> {
     )?;
     registry.register(
         OpSchema::new("Load")
-            .set_doc("Loads blobs from DBReader inputs or from db/dbs (BlobProto records)."),
+            .set_doc(
+                "Loads blobs saved by Save (BlobProto records, chunked tensors reassembled) from \
+                 DBReader inputs, read from their current position, or from the DB(s) named by \
+                 db / dbs. Keys map to blob names by cutting the #% chunk suffix, applying \
+                 strip_prefix and add_prefix; without load_all only the outputs are loaded and \
+                 reading stops once they are complete.",
+            )
+            .typed_arg(
+                "db",
+                "string",
+                "\"\"",
+                "The DB to load from when there are no inputs (under the root folder unless \
+                 absolute_path).",
+            )
+            .typed_arg(
+                "dbs",
+                "string[]",
+                "[]",
+                "Several DBs to load from (no duplicates); a key found in two of them is an \
+                 error.",
+            )
+            .typed_arg(
+                "db_type",
+                "string",
+                "\"\"",
+                "DB type of db / dbs; required when there are no DBReader inputs.",
+            )
+            .typed_arg(
+                "absolute_path",
+                "bool",
+                "false",
+                "Use db / dbs as given instead of under the workspace root folder.",
+            )
+            .typed_arg(
+                "add_prefix",
+                "string",
+                "\"\"",
+                "Prepended to every loaded blob name.",
+            )
+            .typed_arg(
+                "strip_prefix",
+                "string",
+                "\"\"",
+                "Dropped (with everything before its first occurrence) from every key. \
+                 Exclusive with source_blob_names.",
+            )
+            .typed_arg(
+                "keep_device",
+                "bool",
+                "false",
+                "Keep each tensor's saved device; otherwise it is loaded to the op's device.",
+            )
+            .typed_arg(
+                "load_all",
+                "bool",
+                "false",
+                "Load every blob of the DB(s), not only the outputs.",
+            )
+            .typed_arg(
+                "allow_incomplete",
+                "bool",
+                "false",
+                "Succeed when some outputs were not found (each missing name is logged).",
+            )
+            .typed_arg(
+                "source_blob_names",
+                "string[]",
+                "[]",
+                "The saved names to load into the outputs, one per output. Exclusive with \
+                 strip_prefix and load_all.",
+            )
+            .input(
+                0,
+                "readers",
+                "Optional DBReaders (variadic), read from their current position.",
+            )
+            .output(
+                0,
+                "blobs",
+                "The blobs to load (variadic; none with load_all).",
+            )
+            .caffe2_differences(
+                "A key that is not UTF-8 is an error naming it (blob names are UTF-8); \
+                 incomplete chunked blobs are \"Data size mismatch\" errors; outputs listed \
+                 twice are refused at creation.",
+            ),
         |base| Ok(Box::new(LoadOp::new(base)?) as Box<dyn Operator>),
     )?;
     for name in ["Checkpoint", "Snapshot"] {
@@ -614,7 +745,49 @@ pub fn register(registry: &mut Registry) -> Result<()> {
             OpSchema::new(name)
                 .num_inputs_range(1, usize::MAX)
                 .num_outputs(0)
-                .set_doc("Saves all inputs (iteration first) every `every` iterations to the DB named by the printf pattern `db`."),
+                .set_doc("Saves all inputs (iteration first) every `every` iterations to the DB named by the printf pattern `db`.")
+                .typed_arg(
+                "db",
+                "string",
+                "(none: required)",
+                "Required (checked when the operator is created). printf pattern of the DB path with one integer conversion for the \
+                     iteration (e.g. ckpt_%05d.minidb; %% for a percent sign).",
+                )
+                .typed_arg(
+                "db_type",
+                "string",
+                "(none: required)",
+                "Required (checked when the operator is created). DB type: minidb, lmdb or leveldb.")
+                .typed_arg(
+                    "every",
+                    "int",
+                    "1",
+                    "Save when iteration % every == 0 (must be >= 1).",
+                )
+                .typed_arg(
+                    "absolute_path",
+                    "bool",
+                    "false",
+                    "Use the formatted path as given instead of under the root folder.",
+                )
+                .typed_arg(
+                    "strip_prefix",
+                    "string",
+                    "\"\"",
+                    "As Save's strip_prefix.",
+                )
+                .typed_arg(
+                    "blob_name_overrides",
+                    "string[]",
+                    "[]",
+                    "As Save's blob_name_overrides.",
+                )
+                .typed_arg("chunk_size", "int", "-1", "As Save's chunk_size.")
+                .input(0, "iter", "The iteration: an INT64 CPU scalar (saved too).")
+                .caffe2_differences(
+                    "The pattern must hold exactly one integer conversion; a path of 1024 bytes \
+                     or more is an error (Caffe2 aborted).",
+                ),
             |base| {
                 let pattern = Pattern::parse(&base.single_arg::<String>("db", String::new())?)?;
                 let every = base.single_arg::<i64>("every", 1)?;

@@ -8,6 +8,7 @@ pub mod db_ops;
 pub mod given_fill_ops;
 pub mod iter_ops;
 pub mod load_save_ops;
+pub mod queue_docs;
 pub mod queue_ops;
 pub mod rebatching_ops;
 pub mod timer_ops;

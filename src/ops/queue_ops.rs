@@ -316,13 +316,23 @@ impl QueueOp {
         let b = &self.base;
         let queue = queue_input(b, 0)?;
         check_output_count("DequeueBlobs", &queue, b.num_outputs(), 0)?;
+        // Both failures stay op failures (C2RS_RUN_FAILED, as a Caffe2 op returning false), with
+        // a message that says which one it was instead of "operator returned false".
         match read_record(&queue, b.outputs(), deadline_after(self.timeout_secs))? {
             Outcome::Done => Ok(true),
             Outcome::TimedOut => {
                 eprintln!("DequeueBlobs timed out in {} secs", self.timeout_secs);
-                Ok(false)
+                // The argument is a float: print it as given (0.05, not 0.0500000007…).
+                Err(C2rsError::run_failed(format!(
+                    "DequeueBlobs timed out in {} secs waiting for a record of queue {}",
+                    self.timeout_secs as f32,
+                    queue.name()
+                )))
             }
-            Outcome::Closed | Outcome::Full => Ok(false),
+            Outcome::Closed | Outcome::Full => Err(C2rsError::run_failed(format!(
+                "DequeueBlobs: queue {} is closed and empty (end of stream)",
+                queue.name()
+            ))),
         }
     }
 

@@ -117,9 +117,11 @@ pub fn register(registry: &mut Registry) -> Result<()> {
                  calling TimerEnd (or TimerGetAndEnd). Running it again while the timer runs \
                  fails (\"Called TimerBegin on an already running timer.\").",
             )
-            .arg(
+            .typed_arg(
                 "counter_name",
-                "(string) Name of the timer. If not provided, use output name.",
+                "string",
+                "the output's name",
+                "Name of the timer. If not provided, use output name.",
             )
             .output(0, "timer", "The timer, to be passed to TimerEnd."),
         |base| {

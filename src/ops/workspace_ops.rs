@@ -28,7 +28,23 @@ pub fn register(registry: &mut Registry) -> Result<()> {
         OpSchema::new("GetAllBlobNames")
             .num_inputs(0)
             .num_outputs(1)
-            .set_doc("Return a 1-D tensor of strings containing the names of each blob in the active workspace."),
+            .set_doc("Return a 1-D tensor of strings containing the names of each blob in the active workspace.")
+            .typed_arg(
+                "include_shared",
+                "bool",
+                "true",
+                "Include the blobs visible from parent workspaces and forwarded names (local \
+                 ones first, sorted); false lists only the workspace's own blobs.",
+            )
+            .output(
+                0,
+                "blob_names",
+                "1-D STRING tensor of the names, the output's own name included.",
+            )
+            .caffe2_differences(
+                "Forwarded names are listed sorted (Caffe2 used hash order); shadowed names \
+                 appear twice, as in Caffe2.",
+            ),
         |base| {
             // Read the argument once at construction so a wrong field fails early.
             base.single_arg::<bool>("include_shared", true)?;

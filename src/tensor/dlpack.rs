@@ -133,6 +133,44 @@ pub fn export(tensor: &Tensor) -> Result<*mut DLManagedTensorVersioned> {
     )
 }
 
+/// Exports `tensor` without copying, writable when it `writes_in_place` (no other holder of
+/// its storage, not adopted read-only): the consumer then holds the only reference to the
+/// elements and may write them. Otherwise the export is read-only, or refused when
+/// `require_writable`. Returns the export and whether it is writable. The caller drops its
+/// `tensor` right after (the export's exclusivity relies on it).
+pub fn export_for_handover(
+    tensor: &Tensor,
+    require_writable: bool,
+) -> Result<(*mut DLManagedTensorVersioned, bool)> {
+    let writable = tensor.writes_in_place();
+    if require_writable && !writable {
+        return Err(C2rsError::enforce(format!(
+            "a writable export needs storage no one else holds, but this {} tensor of dims {} \
+             shares its storage (with another tensor, a DLPack export, or a read-only adopted \
+             buffer); clone it (c2rs_tensor_clone) and write to a copy, or export it read-only",
+            tensor.dtype(),
+            super::dims_text(tensor.dims())
+        )));
+    }
+    let storage = tensor.storage().cloned();
+    let data = storage
+        .as_ref()
+        .map_or(std::ptr::null_mut(), |s| s.as_ptr() as *mut c_void);
+    let flags = if writable { 0 } else { FLAG_READ_ONLY };
+    let m = export_raw(
+        data,
+        DLDevice {
+            device_type: DL_CPU,
+            device_id: 0,
+        },
+        tensor.dtype(),
+        tensor.dims(),
+        flags,
+        Box::new(storage),
+    )?;
+    Ok((m, writable))
+}
+
 /// Adopts a DLPack tensor without copying. On success the tensor owns `managed`: its deleter
 /// is called exactly once, when the last user of the storage lets go. On failure nothing is
 /// adopted and the caller still owns `managed`.
@@ -156,12 +194,67 @@ pub unsafe fn adopt(managed: *mut DLManagedTensorVersioned) -> Result<Tensor> {
     }
     // SAFETY: forwarded caller contract.
     let p = unsafe { parse(managed) }?;
+    // SAFETY: forwarded caller contract (a valid export handed over to us).
+    if let Some(reclaimed) = unsafe { reclaim_own_export(managed, &p) } {
+        return reclaimed;
+    }
     // SAFETY: forwarded caller contract: nobody else deletes `managed`.
     let release = unsafe { release_of(managed) };
     // SAFETY: DLPack grants the bytes `[data, data + nbytes)` until the deleter runs, which is
     // exactly when this storage releases them.
     let storage = unsafe { Storage::adopt(p.data, p.nbytes, p.read_only, release) };
     Tensor::from_storage(p.dtype, &p.dims, Arc::new(storage))
+}
+
+/// An export this library made (`export_raw` with a CPU storage) that comes back writable,
+/// unchanged (same data, size): the tensor takes the original storage back and the export's
+/// context is freed, instead of wrapping the export in one more layer. A buffer that travels
+/// back and forth between a host and caffe2rs (a queue's ping-pong, a host operator between two
+/// caffe2rs operators) then never accumulates layers of foreign storage. Read-only exports and
+/// anything else are left to the general path (None); once it returns Some, `managed` is gone.
+///
+/// # Safety
+/// As `adopt`: `managed` is a valid DLPack tensor handed over to us, described by `p`.
+unsafe fn reclaim_own_export(
+    managed: *mut DLManagedTensorVersioned,
+    p: &Parsed,
+) -> Option<Result<Tensor>> {
+    // SAFETY: `managed` is valid (caller contract).
+    let (deleter, ctx) = unsafe { ((*managed).deleter, (*managed).manager_ctx) };
+    let ours: unsafe extern "C" fn(*mut DLManagedTensorVersioned) = delete_export;
+    if p.read_only || deleter.is_none_or(|d| !std::ptr::fn_addr_eq(d, ours)) {
+        return None;
+    }
+    // `delete_export` as the deleter means `export_raw` made it: `managed` is the first field
+    // of an `ExportContext`, which `manager_ctx` points to as well.
+    if ctx != managed as *mut c_void {
+        return None;
+    }
+    let ctx = managed as *mut ExportContext;
+    // SAFETY: a live `ExportContext` (see above); only read here.
+    let keep = unsafe { &(*ctx)._keep };
+    let matches = match keep.downcast_ref::<Option<Arc<Storage>>>() {
+        Some(Some(s)) => std::ptr::eq(s.as_ptr(), p.data) && s.len() == p.nbytes,
+        Some(None) => p.nbytes == 0,
+        None => false,
+    };
+    if !matches {
+        return None;
+    }
+    // SAFETY: the context was leaked by `export_raw` and is handed back to us; DLPack gives
+    // its deleter to exactly one consumer, so reconstructing the box here is the only release.
+    let ctx = unsafe { Box::from_raw(ctx) };
+    let storage = ctx
+        ._keep
+        .downcast::<Option<Arc<Storage>>>()
+        .ok()
+        .and_then(|s| *s);
+    // The storage matched the export in size, so building the tensor does not fail; should it,
+    // the storage was released with the context (nothing leaks) and the error is returned.
+    Some(match storage {
+        Some(s) => Tensor::from_storage(p.dtype, &p.dims, s),
+        None => Tensor::zeros(p.dtype, &p.dims),
+    })
 }
 
 /// What a validated DLPack tensor describes (any device; the caller checks the device).
@@ -445,6 +538,37 @@ mod tests {
         assert_eq!(b.typed::<i32>().unwrap(), &[5]);
         drop(b);
         assert_eq!(DELETES.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_writable_export_coming_back_reclaims_its_storage_without_a_layer() {
+        let t = Tensor::from_slice(DataType::Int32, &[2], &[1i32, 2]).unwrap();
+        let storage = Arc::clone(t.storage().unwrap());
+        let (m, writable) = export_for_handover(&t, false).unwrap();
+        assert!(!writable, "`t` and `storage` still hold it");
+        drop(t);
+        // Read-only: wrapped, not reclaimed (the adopted storage is a foreign one).
+        // SAFETY: `m` is a valid export handed over to `adopt`.
+        let back = unsafe { adopt(m) }.unwrap();
+        assert!(!Arc::ptr_eq(back.storage().unwrap(), &storage));
+        drop(back);
+        let t = Tensor::from_slice(DataType::Int32, &[2], &[3i32, 4]).unwrap();
+        let original = Arc::as_ptr(t.storage().unwrap());
+        let (m, writable) = export_for_handover(&t, true).unwrap();
+        assert!(writable, "`t` is the only holder");
+        drop(t);
+        // SAFETY: `m` is a valid export handed over to `adopt`.
+        let back = unsafe { adopt(m) }.unwrap();
+        assert_eq!(
+            Arc::as_ptr(back.storage().unwrap()),
+            original,
+            "the same storage"
+        );
+        assert!(
+            back.writes_in_place(),
+            "no layer of foreign storage around it"
+        );
+        assert_eq!(back.typed::<i32>().unwrap(), &[3, 4]);
     }
 
     static OVERSIZE_DELETES: AtomicUsize = AtomicUsize::new(0);

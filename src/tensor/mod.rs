@@ -366,6 +366,19 @@ impl Tensor {
         })
     }
 
+    /// Whether a write would land in the current elements without copying them first: no
+    /// other tensor or DLPack export holds the storage, and it is not a read-only adopted
+    /// buffer. (Only a holder of this tensor can add holders, so the answer stays true for as
+    /// long as the caller keeps the tensor to itself.)
+    pub fn writes_in_place(&self) -> bool {
+        match &self.elements {
+            Elements::Bytes(a) => {
+                Arc::strong_count(a) == 1 && Arc::weak_count(a) == 0 && !a.is_read_only()
+            }
+            Elements::Strings(v) => Arc::strong_count(v) == 1 && Arc::weak_count(v) == 0,
+        }
+    }
+
     /// Copies `src`'s elements into this tensor's own buffer when both have the same dtype
     /// (not STRING) and dims and the buffer is unshared and writable; `false`, with `self`
     /// untouched, otherwise (the caller then makes a new copy). Allocates nothing.

@@ -44,6 +44,10 @@ impl NativeObject {
     pub fn same_object(&self, other: &NativeObject) -> bool {
         std::ptr::addr_eq(Arc::as_ptr(&self.value), Arc::as_ptr(&other.value))
     }
+    /// The object's identity (the address it is shared from), equal for every holder.
+    pub fn id(&self) -> *const std::ffi::c_void {
+        Arc::as_ptr(&self.value) as *const () as *const std::ffi::c_void
+    }
     /// The object as `Arc<T>` when it is a `T`.
     pub fn downcast<T: BlobNative>(&self) -> Option<Arc<T>> {
         Arc::clone(&self.value).downcast::<T>().ok()

@@ -1,6 +1,7 @@
 // Consumer of the installed package: decodes what it encodes through caffe2rs.hpp and checks
 // that the library it loaded is the installed one (found through the package's rpath).
 #include <caffe2rs.hpp>
+#include <caffe2rs/host_op.hpp>  // the installed host-operator bridge compiles as installed
 
 #include <dlfcn.h>
 
@@ -23,6 +24,12 @@ int main() {
     if (schema.find("package caffe2;") == std::string::npos ||
         schema.find("message OperatorDef") == std::string::npos) {
       std::fprintf(stderr, "caffe2rs_PROTO_FILE=%s is not the caffe2 schema\n", C2RS_PROTO_FILE);
+      return 1;
+    }
+    c2rs::host::InputSlot slot(/*consumed=*/false);
+    slot.set_bytes("bridge");
+    if (slot.kind() != c2rs::host::InputSlot::Kind::Bytes || slot.bytes() != "bridge") {
+      std::fprintf(stderr, "the installed host_op.hpp misbehaves\n");
       return 1;
     }
     c2rs::Tensor t = c2rs::Tensor::create(C2RS_DTYPE_FLOAT, {2, 2});

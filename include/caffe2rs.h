@@ -1710,9 +1710,10 @@ void c2rs_batch_reader_free(c2rs_batch_reader *br);
  * (`c2rs_tensor_list_free`).
  * Thread safety: safe from any thread.
  * Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` or `values`/`value_lens` is NULL with
- * `n > 0`, a value is NULL with a non-zero length, or `num_outputs` is 0; C2RS_INTERNAL when `n`
- * is not the batch's record count; for a bad record C2RS_ENFORCE_NOT_MET (tensor count or
- * dims/dtype mismatch) or C2RS_PARSE_ERROR (bytes), naming the record's key.
+ * `n > 0`, a value is NULL with a non-zero length, `num_outputs` is 0, or `n` is not the
+ * batch's record count (`batch_size`, 1 when `batch_size` is 0); for a bad record
+ * C2RS_ENFORCE_NOT_MET (tensor count or dims/dtype mismatch) or C2RS_PARSE_ERROR (bytes),
+ * naming the record's key; C2RS_INTERNAL when memory runs out.
  */
 C2RS_NODISCARD
 int32_t c2rs_batch_assemble(const char *const *keys,

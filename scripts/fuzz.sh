@@ -5,6 +5,7 @@
 #   scripts/fuzz.sh [TARGET|all] [SECONDS]   fuzz TARGET (default: all, one after the other)
 #                                            for SECONDS each (default 60)
 #   scripts/fuzz.sh TARGET FILE...           replay FILE(s) (an artifact, a reproducer) once
+#   scripts/fuzz.sh build                    build the targets only
 #
 # Prints, per target, the executions, the time and the executions per second. Exits non-zero
 # when a target finds something (crash, abort, timeout, out-of-memory, C2RS_PANIC, an
@@ -24,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
-TARGETS=(tensor_proto memonger db_minidb db_lmdb operator)
+TARGETS=(tensor_proto minidb_format lmdb_format leveldb_format memonger db_minidb db_lmdb db_leveldb operator plan)
 
 target=${1:-all}
 shift || true
@@ -40,6 +41,8 @@ fi
 
 if [ "$target" = all ]; then
   selected=("${TARGETS[@]}")
+elif [ "$target" = build ]; then
+  selected=()
 elif [[ " ${TARGETS[*]} " == *" $target "* ]]; then
   selected=("$target")
 else
@@ -71,6 +74,9 @@ RUSTFLAGS="-Cpasses=sancov-module \
 --cfg fuzzing -Zsanitizer=address -Cdebug-assertions -Ccodegen-units=1" \
   cargo +nightly build --manifest-path fuzz/Cargo.toml --target "$triple" --release --bins
 echo "fuzz build: $(($(date +%s) - build_start)) s"
+if [ "$target" = build ]; then
+  exit 0
+fi
 
 # Scratch files of the targets (DB files, the operator target's workspace root): tmpfs when
 # there is one, removed on exit whatever happens.
@@ -111,7 +117,7 @@ for t in "${selected[@]}"; do
   log=$root/fuzz/logs/$t.log
   mkdir -p "$corpus" "$artifacts"
   extra=()
-  if [ "$t" = operator ]; then
+  if [ "$t" = operator ] || [ "$t" = plan ]; then
     extra+=(-dict="$seeds/operator.dict")
   fi
   echo "== fuzz $t for $seconds s (log: fuzz/logs/$t.log)"

@@ -509,6 +509,9 @@ fn run_one(case: &str) {
                 let (db_type, source, settings) = hostile::materialize_db(&rep, &scratch);
                 measure(|| run_db_path(path, db_type, &source, settings))
             }
+            // Read only by its fuzz harness, in hostile_replay (every allocation capped at
+            // 64 MiB there, as in the fuzz build); `format.paths()` is empty.
+            hostile::Format::Fuzz { target } => panic!("{rel} ({target}) has no library path"),
         }
     } else {
         let cases = hand_written();

@@ -21,7 +21,7 @@ use caffe2rs::ffi::memonger::{
 use caffe2rs::ffi::status::*;
 use caffe2rs::ffi::tensor::{
     C2RS_DTYPE_FLOAT, C2RS_DTYPE_STRING, C2RS_MAX_IMPLICIT_ZERO_BYTES, c2rs_tensor_free,
-    c2rs_tensor_new,
+    c2rs_tensor_from_proto, c2rs_tensor_new,
 };
 use caffe2rs::ffi::version::c2rs_last_error_message;
 use caffe2rs::ffi::workspace::{
@@ -152,6 +152,84 @@ fn sizes_the_caller_asks_for_fail_as_out_of_memory_instead_of_aborting() {
             out.get("message")
         );
     }
+}
+
+const BACKED_OOM_TEST: &str =
+    "a_backed_tensor_proto_that_memory_cannot_hold_is_out_of_memory_not_a_parse_error";
+
+/// This process's address space in use, in bytes (/proc/self/statm: size in pages).
+fn address_space_in_use() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: usize = statm
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("statm size");
+    // SAFETY: sysconf only reads a configuration value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * usize::try_from(page).expect("page size")
+}
+
+#[test]
+fn a_backed_tensor_proto_that_memory_cannot_hold_is_out_of_memory_not_a_parse_error() {
+    // A FLOAT [N/2] TensorProto carrying its elements as bfloat16 halves in N bytes of
+    // raw_data: every size in it is backed by bytes, so the input is not at fault when the
+    // tensor (2N bytes) cannot be allocated. Decoding holds N bytes (2N while prost copies
+    // the field), the tensor needs 2N more.
+    const N: usize = 32 << 20;
+    if child::case().is_some() {
+        let proto = TensorProto {
+            dims: vec![(N / 2) as i64],
+            data_type: Some(DataType::Float.as_i32()),
+            data_format: Some(1),
+            raw_data: Some(vec![0x3f; N]),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        // Room for decoding (2N), not for the decoded field and the tensor (3N).
+        let limit = (address_space_in_use() + 2 * N + N / 2) as libc::rlim_t;
+        let lim = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: setrlimit reads a valid struct; it only limits this child process.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+        let mut t = null_mut();
+        let st = c2rs_tensor_from_proto(proto.as_ptr(), proto.len(), &mut t);
+        let m = if st == C2RS_OK {
+            String::new()
+        } else {
+            message()
+        };
+        child::report("out_is_null", &t.is_null().to_string());
+        c2rs_tensor_free(t);
+        child::report("status", &st.to_string());
+        child::report("message", &m);
+        return;
+    }
+    let out = child::run(
+        BACKED_OOM_TEST,
+        "bfloat16_32mib",
+        Duration::from_secs(120),
+        // No default limit: the child sets its own once the input is built.
+        &[(child::CHILD_MEMORY_ENV, "0")],
+    );
+    assert!(out.passed(), "{}", out.describe());
+    assert_eq!(
+        out.get("status"),
+        C2RS_INTERNAL.to_string(),
+        "{}",
+        out.get("message")
+    );
+    assert!(
+        out.get("message").starts_with(&format!(
+            "c2rs_tensor_from_proto: out of memory allocating {} bytes",
+            2 * N
+        )),
+        "{}",
+        out.get("message")
+    );
+    assert_eq!(out.get("out_is_null"), "true");
 }
 
 #[test]

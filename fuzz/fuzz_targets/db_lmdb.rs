@@ -1,8 +1,8 @@
 //! Flags byte + an LMDB `data.mdb` through every DB reader (see `caffe2rs_fuzz::db`).
 #![no_main]
 
-use caffe2rs_fuzz::db::{Format, run};
-
 caffe2rs_fuzz::asan_options!();
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| run(Format::Lmdb, data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    caffe2rs_fuzz::run_target("db_lmdb", data);
+});

@@ -4,4 +4,6 @@
 
 caffe2rs_fuzz::asan_options!();
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| caffe2rs_fuzz::memonger::run(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    caffe2rs_fuzz::run_target("memonger", data);
+});

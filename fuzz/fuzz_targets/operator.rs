@@ -4,4 +4,6 @@
 
 caffe2rs_fuzz::asan_options!(caller_sized);
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| caffe2rs_fuzz::operator::run(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    caffe2rs_fuzz::run_target("operator", data);
+});

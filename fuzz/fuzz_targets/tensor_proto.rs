@@ -3,4 +3,6 @@
 
 caffe2rs_fuzz::asan_options!();
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| caffe2rs_fuzz::tensor::run(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    caffe2rs_fuzz::run_target("tensor_proto", data);
+});

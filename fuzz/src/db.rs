@@ -1,10 +1,12 @@
-//! The `db_minidb` and `db_lmdb` targets: a DB file through every reader the library has.
+//! The `db_minidb`, `db_lmdb` and `db_leveldb` targets: a DB through every reader the
+//! library has.
 //!
-//! Input format (the same as `tests/data/hostile/db_minidb/` and `db_lmdb/`): byte 0 is a
-//! flags byte, bytes 1.. are the file (a minidb file; an LMDB `data.mdb`, placed alone in a
-//! directory). Flags: bits 0-1 pick TensorProtosDBInput's `batch_size` from [1, 2, 3, 7];
-//! bits 2-3, plus 1, are its number of outputs; bit 4 sets `prefetch_depth` = 2; bit 5 sets
-//! `no_prefetch` = 1; bits 6-7 are unused.
+//! Input format (the same as `tests/data/hostile/db_minidb/`, `db_lmdb/` and `db_leveldb/`):
+//! byte 0 is a flags byte, bytes 1.. are the DB: a minidb file; an LMDB `data.mdb`, placed
+//! alone in a directory; for LevelDB the files of its directory in the container format of
+//! [`leveldb_files`]. Flags: bits 0-1 pick TensorProtosDBInput's `batch_size` from
+//! [1, 2, 3, 7]; bits 2-3, plus 1, are its number of outputs; bit 4 sets `prefetch_depth` = 2;
+//! bit 5 sets `no_prefetch` = 1; bits 6-7 are unused.
 //!
 //! Readers, in order, each on its own: `c2rs_db_reader_new` + `c2rs_db_reader_read` (one
 //! shard, then shard 1 of 2); `c2rs_db_open` + a cursor (`seek_to_first`, `valid`, `key`,
@@ -12,11 +14,18 @@
 //! records' values through `c2rs_batch_assemble`; `c2rs_batch_reader_new` + 3 batches (the
 //! flags' batch size, outputs and depth; no thread with `no_prefetch`); `CreateDB` +
 //! `TensorProtosDBInput` (a net run 3 iterations); `Load` with `load_all=1`. Every tensor a
-//! batch holds is read back through every accessor.
+//! batch holds is read back through every accessor. Opening a LevelDB writes to its
+//! directory (recovery turns the log into a table), so each reader gets a fresh copy of the
+//! input's directory: every reader sees the bytes of the input.
 //!
-//! Beyond the statuses, a cursor must end: LMDB keys must strictly increase along it, and no
-//! cursor may yield more records than the file can hold (8 bytes of header per record at
-//! least, in both formats).
+//! Beyond the statuses, a cursor must end: LMDB and LevelDB keys must strictly increase along
+//! it, and no cursor may yield more records than the DB can hold (8 bytes of header per
+//! record at least in minidb and LMDB; LevelDB records may be a few bytes of a
+//! Snappy-compressed block, so 8 records per byte there).
+//!
+//! The LevelDB owner thread turns a panic of the LevelDB crate into C2RS_PARSE_ERROR; in the
+//! fuzz build libfuzzer-sys's panic hook aborts at the panic itself, before anything can
+//! catch it, so such a panic is a finding like any other.
 
 use std::ffi::{CString, c_char};
 use std::path::{Path, PathBuf};
@@ -38,11 +47,12 @@ use crate::operator::{Workspace, run_net, run_op};
 use crate::scratch;
 use crate::tensor::{self, take_buffer};
 
-/// The two on-disk formats.
+/// The on-disk formats.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Format {
     MiniDb,
     Lmdb,
+    LevelDb,
 }
 
 impl Format {
@@ -50,6 +60,20 @@ impl Format {
         match self {
             Format::MiniDb => "minidb",
             Format::Lmdb => "lmdb",
+            Format::LevelDb => "leveldb",
+        }
+    }
+
+    /// Whether keys strictly increase along a cursor (sorted formats).
+    fn sorted(self) -> bool {
+        self != Format::MiniDb
+    }
+
+    /// The most records `len` bytes of this format can hold.
+    fn max_records(self, len: usize) -> usize {
+        match self {
+            Format::MiniDb | Format::Lmdb => len / 8 + 2,
+            Format::LevelDb => len.saturating_mul(8) + 2,
         }
     }
 }
@@ -88,17 +112,15 @@ pub fn run(format: Format, data: &[u8]) {
     let Some((&flags, file)) = data.split_first() else {
         return;
     };
-    let source = write(format, file);
-    let source_c = cstring(&source);
-    let max_records = file.len() / 8 + 2;
-    read_with_reader(format, &source_c, 1, 0);
-    read_with_reader(format, &source_c, 2, 1);
+    let mut source = Source::new(format, file);
+    let max_records = format.max_records(file.len());
     let flags = Flags::parse(flags);
-    read_with_cursor(format, &source_c, max_records, flags);
-    read_with_batch_reader(format, &source_c, flags);
-    read_with_tensor_protos_db_input(format, &source, flags);
-    read_with_load(format, &source);
-    remove(format, &source);
+    read_with_reader(format, &source.next(), 1, 0);
+    read_with_reader(format, &source.next(), 2, 1);
+    read_with_cursor(format, &source.next(), max_records, flags);
+    read_with_batch_reader(format, &source.next(), flags);
+    read_with_tensor_protos_db_input(format, &source.next(), flags);
+    read_with_load(format, &source.next());
 }
 
 fn cstring(path: &Path) -> CString {
@@ -106,7 +128,55 @@ fn cstring(path: &Path) -> CString {
         .unwrap_or_else(|_| finding("harness", "scratch path holds a NUL byte"))
 }
 
-/// Writes the file where the format expects it: a minidb file, or `data.mdb` in a directory.
+/// Where the readers find the input's DB: one file (directory) for minidb and LMDB, which
+/// reading leaves as it is; a fresh directory per reader for LevelDB. Removed when dropped.
+struct Source<'a> {
+    format: Format,
+    file: &'a [u8],
+    path: Option<PathBuf>,
+}
+
+impl<'a> Source<'a> {
+    fn new(format: Format, file: &'a [u8]) -> Self {
+        Self {
+            format,
+            file,
+            path: None,
+        }
+    }
+
+    /// The path of the DB for the next reader.
+    fn next(&mut self) -> PathBuf {
+        match &self.path {
+            Some(path) if self.format != Format::LevelDb => path.clone(),
+            _ => {
+                self.remove();
+                let path = write(self.format, self.file);
+                self.path = Some(path.clone());
+                path
+            }
+        }
+    }
+
+    fn remove(&mut self) {
+        let Some(path) = self.path.take() else {
+            return;
+        };
+        let _ = match self.format {
+            Format::MiniDb => std::fs::remove_file(path),
+            Format::Lmdb | Format::LevelDb => std::fs::remove_dir_all(path),
+        };
+    }
+}
+
+impl Drop for Source<'_> {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Writes the DB where the format expects it: a minidb file, `data.mdb` in a directory, or
+/// the files of a LevelDB directory.
 fn write(format: Format, file: &[u8]) -> PathBuf {
     let written = match format {
         Format::MiniDb => {
@@ -119,18 +189,81 @@ fn write(format: Format, file: &[u8]) -> PathBuf {
                 .and_then(|()| std::fs::write(dir.join("data.mdb"), file))
                 .map(|()| dir)
         }
+        Format::LevelDb => {
+            let dir = scratch::fresh("db", ".leveldb");
+            std::fs::create_dir(&dir)
+                .and_then(|()| {
+                    leveldb_files(file)
+                        .iter()
+                        .try_for_each(|(name, data)| std::fs::write(dir.join(name), data))
+                })
+                .map(|()| dir)
+        }
     };
-    written.unwrap_or_else(|e| finding("harness", &format!("cannot write the DB file: {e}")))
+    written.unwrap_or_else(|e| finding("harness", &format!("cannot write the DB: {e}")))
 }
 
-fn remove(format: Format, source: &Path) {
-    let _ = match format {
-        Format::MiniDb => std::fs::remove_file(source),
-        Format::Lmdb => std::fs::remove_dir_all(source),
-    };
+/// Files at most in one `db_leveldb` input, and the longest file name.
+pub const MAX_LEVELDB_FILES: usize = 16;
+pub const MAX_LEVELDB_NAME: usize = 32;
+
+/// The files of a LevelDB directory held by a `db_leveldb` input (bytes 1..): entries of a
+/// name length N (u8), N bytes of name, a data length L (u32 little-endian) and L bytes of
+/// data, one after the other; the last entry's data is whatever is left when fewer than L
+/// bytes follow. A name must be 1..=32 bytes of `[A-Za-z0-9._-]` and not `.` or `..`; an
+/// entry with another name is skipped. At most 16 entries are read; a later entry of the
+/// same name replaces an earlier one.
+pub fn leveldb_files(mut bytes: &[u8]) -> Vec<(String, &[u8])> {
+    let mut files: Vec<(String, &[u8])> = Vec::new();
+    for _ in 0..MAX_LEVELDB_FILES {
+        let Some((&n, rest)) = bytes.split_first() else {
+            break;
+        };
+        let Some((name, rest)) = rest.split_at_checked(usize::from(n)) else {
+            break;
+        };
+        let (len, rest) = match rest.split_first_chunk::<4>() {
+            Some((len, rest)) => (u32::from_le_bytes(*len) as usize, rest),
+            None => (0, &[][..]),
+        };
+        let (data, rest) = rest.split_at(len.min(rest.len()));
+        bytes = rest;
+        let valid = !name.is_empty()
+            && name.len() <= MAX_LEVELDB_NAME
+            && name != b"."
+            && name != b".."
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !valid {
+            continue;
+        }
+        let name = String::from_utf8_lossy(name).into_owned();
+        files.retain(|(n, _)| *n != name);
+        files.push((name, data));
+    }
+    files
 }
 
-fn read_with_reader(format: Format, source: &CString, num_shards: u32, shard_id: u32) {
+/// The container [`leveldb_files`] reads back: (name, data) entries in order. Names are at
+/// most 255 bytes and data at most 4 GiB - 1 (longer ones are cut).
+pub fn join_leveldb_files<N: AsRef<str>, D: AsRef<[u8]>>(files: &[(N, D)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in files {
+        let name = name.as_ref().as_bytes();
+        let name = &name[..name.len().min(255)];
+        let data = data.as_ref();
+        let data = &data[..data.len().min(u32::MAX as usize)];
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+    }
+    out
+}
+
+fn read_with_reader(format: Format, source: &Path, num_shards: u32, shard_id: u32) {
+    let source = cstring(source);
     let db_type = cstring_of(format.db_type());
     let mut reader = ptr::null_mut();
     let status = c2rs_db_reader_new(
@@ -215,14 +348,13 @@ fn walk(
         if values.len() < BATCH_RECORDS {
             values.push(value);
         }
-        if format == Format::Lmdb
-            && let Some(prev) = keys.last()
-            && key <= *prev
-        {
+        let prev = keys.last().filter(|prev| format.sorted() && key <= **prev);
+        if let Some(prev) = prev {
             finding(
                 "c2rs_db_cursor_next",
                 &format!(
-                    "LMDB keys do not increase: {prev:?} then {key:?} (the walk may never end)"
+                    "{} keys do not increase: {prev:?} then {key:?} (the walk may never end)",
+                    format.db_type()
                 ),
             );
         }
@@ -244,7 +376,8 @@ fn walk(
     (keys, values)
 }
 
-fn read_with_cursor(format: Format, source: &CString, max_records: usize, flags: Flags) {
+fn read_with_cursor(format: Format, source: &Path, max_records: usize, flags: Flags) {
+    let source = cstring(source);
     let db_type = cstring_of(format.db_type());
     let mut db = ptr::null_mut();
     let status = c2rs_db_open(db_type.as_ptr(), source.as_ptr(), 0, &mut db);
@@ -330,7 +463,8 @@ fn inspect_list(list: *const c2rs_tensor_list) {
 
 /// `c2rs_batch_reader_new` on a one-shard reader (the flags' batch size, outputs and prefetch
 /// depth; one thread, none with `no_prefetch`), then [`NET_ITERATIONS`] batches.
-fn read_with_batch_reader(format: Format, source: &CString, flags: Flags) {
+fn read_with_batch_reader(format: Format, source: &Path, flags: Flags) {
+    let source = cstring(source);
     let db_type = cstring_of(format.db_type());
     let mut reader = ptr::null_mut();
     let status = c2rs_db_reader_new(db_type.as_ptr(), source.as_ptr(), 1, 0, &mut reader);

@@ -7,15 +7,56 @@
 //! [`asan_options!`]), C2RS_PANIC, and C2RS_INTERNAL other than an out-of-memory for a size the
 //! caller asked for. The harness turns each status it gets into a verdict with [`check`] and
 //! aborts on a finding, so that libFuzzer records the input.
+//!
+//! Most of the harness (the data flow the byte-level targets use: the in-memory format
+//! targets go through doc-hidden Rust entry points instead) does not depend on libFuzzer:
+//! `tests/hostile_replay.rs` includes this crate's sources to replay the reproducers under
+//! `tests/data/hostile/<target>/` through [`run_target`], with the same verdicts.
 
 pub mod check;
 pub mod db;
 pub mod defs;
+pub mod formats;
 pub mod memonger;
 pub mod operator;
+pub mod plan;
 pub mod scratch;
 pub mod seeds;
 pub mod tensor;
+
+/// Every fuzz target, in the order `scripts/fuzz.sh all` runs them (its `TARGETS`); each has
+/// a folder of reproducers of the same name under `tests/data/hostile/`.
+pub const TARGETS: [&str; 10] = [
+    "tensor_proto",
+    "minidb_format",
+    "lmdb_format",
+    "leveldb_format",
+    "memonger",
+    "db_minidb",
+    "db_lmdb",
+    "db_leveldb",
+    "operator",
+    "plan",
+];
+
+/// Runs one input through fuzz target `target`'s harness, as its binary does (a finding
+/// aborts the process). False when there is no such target.
+pub fn run_target(target: &str, data: &[u8]) -> bool {
+    match target {
+        "tensor_proto" => tensor::run(data),
+        "minidb_format" => formats::minidb(data),
+        "lmdb_format" => formats::lmdb(data),
+        "leveldb_format" => formats::leveldb(data),
+        "memonger" => memonger::run(data),
+        "db_minidb" => db::run(db::Format::MiniDb, data),
+        "db_lmdb" => db::run(db::Format::Lmdb, data),
+        "db_leveldb" => db::run(db::Format::LevelDb, data),
+        "operator" => operator::run(data),
+        "plan" => plan::run(data),
+        _ => return false,
+    }
+    true
+}
 
 /// Defines `__asan_default_options` for a target binary: the sanitizer settings every run of
 /// that binary gets (`cargo fuzz run`, scripts/fuzz.sh, a direct replay), so that a replayed

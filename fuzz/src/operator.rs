@@ -4,7 +4,8 @@
 //!
 //! Blocking is not hanging: a watchdog thread closes the two queues [`WATCHDOG_MS`] after the
 //! operator starts, so a dequeue from an empty queue or an enqueue into a full one returns
-//! (C2RS_CLOSED or similar); only what does not return after that is a hang.
+//! (C2RS_CLOSED or similar); only what does not return after that is a hang. (The watchdog
+//! also calls `c2rs_workspace_cancel`, which only plans notice: see `crate::plan`.)
 //!
 //! Files: the workspace's root folder is a scratch directory holding the fixtures
 //! (`fx_records.minidb`, `fx_records.lmdb/`, `fx_checkpoint.minidb`); a string argument
@@ -39,9 +40,9 @@ use caffe2rs::ffi::tensor::{
     c2rs_tensor_free, c2rs_tensor_mutable_data, c2rs_tensor_new, c2rs_tensor_set_string,
 };
 use caffe2rs::ffi::workspace::{
-    c2rs_workspace_blob_names, c2rs_workspace_create_net, c2rs_workspace_feed_move,
-    c2rs_workspace_free, c2rs_workspace_new, c2rs_workspace_new_with_root, c2rs_workspace_run_net,
-    c2rs_workspace_run_operator_once,
+    c2rs_workspace_blob_names, c2rs_workspace_cancel, c2rs_workspace_create_net,
+    c2rs_workspace_feed_move, c2rs_workspace_free, c2rs_workspace_new,
+    c2rs_workspace_new_with_root, c2rs_workspace_run_net, c2rs_workspace_run_operator_once,
 };
 use caffe2rs::ffi::workspace_names::c2rs_workspace_fetch_n;
 use caffe2rs::proto::{Argument, NetDef, OperatorDef};
@@ -204,7 +205,7 @@ pub fn run(data: &[u8]) {
     };
     {
         let fixture = Fixture::new(root);
-        let armed = Watchdog::arm(&fixture);
+        let armed = Watchdog::arm(&fixture, Duration::from_millis(WATCHDOG_MS));
         run_op(&fixture.ws, &bytes, Oom::Allowed);
         drop(armed);
         read_back(&fixture.ws);
@@ -213,7 +214,7 @@ pub fn run(data: &[u8]) {
 }
 
 /// Every string an argument holds, nested nets included.
-fn arg_strings<'a>(args: &'a [Argument], out: &mut Vec<&'a [u8]>) {
+pub(crate) fn arg_strings<'a>(args: &'a [Argument], out: &mut Vec<&'a [u8]>) {
     for arg in args {
         out.extend(arg.s.as_deref());
         out.extend(arg.strings.iter().map(Vec::as_slice));
@@ -232,7 +233,7 @@ fn root_path_name(s: &[u8]) -> Option<&[u8]> {
 }
 
 /// True when running `op` cannot touch files outside the scratch root nor overwrite a fixture.
-fn confined(op: &OperatorDef) -> bool {
+pub(crate) fn confined(op: &OperatorDef) -> bool {
     let mut strings = Vec::new();
     arg_strings(&op.arg, &mut strings);
     if strings
@@ -258,7 +259,7 @@ fn confined(op: &OperatorDef) -> bool {
 }
 
 /// Rewrites `@/NAME` strings to `<root>/NAME`; true when something changed.
-fn rewrite_root_paths(args: &mut [Argument], root: &Path) -> bool {
+pub(crate) fn rewrite_root_paths(args: &mut [Argument], root: &Path) -> bool {
     let full = |s: &mut Vec<u8>| -> bool {
         let Some(name) = root_path_name(s) else {
             return false;
@@ -287,7 +288,7 @@ fn rewrite_root_paths(args: &mut [Argument], root: &Path) -> bool {
 }
 
 /// Removes what an operator wrote into the root folder (everything but the fixtures).
-fn remove_written_files(root: &Path) {
+pub(crate) fn remove_written_files(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else {
         return;
     };
@@ -305,8 +306,8 @@ fn remove_written_files(root: &Path) {
 }
 
 /// The per-input workspace and the handles the watchdog closes.
-struct Fixture {
-    ws: Workspace,
+pub(crate) struct Fixture {
+    pub(crate) ws: Workspace,
     queue: *mut c2rs_blobs_queue,
     rqueue: *mut c2rs_rebatching_queue,
 }
@@ -357,7 +358,7 @@ fn i64s(v: &[i64]) -> Vec<u8> {
 }
 
 impl Fixture {
-    fn new(root: &Path) -> Self {
+    pub(crate) fn new(root: &Path) -> Self {
         let ws = Workspace::new(Some(root));
         let feed = |name: &str, t: *mut c2rs_tensor| {
             let name = c_str(name);
@@ -442,7 +443,7 @@ impl Fixture {
 }
 
 /// Fetches every tensor blob the workspace holds and reads it through every accessor.
-fn read_back(ws: &Workspace) {
+pub(crate) fn read_back(ws: &Workspace) {
     let mut names = ptr::null_mut();
     let status = c2rs_workspace_blob_names(ws.ptr(), false, &mut names);
     if !check_out(status, names, "c2rs_workspace_blob_names", Oom::Finding) {
@@ -478,29 +479,33 @@ fn read_back(ws: &Workspace) {
     c2rs_string_list_free(names);
 }
 
-/// A raw queue handle the watchdog may close from its thread.
+/// The raw handles the watchdog uses from its thread: the fixture's queues (closed) and its
+/// workspace (`c2rs_workspace_cancel`).
 struct Handles {
     queue: *mut c2rs_blobs_queue,
     rqueue: *mut c2rs_rebatching_queue,
+    ws: *mut c2rs_workspace,
 }
 
-// SAFETY: queue handles are fully thread-safe (ARCHITECTURE.md convention 10); the harness
-// frees them only after disarming, which waits for the watchdog to let go of them.
+// SAFETY: queue handles are fully thread-safe (ARCHITECTURE.md convention 10) and
+// `c2rs_workspace_cancel` is safe from any thread; the harness frees them only after
+// disarming, which waits for the watchdog to let go of them.
 unsafe impl Send for Handles {}
 
-/// Guarded by `Watchdog::state.0`. Invariant: `Some` exactly while an operator runs; the
-/// watchdog thread uses the handles only while holding the lock.
+/// Guarded by `Watchdog::state.0`. Invariant: `Some` exactly while an operator or plan runs;
+/// the watchdog thread uses the handles only while holding the lock.
 struct Armed {
     deadline: Instant,
+    period: Duration,
     handles: Handles,
 }
 
-struct Watchdog {
+pub(crate) struct Watchdog {
     state: (Mutex<Option<Armed>>, Condvar),
 }
 
 /// Disarms the watchdog when dropped.
-struct ArmedGuard(&'static Watchdog);
+pub(crate) struct ArmedGuard(&'static Watchdog);
 
 impl Drop for ArmedGuard {
     fn drop(&mut self) {
@@ -524,15 +529,20 @@ impl Watchdog {
         })
     }
 
-    /// Arms the watchdog for `fixture`'s queues until the guard drops.
-    fn arm(fixture: &Fixture) -> ArmedGuard {
+    /// Arms the watchdog for `fixture` until the guard drops: every `period` from now it
+    /// closes the fixture's queues and cancels the plans running on its workspace. It keeps
+    /// doing so while armed: a plan that started after a cancel (which only reaches plans
+    /// already running) is cancelled one period later.
+    pub(crate) fn arm(fixture: &Fixture, period: Duration) -> ArmedGuard {
         let dog = Self::get();
         let mut armed = dog.state.0.lock().unwrap_or_else(|e| e.into_inner());
         *armed = Some(Armed {
-            deadline: Instant::now() + Duration::from_millis(WATCHDOG_MS),
+            deadline: Instant::now() + period,
+            period,
             handles: Handles {
                 queue: fixture.queue,
                 rqueue: fixture.rqueue,
+                ws: fixture.ws.ptr(),
             },
         });
         dog.state.1.notify_one();
@@ -543,18 +553,20 @@ impl Watchdog {
         let (lock, cvar) = &self.state;
         let mut armed = lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let wait = match armed.as_ref() {
+            let wait = match armed.as_mut() {
                 None => None,
                 Some(a) => {
                     let now = Instant::now();
                     if now >= a.deadline {
-                        // Closing is idempotent and the statuses do not matter here.
+                        // Closing and cancelling are idempotent and the statuses do not
+                        // matter here.
                         let _ = c2rs_blobs_queue_close(a.handles.queue);
                         let _ = c2rs_rebatching_queue_close(a.handles.rqueue);
-                        *armed = None;
-                        continue;
+                        let mut cancelled = 0usize;
+                        let _ = c2rs_workspace_cancel(a.handles.ws, &mut cancelled);
+                        a.deadline = now + a.period;
                     }
-                    Some(a.deadline - now)
+                    Some(a.deadline.saturating_duration_since(now))
                 }
             };
             armed = match wait {

@@ -8,7 +8,7 @@ use std::ptr;
 
 use caffe2rs::ffi::buffer::{c2rs_string_list_free, c2rs_string_list_get, c2rs_string_list_len};
 use caffe2rs::ffi::operator::c2rs_registered_operators;
-use caffe2rs::proto::{NetDef, OperatorDef, TensorShapes};
+use caffe2rs::proto::{ExecutionStep, NetDef, OperatorDef, PlanDef, TensorShapes};
 use prost::Message;
 
 use crate::defs::{bytes, float, floats, int, ints, op, string, strings};
@@ -71,8 +71,8 @@ pub fn minidb_values(file: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// `tensor_proto`: every golden TensorProto, the golden TensorProtos, the records of the
-/// golden minidb (TensorProtos), and the hostile reproducers.
-pub fn tensor_proto(repo: &Path, hostile: bool) -> std::io::Result<Vec<Seed>> {
+/// golden minidb (TensorProtos).
+pub fn tensor_proto(repo: &Path) -> std::io::Result<Vec<Seed>> {
     let golden = repo.join("tests/data/golden");
     let mut out = Vec::new();
     for path in files(&golden.join("tensors"))? {
@@ -83,11 +83,6 @@ pub fn tensor_proto(repo: &Path, hostile: bool) -> std::io::Result<Vec<Seed>> {
     let records = read(&golden.join("db/records.minidb"))?;
     for (i, value) in minidb_values(&records).into_iter().enumerate().take(3) {
         out.push(seed(format!("golden-record-{i}"), value));
-    }
-    if hostile {
-        for path in files(&repo.join("tests/data/hostile/tensor_proto"))? {
-            out.push(seed(format!("hostile-{}", stem(&path)), read(&path)?));
-        }
     }
     Ok(out)
 }
@@ -180,7 +175,8 @@ fn with_flags(flags: u8, file: &[u8]) -> Vec<u8> {
     v
 }
 
-/// `db_minidb`: the golden minidb files with each flag byte, and the hostile reproducers.
+/// `db_minidb`: the golden minidb files with each flag byte, and (`hostile`) the minidb file
+/// of `tests/data/hostile/files/` with flags 0.
 pub fn db_minidb(repo: &Path, hostile: bool) -> std::io::Result<Vec<Seed>> {
     let golden = repo.join("tests/data/golden/db");
     let records = read(&golden.join("records.minidb"))?;
@@ -194,9 +190,6 @@ pub fn db_minidb(repo: &Path, hostile: bool) -> std::io::Result<Vec<Seed>> {
     ));
     if hostile {
         let dir = repo.join("tests/data/hostile");
-        for path in files(&dir.join("db_minidb"))? {
-            out.push(seed(format!("hostile-{}", stem(&path)), read(&path)?));
-        }
         let file = dir.join("files/tpdb_string_dims_2e32.minidb");
         if file.is_file() {
             out.push(seed(
@@ -208,7 +201,8 @@ pub fn db_minidb(repo: &Path, hostile: bool) -> std::io::Result<Vec<Seed>> {
     Ok(out)
 }
 
-/// `db_lmdb`: the golden `data.mdb` with each flag byte, and the hostile reproducers.
+/// `db_lmdb`: the golden `data.mdb` with each flag byte, and (`hostile`) the LMDB files of
+/// `tests/data/hostile/files/` with flags 0.
 pub fn db_lmdb(repo: &Path, hostile: bool) -> std::io::Result<Vec<Seed>> {
     let golden = read(&repo.join("tests/data/golden/db/records.lmdb/data.mdb"))?;
     let mut out: Vec<Seed> = DB_FLAGS
@@ -217,9 +211,6 @@ pub fn db_lmdb(repo: &Path, hostile: bool) -> std::io::Result<Vec<Seed>> {
         .collect();
     if hostile {
         let dir = repo.join("tests/data/hostile");
-        for path in files(&dir.join("db_lmdb"))? {
-            out.push(seed(format!("hostile-{}", stem(&path)), read(&path)?));
-        }
         for name in ["lmdb_truncated_8192", "lmdb_bitflip_page2"] {
             let file = dir.join("files").join(name).join("data.mdb");
             if file.is_file() {
@@ -617,4 +608,300 @@ pub fn operator_dictionary(registered: &[String]) -> String {
         out.push_str("\"\n");
     }
     out
+}
+
+/// `minidb_format`: the `db_minidb` seeds (same input format).
+pub fn minidb_format(repo: &Path, hostile: bool) -> std::io::Result<Vec<Seed>> {
+    db_minidb(repo, hostile)
+}
+
+/// `lmdb_format`: the `db_lmdb` seeds (same input format).
+pub fn lmdb_format(repo: &Path, hostile: bool) -> std::io::Result<Vec<Seed>> {
+    db_lmdb(repo, hostile)
+}
+
+/// The files of a LevelDB directory (sorted by name) that a database is made of: tables,
+/// logs, MANIFESTs and CURRENT (not LOCK nor the LOG info files).
+fn leveldb_dir_files(dir: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for path in files(dir)? {
+        let name = stem(&path);
+        if name == "LOCK" || name.starts_with("LOG") {
+            continue;
+        }
+        out.push((name, read(&path)?));
+    }
+    Ok(out)
+}
+
+/// A LevelDB directory written by the library itself (the golden minidb's records, in a
+/// log that the next open turns into a table): its files.
+fn leveldb_written_by_us(repo: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let records = read(&repo.join("tests/data/golden/db/records.minidb"))?;
+    let dir = std::env::temp_dir().join(format!("caffe2rs-seedgen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let written = (|| {
+        let db = caffe2rs::db::open_db("leveldb", &dir.to_string_lossy(), caffe2rs::db::Mode::New)?;
+        let mut txn = db.new_transaction()?;
+        for (k, v) in caffe2rs::db::minidb_fuzzing::records(&records)? {
+            txn.put(k, v)?;
+        }
+        txn.commit()
+    })();
+    let files = written
+        .map_err(|e| std::io::Error::other(format!("writing a LevelDB seed: {}", e.message())))
+        .and_then(|()| leveldb_dir_files(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    files
+}
+
+/// `db_leveldb`: the golden LevelDB directory and one the library wrote, each with every
+/// DB flag byte, in the container format of [`crate::db::leveldb_files`].
+pub fn db_leveldb(repo: &Path) -> std::io::Result<Vec<Seed>> {
+    let golden = leveldb_dir_files(&repo.join("tests/data/golden/db/records.leveldb"))?;
+    let ours = leveldb_written_by_us(repo)?;
+    let mut out = Vec::new();
+    for (name, files) in [("golden-records", &golden), ("written", &ours)] {
+        let container = crate::db::join_leveldb_files(files);
+        for f in DB_FLAGS {
+            out.push(seed(format!("{name}-{f:02x}"), with_flags(f, &container)));
+        }
+    }
+    Ok(out)
+}
+
+/// `leveldb_format`: every table, log and MANIFEST of the golden LevelDB directory and of
+/// one the library wrote, with the selector byte of its kind (0 table, 1 log, 2 MANIFEST).
+pub fn leveldb_format(repo: &Path) -> std::io::Result<Vec<Seed>> {
+    let golden = leveldb_dir_files(&repo.join("tests/data/golden/db/records.leveldb"))?;
+    let ours = leveldb_written_by_us(repo)?;
+    let mut out = Vec::new();
+    for (origin, files) in [("golden", &golden), ("written", &ours)] {
+        for (name, data) in files {
+            let kind = if name.ends_with(".ldb") || name.ends_with(".sst") {
+                0
+            } else if name.ends_with(".log") {
+                1
+            } else if name.starts_with("MANIFEST-") {
+                2
+            } else {
+                continue;
+            };
+            out.push(seed(format!("{origin}-{name}"), with_flags(kind, data)));
+        }
+    }
+    Ok(out)
+}
+
+fn exec_step(name: &str, nets: &[&str]) -> ExecutionStep {
+    ExecutionStep {
+        name: Some(name.to_string()),
+        network: nets.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn exec_group(name: &str, substeps: Vec<ExecutionStep>, concurrent: bool) -> ExecutionStep {
+    ExecutionStep {
+        name: Some(name.to_string()),
+        substep: substeps,
+        concurrent_substeps: concurrent.then_some(true),
+        ..Default::default()
+    }
+}
+
+fn plan_def(name: &str, nets: Vec<NetDef>, steps: Vec<ExecutionStep>) -> PlanDef {
+    PlanDef {
+        name: Some(name.to_string()),
+        network: nets,
+        execution_step: steps,
+    }
+}
+
+/// The reproducers of `tests/data/hostile/<target>/` (the folder of each fuzz target holds
+/// inputs in that target's format), as seeds of `target`.
+pub fn hostile(repo: &Path, target: &str) -> std::io::Result<Vec<Seed>> {
+    files(&repo.join("tests/data/hostile").join(target))?
+        .iter()
+        .map(|path| Ok(seed(format!("hostile-{}", stem(path)), read(path)?)))
+        .collect()
+}
+
+/// `plan`: plans over the operator target's fixture workspace using every ExecutionStep
+/// feature (networks, substeps, num_iter, should_stop_blob, only_once, concurrent_substeps,
+/// num_concurrent_instances, report_net, run_every_ms, create_workspace), a producer and a
+/// consumer on the fixture queue, a plan blocked on a queue it made, a failing concurrent
+/// substep, a very long loop (the watchdog cancels it); then every registered operator's
+/// first seed as a one-op net run twice.
+pub fn plan(registered: &[String]) -> Vec<Seed> {
+    let fill = |out: &str| {
+        op(
+            "ConstantFill",
+            &[],
+            &[out],
+            vec![ints("shape", &[2, 3]), float("value", 1.5)],
+        )
+    };
+    let fill_net = || crate::defs::net("fill", vec![fill("Z")]);
+    let iter_net = || crate::defs::net("count", vec![op("Iter", &["iter"], &["iter"], vec![])]);
+    let mut plans = vec![
+        plan_def("fill", vec![fill_net()], vec![exec_step("s", &["fill"])]),
+        plan_def(
+            "iterate",
+            vec![iter_net()],
+            vec![ExecutionStep {
+                num_iter: Some(5),
+                ..exec_step("s", &["count"])
+            }],
+        ),
+        plan_def(
+            "producer-consumer",
+            vec![
+                crate::defs::net(
+                    "produce",
+                    vec![op(
+                        "EnqueueBlobs",
+                        &["queue", "X", "Y"],
+                        &["X", "Y"],
+                        vec![],
+                    )],
+                ),
+                crate::defs::net(
+                    "consume",
+                    vec![op("DequeueBlobs", &["queue"], &["a", "b"], vec![])],
+                ),
+            ],
+            vec![exec_group(
+                "pc",
+                vec![
+                    ExecutionStep {
+                        num_iter: Some(3),
+                        ..exec_step("p", &["produce"])
+                    },
+                    ExecutionStep {
+                        num_iter: Some(4),
+                        ..exec_step("c", &["consume"])
+                    },
+                ],
+                true,
+            )],
+        ),
+        plan_def(
+            "stop-blob",
+            vec![iter_net()],
+            vec![ExecutionStep {
+                should_stop_blob: Some("B".into()),
+                ..exec_step("s", &["count"])
+            }],
+        ),
+        plan_def(
+            "report-and-every",
+            vec![fill_net(), iter_net()],
+            vec![ExecutionStep {
+                report_net: Some("fill".into()),
+                report_interval: Some(1),
+                ..exec_group(
+                    "g",
+                    vec![
+                        ExecutionStep {
+                            run_every_ms: Some(5),
+                            only_once: Some(true),
+                            ..exec_step("every", &["fill"])
+                        },
+                        ExecutionStep {
+                            num_iter: Some(3),
+                            ..exec_step("loop", &["count"])
+                        },
+                    ],
+                    false,
+                )
+            }],
+        ),
+        plan_def(
+            "child-workspace",
+            vec![fill_net()],
+            vec![ExecutionStep {
+                create_workspace: Some(true),
+                ..exec_group("g", vec![exec_step("s", &["fill"])], false)
+            }],
+        ),
+        plan_def(
+            "instances",
+            vec![iter_net()],
+            vec![ExecutionStep {
+                num_concurrent_instances: Some(2),
+                ..exec_group(
+                    "g",
+                    vec![ExecutionStep {
+                        num_iter: Some(2),
+                        ..exec_step("s", &["count"])
+                    }],
+                    true,
+                )
+            }],
+        ),
+        plan_def(
+            "endless",
+            vec![iter_net()],
+            vec![ExecutionStep {
+                num_iter: Some(1 << 40),
+                ..exec_step("s", &["count"])
+            }],
+        ),
+        plan_def(
+            "blocked",
+            vec![
+                crate::defs::net(
+                    "make",
+                    vec![op(
+                        "CreateBlobsQueue",
+                        &[],
+                        &["q2"],
+                        vec![int("capacity", 2), int("num_blobs", 1)],
+                    )],
+                ),
+                crate::defs::net("take", vec![op("DequeueBlobs", &["q2"], &["t"], vec![])]),
+            ],
+            vec![exec_step("make", &["make"]), exec_step("take", &["take"])],
+        ),
+        plan_def(
+            "failing-substep",
+            vec![
+                iter_net(),
+                crate::defs::net("bad", vec![op("Copy", &["missing"], &["out"], vec![])]),
+            ],
+            vec![exec_group(
+                "g",
+                vec![
+                    ExecutionStep {
+                        num_iter: Some(1 << 40),
+                        ..exec_step("spin", &["count"])
+                    },
+                    exec_step("fail", &["bad"]),
+                ],
+                true,
+            )],
+        ),
+    ];
+    for ty in registered {
+        if let Some(def) = operator_seeds(ty).into_iter().next() {
+            plans.push(plan_def(
+                &format!("op-{ty}"),
+                vec![crate::defs::net("n", vec![def])],
+                vec![ExecutionStep {
+                    num_iter: Some(2),
+                    ..exec_step("s", &["n"])
+                }],
+            ));
+        }
+    }
+    plans
+        .iter()
+        .map(|p| {
+            seed(
+                format!("plan-{}", p.name.as_deref().unwrap_or_default()),
+                bytes(p),
+            )
+        })
+        .collect()
 }

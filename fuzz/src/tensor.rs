@@ -1,6 +1,7 @@
 //! The `tensor_proto` target: raw bytes as a serialized `TensorProto` and as a `TensorProtos`
 //! (a DB record). What decodes is read back through every accessor and re-encoded; the
-//! re-encoding must decode again and encode to the same bytes (encoding is canonical).
+//! re-encoding must decode again to the same tensors (dtype, dims, element bytes, strings),
+//! so encoding is canonical (equal tensors, equal bytes) without encoding twice.
 
 use std::ptr;
 
@@ -54,27 +55,129 @@ fn encode_tensor(t: *const c2rs_tensor) -> Vec<u8> {
     take_buffer(buf)
 }
 
+/// Decodes, inspects and re-encodes; the re-encoding must decode to the same tensor (so
+/// encoding is canonical: equal tensors encode to equal bytes, without encoding twice).
 fn tensor_round_trip(data: &[u8]) {
     let Some(t) = decode_tensor(data, "c2rs_tensor_from_proto") else {
         return;
     };
     inspect(t);
     let first = encode_tensor(t);
-    c2rs_tensor_free(t);
     let Some(again) = decode_tensor(&first, "c2rs_tensor_from_proto (re-encoded)") else {
         finding(
             "c2rs_tensor_to_proto",
             "the re-encoded TensorProto does not decode",
         );
     };
-    let second = encode_tensor(again);
-    c2rs_tensor_free(again);
-    if first != second {
+    if let Err(what) = same_tensor(t, again) {
         finding(
             "c2rs_tensor_to_proto",
-            "re-encoding a re-decoded tensor changed its bytes",
+            &format!("the re-encoded TensorProto decodes to another tensor: {what}"),
         );
     }
+    c2rs_tensor_free(t);
+    c2rs_tensor_free(again);
+}
+
+/// A live tensor's dtype, dims, and bytes (fixed-size dtypes) or elements (STRING).
+struct Content<'a> {
+    dtype: i32,
+    dims: &'a [i64],
+    bytes: &'a [u8],
+    strings: Vec<&'a [u8]>,
+}
+
+fn content<'a>(t: *const c2rs_tensor) -> Content<'a> {
+    let mut dtype = 0;
+    let (mut dims, mut ndim) = (ptr::null(), 0usize);
+    let mut numel = 0i64;
+    if !(check(
+        c2rs_tensor_dtype(t, &mut dtype),
+        "c2rs_tensor_dtype",
+        Oom::Finding,
+    ) && check(
+        c2rs_tensor_dims(t, &mut dims, &mut ndim),
+        "c2rs_tensor_dims",
+        Oom::Finding,
+    ) && check(
+        c2rs_tensor_numel(t, &mut numel),
+        "c2rs_tensor_numel",
+        Oom::Finding,
+    )) {
+        finding("c2rs_tensor_dtype/dims/numel", "refused on a live tensor");
+    }
+    let dims: &[i64] = if ndim == 0 {
+        &[]
+    } else {
+        // SAFETY: the tensor owns `ndim` dims at `dims` while it lives.
+        unsafe { std::slice::from_raw_parts(dims, ndim) }
+    };
+    let numel = usize::try_from(numel).unwrap_or(0);
+    let item = DataType::try_from(dtype).ok().and_then(|d| d.item_size());
+    let mut c = Content {
+        dtype,
+        dims,
+        bytes: &[],
+        strings: Vec::new(),
+    };
+    match item {
+        Some(size) => {
+            let mut data = ptr::null();
+            let nbytes = numel.saturating_mul(size);
+            if check(
+                c2rs_tensor_data(t, &mut data),
+                "c2rs_tensor_data",
+                Oom::Finding,
+            ) && nbytes > 0
+                && !data.is_null()
+            {
+                // SAFETY: a live tensor of this dtype owns numel × itemsize bytes at `data`
+                // (`inspect` has checked it on the first tensor).
+                c.bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), nbytes) };
+            }
+        }
+        None => {
+            for i in 0..numel {
+                let (mut p, mut len) = (ptr::null(), 0usize);
+                if !check(
+                    c2rs_tensor_string_at(t, i, &mut p, &mut len),
+                    "c2rs_tensor_string_at",
+                    Oom::Finding,
+                ) {
+                    finding(
+                        "c2rs_tensor_string_at",
+                        &format!("index {i} < numel refused"),
+                    );
+                }
+                c.strings.push(if len == 0 {
+                    &[]
+                } else {
+                    // SAFETY: element `i` owns `len` bytes at `p` while the tensor lives.
+                    unsafe { std::slice::from_raw_parts(p, len) }
+                });
+            }
+        }
+    }
+    c
+}
+
+/// Whether two live tensors hold the same dtype, dims and elements (bytes compared as bytes,
+/// so NaNs compare by their bits); else what differs.
+fn same_tensor(a: *const c2rs_tensor, b: *const c2rs_tensor) -> Result<(), String> {
+    let (a, b) = (content(a), content(b));
+    if a.dtype != b.dtype || a.dims != b.dims {
+        return Err(format!(
+            "dtype {} dims {:?} became dtype {} dims {:?}",
+            a.dtype, a.dims, b.dtype, b.dims
+        ));
+    }
+    if a.bytes != b.bytes {
+        return Err("the element bytes differ".into());
+    }
+    if a.strings != b.strings {
+        return Err("the STRING elements differ".into());
+    }
+    Ok(())
 }
 
 fn decode_list(bytes: &[u8], call: &str) -> Option<*mut c2rs_tensor_list> {
@@ -83,8 +186,8 @@ fn decode_list(bytes: &[u8], call: &str) -> Option<*mut c2rs_tensor_list> {
     check_out(status, list, call, Oom::Finding).then_some(list)
 }
 
-/// The list's tensors (borrowed from it) and their TensorProtos encoding.
-fn encode_list(list: *const c2rs_tensor_list, inspect_each: bool) -> Vec<u8> {
+/// Inspects the list's tensors (borrowed from it) and returns their TensorProtos encoding.
+fn encode_list(list: *const c2rs_tensor_list) -> Vec<u8> {
     let n = c2rs_tensor_list_len(list);
     let mut tensors: Vec<*const c2rs_tensor> = Vec::with_capacity(n);
     for i in 0..n {
@@ -96,9 +199,7 @@ fn encode_list(list: *const c2rs_tensor_list, inspect_each: bool) -> Vec<u8> {
                 &format!("index {i} < len {n} refused"),
             );
         }
-        if inspect_each {
-            inspect(t);
-        }
+        inspect(t);
         tensors.push(t);
     }
     let mut buf = ptr::null_mut();
@@ -109,26 +210,47 @@ fn encode_list(list: *const c2rs_tensor_list, inspect_each: bool) -> Vec<u8> {
     take_buffer(buf)
 }
 
+/// As [`tensor_round_trip`] for a TensorProtos: the re-encoding must decode to the same
+/// tensors, in order.
 fn protos_round_trip(data: &[u8]) {
     let Some(list) = decode_list(data, "c2rs_tensor_protos_decode") else {
         return;
     };
-    let first = encode_list(list, true);
-    c2rs_tensor_list_free(list);
+    let first = encode_list(list);
     let Some(again) = decode_list(&first, "c2rs_tensor_protos_decode (re-encoded)") else {
         finding(
             "c2rs_tensor_protos_encode",
             "the re-encoded TensorProtos does not decode",
         );
     };
-    let second = encode_list(again, false);
-    c2rs_tensor_list_free(again);
-    if first != second {
+    let n = c2rs_tensor_list_len(list);
+    if c2rs_tensor_list_len(again) != n {
         finding(
             "c2rs_tensor_protos_encode",
-            "re-encoding re-decoded TensorProtos changed its bytes",
+            "the re-encoded TensorProtos holds another number of tensors",
         );
     }
+    for i in 0..n {
+        let (mut a, mut b) = (ptr::null(), ptr::null());
+        let got_a = c2rs_tensor_list_get(list, i, &mut a);
+        let got_b = c2rs_tensor_list_get(again, i, &mut b);
+        if !check_out(got_a, a, "c2rs_tensor_list_get", Oom::Finding)
+            || !check_out(got_b, b, "c2rs_tensor_list_get", Oom::Finding)
+        {
+            finding(
+                "c2rs_tensor_list_get",
+                &format!("index {i} < len {n} refused"),
+            );
+        }
+        if let Err(what) = same_tensor(a, b) {
+            finding(
+                "c2rs_tensor_protos_encode",
+                &format!("the re-encoded TensorProtos decodes to another tensor {i}: {what}"),
+            );
+        }
+    }
+    c2rs_tensor_list_free(list);
+    c2rs_tensor_list_free(again);
 }
 
 /// Reads a tensor back through every accessor and touches all of its storage: dims agree

@@ -114,6 +114,11 @@ impl Db for MiniDb {
     }
 }
 
+/// The error for a damaged record at `offset` of the minidb file `path`.
+fn corrupt(path: &str, offset: usize, what: String) -> C2rsError {
+    C2rsError::parse(format!("minidb {path}: {what} (record at byte {offset})"))
+}
+
 /// Reads records straight from the mapped file: `key()` and `value()` borrow the mapping and
 /// `take_shared` hands out shares of it, so no record byte is copied by the cursor.
 struct MiniDbCursor {
@@ -131,10 +136,7 @@ struct MiniDbCursor {
 
 impl MiniDbCursor {
     fn corrupt(&self, what: String) -> C2rsError {
-        C2rsError::parse(format!(
-            "minidb {}: {what} (record at byte {})",
-            self.path, self.offset
-        ))
+        corrupt(&self.path, self.offset, what)
     }
 
     fn data(&self) -> &[u8] {
@@ -156,6 +158,60 @@ fn le_i32(b: &[u8]) -> i32 {
     i32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// One record of a minidb file, as ranges of the file's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct RecordAt {
+    pub(super) key: Range<usize>,
+    pub(super) value: Range<usize>,
+}
+
+impl RecordAt {
+    /// Offset of the record after this one.
+    pub(super) fn end(&self) -> usize {
+        self.value.end
+    }
+}
+
+/// Parses the record at `offset` of the file `data` (the one parser of the format, used by
+/// the cursor and by `fuzzing`): `Ok(None)` at a clean end (fewer than 4 bytes left: 1-3
+/// stray trailing bytes, which C++ Caffe2 also read as the end), `Err(what is wrong)` for a
+/// damaged record. Every length is checked against the bytes behind it; the ranges returned
+/// lie inside `data`.
+pub(super) fn record_at(
+    data: &[u8],
+    offset: usize,
+) -> std::result::Result<Option<RecordAt>, String> {
+    let rest = data.get(offset..).unwrap_or_default();
+    if rest.len() < 4 {
+        return Ok(None);
+    }
+    let k = le_i32(rest);
+    if k <= 0 {
+        return Err(format!("key length {k} is not positive"));
+    }
+    if rest.len() < 8 {
+        let got = rest.len() - 4;
+        return Err(format!("truncated value length ({got} of 4 bytes)"));
+    }
+    let v = le_i32(&rest[4..]);
+    if v <= 0 {
+        return Err(format!("value length {v} is not positive"));
+    }
+    let (k, v) = (k as usize, v as usize);
+    let remaining = rest.len() - 8;
+    // Both are below 2^31, so the sum cannot overflow.
+    if k + v > remaining {
+        return Err(format!(
+            "truncated record: key {k} + value {v} bytes, {remaining} left in the file"
+        ));
+    }
+    let key_at = offset + 8;
+    Ok(Some(RecordAt {
+        key: key_at..key_at + k,
+        value: key_at + k..key_at + k + v,
+    }))
+}
+
 impl Cursor for MiniDbCursor {
     fn seek(&mut self, _key: &[u8]) -> Result<()> {
         Err(C2rsError::unsupported("minidb does not support seek"))
@@ -175,37 +231,17 @@ impl Cursor for MiniDbCursor {
         self.key = 0..0;
         self.value = 0..0;
         // Invariant: `offset` ≤ the mapped length (it only advances over checked records).
-        let rest = self.data().get(self.offset..).unwrap_or_default();
-        if rest.len() < 4 {
-            // A clean end, or 1–3 stray trailing bytes, which C++ Caffe2 also read as the end.
-            return Ok(());
+        match record_at(self.data(), self.offset) {
+            Ok(None) => Ok(()),
+            Err(what) => Err(self.corrupt(what)),
+            Ok(Some(record)) => {
+                self.offset = record.end();
+                self.key = record.key;
+                self.value = record.value;
+                self.valid = true;
+                Ok(())
+            }
         }
-        let k = le_i32(rest);
-        if k <= 0 {
-            return Err(self.corrupt(format!("key length {k} is not positive")));
-        }
-        if rest.len() < 8 {
-            let got = rest.len() - 4;
-            return Err(self.corrupt(format!("truncated value length ({got} of 4 bytes)")));
-        }
-        let v = le_i32(&rest[4..]);
-        if v <= 0 {
-            return Err(self.corrupt(format!("value length {v} is not positive")));
-        }
-        let (k, v) = (k as usize, v as usize);
-        let remaining = rest.len() - 8;
-        // Both are below 2^31, so the sum cannot overflow.
-        if k + v > remaining {
-            return Err(self.corrupt(format!(
-                "truncated record: key {k} + value {v} bytes, {remaining} left in the file"
-            )));
-        }
-        let key_at = self.offset + 8;
-        self.key = key_at..key_at + k;
-        self.value = key_at + k..key_at + k + v;
-        self.offset = key_at + k + v;
-        self.valid = true;
-        Ok(())
     }
 
     fn key(&self) -> &[u8] {
@@ -275,6 +311,31 @@ impl Drop for MiniDbTransaction {
         // Drop commits, as in Caffe2; an error here has no caller to go to (BufWriter's own
         // drop would also ignore it), and `commit` reports it to callers who ask.
         let _ = self.writer.flush();
+    }
+}
+
+/// The minidb reader over bytes in memory, for fuzz targets (not a stable API).
+pub mod fuzzing {
+    use super::{corrupt, record_at};
+    use crate::error::Result;
+
+    /// Reads `file` as the bytes of a minidb file, record by record with the cursor's parser,
+    /// and returns every record's (key, value) in file order. A damaged record gives the
+    /// cursor's C2RS_PARSE_ERROR, naming "<memory>" and the record's offset. At most
+    /// `file.len() / 8` records (each takes 8 bytes of lengths and 2 of content at least).
+    pub fn records(file: &[u8]) -> Result<Vec<(&[u8], &[u8])>> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        loop {
+            match record_at(file, offset) {
+                Ok(None) => return Ok(out),
+                Err(what) => return Err(corrupt("<memory>", offset, what)),
+                Ok(Some(record)) => {
+                    offset = record.end();
+                    out.push((&file[record.key], &file[record.value]));
+                }
+            }
+        }
     }
 }
 
@@ -492,5 +553,29 @@ mod tests {
         );
         drop(c);
         assert!(db.new_cursor().is_ok());
+    }
+
+    #[test]
+    fn the_in_memory_reader_gives_the_cursors_records_and_errors() {
+        let path = temp_path("in-memory");
+        let db = MiniDb::open(&path, Mode::New).unwrap();
+        let mut t = db.new_transaction().unwrap();
+        t.put(b"first", b"one").unwrap();
+        t.put(b"second", b"two").unwrap();
+        drop(t);
+        let bytes = std::fs::read(&path).unwrap();
+        let from_cursor = read_all(&path).unwrap();
+        let in_memory: Vec<(Vec<u8>, Vec<u8>)> = fuzzing::records(&bytes)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        assert_eq!(in_memory, from_cursor);
+        let e = fuzzing::records(&bytes[..bytes.len() - 2]).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Parse);
+        assert_eq!(
+            e.message(),
+            "minidb <memory>: truncated record: key 6 + value 3 bytes, 7 left in the file (record at byte 16)"
+        );
     }
 }

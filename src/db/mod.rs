@@ -23,6 +23,9 @@ pub use reader::{DbReader, Records};
 /// Entry points for fuzz targets (not a stable API).
 #[doc(hidden)]
 pub use lmdb::fuzzing as lmdb_fuzzing;
+/// Entry points for fuzz targets (not a stable API).
+#[doc(hidden)]
+pub use minidb::fuzzing as minidb_fuzzing;
 
 use std::ops::Range;
 use std::sync::Arc;

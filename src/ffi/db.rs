@@ -478,9 +478,10 @@ pub extern "C" fn c2rs_batch_reader_free(br: *mut c2rs_batch_reader) {
 /// (`c2rs_tensor_list_free`).
 /// Thread safety: safe from any thread.
 /// Returns: C2RS_OK; C2RS_INVALID_ARGUMENT when `out` or `values`/`value_lens` is NULL with
-/// `n > 0`, a value is NULL with a non-zero length, or `num_outputs` is 0; C2RS_INTERNAL when `n`
-/// is not the batch's record count; for a bad record C2RS_ENFORCE_NOT_MET (tensor count or
-/// dims/dtype mismatch) or C2RS_PARSE_ERROR (bytes), naming the record's key.
+/// `n > 0`, a value is NULL with a non-zero length, `num_outputs` is 0, or `n` is not the
+/// batch's record count (`batch_size`, 1 when `batch_size` is 0); for a bad record
+/// C2RS_ENFORCE_NOT_MET (tensor count or dims/dtype mismatch) or C2RS_PARSE_ERROR (bytes),
+/// naming the record's key; C2RS_INTERNAL when memory runs out.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn c2rs_batch_assemble(
@@ -498,6 +499,18 @@ pub extern "C" fn c2rs_batch_assemble(
             return Err(C2rsError::invalid_argument(
                 "argument `num_outputs` must be at least 1",
             ));
+        }
+        let assembler = BatchAssembler {
+            batch_size,
+            num_outputs,
+        };
+        // The caller's count: checked here, before the assembler (which treats a mismatch
+        // from its own callers as a broken invariant).
+        if n != assembler.records_per_batch() {
+            return Err(C2rsError::invalid_argument(format!(
+                "argument `n` is {n}, but a batch of batch_size {batch_size} takes {} record(s)",
+                assembler.records_per_batch()
+            )));
         }
         let values = array_arg(values, n, "values")?;
         let lens = array_arg(value_lens, n, "value_lens")?;
@@ -520,10 +533,6 @@ pub extern "C" fn c2rs_batch_assemble(
                 byte_slice(values[i], lens[i], &format!("values[{i}]"))?,
             ));
         }
-        let assembler = BatchAssembler {
-            batch_size,
-            num_outputs,
-        };
         out.set(into_handle(assembler.assemble_borrowed(&records)?));
         Ok(())
     })
@@ -1015,5 +1024,37 @@ mod tests {
             ),
             C2RS_INVALID_ARGUMENT
         );
+    }
+
+    #[test]
+    fn batch_assemble_refuses_a_record_count_other_than_the_batch_takes_as_an_argument_error() {
+        use crate::ffi::version::c2rs_last_error_message;
+        let value = [0u8; 0];
+        let values = [value.as_ptr(), value.as_ptr()];
+        let lens = [0usize, 0];
+        // (n, batch_size, records the batch takes)
+        for (n, batch_size, takes) in [(1, 2, 2), (2, 0, 1), (0, 0, 1), (2, 3, 3)] {
+            let mut out = std::ptr::null_mut();
+            let st = c2rs_batch_assemble(
+                std::ptr::null(),
+                values.as_ptr(),
+                lens.as_ptr(),
+                n,
+                batch_size,
+                1,
+                &mut out,
+            );
+            assert_eq!(st, C2RS_INVALID_ARGUMENT, "n {n}, batch_size {batch_size}");
+            assert!(out.is_null());
+            // SAFETY: the library's thread-local message, read right after the call.
+            let message = unsafe { std::ffi::CStr::from_ptr(c2rs_last_error_message()) };
+            assert_eq!(
+                message.to_str().unwrap(),
+                format!(
+                    "c2rs_batch_assemble: argument `n` is {n}, but a batch of batch_size \
+                     {batch_size} takes {takes} record(s)"
+                )
+            );
+        }
     }
 }

@@ -4,6 +4,13 @@
 //!
 //! A file this module cannot classify is an error, not a skip: a new folder or file kind
 //! needs a route here before the suite passes again.
+//!
+//! Every fuzz target has a folder of its name (`FUZZ_TARGETS`, the targets of
+//! scripts/fuzz.sh), holding inputs in that target's format (fuzz/README.md): a fuzz artifact
+//! copied there is a regression case. Each such file is replayed through its target's
+//! harness (`ReadPath::FuzzTarget`, run by `tests/hostile_replay.rs`, which includes the
+//! harness sources), and the files of the folders the hostile README describes also through
+//! the library paths that README lists.
 
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
@@ -33,6 +40,21 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/hostile")
 }
 
+/// The fuzz targets (scripts/fuzz.sh `TARGETS`, `caffe2rs_fuzz::TARGETS`): each has a folder
+/// of reproducers in its input format.
+pub const FUZZ_TARGETS: [&str; 10] = [
+    "tensor_proto",
+    "minidb_format",
+    "lmdb_format",
+    "leveldb_format",
+    "memonger",
+    "db_minidb",
+    "db_lmdb",
+    "db_leveldb",
+    "operator",
+    "plan",
+];
+
 /// How a reproducer's bytes are read (README table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -45,6 +67,9 @@ pub enum Format {
         db_type: &'static str,
         flagged: bool,
     },
+    /// An input of fuzz target `target` in a folder the hostile README does not describe:
+    /// read only through that target's harness.
+    Fuzz { target: &'static str },
 }
 
 /// One path of the README's "how it is read" column.
@@ -60,16 +85,20 @@ pub enum ReadPath {
     TensorProtosDbInput,
     /// `Load` with `load_all = 1`.
     LoadAll,
+    /// The harness of the fuzz target whose folder holds the file (`caffe2rs_fuzz::
+    /// run_target`), with its verdicts: a finding aborts.
+    FuzzTarget,
 }
 
 impl ReadPath {
-    pub const ALL: [ReadPath; 6] = [
+    pub const ALL: [ReadPath; 7] = [
         ReadPath::TensorFromProto,
         ReadPath::TensorProtosDecode,
         ReadPath::DbReader,
         ReadPath::DbCursor,
         ReadPath::TensorProtosDbInput,
         ReadPath::LoadAll,
+        ReadPath::FuzzTarget,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +109,7 @@ impl ReadPath {
             ReadPath::DbCursor => "db_cursor",
             ReadPath::TensorProtosDbInput => "tensor_protos_db_input",
             ReadPath::LoadAll => "load_all",
+            ReadPath::FuzzTarget => "fuzz_target",
         }
     }
 
@@ -89,9 +119,11 @@ impl ReadPath {
 }
 
 impl Format {
-    /// Every path the README lists for this format.
+    /// Every library path the README lists for this format (not the fuzz harness: see
+    /// `Reproducer::paths`).
     pub fn paths(self) -> &'static [ReadPath] {
         match self {
+            Format::Fuzz { .. } => &[],
             Format::TensorProto => &[ReadPath::TensorFromProto, ReadPath::TensorProtosDecode],
             Format::Db { .. } => &[
                 ReadPath::DbReader,
@@ -108,9 +140,20 @@ impl Format {
 pub struct Reproducer {
     pub rel: String,
     pub format: Format,
+    /// The fuzz target whose harness replays it (its folder's name); None in `files/`.
+    pub target: Option<&'static str>,
 }
 
 impl Reproducer {
+    /// Every path it is read through: its format's, then its fuzz target's harness.
+    pub fn paths(&self) -> Vec<ReadPath> {
+        let mut paths = self.format.paths().to_vec();
+        if self.target.is_some() {
+            paths.push(ReadPath::FuzzTarget);
+        }
+        paths
+    }
+
     pub fn path(&self) -> PathBuf {
         root().join(&self.rel)
     }
@@ -159,6 +202,7 @@ pub fn reproducers() -> Vec<Reproducer> {
         if top.is_file() && top_name == "README.md" {
             continue;
         }
+        let target = FUZZ_TARGETS.into_iter().find(|t| *t == top_name);
         let flat = |format: Format, out: &mut Vec<Reproducer>| {
             for f in sorted_entries(&top) {
                 assert!(
@@ -169,6 +213,7 @@ pub fn reproducers() -> Vec<Reproducer> {
                 out.push(Reproducer {
                     rel: format!("{top_name}/{}", file_name(&f)),
                     format,
+                    target,
                 });
             }
         };
@@ -216,11 +261,18 @@ pub fn reproducers() -> Vec<Reproducer> {
                     out.push(Reproducer {
                         rel: format!("files/{name}"),
                         format,
+                        target: None,
                     });
                 }
             }
+            _ if top.is_dir() && target.is_some() => {
+                let target = target.unwrap_or_default();
+                flat(Format::Fuzz { target }, &mut out);
+            }
             other => panic!(
-                "hostile/{other} is not a folder the hostile README describes; cannot classify it"
+                "hostile/{other} is neither a folder the hostile README describes nor one named \
+                 after a fuzz target ({}); cannot classify it",
+                FUZZ_TARGETS.join(", ")
             ),
         }
     }
@@ -525,6 +577,12 @@ pub fn run_reproducer(rep: &Reproducer, path: ReadPath) -> Answer {
             let (db_type, source, settings) = materialize_db(rep, &scratch);
             run_db_path(path, db_type, &source, settings)
         }
+        Format::Fuzz { target } => {
+            panic!(
+                "{} ({target}) is read only through its fuzz harness",
+                rep.rel
+            )
+        }
     }
 }
 
@@ -637,7 +695,7 @@ pub fn expected_prefixes_exist(reps: &[Reproducer]) -> Result<(), String> {
         let Some(rep) = reps.iter().find(|r| r.rel.starts_with(prefix)) else {
             return Err(format!("no reproducer matches expectation prefix {prefix}"));
         };
-        if !rep.format.paths().contains(path) {
+        if !rep.paths().contains(path) {
             return Err(format!("{prefix} is not read through {}", path.name()));
         }
     }

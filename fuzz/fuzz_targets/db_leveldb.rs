@@ -1,0 +1,9 @@
+//! Flags byte + the files of a LevelDB directory through every DB reader (see
+//! `caffe2rs_fuzz::db`).
+#![no_main]
+
+caffe2rs_fuzz::asan_options!();
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    caffe2rs_fuzz::run_target("db_leveldb", data);
+});

@@ -122,10 +122,24 @@ count() { # FILE LIST...
   echo $n
 }
 
+# Each cargo-mutants run builds in a fresh scratch copy of the tree, so this crate's
+# artefacts and incremental caches from earlier runs (another path, another hash) are never
+# used again: remove them before a run, keeping only the dependencies (the disk is shared).
+clean_stale() {
+  local d=$CARGO_TARGET_DIR/mutants n
+  rm -rf "$d/incremental"
+  for n in caffe2rs $(cd tests && ls ./*.rs | sed 's|^\./||; s|\.rs$||'); do
+    rm -f "$d/deps/$n"-???????????????? "$d/deps/$n"-????????????????.d \
+      "$d/deps/lib$n"-????????????????.* "$d/deps/lib$n".*
+  done
+  rm -rf "$d/build/caffe2rs"-????????????????
+}
+
 status=0
 for g in "${order[@]}"; do
   out=$root/target/mutants-out/$g
   mkdir -p "$out"
+  clean_stale
   args=(--profile mutants -j "$jobs" --timeout "$timeout" --build-timeout 600
         --baseline "$baseline" -o "$out" -C=--lib)
   for t in ${group_targets[$g]}; do

@@ -124,3 +124,56 @@ impl AsRef<[u8]> for MappedBytes {
         self.map.get(self.range.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sysfs attributes have a size (a page) but cannot be mapped (mmap(2) gives ENODEV): the
+    /// fallback reads what the file holds instead of failing.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_mmap_refuses_is_read_instead() {
+        let candidates = [
+            "/sys/devices/system/cpu/online",
+            "/sys/kernel/mm/transparent_hugepage/enabled",
+            "/sys/kernel/uevent_seqnum",
+        ];
+        let Some(path) = candidates
+            .iter()
+            .find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        else {
+            eprintln!("no sysfs attribute to test with: skipped");
+            return;
+        };
+        let file = File::open(path).unwrap();
+        let map = Mapping::of(&file, path, "test")
+            .unwrap()
+            .expect("not empty");
+        assert!(matches!(map, Mapping::Read(_)), "{path} cannot be mapped");
+        let expected = std::fs::read(path).unwrap();
+        assert!(!expected.is_empty());
+        assert_eq!(map.bytes(), &expected[..]);
+    }
+
+    /// A regular file is mapped, not copied; an empty one has no mapping at all.
+    #[test]
+    fn a_regular_file_is_mapped_and_an_empty_one_is_none() {
+        let dir = std::env::temp_dir().join(format!("c2rs-mapping-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("data");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let p = path.to_string_lossy();
+        let map = Mapping::of(&File::open(&path).unwrap(), &p, "test")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(map, Mapping::Mapped { len: 10, .. }));
+        assert_eq!(map.bytes(), b"0123456789");
+        std::fs::write(&path, b"").unwrap();
+        assert!(
+            Mapping::of(&File::open(&path).unwrap(), &p, "test")
+                .unwrap()
+                .is_none()
+        );
+    }
+}

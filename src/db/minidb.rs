@@ -578,4 +578,56 @@ mod tests {
             "minidb <memory>: truncated record: key 6 + value 3 bytes, 7 left in the file (record at byte 16)"
         );
     }
+
+    /// `commit` writes the records through to the file while the transaction stays open, so
+    /// another handle reading the DB sees them without waiting for the transaction's end.
+    #[test]
+    fn committed_records_are_visible_to_a_reader_while_the_transaction_stays_open() {
+        let path = temp_path("commit-visible");
+        let db = MiniDb::open(&path, Mode::New).unwrap();
+        let mut t = db.new_transaction().unwrap();
+        t.put(b"k1", b"v1").unwrap();
+        t.commit().unwrap();
+        assert_eq!(
+            read_all(&path).unwrap(),
+            vec![(b"k1".to_vec(), b"v1".to_vec())]
+        );
+        t.put(b"k2", b"v2").unwrap();
+        t.commit().unwrap();
+        assert_eq!(read_all(&path).unwrap().len(), 2);
+        drop(t);
+    }
+
+    /// The mapped lines of this process that name `path`.
+    #[cfg(target_os = "linux")]
+    fn mappings_of(path: &str) -> usize {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines().filter(|l| l.ends_with(path)).count()
+    }
+
+    /// A cursor maps the file and the mapping goes away with the cursor and the last record
+    /// it handed out: reading many DBs one after the other does not pile up mappings.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_file_is_unmapped_when_the_cursor_and_its_records_are_dropped() {
+        let path = temp_path("unmap");
+        let db = MiniDb::open(&path, Mode::New).unwrap();
+        db.new_transaction().unwrap().put(b"key", b"value").unwrap();
+        let db = MiniDb::open(&path, Mode::Read).unwrap();
+        assert_eq!(mappings_of(&path), 0);
+        let mut c = db.new_cursor().unwrap();
+        assert_eq!(mappings_of(&path), 1, "the cursor maps the file");
+        let (_key, value) = c.take_shared();
+        drop(c);
+        assert_eq!(value.as_ref(), b"value", "a record keeps the mapping alive");
+        assert_eq!(mappings_of(&path), 1);
+        drop(value);
+        drop(_key);
+        assert_eq!(mappings_of(&path), 0, "unmapped with the last user");
+        for _ in 0..3 {
+            let c = db.new_cursor().unwrap();
+            assert_eq!(c.value(), b"value");
+        }
+        assert_eq!(mappings_of(&path), 0);
+    }
 }

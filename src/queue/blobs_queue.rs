@@ -824,4 +824,129 @@ mod tests {
             );
         }
     }
+
+    /// `try_write` as Caffe2's `tryWrite` (close ignored) unless strict (close refuses), on
+    /// both stores: open and closed, with room and full.
+    #[test]
+    fn try_write_before_and_after_close_in_strict_and_non_strict_mode() {
+        for capacity in [2, 1 << 40] {
+            for strict in [false, true] {
+                let q = queue(capacity, strict);
+                assert_eq!(q.is_strict(), strict);
+                let what = format!("capacity {capacity}, strict {strict}");
+                // Open: both modes write while there is room.
+                assert_eq!(
+                    q.try_write(|r| r[0] = Some(1)).unwrap(),
+                    Outcome::Done,
+                    "{what}"
+                );
+                q.close();
+                assert!(q.is_closed());
+                let after = q.try_write(|r| r[0] = Some(2)).unwrap();
+                if strict {
+                    assert_eq!(after, Outcome::Closed, "{what}");
+                    assert_eq!(q.size(), 1, "{what}: nothing written after close");
+                } else {
+                    assert_eq!(after, Outcome::Done, "{what}");
+                    assert_eq!(q.size(), 2, "{what}");
+                }
+                // What was written is drained in order after close.
+                assert_eq!(read(&q, None), (Outcome::Done, Some(1)), "{what}");
+                if !strict {
+                    assert_eq!(read(&q, None), (Outcome::Done, Some(2)), "{what}");
+                }
+                assert_eq!(read(&q, None), (Outcome::Closed, None), "{what}");
+            }
+        }
+        // Closed and full: non-strict reports Full (there is no room), strict Closed.
+        let q = queue(1, false);
+        assert_eq!(q.try_write(|r| r[0] = Some(1)).unwrap(), Outcome::Done);
+        q.close();
+        assert_eq!(q.try_write(|r| r[0] = Some(2)).unwrap(), Outcome::Full);
+        let s = queue(1, true);
+        assert_eq!(s.try_write(|r| r[0] = Some(1)).unwrap(), Outcome::Done);
+        assert_eq!(s.try_write(|r| r[0] = Some(2)).unwrap(), Outcome::Full);
+        s.close();
+        assert_eq!(s.try_write(|r| r[0] = Some(2)).unwrap(), Outcome::Closed);
+        // A strict queue's blocking write works while it is open.
+        let s = queue(3, true);
+        assert_eq!(write(&s, 5), Outcome::Done);
+        assert_eq!(read(&s, None), (Outcome::Done, Some(5)));
+    }
+
+    /// `size()` counts queued records through writes and reads; `capacity()` is the size asked
+    /// for, on both stores.
+    #[test]
+    fn size_follows_writes_and_reads_and_capacity_is_as_created() {
+        for capacity in [5, 3000, 1 << 40] {
+            let q = queue(capacity, false);
+            assert_eq!(q.capacity(), capacity as usize);
+            assert_eq!(q.size(), 0);
+            for v in 0..5 {
+                write(&q, v);
+                assert_eq!(q.size(), v as usize + 1, "capacity {capacity}");
+            }
+            for left in (0..5).rev() {
+                read(&q, None);
+                assert_eq!(q.size(), left, "capacity {capacity}");
+            }
+        }
+        let wide = BlobsQueue::<Option<u64>>::new("w", 7, 3, &[], false).unwrap();
+        assert_eq!(
+            (wide.capacity(), wide.num_blobs(), wide.name()),
+            (7, 3, "w")
+        );
+    }
+
+    /// Blocked time is summed per side: a writer held on a full queue and a reader held on an
+    /// empty one each add at least the time they were held; calls that never wait add nothing.
+    #[test]
+    fn stats_sum_the_time_readers_and_writers_were_blocked() {
+        let hold = Duration::from_millis(30);
+        // Waits until a blocked call is counted as waiting (the balance counts it), which
+        // happens after its stopwatch started; returns when that was seen.
+        let until_balance = |q: &BlobsQueue<Option<u64>>, balance: i64| {
+            while q.stats().snapshot().balance != balance {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Instant::now()
+        };
+        for capacity in [1, 1 << 40] {
+            let q = queue(capacity, false);
+            let sums = |q: &BlobsQueue<Option<u64>>| {
+                let s = q.stats().snapshot().clone();
+                (s.read_time_ns_sum, s.write_time_ns_sum)
+            };
+            // Uncontended calls: no time at all.
+            write(&q, 1);
+            read(&q, None);
+            assert_eq!(sums(&q), (0, 0), "capacity {capacity}");
+            // A reader blocked on the empty queue until a write at least 30 ms later.
+            let q2 = q.clone();
+            let reader = std::thread::spawn(move || read(&q2, None));
+            let seen = until_balance(&q, -1);
+            std::thread::sleep(hold.saturating_sub(seen.elapsed()));
+            write(&q, 2);
+            assert_eq!(reader.join().unwrap(), (Outcome::Done, Some(2)));
+            let (read_ns, write_ns) = sums(&q);
+            assert!(read_ns >= hold.as_nanos() as i64, "read sum {read_ns}");
+            assert_eq!(write_ns, 0, "capacity {capacity}: no writer waited");
+            if capacity == 1 {
+                // A writer blocked on the full queue until a read at least 30 ms later.
+                write(&q, 3);
+                let q2 = q.clone();
+                let writer = std::thread::spawn(move || write(&q2, 4));
+                let seen = until_balance(&q, 2);
+                std::thread::sleep(hold.saturating_sub(seen.elapsed()));
+                assert_eq!(read(&q, None), (Outcome::Done, Some(3)));
+                assert_eq!(writer.join().unwrap(), Outcome::Done);
+                let (read_after, write_ns) = sums(&q);
+                assert!(write_ns >= hold.as_nanos() as i64, "write sum {write_ns}");
+                assert_eq!(read_after, read_ns, "the uncontended read added nothing");
+                let s = q.stats().snapshot().clone();
+                assert_eq!((s.read_time_ns_count, s.write_time_ns_count), (3, 4));
+                assert_eq!(s.balance, 1, "one record queued");
+            }
+        }
+    }
 }

@@ -575,6 +575,28 @@ mod tests {
         );
         p.float_data = vec![1.0; 7];
         assert_eq!(tensor_from_proto(&p).unwrap_err().kind(), ErrorKind::Parse);
+        // The message names the field that was read, so a writer's mistake can be found.
+        assert_eq!(
+            tensor_from_proto(&p).unwrap_err().message(),
+            "Incorrect proto field size: a FLOAT segment of 6 elements needs 6 items in \
+             float_data, found 7"
+        );
+        let mut bytes = proto(DataType::Byte, &[2]);
+        bytes.byte_data = Some(vec![1]);
+        assert!(
+            tensor_from_proto(&bytes)
+                .unwrap_err()
+                .message()
+                .ends_with("needs 2 items in byte_data, found 1")
+        );
+        let mut small = proto(DataType::Int16, &[2]);
+        small.byte_data = Some(vec![1]);
+        assert!(
+            tensor_from_proto(&small)
+                .unwrap_err()
+                .message()
+                .ends_with("needs 4 items in byte_data/raw_data (bytes), found 1")
+        );
         let mut huge = proto(DataType::Double, &[1 << 40, 1 << 20]);
         huge.double_data = vec![];
         assert_eq!(
@@ -681,6 +703,181 @@ mod tests {
         let e = tensor_from_proto(&p).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Parse);
         assert!(e.message().contains("too large"), "{}", e.message());
+        // 2^60 DOUBLE elements: 2^63 bytes fit in usize but exceed isize::MAX, which no
+        // allocation may have.
+        p.dims = vec![1 << 60];
+        let e = tensor_from_proto(&p).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Parse);
+        assert!(
+            e.message().contains("too large to allocate"),
+            "{}",
+            e.message()
+        );
+    }
+
+    /// BOOL elements from every form a writer may use; any non-zero value or byte is true.
+    #[test]
+    fn bool_is_read_from_every_storage_form_and_nonzero_is_true() {
+        let expected = [1u8, 0, 1, 1];
+        let mut int32 = proto(DataType::Bool, &[4]);
+        int32.int32_data = vec![1, 0, 2, -1];
+        let mut bytes = proto(DataType::Bool, &[4]);
+        bytes.byte_data = Some(vec![1, 0, 2, 255]);
+        let mut raw = proto(DataType::Bool, &[4]);
+        raw.storage_type = Some(STORAGE_RAW);
+        raw.raw_data = Some(vec![7, 0, 1, 128]);
+        let mut raw_untyped = proto(DataType::Bool, &[4]);
+        raw_untyped.raw_data = Some(vec![1, 0, 3, 64]);
+        for (form, p) in [
+            ("int32_data", int32),
+            ("byte_data", bytes),
+            ("raw_data (RAW)", raw),
+            ("raw_data (storage_type unset)", raw_untyped),
+        ] {
+            let t = tensor_from_proto(&p).unwrap();
+            assert_eq!(t.dtype(), DataType::Bool, "{form}");
+            assert_eq!(t.bytes().unwrap(), &expected, "{form}");
+        }
+    }
+
+    /// The little-endian bytes of `values`' elements (`raw_data`'s layout).
+    fn le<const N: usize, T: Copy>(values: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+        values.iter().flat_map(|&v| f(v)).collect()
+    }
+
+    /// Writers that leave `storage_type` unset but put the payload in `raw_data` (the typed
+    /// field empty) are read as RAW, for every dtype with fixed-size elements.
+    #[test]
+    fn raw_data_is_read_when_storage_type_is_unset_and_the_typed_field_is_empty() {
+        let cases: [(DataType, Vec<u8>); 10] = [
+            (DataType::Float, le(&[1.5f32, -2.0], f32::to_le_bytes)),
+            (DataType::Int32, le(&[7i32, -9], i32::to_le_bytes)),
+            (DataType::Int64, le(&[1i64 << 40, -3], i64::to_le_bytes)),
+            (DataType::Double, le(&[0.25f64, -8.0], f64::to_le_bytes)),
+            (DataType::Uint8, vec![200, 3]),
+            (DataType::Int8, vec![0x80, 5]),
+            (DataType::Int16, le(&[-300i16, 12], i16::to_le_bytes)),
+            (DataType::Uint16, le(&[60000u16, 1], u16::to_le_bytes)),
+            (
+                DataType::Float16,
+                le(&[0x3c00u16, 0xc000], u16::to_le_bytes),
+            ),
+            (DataType::Byte, vec![9, 10]),
+        ];
+        for (dtype, bytes) in cases {
+            let mut p = proto(dtype, &[2]);
+            p.raw_data = Some(bytes.clone());
+            let t = tensor_from_proto(&p).unwrap_or_else(|e| panic!("{dtype}: {}", e.message()));
+            assert_eq!(t.bytes().unwrap(), &bytes[..], "{dtype}");
+        }
+        // STRING elements have no fixed size: raw_data cannot hold them.
+        let mut s = proto(DataType::String, &[1]);
+        s.raw_data = Some(b"abc".to_vec());
+        let e = tensor_from_proto(&s).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Parse);
+        assert!(
+            e.message().contains("raw_data cannot hold STRING"),
+            "{}",
+            e.message()
+        );
+    }
+
+    /// When the dtype's own field holds the payload, a stray `raw_data` (storage_type unset) is
+    /// ignored; with storage_type RAW, `raw_data` is the payload whatever else is set.
+    #[test]
+    fn the_typed_field_wins_over_raw_data_unless_storage_type_is_raw() {
+        let stray = Some(vec![0xee; 64]);
+        let mut cases = Vec::new();
+        let mut f = proto(DataType::Float, &[2]);
+        f.float_data = vec![1.0, 2.0];
+        cases.push((f, le(&[1.0f32, 2.0], f32::to_le_bytes)));
+        let mut i = proto(DataType::Int32, &[2]);
+        i.int32_data = vec![3, -4];
+        cases.push((i, le(&[3i32, -4], i32::to_le_bytes)));
+        let mut l = proto(DataType::Int64, &[2]);
+        l.int64_data = vec![5, -6];
+        cases.push((l, le(&[5i64, -6], i64::to_le_bytes)));
+        let mut d = proto(DataType::Double, &[2]);
+        d.double_data = vec![0.5, -0.5];
+        cases.push((d, le(&[0.5f64, -0.5], f64::to_le_bytes)));
+        let mut b = proto(DataType::Uint8, &[2]);
+        b.int32_data = vec![250, 1];
+        cases.push((b, vec![250, 1]));
+        let mut h = proto(DataType::Int16, &[2]);
+        h.byte_data = Some(le(&[-2i16, 2], i16::to_le_bytes));
+        cases.push((h, le(&[-2i16, 2], i16::to_le_bytes)));
+        for (mut p, expected) in cases {
+            p.raw_data = stray.clone();
+            let t = tensor_from_proto(&p).unwrap();
+            assert_eq!(t.bytes().unwrap(), &expected[..], "{}", t.dtype());
+        }
+        let mut s = proto(DataType::String, &[2]);
+        s.string_data = vec![b"a".to_vec(), b"bc".to_vec()];
+        s.raw_data = stray.clone();
+        assert_eq!(
+            tensor_from_proto(&s).unwrap().strings().unwrap(),
+            &[b"a".to_vec(), b"bc".to_vec()]
+        );
+        // storage_type RAW: raw_data is read even though float_data is also set.
+        let mut raw = proto(DataType::Float, &[1]);
+        raw.storage_type = Some(STORAGE_RAW);
+        raw.float_data = vec![9.0];
+        raw.raw_data = Some(3.0f32.to_le_bytes().to_vec());
+        assert_eq!(
+            tensor_from_proto(&raw).unwrap().typed::<f32>().unwrap(),
+            &[3.0]
+        );
+    }
+
+    /// Only the elements outside a proto's segment count against the zero-fill allowance: full
+    /// tensors of any size (here 24 MB in one decode) are not limited by it.
+    #[test]
+    fn payload_carried_by_the_proto_does_not_count_as_zero_fill() {
+        let n = MAX_IMPLICIT_ZERO_BYTES / 4 * 3 / 4; // 12 MB of floats per tensor
+        let mut p = proto(DataType::Float, &[n as i64]);
+        p.float_data = vec![0.5; n];
+        let decoded = tensors_from_protos(&[p.clone(), p.clone()]).unwrap();
+        assert_eq!(decoded.len(), 2);
+        assert_eq!(decoded[1].nbytes(), n * 4);
+        // A segment covering half the tensor charges only the other half.
+        let mut half = proto(DataType::Float, &[n as i64]);
+        half.segment = Some(Segment {
+            begin: 0,
+            end: (n / 2) as i64,
+        });
+        half.float_data = vec![1.0; n / 2];
+        let mut budget = ZeroFillBudget::default();
+        check_tensor_proto(&half, &mut budget).unwrap();
+        let rest = MAX_IMPLICIT_ZERO_BYTES - (n - n / 2) * 4;
+        let mut exact = proto(DataType::Byte, &[rest as i64]);
+        exact.segment = Some(Segment { begin: 0, end: 0 });
+        check_tensor_proto(&exact, &mut budget).unwrap();
+        let mut one_more = proto(DataType::Byte, &[1]);
+        one_more.segment = Some(Segment { begin: 0, end: 0 });
+        assert!(check_tensor_proto(&one_more, &mut budget).is_err());
+    }
+
+    /// A range outside the tensor is refused, naming the range, instead of slicing out of
+    /// bounds; an empty range at the end is a valid (empty) chunk.
+    #[test]
+    fn encoding_a_range_outside_the_tensor_is_an_invalid_argument() {
+        let t = Tensor::from_slice(DataType::Int32, &[3], &[1i32, 2, 3]).unwrap();
+        for range in [0..4, 2..1, 4..4] {
+            let e = tensor_range_to_proto(&t, range.clone(), true).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{range:?}");
+            assert_eq!(
+                e.message(),
+                format!("range {range:?} lies outside a tensor of 3 elements")
+            );
+        }
+        let end = tensor_range_to_proto(&t, 3..3, true).unwrap();
+        assert!(end.int32_data.is_empty());
+        assert_eq!(end.segment, Some(Segment { begin: 3, end: 3 }));
+        let s = Tensor::from_strings(&[2], vec![b"x".to_vec(), b"y".to_vec()]).unwrap();
+        assert_eq!(
+            tensor_range_to_proto(&s, 1..3, false).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
     }
 
     #[test]

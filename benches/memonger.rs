@@ -16,7 +16,7 @@ use std::time::Instant;
 #[path = "../tests/memonger_nets/mod.rs"]
 mod memonger_nets;
 
-use caffe2rs::memonger::{planner, shapes};
+use caffe2rs::memonger::{naming, planner, shapes};
 use caffe2rs::proto::{NetDef, OperatorDef, TensorShape, TensorShapes};
 use prost::Message;
 
@@ -118,7 +118,89 @@ fn quality(g: &memonger_nets::GenNet) {
     );
 }
 
+/// Writes the name problem and the arena problem of `net` (greedy plan, budget 0) as text for
+/// offline exact solvers (scripts/memonger_exact.py): `DIR/NAME.names` holds one line per
+/// activation in the renaming problem, `first last size class`, after a header
+/// `# name_bytes const_bytes name_lb_bytes` (const: bytes of activations that keep their
+/// names); `DIR/NAME.arena` one line per arena entry, `device first last bytes`.
+fn dump(dir: &std::path::Path, name: &str, net: &NetDef, sh: &shapes::ShapeMap) {
+    use std::collections::HashMap;
+    use std::fmt::Write as _;
+    let opts = planner::PlanOptions {
+        search_budget: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let plan = planner::plan(net, Some(sh), &opts).expect("plan");
+    let f = &plan.figures;
+    let ext_out: std::collections::HashSet<&String> = net.external_output.iter().collect();
+    let mut classes: HashMap<(i32, i32, i32), u32> = HashMap::new();
+    let mut items: Vec<naming::Item> = Vec::new();
+    let mut arena = String::new();
+    for (d, a) in plan.arenas.iter().enumerate() {
+        for e in &a.entries {
+            writeln!(arena, "{d} {} {} {}", e.first, e.last, e.bytes).unwrap();
+            if ext_out.contains(&e.blob) {
+                continue;
+            }
+            let info = sh.get(&e.blob).expect("shape");
+            let key = (a.device.0, a.device.1, info.dtype);
+            let next = classes.len() as u32;
+            items.push(naming::Item {
+                first: e.first,
+                last: e.last,
+                size: info.bytes.expect("size"),
+                class: *classes.entry(key).or_insert(next),
+                ext_out: false,
+                pinned: false,
+            });
+        }
+    }
+    let mut names = format!(
+        "# {} {} {}\n",
+        f.name_bytes,
+        f.name_lb_bytes - naming::layered_lower_bound(&items),
+        f.name_lb_bytes
+    );
+    for it in &items {
+        writeln!(names, "{} {} {} {}", it.first, it.last, it.size, it.class).unwrap();
+    }
+    std::fs::write(dir.join(format!("{name}.names")), names).expect("write");
+    std::fs::write(dir.join(format!("{name}.arena")), arena).expect("write");
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(k) = args.iter().position(|a| a == "--dump") {
+        let dir = std::path::PathBuf::from(args.get(k + 1).expect("--dump DIR"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let golden =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/memonger");
+        for e in std::fs::read_dir(&golden).expect("golden") {
+            let p = e.expect("entry").path();
+            let file = p.file_name().unwrap().to_string_lossy().to_string();
+            if !file.ends_with(".pb") || file.ends_with(".shapes.pb") {
+                continue;
+            }
+            let stem = file.trim_end_matches(".pb");
+            let net = NetDef::decode(&std::fs::read(&p).expect("net")[..]).expect("net");
+            let sh = shapes::parse_shapes(
+                &std::fs::read(golden.join(format!("{stem}.shapes.pb"))).expect("shapes"),
+            )
+            .expect("shapes");
+            dump(&dir, stem, &net, &sh);
+        }
+        let mut gens = memonger_nets::structured();
+        for (ops, seed) in [(5_000, 1), (20_000, 2), (20_000, 3), (100_000, 4)] {
+            let mut g = memonger_nets::random_dag(ops, seed);
+            g.name = format!("{}_{seed}", g.name);
+            gens.push(g);
+        }
+        for g in gens {
+            let sh = shapes::parse_shapes(&g.shapes.encode_to_vec()).expect("shapes");
+            dump(&dir, &g.name, &g.net, &sh);
+        }
+        return;
+    }
     println!("generated nets, default budget (* = proven optimal)");
     println!(
         "{:28} {:>7} {:>10} {:>10} {:>8} {:>9}",

@@ -1,6 +1,7 @@
 //! Memory planner benchmark (plain std::time, one core), three parts:
-//! 1. quality on the generated nets of tests/memonger_nets with the default 1 s search
-//!    budget: arena / arena lower bound, name bytes / name lower bound, proven flags, time;
+//! 1. quality on the golden memonger nets and the generated nets of tests/memonger_nets with
+//!    the default 1 s search budget: arena / arena lower bound, name bytes / name lower
+//!    bound, proven flags, time;
 //! 2. issue 17's random DAG nets (1-3 inputs from the last 40 ops, 4 B-16 KiB) of 5,000 to
 //!    100,000 ops with the default budget: arena / lower bound and time;
 //! 3. scaling of greedy-only planning (budget 0) on random DAG nets of 10^4, 10^5 and 10^6
@@ -98,24 +99,45 @@ fn random_net(n: usize, seed: u64) -> (NetDef, Vec<u8>) {
     (net, TensorShapes { shapes }.encode_to_vec())
 }
 
-fn quality(g: &memonger_nets::GenNet) {
+fn quality(name: &str, net: &NetDef, shape_bytes: &[u8]) {
     let start = Instant::now();
-    let sh = shapes::parse_shapes(&g.shapes.encode_to_vec()).expect("shapes");
-    let plan = planner::plan(&g.net, Some(&sh), &planner::PlanOptions::default()).expect("plan");
+    let sh = shapes::parse_shapes(shape_bytes).expect("shapes");
+    let plan = planner::plan(net, Some(&sh), &planner::PlanOptions::default()).expect("plan");
     let secs = start.elapsed().as_secs_f64();
     assert!(plan.violations.is_empty());
     let f = &plan.figures;
     println!(
-        "{:28} {:>7} {:>9.4}{:1} {:>9.4}{:1} {:>8.3} {:>9}",
-        g.name,
+        "{:28} {:>7} {:>9.4}{:1} {:>9.4}{:1} {:>8.3} {:>9.1} {:>9}",
+        name,
         f.plannable,
         f.arena_bytes as f64 / f.arena_lb_bytes as f64,
         if f.arena_optimal { "*" } else { "" },
         f.name_bytes as f64 / f.name_lb_bytes as f64,
         if f.names_optimal { "*" } else { "" },
         secs,
+        f.search_ms,
         f.search_nodes
     );
+}
+
+/// The golden memonger nets (tests/data/golden/memonger) with their serialized shapes, by
+/// name.
+fn golden_nets() -> Vec<(String, NetDef, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/memonger");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).expect("golden") {
+        let p = e.expect("entry").path();
+        let file = p.file_name().unwrap().to_string_lossy().to_string();
+        if !file.ends_with(".pb") || file.ends_with(".shapes.pb") {
+            continue;
+        }
+        let stem = file.trim_end_matches(".pb").to_string();
+        let net = NetDef::decode(&std::fs::read(&p).expect("net")[..]).expect("net");
+        let shapes = std::fs::read(dir.join(format!("{stem}.shapes.pb"))).expect("shapes");
+        out.push((stem, net, shapes));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// Writes the name problem and the arena problem of `net` (greedy plan, budget 0) as text for
@@ -173,21 +195,9 @@ fn main() {
     if let Some(k) = args.iter().position(|a| a == "--dump") {
         let dir = std::path::PathBuf::from(args.get(k + 1).expect("--dump DIR"));
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let golden =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/memonger");
-        for e in std::fs::read_dir(&golden).expect("golden") {
-            let p = e.expect("entry").path();
-            let file = p.file_name().unwrap().to_string_lossy().to_string();
-            if !file.ends_with(".pb") || file.ends_with(".shapes.pb") {
-                continue;
-            }
-            let stem = file.trim_end_matches(".pb");
-            let net = NetDef::decode(&std::fs::read(&p).expect("net")[..]).expect("net");
-            let sh = shapes::parse_shapes(
-                &std::fs::read(golden.join(format!("{stem}.shapes.pb"))).expect("shapes"),
-            )
-            .expect("shapes");
-            dump(&dir, stem, &net, &sh);
+        for (name, net, shapes) in golden_nets() {
+            let sh = shapes::parse_shapes(&shapes).expect("shapes");
+            dump(&dir, &name, &net, &sh);
         }
         let mut gens = memonger_nets::structured();
         for (ops, seed) in [(5_000, 1), (20_000, 2), (20_000, 3), (100_000, 4)] {
@@ -201,16 +211,22 @@ fn main() {
         }
         return;
     }
-    println!("generated nets, default budget (* = proven optimal)");
+    println!("golden and generated nets, default budget (* = proven optimal)");
     println!(
-        "{:28} {:>7} {:>10} {:>10} {:>8} {:>9}",
-        "net", "buffers", "arena/lb", "names/lb", "seconds", "nodes"
+        "{:28} {:>7} {:>10} {:>10} {:>8} {:>9} {:>9}",
+        "net", "buffers", "arena/lb", "names/lb", "seconds", "search_ms", "nodes"
     );
-    for g in memonger_nets::structured() {
-        quality(&g);
+    for (name, net, shapes) in golden_nets() {
+        quality(&name, &net, &shapes);
     }
+    let mut gens = memonger_nets::structured();
     for (ops, seed) in [(5_000, 1), (20_000, 2), (20_000, 3), (100_000, 4)] {
-        quality(&memonger_nets::random_dag(ops, seed));
+        let mut g = memonger_nets::random_dag(ops, seed);
+        g.name = format!("{}_{seed}", g.name);
+        gens.push(g);
+    }
+    for g in &gens {
+        quality(&g.name, &g.net, &g.shapes.encode_to_vec());
     }
     println!("\ngreedy-only planning (search budget 0)");
     let greedy = planner::PlanOptions {

@@ -3,8 +3,13 @@
 //! planner minimises the number of names.
 //!
 //! After the greedy heuristics the planner searches within `PlanOptions::search_budget`
-//! (half for names, `naming_search`; the rest for the arenas, `arena_search`) and keeps a
-//! result only when it is cheaper and valid. The report says the lower bounds it proved
+//! and `search_node_limit`: first the arenas (half of the nodes, three quarters of the
+//! time at most: `arena_search` on sets up to `quadratic_limit` entries, `arena_repair`
+//! above them or where the exact search stops short), then the names with what is left
+//! (`naming_search`). It keeps a result only when it is cheaper and valid, so a plan is
+//! never worse than the greedy one, and may improve with a larger budget. Searches split
+//! their limits by nodes, never by the clock: a search that ends before the deadline gives
+//! the same plan on every run and machine. The report says the lower bounds it proved
 //! (`name_lb_bytes`, `arena_lb_bytes`) and whether the plan reaches them
 //! (`names_optimal`, `arena_optimal`). External outputs keep their names unless
 //! `share_external_outputs` is set.
@@ -60,8 +65,10 @@ pub struct PlanOptions {
     /// Largest plannable set the quadratic heuristics run on under `Auto`; above it only the
     /// O(n log n) algorithms run, keeping the planner O(n log n).
     pub quadratic_limit: usize,
-    /// Time the planner may spend searching for better arenas and name plans after the
-    /// greedy ones (zero: greedy only). The result is never worse than greedy.
+    /// Time the planner may spend, counted from the start of planning, searching for better
+    /// arenas and name plans after the greedy ones (zero: greedy only). The result is never
+    /// worse than greedy and may improve with a larger budget; a search the clock stops may
+    /// give different plans on different runs.
     pub search_budget: Duration,
     /// Most search nodes (placements or assignments tried) per plan: a machine-independent
     /// limit, so that a plan is reproducible whenever this one, not the clock, stops the
@@ -254,8 +261,9 @@ fn refusal(net: &NetDef, opts: &PlanOptions) -> Option<Refusal> {
 }
 
 /// Arena plan of one device: the greedy heuristics `opts` allows (the best wins), then,
-/// within `limits` (no nodes: greedy only), window repair (`arena_repair`) and, up to
-/// `quadratic_limit` entries, the exact search (`arena_search::minimize`). Returns the
+/// within `limits` (no nodes: greedy only), up to `quadratic_limit` entries the exact
+/// search (`arena_search::minimize`), then window repair (`arena_repair`) while the arena is
+/// above its bound. Returns the
 /// algorithm that gave the plan and the plan with its lower bound.
 pub fn plan_arena(
     entries: &[Entry],
@@ -307,39 +315,39 @@ pub fn plan_arena(
             },
         );
     }
-    // Window repair first (cheap on any size; usually reaches the bound on large nets),
-    // with half of the nodes; the exact search on small sets gets the rest.
-    let r = arena_repair::repair(
-        entries,
-        p,
-        &Limits {
-            deadline: limits.deadline,
-            max_nodes: if small {
-                limits.max_nodes / 2
-            } else {
-                limits.max_nodes
-            },
-        },
-    );
-    let m = if small {
-        let mut m = arena_search::minimize(
+    // Up to `quadratic_limit` entries the exact search first, with three quarters of the
+    // nodes (it proves most arenas optimal); window repair for the rest, and alone on
+    // larger sets, where the exact search is too slow per node.
+    let mut m = if small {
+        arena_search::minimize(
             entries,
-            r.placement,
+            p,
             &Limits {
                 deadline: limits.deadline,
-                max_nodes: limits.max_nodes.saturating_sub(r.nodes),
+                max_nodes: limits.max_nodes / 4 * 3,
+            },
+        )
+    } else {
+        arena_search::Minimized {
+            proven: false,
+            placement: p,
+            lower_bound: lb,
+            nodes: 0,
+        }
+    };
+    if !m.proven {
+        let r = arena_repair::repair(
+            entries,
+            m.placement,
+            &Limits {
+                deadline: limits.deadline,
+                max_nodes: limits.max_nodes.saturating_sub(m.nodes),
             },
         );
         m.nodes += r.nodes;
-        m
-    } else {
-        arena_search::Minimized {
-            proven: r.placement.arena_bytes <= lb,
-            placement: r.placement,
-            lower_bound: lb,
-            nodes: r.nodes,
-        }
-    };
+        m.placement = r.placement;
+        m.proven = m.placement.arena_bytes <= m.lower_bound;
+    }
     if m.placement.arena_bytes < greedy_bytes {
         name = "search";
     }

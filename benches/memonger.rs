@@ -1,6 +1,7 @@
 //! Memory planner benchmark (plain std::time, one core), three parts:
-//! 1. quality on the generated nets of tests/memonger_nets with the default 1 s search
-//!    budget: arena / arena lower bound, name bytes / name lower bound, proven flags, time;
+//! 1. quality on the golden memonger nets and the generated nets of tests/memonger_nets with
+//!    the default 1 s search budget: arena / arena lower bound, name bytes / name lower
+//!    bound, proven flags, time;
 //! 2. issue 17's random DAG nets (1-3 inputs from the last 40 ops, 4 B-16 KiB) of 5,000 to
 //!    100,000 ops with the default budget: arena / lower bound and time;
 //! 3. scaling of greedy-only planning (budget 0) on random DAG nets of 10^4, 10^5 and 10^6
@@ -16,7 +17,7 @@ use std::time::Instant;
 #[path = "../tests/memonger_nets/mod.rs"]
 mod memonger_nets;
 
-use caffe2rs::memonger::{planner, shapes};
+use caffe2rs::memonger::{naming, planner, shapes};
 use caffe2rs::proto::{NetDef, OperatorDef, TensorShape, TensorShapes};
 use prost::Message;
 
@@ -98,37 +99,134 @@ fn random_net(n: usize, seed: u64) -> (NetDef, Vec<u8>) {
     (net, TensorShapes { shapes }.encode_to_vec())
 }
 
-fn quality(g: &memonger_nets::GenNet) {
+fn quality(name: &str, net: &NetDef, shape_bytes: &[u8]) {
     let start = Instant::now();
-    let sh = shapes::parse_shapes(&g.shapes.encode_to_vec()).expect("shapes");
-    let plan = planner::plan(&g.net, Some(&sh), &planner::PlanOptions::default()).expect("plan");
+    let sh = shapes::parse_shapes(shape_bytes).expect("shapes");
+    let plan = planner::plan(net, Some(&sh), &planner::PlanOptions::default()).expect("plan");
     let secs = start.elapsed().as_secs_f64();
     assert!(plan.violations.is_empty());
     let f = &plan.figures;
     println!(
-        "{:28} {:>7} {:>9.4}{:1} {:>9.4}{:1} {:>8.3} {:>9}",
-        g.name,
+        "{:28} {:>7} {:>9.4}{:1} {:>9.4}{:1} {:>8.3} {:>9.1} {:>9}",
+        name,
         f.plannable,
         f.arena_bytes as f64 / f.arena_lb_bytes as f64,
         if f.arena_optimal { "*" } else { "" },
         f.name_bytes as f64 / f.name_lb_bytes as f64,
         if f.names_optimal { "*" } else { "" },
         secs,
+        f.search_ms,
         f.search_nodes
     );
 }
 
-fn main() {
-    println!("generated nets, default budget (* = proven optimal)");
-    println!(
-        "{:28} {:>7} {:>10} {:>10} {:>8} {:>9}",
-        "net", "buffers", "arena/lb", "names/lb", "seconds", "nodes"
-    );
-    for g in memonger_nets::structured() {
-        quality(&g);
+/// The golden memonger nets (tests/data/golden/memonger) with their serialized shapes, by
+/// name.
+fn golden_nets() -> Vec<(String, NetDef, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/memonger");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).expect("golden") {
+        let p = e.expect("entry").path();
+        let file = p.file_name().unwrap().to_string_lossy().to_string();
+        if !file.ends_with(".pb") || file.ends_with(".shapes.pb") {
+            continue;
+        }
+        let stem = file.trim_end_matches(".pb").to_string();
+        let net = NetDef::decode(&std::fs::read(&p).expect("net")[..]).expect("net");
+        let shapes = std::fs::read(dir.join(format!("{stem}.shapes.pb"))).expect("shapes");
+        out.push((stem, net, shapes));
     }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Writes the name problem and the arena problem of `net` (greedy plan, budget 0) as text for
+/// offline exact solvers (scripts/memonger_exact.py): `DIR/NAME.names` holds one line per
+/// activation in the renaming problem, `first last size class`, after a header
+/// `# name_bytes const_bytes name_lb_bytes` (const: bytes of activations that keep their
+/// names); `DIR/NAME.arena` one line per arena entry, `device first last bytes`.
+fn dump(dir: &std::path::Path, name: &str, net: &NetDef, sh: &shapes::ShapeMap) {
+    use std::collections::HashMap;
+    use std::fmt::Write as _;
+    let opts = planner::PlanOptions {
+        search_budget: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let plan = planner::plan(net, Some(sh), &opts).expect("plan");
+    let f = &plan.figures;
+    let ext_out: std::collections::HashSet<&String> = net.external_output.iter().collect();
+    let mut classes: HashMap<(i32, i32, i32), u32> = HashMap::new();
+    let mut items: Vec<naming::Item> = Vec::new();
+    let mut arena = String::new();
+    for (d, a) in plan.arenas.iter().enumerate() {
+        for e in &a.entries {
+            writeln!(arena, "{d} {} {} {}", e.first, e.last, e.bytes).unwrap();
+            if ext_out.contains(&e.blob) {
+                continue;
+            }
+            let info = sh.get(&e.blob).expect("shape");
+            let key = (a.device.0, a.device.1, info.dtype);
+            let next = classes.len() as u32;
+            items.push(naming::Item {
+                first: e.first,
+                last: e.last,
+                size: info.bytes.expect("size"),
+                class: *classes.entry(key).or_insert(next),
+                ext_out: false,
+                pinned: false,
+            });
+        }
+    }
+    let mut names = format!(
+        "# {} {} {}\n",
+        f.name_bytes,
+        f.name_lb_bytes - naming::layered_lower_bound(&items),
+        f.name_lb_bytes
+    );
+    for it in &items {
+        writeln!(names, "{} {} {} {}", it.first, it.last, it.size, it.class).unwrap();
+    }
+    std::fs::write(dir.join(format!("{name}.names")), names).expect("write");
+    std::fs::write(dir.join(format!("{name}.arena")), arena).expect("write");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(k) = args.iter().position(|a| a == "--dump") {
+        let dir = std::path::PathBuf::from(args.get(k + 1).expect("--dump DIR"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for (name, net, shapes) in golden_nets() {
+            let sh = shapes::parse_shapes(&shapes).expect("shapes");
+            dump(&dir, &name, &net, &sh);
+        }
+        let mut gens = memonger_nets::structured();
+        for (ops, seed) in [(5_000, 1), (20_000, 2), (20_000, 3), (100_000, 4)] {
+            let mut g = memonger_nets::random_dag(ops, seed);
+            g.name = format!("{}_{seed}", g.name);
+            gens.push(g);
+        }
+        for g in gens {
+            let sh = shapes::parse_shapes(&g.shapes.encode_to_vec()).expect("shapes");
+            dump(&dir, &g.name, &g.net, &sh);
+        }
+        return;
+    }
+    println!("golden and generated nets, default budget (* = proven optimal)");
+    println!(
+        "{:28} {:>7} {:>10} {:>10} {:>8} {:>9} {:>9}",
+        "net", "buffers", "arena/lb", "names/lb", "seconds", "search_ms", "nodes"
+    );
+    for (name, net, shapes) in golden_nets() {
+        quality(&name, &net, &shapes);
+    }
+    let mut gens = memonger_nets::structured();
     for (ops, seed) in [(5_000, 1), (20_000, 2), (20_000, 3), (100_000, 4)] {
-        quality(&memonger_nets::random_dag(ops, seed));
+        let mut g = memonger_nets::random_dag(ops, seed);
+        g.name = format!("{}_{seed}", g.name);
+        gens.push(g);
+    }
+    for g in &gens {
+        quality(&g.name, &g.net, &g.shapes.encode_to_vec());
     }
     println!("\ngreedy-only planning (search budget 0)");
     let greedy = planner::PlanOptions {

@@ -1981,7 +1981,13 @@ int32_t c2rs_memonger_optimize_inference_net(const uint8_t *net_def,
  * counts as size 1 and the plan minimises the number of names. `keep_blobs` are never
  * renamed or recycled (external inputs never are); external outputs keep their names and
  * their storage (`c2rs_memonger_plan_with_options` can let them be shared). The planner
- * searches for up to one second for a better plan than its greedy one. Shapes naming no blob of the net and
+ * searches for up to one second (counted from the start of planning) for a better plan
+ * than its greedy one; the result is never worse than the greedy plan and may be better
+ * with a larger budget (`c2rs_memonger_plan_with_options`). A search that ends before the
+ * budget (most nets: it reached a proven optimum or its node limit) gives the same plan
+ * on every run and machine; one stopped by the clock may differ between runs, and the
+ * report's `arena_optimal` / `names_optimal` say whether more time could help. Shapes
+ * naming no blob of the net and
  * shapes with negative or unknown dims are listed under `warnings` in the report (such
  * blobs keep their names). A net Caffe2 would refuse is returned unchanged with a naive
  * arena and the reason under `refused`.
@@ -2007,8 +2013,11 @@ int32_t c2rs_memonger_plan(const uint8_t *net_def,
  * `c2rs_memonger_plan` with a search budget and flags.
  *
  * After the greedy name plan and arenas, the planner searches for cheaper ones for at most
- * `search_budget_ms` milliseconds (0: greedy only; `c2rs_memonger_plan` uses 1000); the
- * result is never worse than the greedy one. The report says `arena_lb_bytes`,
+ * `search_budget_ms` milliseconds from the start of planning (0: greedy only;
+ * `c2rs_memonger_plan` uses 1000); the result is never worse than the greedy one and may
+ * improve with a larger budget. The searches are bounded by node counts as well: one that
+ * ends within the budget gives the same plan on every run and machine, one cut by the
+ * clock may differ between runs. The report says `arena_lb_bytes`,
  * `arena_optimal`, `name_lb_bytes`, `names_optimal`, `search_nodes` and `search_ms`.
  * `flags` is 0 or `C2RS_MEMONGER_SHARE_EXTERNAL_OUTPUTS`. Everything else as
  * `c2rs_memonger_plan`.

@@ -11,7 +11,13 @@
 //!   entries crossing it must fit under the capacity;
 //! - dominance: an entry may go at `o` only if no other unplaced entry would fit entirely
 //!   below `o` (such a plan has an equal one with that entry moved down, found elsewhere);
-//! - symmetry: entries placed at one offset are placed in index order.
+//! - symmetry: entries placed at one offset are placed in rank order.
+//!
+//! Entries may be *fixed* at an offset ([`fits_around`]: the obstacles of a window repair,
+//! `arena_repair`). A fixed entry takes its turn in the offset order like the others: it is
+//! placed when nothing else is placed below it, and a free entry may go only where it stays
+//! below every unplaced fixed entry it meets in time. Pushing the free entries of any plan
+//! down keeps the fixed ones where they are, so the search stays complete.
 //!
 //! [`minimize`] drives the decision search from the peak-live lower bound upwards and from
 //! the greedy arena downwards, and never returns a placement worse than the one it gets.
@@ -65,6 +71,12 @@ struct Problem {
     /// Entries alive together with each entry.
     adj: Vec<Vec<u32>>,
     sections: usize,
+    /// Offset of each fixed entry (`None`: free).
+    fixed: Vec<Option<u64>>,
+    /// Fixed entries by (offset, rank): the order they are placed in.
+    fixed_order: Vec<u32>,
+    /// Per entry, the fixed entries alive with it by (offset, rank).
+    fixed_adj: Vec<Vec<u32>>,
     /// Priority among candidates at one offset: largest area (bytes × sections) first.
     /// Entries placed at one offset go in this order (symmetry), so the first dive of the
     /// search is never cut by the symmetry rule.
@@ -72,7 +84,8 @@ struct Problem {
 }
 
 impl Problem {
-    fn build(entries: &[Entry]) -> Option<Problem> {
+    /// `fixed[i]`: the offset entry `i` must keep (none: every entry is free).
+    fn build(entries: &[Entry], fixed: &[Option<u64>]) -> Option<Problem> {
         let orig: Vec<usize> = (0..entries.len())
             .filter(|&i| entries[i].bytes > 0)
             .collect();
@@ -95,15 +108,21 @@ impl Problem {
         let mut adj: Vec<Vec<u32>> = vec![Vec::new(); n];
         let mut active: Vec<u32> = Vec::new();
         let mut pairs = 0usize;
+        let is_fixed = |i: u32| fixed.get(orig[i as usize]).copied().flatten().is_some();
         for &i in &by_start {
             active.retain(|&j| hi[j as usize] >= lo[i as usize]);
-            pairs += active.len();
-            if pairs > MAX_OVERLAP_PAIRS {
-                return None;
-            }
+            // Two fixed entries never need each other.
+            let fi = is_fixed(i);
             for &j in &active {
+                if fi && is_fixed(j) {
+                    continue;
+                }
+                pairs += 1;
                 adj[i as usize].push(j);
                 adj[j as usize].push(i);
+            }
+            if pairs > MAX_OVERLAP_PAIRS {
+                return None;
             }
             active.push(i);
         }
@@ -117,9 +136,33 @@ impl Problem {
         for (r, &i) in by_area.iter().enumerate() {
             rank[i] = r as u32;
         }
+        let fixed: Vec<Option<u64>> = orig
+            .iter()
+            .map(|&i| fixed.get(i).copied().flatten())
+            .collect();
+        let key = |&i: &u32| (fixed[i as usize], rank[i as usize]);
+        let mut fixed_order: Vec<u32> = (0..n as u32)
+            .filter(|&i| fixed[i as usize].is_some())
+            .collect();
+        fixed_order.sort_by_key(key);
+        let fixed_adj: Vec<Vec<u32>> = adj
+            .iter()
+            .map(|a| {
+                let mut f: Vec<u32> = a
+                    .iter()
+                    .copied()
+                    .filter(|&j| fixed[j as usize].is_some())
+                    .collect();
+                f.sort_by_key(key);
+                f
+            })
+            .collect();
         Some(Problem {
             size,
             rank,
+            fixed,
+            fixed_order,
+            fixed_adj,
             orig,
             lo,
             hi,
@@ -143,6 +186,7 @@ struct Frame {
     trail: usize,
     floor_all: u64,
     last: Option<(u64, u32)>,
+    fixed_next: usize,
     /// Candidate currently placed from this frame.
     chosen: Option<u32>,
 }
@@ -156,8 +200,12 @@ struct Search<'a> {
     floor: Vec<u64>,
     /// Lowest free offset over each entry's sections, ignoring `floor_all`.
     viable: Vec<u64>,
-    /// Bytes of unplaced entries per section.
+    /// Bytes of unplaced free entries per section.
     remaining: Vec<u64>,
+    /// Bytes of unplaced fixed entries per section.
+    remaining_fixed: Vec<u64>,
+    /// Fixed entries placed: a prefix of `Problem::fixed_order`.
+    fixed_next: usize,
     /// Monotonic floor: the offset of the last placement.
     floor_all: u64,
     /// (offset, rank) of the last placement: equal offsets go in rank order.
@@ -172,9 +220,15 @@ impl<'a> Search<'a> {
     fn new(p: &'a Problem, capacity: u64) -> Self {
         let n = p.size.len();
         let mut remaining = vec![0u64; p.sections];
+        let mut remaining_fixed = vec![0u64; p.sections];
         for i in 0..n {
+            let r = if p.fixed[i].is_some() {
+                &mut remaining_fixed
+            } else {
+                &mut remaining
+            };
             for s in p.lo[i]..=p.hi[i] {
-                remaining[s as usize] += p.size[i];
+                r[s as usize] += p.size[i];
             }
         }
         Search {
@@ -185,6 +239,8 @@ impl<'a> Search<'a> {
             floor: vec![0; p.sections],
             viable: vec![0; n],
             remaining,
+            remaining_fixed,
+            fixed_next: 0,
             floor_all: 0,
             last: None,
             placed_count: 0,
@@ -197,13 +253,34 @@ impl<'a> Search<'a> {
         self.viable[i].max(self.floor_all)
     }
 
+    /// Offset of the next fixed entry to place (every unplaced one is at or above it).
+    fn next_fixed(&self) -> Option<(u64, u32)> {
+        let &b = self.p.fixed_order.get(self.fixed_next)?;
+        Some((self.p.fixed[b as usize]?, b))
+    }
+
+    /// A free entry may go at `o` when it stays below every unplaced fixed entry it meets
+    /// in time, and not above the next fixed entry (offsets are placed in order).
+    fn clear_of_fixed(&self, i: usize, o: u64, next_fixed: Option<(u64, u32)>) -> bool {
+        if next_fixed.is_some_and(|(f, _)| o > f) {
+            return false;
+        }
+        let top = o + self.p.size[i];
+        // Placed fixed entries are a prefix of each list (same order).
+        self.p.fixed_adj[i]
+            .iter()
+            .find(|&&b| !self.placed[b as usize])
+            .is_none_or(|&b| self.p.fixed[b as usize].is_some_and(|f| top <= f))
+    }
+
     /// Unplaced entries that may go next, best first: no other unplaced entry fits wholly
     /// below their offset (dominance), and equal offsets keep index order (symmetry).
     fn candidates(&self) -> Vec<u32> {
         let n = self.p.size.len();
+        let next_fixed = self.next_fixed();
         let (mut m1, mut m1_idx, mut m2) = (u64::MAX, usize::MAX, u64::MAX);
         for i in 0..n {
-            if self.placed[i] {
+            if self.placed[i] || self.p.fixed[i].is_some() {
                 continue;
             }
             let top = self.eff(i) + self.p.size[i];
@@ -217,7 +294,7 @@ impl<'a> Search<'a> {
         }
         let mut cands: Vec<u32> = (0..n)
             .filter(|&i| {
-                if self.placed[i] {
+                if self.placed[i] || self.p.fixed[i].is_some() {
                     return false;
                 }
                 let o = self.eff(i);
@@ -225,26 +302,47 @@ impl<'a> Search<'a> {
                 // Resting on a placed entry or at 0, not floating on the monotonic floor
                 // (a floating entry could move down into its free band).
                 let rests = self.viable[i] >= self.floor_all;
-                rests && o < window && self.last.is_none_or(|l| (o, self.p.rank[i]) > l)
+                rests
+                    && o < window
+                    && self.last.is_none_or(|l| (o, self.p.rank[i]) > l)
+                    && self.clear_of_fixed(i, o, next_fixed)
             })
             .map(|i| i as u32)
             .collect();
+        // The next fixed entry, unless a free one fits wholly below it (that one is
+        // placed first in some other branch) or the rank order forbids it.
+        if let Some((f, b)) = next_fixed {
+            if f < m1 && self.last.is_none_or(|l| (f, self.p.rank[b as usize]) > l) {
+                cands.push(b);
+            }
+        }
         // Lowest offset first, then rank (largest area).
-        cands.sort_by_key(|&i| (self.eff(i as usize), self.p.rank[i as usize]));
+        cands.sort_by_key(|&i| (self.offset_of(i as usize), self.p.rank[i as usize]));
         cands
+    }
+
+    /// Where entry `i` goes if placed next: its fixed offset, else its lowest free one.
+    fn offset_of(&self, i: usize) -> u64 {
+        self.p.fixed[i].unwrap_or_else(|| self.eff(i))
     }
 
     fn place(&mut self, c: u32) {
         let ci = c as usize;
-        let o = self.eff(ci);
+        let o = self.offset_of(ci);
         let top = o + self.p.size[ci];
         self.offset[ci] = o;
         self.placed[ci] = true;
         self.placed_count += 1;
+        let is_fixed = self.p.fixed[ci].is_some();
+        self.fixed_next += is_fixed as usize;
         for s in self.p.lo[ci]..=self.p.hi[ci] {
             self.trail.push(Undo::Floor(s, self.floor[s as usize]));
             self.floor[s as usize] = top;
-            self.remaining[s as usize] -= self.p.size[ci];
+            if is_fixed {
+                self.remaining_fixed[s as usize] -= self.p.size[ci];
+            } else {
+                self.remaining[s as usize] -= self.p.size[ci];
+            }
         }
         for &d in &self.p.adj[ci] {
             let di = d as usize;
@@ -266,8 +364,14 @@ impl<'a> Search<'a> {
                 None => break,
             }
         }
+        let is_fixed = self.p.fixed[ci].is_some();
+        self.fixed_next -= is_fixed as usize;
         for s in self.p.lo[ci]..=self.p.hi[ci] {
-            self.remaining[s as usize] += self.p.size[ci];
+            if is_fixed {
+                self.remaining_fixed[s as usize] += self.p.size[ci];
+            } else {
+                self.remaining[s as usize] += self.p.size[ci];
+            }
         }
         self.placed[ci] = false;
         self.placed_count -= 1;
@@ -277,11 +381,13 @@ impl<'a> Search<'a> {
 
     /// Section inference: in every section, the unplaced entries crossing it stack from
     /// the lowest offset any of them can take (at least the section's floor), and must fit.
+    /// Unplaced fixed entries lie above the floor (placements go in offset order), so their
+    /// bytes count in full; the lowest-offset refinement is left out where there are any.
     fn sections_fit(&mut self) -> bool {
         let low = &mut self.low;
         low.iter_mut().for_each(|x| *x = u64::MAX);
         for i in 0..self.p.size.len() {
-            if self.placed[i] {
+            if self.placed[i] || self.p.fixed[i].is_some() {
                 continue;
             }
             let o = self.viable[i].max(self.floor_all);
@@ -291,10 +397,14 @@ impl<'a> Search<'a> {
             }
         }
         (0..self.p.sections).all(|s| {
-            let r = self.remaining[s];
+            let (r, rf) = (self.remaining[s], self.remaining_fixed[s]);
             let base = self.floor[s].max(self.floor_all);
-            let base = if r > 0 { base.max(low[s]) } else { base };
-            base + r <= self.capacity
+            let base = if r > 0 && rf == 0 {
+                base.max(low[s])
+            } else {
+                base
+            };
+            base + r + rf <= self.capacity
         })
     }
 
@@ -312,12 +422,14 @@ impl<'a> Search<'a> {
             trail: 0,
             floor_all: 0,
             last: None,
+            fixed_next: 0,
             chosen: None,
         }];
         while let Some(f) = stack.last_mut() {
             if let Some(c) = f.chosen.take() {
                 let (mark, fa, last) = (f.trail, f.floor_all, f.last);
                 self.unplace(c, mark, fa, last);
+                debug_assert_eq!(self.fixed_next, f.fixed_next);
             }
             let Some(f) = stack.last_mut() else { break };
             if f.next == f.cands.len() {
@@ -345,6 +457,7 @@ impl<'a> Search<'a> {
                 trail: self.trail.len(),
                 floor_all: self.floor_all,
                 last: self.last,
+                fixed_next: self.fixed_next,
                 chosen: None,
             });
         }
@@ -355,16 +468,44 @@ impl<'a> Search<'a> {
 /// Do `entries` fit in `capacity` bytes? Zero-size entries go at offset 0. `nodes` counts
 /// placements tried, across calls.
 pub fn fits(entries: &[Entry], capacity: u64, limits: &Limits, nodes: &mut u64) -> Decision {
-    if entries.iter().any(|e| e.bytes > capacity) {
+    fits_around(entries, &[], capacity, limits, nodes)
+}
+
+/// Like [`fits`], with entry `i` kept at offset `fixed[i]` where that is `Some` (a missing
+/// or short `fixed` leaves the rest free). Fixed entries must not overlap each other; the
+/// parts of them at or above `capacity` are ignored (nothing else goes there), so a fixed
+/// entry reaching above the capacity does not make the problem infeasible. On `Fits`, fixed
+/// entries keep their offsets.
+pub fn fits_around(
+    entries: &[Entry],
+    fixed: &[Option<u64>],
+    capacity: u64,
+    limits: &Limits,
+    nodes: &mut u64,
+) -> Decision {
+    let fixed_at = |i: usize| fixed.get(i).copied().flatten();
+    if (0..entries.len()).any(|i| fixed_at(i).is_none() && entries[i].bytes > capacity) {
         return Decision::Infeasible;
     }
-    let Some(p) = Problem::build(entries) else {
+    // Fixed entries clipped to the capacity; those wholly above it do not constrain.
+    let clipped: Vec<Entry> = (0..entries.len())
+        .map(|i| match fixed_at(i) {
+            Some(o) => Entry {
+                bytes: entries[i].bytes.min(capacity.saturating_sub(o)),
+                ..entries[i]
+            },
+            None => entries[i],
+        })
+        .collect();
+    let Some(p) = Problem::build(&clipped, fixed) else {
         return Decision::Unknown;
     };
     let mut s = Search::new(&p, capacity);
     match s.run(limits, nodes) {
         Decision::Fits(off) => {
-            let mut offsets = vec![0u64; entries.len()];
+            let mut offsets: Vec<u64> = (0..entries.len())
+                .map(|i| fixed_at(i).unwrap_or(0))
+                .collect();
             for (k, &i) in p.orig.iter().enumerate() {
                 offsets[i] = off[k];
             }
@@ -411,7 +552,7 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 /// Searches for a smaller arena than `start` (a valid placement of `entries`): first at the
-/// peak-live lower bound (a quarter of the limits: most nets reach it), then by bisection
+/// peak-live lower bound (a quarter of the nodes: most nets reach it), then by bisection
 /// between the best bound proven and the best arena found, until the limits run out or
 /// optimality is proven. Arena sizes are sums of entry sizes, so capacities are multiples
 /// of their greatest common divisor. Never returns a larger arena than `start`.
@@ -443,12 +584,10 @@ pub fn minimize(entries: &[Entry], start: Placement, limits: &Limits) -> Minimiz
             let half = (best.arena_bytes - lo) / step / 2;
             lo + half * step
         };
-        // A quarter of what is left per try.
-        let now = Instant::now();
+        // A quarter of the nodes left per try (nodes, not time: a search that ends within
+        // the deadline gives the same plan on any machine).
         let share = Limits {
-            deadline: limits
-                .deadline
-                .map(|d| now + d.saturating_duration_since(now) / 4),
+            deadline: limits.deadline,
             max_nodes: nodes + limits.max_nodes.saturating_sub(nodes) / 4 + 1,
         };
         let refuted_below = lb == lo;
@@ -614,6 +753,144 @@ mod tests {
         assert_eq!(
             fits(&zeros, 5, &NO_LIMIT, &mut nodes),
             Decision::Fits(vec![0, 0])
+        );
+    }
+
+    /// Lowest offset for `x` at or above which it meets none of `placed` (entry, offset).
+    fn lowest_fit_among(entries: &[Entry], placed: &[(usize, u64)], x: Entry) -> u64 {
+        let mut cands: Vec<u64> = vec![0];
+        cands.extend(placed.iter().map(|&(j, o)| o + entries[j].bytes));
+        cands.sort_unstable();
+        cands
+            .into_iter()
+            .find(|&o| {
+                placed.iter().all(|&(j, po)| {
+                    let y = entries[j];
+                    y.last < x.first || x.last < y.first || po + y.bytes <= o || o + x.bytes <= po
+                })
+            })
+            .unwrap_or(0)
+    }
+
+    /// Lowest capacity for the free entries around the fixed ones: the lowest-fit placement
+    /// of every order of the free entries (an optimum's offset order is one of them, and
+    /// fixed entries do not move).
+    fn brute_force_around(entries: &[Entry], fixed: &[Option<u64>]) -> u64 {
+        let free: Vec<usize> = (0..entries.len()).filter(|&i| fixed[i].is_none()).collect();
+        let base: Vec<(usize, u64)> = (0..entries.len())
+            .filter_map(|i| fixed[i].map(|o| (i, o)))
+            .collect();
+        fn permute(k: usize, order: &mut Vec<usize>, f: &mut dyn FnMut(&[usize])) {
+            if k == order.len() {
+                f(order);
+                return;
+            }
+            for i in k..order.len() {
+                order.swap(k, i);
+                permute(k + 1, order, f);
+                order.swap(k, i);
+            }
+        }
+        let mut best = u64::MAX;
+        let mut order = free.clone();
+        permute(0, &mut order, &mut |order: &[usize]| {
+            let mut placed = base.clone();
+            let mut peak = 0;
+            for &i in order {
+                let o = lowest_fit_among(entries, &placed, entries[i]);
+                placed.push((i, o));
+                peak = peak.max(o + entries[i].bytes);
+            }
+            best = best.min(peak);
+        });
+        best
+    }
+
+    #[test]
+    fn search_around_fixed_entries_matches_brute_force() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut tight = 0;
+        for _ in 0..300 {
+            let n = 4 + next(5) as usize;
+            let entries: Vec<Entry> = (0..n)
+                .map(|_| {
+                    let first = next(6) as u32;
+                    e(first, first + next(4) as u32, 1 + next(7))
+                })
+                .collect();
+            // Fixed entries at valid offsets, some of them lifted by a gap.
+            let mut fixed: Vec<Option<u64>> = vec![None; n];
+            let mut placed: Vec<(usize, u64)> = Vec::new();
+            for i in 0..n {
+                if next(3) == 0 {
+                    let o = lowest_fit_among(&entries, &placed, entries[i]) + next(3);
+                    let o = if placed.iter().all(|&(j, po)| {
+                        let y = entries[j];
+                        y.last < entries[i].first
+                            || entries[i].last < y.first
+                            || po + y.bytes <= o
+                            || o + entries[i].bytes <= po
+                    }) {
+                        o
+                    } else {
+                        lowest_fit_among(&entries, &placed, entries[i])
+                    };
+                    placed.push((i, o));
+                    fixed[i] = Some(o);
+                }
+            }
+            if fixed.iter().all(|f| f.is_none()) {
+                continue;
+            }
+            let want = brute_force_around(&entries, &fixed);
+            let mut nodes = 0;
+            match fits_around(&entries, &fixed, want, &NO_LIMIT, &mut nodes) {
+                Decision::Fits(off) => {
+                    assert!(check(&entries, &off).is_none(), "{entries:?} {fixed:?}");
+                    for i in 0..n {
+                        match fixed[i] {
+                            Some(o) => assert_eq!(off[i], o),
+                            None => assert!(off[i] + entries[i].bytes <= want),
+                        }
+                    }
+                }
+                d => panic!("{entries:?} {fixed:?} at {want}: {d:?}"),
+            }
+            if want > 0 {
+                let d = fits_around(&entries, &fixed, want - 1, &NO_LIMIT, &mut nodes);
+                assert_eq!(d, Decision::Infeasible, "{entries:?} {fixed:?} {want}");
+                tight += 1;
+            }
+        }
+        assert!(tight > 100, "{tight}");
+    }
+
+    #[test]
+    fn fixed_entries_above_the_capacity_do_not_constrain() {
+        // Entry 1 sits at 10..14, above a capacity of 8: entry 0 still fits at 0..5, and
+        // entry 2 (alive with 1) fits under it.
+        let entries = vec![e(0, 1, 5), e(0, 3, 4), e(2, 3, 8)];
+        let fixed = vec![None, Some(10), None];
+        let mut nodes = 0;
+        match fits_around(&entries, &fixed, 8, &NO_LIMIT, &mut nodes) {
+            Decision::Fits(off) => {
+                assert_eq!(off[1], 10);
+                assert!(check(&entries, &off).is_none());
+                assert!(off[0] + 5 <= 8 && off[2] + 8 <= 8);
+            }
+            d => panic!("{d:?}"),
+        }
+        // A fixed entry in the way: 2 (8 bytes) cannot go under one at offset 4.
+        let fixed = vec![None, Some(4), None];
+        assert_eq!(
+            fits_around(&entries, &fixed, 8, &NO_LIMIT, &mut nodes),
+            Decision::Infeasible
         );
     }
 

@@ -13,12 +13,14 @@
 //! - `naming_search`: capacity search for cheaper name plans within a budget
 //! - `arena`: offset planning (greedy heuristics, checker)
 //! - `arena_search`: exact arena search (branch and bound over canonical placements)
+//! - `arena_repair`: window repair of large arenas with the exact search
 //! - `planner`: the planner pipeline and its plan
 //! - `verify`: the verifier every rewrite passes
 //! - `report`: hand-written JSON
 //! - `schema_check`: registered schemas every entry point checks first
 
 pub mod arena;
+pub mod arena_repair;
 pub mod arena_search;
 pub mod dag;
 pub mod fast;

@@ -550,14 +550,14 @@ pub fn layered_lower_bound(items: &[Item]) -> u64 {
 }
 
 /// Segment tree over `0..n` with range add and global max.
-struct MaxAddTree {
+pub(crate) struct MaxAddTree {
     n: usize,
     max: Vec<i64>,
     add: Vec<i64>,
 }
 
 impl MaxAddTree {
-    fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         let n = n.max(1);
         MaxAddTree {
             n,
@@ -565,7 +565,7 @@ impl MaxAddTree {
             add: vec![0; 4 * n],
         }
     }
-    fn add(&mut self, lo: usize, hi: usize, v: i64) {
+    pub(crate) fn add(&mut self, lo: usize, hi: usize, v: i64) {
         self.rec(1, 0, self.n - 1, lo, hi.min(self.n - 1), v);
     }
     fn rec(&mut self, node: usize, l: usize, r: usize, lo: usize, hi: usize, v: i64) {
@@ -582,7 +582,7 @@ impl MaxAddTree {
         self.rec(2 * node + 1, m + 1, r, lo, hi, v);
         self.max[node] = self.add[node] + self.max[2 * node].max(self.max[2 * node + 1]);
     }
-    fn max(&self) -> i64 {
+    pub(crate) fn max(&self) -> i64 {
         self.max[1]
     }
 }

@@ -15,44 +15,142 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use super::arena_search::Limits;
-use super::naming::{Chains, Item};
+use super::naming::{Chains, Item, MaxAddTree};
 
 /// Capacity profile of one class: for every distinct size s (descending), the number of
 /// its activations of size ≥ s alive at one op, turned into the k-th largest capacity.
+/// Activations go largest first into a range-add/max tree over ops: O(n log ops).
 fn profile(items: &[Item], idx: &[usize]) -> Vec<u64> {
     let mut order = idx.to_vec();
     order.sort_by_key(|&i| Reverse(items[i].size));
     let horizon = idx
         .iter()
-        .map(|&i| items[i].last as usize + 2)
+        .map(|&i| items[i].last as usize + 1)
         .max()
         .unwrap_or(1);
-    let mut delta = vec![0i64; horizon + 1];
+    let mut tree = MaxAddTree::new(horizon);
     let mut caps = Vec::new();
     let mut k = 0;
     while k < order.len() {
         let s = items[order[k]].size;
         while k < order.len() && items[order[k]].size == s {
             let it = items[order[k]];
-            delta[it.first as usize] += 1;
-            delta[it.last as usize + 1] -= 1;
+            tree.add(it.first as usize, it.last as usize, 1);
             k += 1;
         }
-        // ω(s) by a prefix sum: O(horizon) per distinct size, fine for one class.
-        let (mut live, mut omega) = (0i64, 0i64);
-        for d in &delta {
-            live += d;
-            omega = omega.max(live);
-        }
-        while (caps.len() as i64) < omega {
+        while (caps.len() as i64) < tree.max() {
             caps.push(s);
         }
     }
     caps
 }
 
+/// Load lookahead of [`assign`]. Capacity levels are the distinct capacities (descending);
+/// level `l` has `names_at[l]` names of capacity ≥ `levels[l]`, and an activation's level is
+/// the lowest one whose capacity fits it, so it must go to one of those names. At every
+/// first write `t` and level `l`, the unassigned activations of level ≤ `l` alive at `t`
+/// plus the assigned ones alive at `t` on names of level ≤ `l` cannot exceed
+/// `names_at[l]`: each needs its own such name there. Assigning an activation to a name of
+/// a lower level (a larger capacity) than its own adds one at every level in between along
+/// its lifetime: a small blob holding a large name too long is refuted at once.
+struct Load {
+    levels: Vec<u64>,
+    names_at: Vec<u32>,
+    /// First writes of the class, ascending: the time points checked.
+    points: Vec<u32>,
+    /// `load[l * points.len() + t]`.
+    load: Vec<u32>,
+}
+
+impl Load {
+    /// `None` when some activation fits no name, the load is already too high, or (on a
+    /// large class) the deadline passed while counting.
+    fn new(items: &[Item], order: &[usize], caps: &[u64], limits: &Limits) -> Option<Load> {
+        let mut levels = caps.to_vec();
+        levels.dedup();
+        let names_at: Vec<u32> = levels
+            .iter()
+            .map(|&c| caps.partition_point(|&x| x >= c) as u32)
+            .collect();
+        let mut points: Vec<u32> = order.iter().map(|&i| items[i].first).collect();
+        points.sort_unstable();
+        points.dedup();
+        let mut load = Load {
+            load: vec![0; levels.len() * points.len()],
+            levels,
+            names_at,
+            points,
+        };
+        for (k, &i) in order.iter().enumerate() {
+            if k % 4096 == 4095 && limits.out_of_time() {
+                return None;
+            }
+            let l = load.item_level(&items[i])?;
+            for lv in l..load.levels.len() {
+                load.add(&items[i], lv, 1);
+            }
+        }
+        let p = load.points.len();
+        for lv in 0..load.levels.len() {
+            let cap = load.names_at[lv];
+            if load.load[lv * p..(lv + 1) * p].iter().any(|&x| x > cap) {
+                return None;
+            }
+        }
+        Some(load)
+    }
+
+    /// The level of an activation: the smallest capacity that fits it.
+    fn item_level(&self, it: &Item) -> Option<usize> {
+        self.levels
+            .partition_point(|&c| c >= it.size)
+            .checked_sub(1)
+    }
+
+    fn level_of_cap(&self, cap: u64) -> usize {
+        self.levels.partition_point(|&c| c > cap)
+    }
+
+    /// Time points along the activation's lifetime.
+    fn span(&self, it: &Item) -> std::ops::Range<usize> {
+        let lo = self.points.partition_point(|&t| t < it.first);
+        let hi = self.points.partition_point(|&t| t <= it.last);
+        lo..hi
+    }
+
+    /// Adds `d` (±1) at level `lv` along the activation's lifetime; false if a count went
+    /// over its level's names (the change is made anyway, for a uniform undo).
+    fn add(&mut self, it: &Item, lv: usize, d: i32) -> bool {
+        let p = self.points.len();
+        let cap = self.names_at[lv];
+        let span = self.span(it);
+        let row = &mut self.load[lv * p + span.start..lv * p + span.end];
+        let mut ok = true;
+        for x in row {
+            *x = x.wrapping_add_signed(d);
+            ok &= *x <= cap;
+        }
+        ok
+    }
+
+    /// Records (d = 1) or undoes (d = -1) activation `it` on a name of capacity `cap`.
+    fn occupy(&mut self, it: &Item, cap: u64, d: i32) -> bool {
+        let from = self.level_of_cap(cap);
+        let to = self.item_level(it).unwrap_or(0);
+        let mut ok = true;
+        for lv in from..to {
+            ok &= self.add(it, lv, d);
+        }
+        ok
+    }
+}
+
 /// Assigns the class items `order` (sorted by first write, then size descending) to names
 /// with capacities `caps` (descending). Returns the name index per position in `order`.
+/// Depth-first in first-write order: each activation takes a free name that fits it (one
+/// per distinct capacity, smallest first), pruned by the load lookahead ([`Load`]);
+/// chronological backtracking, so the search is complete: `None` within the limits means
+/// no assignment exists or the limits ran out.
 fn assign(
     items: &[Item],
     order: &[usize],
@@ -61,7 +159,9 @@ fn assign(
     nodes: &mut u64,
 ) -> Option<Vec<u32>> {
     let k = caps.len();
-    // busy[c]: last op of the newest tenant (None: unused).
+    *nodes += 1;
+    let mut load = Load::new(items, order, caps, limits)?;
+    // busy[c]: last op of the newest tenant (None: unused; MAX: an external output ends it).
     let mut busy: Vec<Option<u32>> = vec![None; k];
     let mut pinned = vec![false; k];
     let mut chosen: Vec<u32> = Vec::with_capacity(order.len());
@@ -92,9 +192,10 @@ fn assign(
         out // popped from the back
     };
     let mut pos = 0usize;
-    let mut pending = options(0, &busy, &pinned);
-    // `pending` was just computed for `pos` (nothing tried there yet).
-    let mut fresh = true;
+    let mut pending = match order.is_empty() {
+        true => Vec::new(),
+        false => options(0, &busy, &pinned),
+    };
     loop {
         if pos == order.len() {
             return Some(chosen);
@@ -103,40 +204,33 @@ fn assign(
         if limits.expired(*nodes) {
             return None;
         }
-        let was_fresh = std::mem::replace(&mut fresh, false);
         match pending.pop() {
             Some(c) => {
                 let ci = c as usize;
                 let it = items[order[pos]];
+                if !load.occupy(&it, caps[ci], 1) {
+                    load.occupy(&it, caps[ci], -1);
+                    continue;
+                }
                 undo.push((busy[ci], pinned[ci]));
-                busy[ci] = Some(it.last);
+                busy[ci] = Some(if it.ext_out { u32::MAX } else { it.last });
                 pinned[ci] |= it.pinned;
                 chosen.push(c);
                 alts.push(std::mem::take(&mut pending));
                 pos += 1;
                 if pos < order.len() {
                     pending = options(pos, &busy, &pinned);
-                    fresh = true;
                 }
             }
             None => {
-                // Back-jump: when an item has no free name at all, the names busy at its
-                // first op are held by placed items alive then, so only their choices can
-                // free one: undo back to the newest of them with an alternative left. A
-                // level whose alternatives ran out backtracks plainly. (The search need
-                // not be complete: a plan it finds is checked, a miss costs nothing.)
-                let t = items[order[pos]].first;
-                let target = (0..pos)
-                    .rev()
-                    .find(|&d| !alts[d].is_empty() && (!was_fresh || items[order[d]].last >= t))?;
-                while pos > target {
-                    let c = chosen.pop()? as usize;
-                    let (b, p) = undo.pop()?;
-                    busy[c] = b;
-                    pinned[c] = p;
-                    pending = alts.pop()?;
-                    pos -= 1;
-                }
+                // Back to the previous activation's next alternative.
+                let c = chosen.pop()? as usize;
+                let (b, p) = undo.pop()?;
+                pos -= 1;
+                load.occupy(&items[order[pos]], caps[c], -1);
+                busy[c] = b;
+                pinned[c] = p;
+                pending = alts.pop()?;
             }
         }
     }
@@ -281,12 +375,12 @@ pub fn improve(items: &[Item], start: &Chains, limits: &Limits) -> Improved {
             deadline: share.deadline,
             max_nodes: nodes + share.max_nodes.saturating_sub(nodes) / 4,
         };
-        if let Some(a) = assign_by_size(items, idx, &target, &by_size_try, &mut nodes) {
+        if let Some(a) = assign(items, &order, &target, &profile_try, &mut nodes) {
+            best = Some((target.clone(), a));
+        } else if let Some(a) = assign_by_size(items, idx, &target, &by_size_try, &mut nodes) {
             // Back to positions in `order`.
             let mut at: BTreeMap<usize, u32> = a.into_iter().collect();
             let a: Vec<u32> = order.iter().map(|i| at.remove(i).unwrap_or(0)).collect();
-            best = Some((target.clone(), a));
-        } else if let Some(a) = assign(items, &order, &target, &profile_try, &mut nodes) {
             best = Some((target.clone(), a));
         } else {
             proven = false;
@@ -419,5 +513,109 @@ mod tests {
         // layered bound (8 + 2 + 8) ignores pins, so this is not proven.
         assert_eq!(cost(&items, &r.chains).0, 24);
         assert!(!r.proven);
+    }
+
+    /// Can `items` (one class) go to names of capacities `caps` (each item in a name at
+    /// least its size, tenants of a name disjoint in time)? Every map of items to names.
+    fn brute_force_fits(items: &[Item], caps: &[u64]) -> bool {
+        fn go(k: usize, items: &[Item], caps: &[u64], at: &mut Vec<usize>) -> bool {
+            if k == items.len() {
+                return true;
+            }
+            for c in 0..caps.len() {
+                if caps[c] < items[k].size {
+                    continue;
+                }
+                let clash = (0..k).any(|j| {
+                    at[j] == c && items[j].first <= items[k].last && items[k].first <= items[j].last
+                });
+                if clash {
+                    continue;
+                }
+                at.push(c);
+                if go(k + 1, items, caps, at) {
+                    return true;
+                }
+                at.pop();
+            }
+            false
+        }
+        go(0, items, caps, &mut Vec::new())
+    }
+
+    #[test]
+    fn assignment_search_with_load_lookahead_decides_like_brute_force() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let (mut yes, mut no) = (0, 0);
+        for _ in 0..400 {
+            let n = 3 + next(5) as usize;
+            let items: Vec<Item> = (0..n)
+                .map(|_| {
+                    let first = next(8) as u32;
+                    item(first, first + next(4) as u32, 1 + next(6))
+                })
+                .collect();
+            let idx: Vec<usize> = (0..n).collect();
+            // The profile, and capacity lists near it.
+            let mut caps = profile(&items, &idx);
+            if next(2) == 0 {
+                let r = next(caps.len() as u64) as usize;
+                caps[r] += 1 + next(3);
+            }
+            if next(3) == 0 {
+                caps.push(1 + next(6));
+            }
+            // Some below the profile (never fits) and some with a name fewer.
+            if next(4) == 0 {
+                let r = next(caps.len() as u64) as usize;
+                caps[r] = caps[r].saturating_sub(1 + next(2)).max(1);
+            } else if next(4) == 0 && caps.len() > 1 {
+                caps.pop();
+            }
+            caps.sort_unstable_by_key(|&c| Reverse(c));
+            let mut order = idx.clone();
+            order.sort_by_key(|&i| (items[i].first, Reverse(items[i].size), i));
+            let mut nodes = 0;
+            let got = assign(&items, &order, &caps, &NO_LIMIT, &mut nodes);
+            let want = brute_force_fits(&items, &caps);
+            assert_eq!(got.is_some(), want, "{items:?} {caps:?}");
+            if let Some(a) = got {
+                // Valid: capacities fit, tenants of one name disjoint.
+                let mut chains = vec![0u32; n];
+                for (p, &i) in order.iter().enumerate() {
+                    assert!(items[i].size <= caps[a[p] as usize]);
+                    chains[i] = a[p];
+                }
+                assert!(check(&items, &chains).is_none(), "{items:?} {caps:?}");
+                yes += 1;
+            } else {
+                no += 1;
+            }
+        }
+        assert!(yes > 50 && no > 20, "{yes} {no}");
+    }
+
+    #[test]
+    fn load_lookahead_refutes_a_small_blob_holding_a_large_name() {
+        // Two names of 10 and 1. The small blob (alive 0..5) on the large name leaves two
+        // size-10 blobs (2..3 and 4..5) with no large name: refuted at its placement.
+        let items = vec![item(0, 5, 1), item(2, 3, 10), item(4, 5, 10)];
+        let order = vec![0, 1, 2];
+        let mut load = Load::new(&items, &order, &[10, 1], &NO_LIMIT).expect("fits the count");
+        assert!(!load.occupy(&items[0], 10, 1));
+        load.occupy(&items[0], 10, -1);
+        assert!(load.occupy(&items[0], 1, 1));
+        // Three blobs of size 10 alive together cannot share two names of 10.
+        let crowded = vec![item(0, 2, 10), item(1, 3, 10), item(2, 4, 10)];
+        assert!(Load::new(&crowded, &[0, 1, 2], &[10, 10], &NO_LIMIT).is_none());
+        let mut nodes = 0;
+        let a = assign(&items, &order, &[10, 1], &NO_LIMIT, &mut nodes);
+        assert_eq!(a, Some(vec![1, 0, 0]));
     }
 }

@@ -3,8 +3,13 @@
 //! planner minimises the number of names.
 //!
 //! After the greedy heuristics the planner searches within `PlanOptions::search_budget`
-//! (half for names, `naming_search`; the rest for the arenas, `arena_search`) and keeps a
-//! result only when it is cheaper and valid. The report says the lower bounds it proved
+//! and `search_node_limit`: first the arenas (half of the nodes, three quarters of the
+//! time at most: `arena_search` on sets up to `quadratic_limit` entries, `arena_repair`
+//! above them or where the exact search stops short), then the names with what is left
+//! (`naming_search`). It keeps a result only when it is cheaper and valid, so a plan is
+//! never worse than the greedy one, and may improve with a larger budget. Searches split
+//! their limits by nodes, never by the clock: a search that ends before the deadline gives
+//! the same plan on every run and machine. The report says the lower bounds it proved
 //! (`name_lb_bytes`, `arena_lb_bytes`) and whether the plan reaches them
 //! (`names_optimal`, `arena_optimal`). External outputs keep their names unless
 //! `share_external_outputs` is set.
@@ -13,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use super::arena::{self, Entry, Placement};
+use super::arena_repair;
 use super::arena_search::{self, Limits};
 use super::fast::{self, Refusal, rename_ops, sequential_refusal};
 use super::graph::{BlobId, Device, NetGraph};
@@ -59,8 +65,10 @@ pub struct PlanOptions {
     /// Largest plannable set the quadratic heuristics run on under `Auto`; above it only the
     /// O(n log n) algorithms run, keeping the planner O(n log n).
     pub quadratic_limit: usize,
-    /// Time the planner may spend searching for better arenas and name plans after the
-    /// greedy ones (zero: greedy only). The result is never worse than greedy.
+    /// Time the planner may spend, counted from the start of planning, searching for better
+    /// arenas and name plans after the greedy ones (zero: greedy only). The result is never
+    /// worse than greedy and may improve with a larger budget; a search the clock stops may
+    /// give different plans on different runs.
     pub search_budget: Duration,
     /// Most search nodes (placements or assignments tried) per plan: a machine-independent
     /// limit, so that a plan is reproducible whenever this one, not the clock, stops the
@@ -237,6 +245,113 @@ fn improved_name(name: &str) -> &'static str {
         "bucketed_inf" => "bucketed_inf+improve",
         _ => "greedy_by_size_time_fit+improve",
     }
+}
+
+/// Why the rewrite of `net` is refused before names are chosen (a net type without a
+/// sequential order, unless the host runs it in order, and the other refusals).
+fn refusal(net: &NetDef, opts: &PlanOptions) -> Option<Refusal> {
+    if opts.assume_sequential {
+        match sequential_refusal(net) {
+            Some(Refusal::NetType(_)) | None => None,
+            Some(r) => Some(r),
+        }
+    } else {
+        sequential_refusal(net)
+    }
+}
+
+/// Arena plan of one device: the greedy heuristics `opts` allows (the best wins), then,
+/// within `limits` (no nodes: greedy only), up to `quadratic_limit` entries the exact
+/// search (`arena_search::minimize`), then window repair (`arena_repair`) while the arena is
+/// above its bound. Returns the
+/// algorithm that gave the plan and the plan with its lower bound.
+pub fn plan_arena(
+    entries: &[Entry],
+    num_ops: usize,
+    opts: &PlanOptions,
+    limits: &Limits,
+) -> (&'static str, arena_search::Minimized) {
+    let mut cands: Vec<(&'static str, Placement)> = Vec::new();
+    let auto = opts.arena_algorithm == ArenaAlgorithm::Auto;
+    let small = entries.len() <= opts.quadratic_limit;
+    if opts.arena_algorithm == ArenaAlgorithm::GreedyBySize || (auto && small) {
+        cands.push(("greedy_by_size", arena::greedy_by_size(entries)));
+    }
+    if opts.arena_algorithm == ArenaAlgorithm::GreedyByBreadth || (auto && small) {
+        cands.push((
+            "greedy_by_breadth",
+            arena::greedy_by_breadth(entries, num_ops),
+        ));
+    }
+    if opts.arena_algorithm == ArenaAlgorithm::SweepBestFit || auto {
+        cands.push(("sweep_best_fit", arena::sweep_best_fit(entries)));
+    }
+    let mut best: Option<(&'static str, Placement)> = None;
+    for (name, p) in cands {
+        if best
+            .as_ref()
+            .is_none_or(|(_, b)| p.arena_bytes < b.arena_bytes)
+        {
+            best = Some((name, p));
+        }
+    }
+    let (mut name, p) = best.unwrap_or((
+        "none",
+        Placement {
+            offsets: Vec::new(),
+            arena_bytes: 0,
+        },
+    ));
+    let greedy_bytes = p.arena_bytes;
+    let lb = arena_search::lower_bound(entries);
+    if limits.max_nodes == 0 || p.arena_bytes <= lb {
+        return (
+            name,
+            arena_search::Minimized {
+                proven: p.arena_bytes <= lb,
+                placement: p,
+                lower_bound: lb,
+                nodes: 0,
+            },
+        );
+    }
+    // Up to `quadratic_limit` entries the exact search first, with three quarters of the
+    // nodes (it proves most arenas optimal); window repair for the rest, and alone on
+    // larger sets, where the exact search is too slow per node.
+    let mut m = if small {
+        arena_search::minimize(
+            entries,
+            p,
+            &Limits {
+                deadline: limits.deadline,
+                max_nodes: limits.max_nodes / 4 * 3,
+            },
+        )
+    } else {
+        arena_search::Minimized {
+            proven: false,
+            placement: p,
+            lower_bound: lb,
+            nodes: 0,
+        }
+    };
+    if !m.proven {
+        let r = arena_repair::repair(
+            entries,
+            m.placement,
+            &Limits {
+                deadline: limits.deadline,
+                max_nodes: limits.max_nodes.saturating_sub(m.nodes),
+            },
+        );
+        m.nodes += r.nodes;
+        m.placement = r.placement;
+        m.proven = m.placement.arena_bytes <= m.lower_bound;
+    }
+    if m.placement.arena_bytes < greedy_bytes {
+        name = "search";
+    }
+    (name, m)
 }
 
 /// Plans `net`. `shapes` is `None` for "no shapes" (every size 1).
@@ -528,21 +643,68 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
     }
     let (mut name_algorithm, mut sub_chains) =
         best.map_or(("none", Vec::new()), |(_, _, n, c)| (n, c));
-    // Search below the heuristics with half of the budget (the arenas get the rest).
     let search_start = Instant::now();
-    // The budget counts from the start of planning, so a plan takes about that long.
+    // The budget counts from the start of planning, so a plan takes about that long. The
+    // searches stop on node limits (half for the arenas, then what is left for the names),
+    // so they give the same plan on any machine unless the deadline comes first.
     let search_deadline = start + opts.search_budget;
     let mut search_nodes = 0u64;
+    // Arenas per device (they depend on the lifetimes only, not on the names): greedy, then
+    // search. The arenas go first: their search usually ends well before its limits, and
+    // the name search takes whatever is left.
+    let align = |x: u64| x.div_ceil(opts.alignment).saturating_mul(opts.alignment);
+    let mut per_device: BTreeMap<Device, Vec<usize>> = BTreeMap::new();
+    for (i, &b) in plannable.iter().enumerate() {
+        per_device
+            .entry(device[b as usize].unwrap_or((0, 0)))
+            .or_default()
+            .push(i);
+    }
+    let device_entries: Vec<Vec<Entry>> = per_device
+        .values()
+        .map(|idx| {
+            idx.iter()
+                .map(|&i| Entry {
+                    first: all_items[i].first,
+                    last: all_items[i].last,
+                    bytes: align(all_items[i].size),
+                })
+                .collect()
+        })
+        .collect();
+    let mut arena_plans: Vec<(&'static str, arena_search::Minimized)> = Vec::new();
+    let devices = device_entries.len().max(1) as u64;
+    let arena_nodes = if refusal(net, opts).is_some() {
+        0 // the plan will be refused (naive arenas): no search
+    } else {
+        opts.search_node_limit / 2
+    };
+    // A quarter of the time is kept for the names.
+    let arena_deadline =
+        search_start + search_deadline.saturating_duration_since(search_start) * 3 / 4;
+    for (d, entries) in device_entries.iter().enumerate() {
+        let share = arena_nodes.saturating_sub(search_nodes) / (devices - d as u64);
+        let limits = Limits {
+            deadline: Some(arena_deadline),
+            max_nodes: if opts.search_budget.is_zero() {
+                0
+            } else {
+                share
+            },
+        };
+        let r = plan_arena(entries, n, opts, &limits);
+        search_nodes += r.1.nodes;
+        arena_plans.push(r);
+    }
+    // Names: search below the heuristics with the nodes left.
     if !opts.search_budget.is_zero() && !items.is_empty() {
         let before = naming::cost(&items, &sub_chains);
         let r = naming_search::improve(
             &items,
             &sub_chains,
             &Limits {
-                deadline: Some(
-                    search_start + search_deadline.saturating_duration_since(search_start) / 2,
-                ),
-                max_nodes: opts.search_node_limit / 2,
+                deadline: Some(search_deadline),
+                max_nodes: opts.search_node_limit.saturating_sub(search_nodes),
             },
         );
         search_nodes += r.nodes;
@@ -577,14 +739,7 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
         )));
     }
     // Final names.
-    let mut refused = if opts.assume_sequential {
-        match sequential_refusal(net) {
-            Some(Refusal::NetType(_)) | None => None,
-            Some(r) => Some(r),
-        }
-    } else {
-        sequential_refusal(net)
-    };
+    let mut refused = refusal(net, opts);
     let n_chains = chains.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_chains];
     for (i, &c) in chains.iter().enumerate() {
@@ -618,29 +773,14 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
         final_name.iter_mut().for_each(|f| *f = None);
     }
     let mut renamed = rename_ops(net, &g, &final_name);
-    // Arenas per device.
-    let align = |x: u64| x.div_ceil(opts.alignment).saturating_mul(opts.alignment);
-    let mut per_device: BTreeMap<Device, Vec<usize>> = BTreeMap::new();
-    for (i, &b) in plannable.iter().enumerate() {
-        per_device
-            .entry(device[b as usize].unwrap_or((0, 0)))
-            .or_default()
-            .push(i);
-    }
+    // Arenas per device, planned above; naive when the rewrite is refused.
     let mut arena_algorithm = "none";
     let mut arenas = Vec::new();
-    let mut devices_left = per_device.len().max(1);
     let mut arena_lb_bytes = 0u64;
     let mut arena_optimal = true;
-    for (dev, idx) in &per_device {
-        let entries: Vec<Entry> = idx
-            .iter()
-            .map(|&i| Entry {
-                first: items[i].first,
-                last: items[i].last,
-                bytes: align(items[i].size),
-            })
-            .collect();
+    for (((dev, idx), entries), (name, m)) in
+        per_device.iter().zip(&device_entries).zip(arena_plans)
+    {
         let placement = if refused.is_some() {
             arena_algorithm = "naive";
             let mut off = 0;
@@ -652,7 +792,7 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
                     o
                 })
                 .collect();
-            let lb = arena_search::lower_bound(&entries);
+            let lb = arena_search::lower_bound(entries);
             arena_lb_bytes += lb;
             arena_optimal &= off <= lb;
             Placement {
@@ -660,70 +800,12 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
                 arena_bytes: off,
             }
         } else {
-            let mut cands: Vec<(&'static str, Placement)> = Vec::new();
-            let auto = opts.arena_algorithm == ArenaAlgorithm::Auto;
-            if opts.arena_algorithm == ArenaAlgorithm::GreedyBySize
-                || (auto && entries.len() <= opts.quadratic_limit)
-            {
-                cands.push(("greedy_by_size", arena::greedy_by_size(&entries)));
-            }
-            if opts.arena_algorithm == ArenaAlgorithm::GreedyByBreadth
-                || (auto && entries.len() <= opts.quadratic_limit)
-            {
-                cands.push(("greedy_by_breadth", arena::greedy_by_breadth(&entries, n)));
-            }
-            if opts.arena_algorithm == ArenaAlgorithm::SweepBestFit || auto {
-                cands.push(("sweep_best_fit", arena::sweep_best_fit(&entries)));
-            }
-            let mut best: Option<(&'static str, Placement)> = None;
-            for (name, p) in cands {
-                if best
-                    .as_ref()
-                    .is_none_or(|(_, b)| p.arena_bytes < b.arena_bytes)
-                {
-                    best = Some((name, p));
-                }
-            }
-            let (name, p) = best.unwrap_or((
-                "none",
-                Placement {
-                    offsets: Vec::new(),
-                    arena_bytes: 0,
-                },
-            ));
             arena_algorithm = name;
-            let greedy_bytes = p.arena_bytes;
-            // Search below the greedy arena with this device's share of the time left.
-            let now = Instant::now();
-            let left = search_deadline.saturating_duration_since(now);
-            let m = if opts.search_budget.is_zero() {
-                let lb = arena_search::lower_bound(&entries);
-                arena_search::Minimized {
-                    proven: p.arena_bytes <= lb,
-                    placement: p,
-                    lower_bound: lb,
-                    nodes: 0,
-                }
-            } else {
-                arena_search::minimize(
-                    &entries,
-                    p,
-                    &Limits {
-                        deadline: Some(now + left / devices_left as u32),
-                        max_nodes: opts.search_node_limit.saturating_sub(search_nodes),
-                    },
-                )
-            };
-            devices_left -= 1;
-            search_nodes += m.nodes;
             arena_lb_bytes += m.lower_bound;
             arena_optimal &= m.proven;
-            if m.nodes > 0 && m.placement.arena_bytes < greedy_bytes {
-                arena_algorithm = "search";
-            }
             m.placement
         };
-        if let Some((a, b)) = arena::check(&entries, &placement.offsets) {
+        if let Some((a, b)) = arena::check(entries, &placement.offsets) {
             return Err(C2rsError::internal(format!(
                 "arena plan overlaps `{}` and `{}`",
                 g.name(plannable[idx[a]]),
@@ -732,7 +814,7 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
         }
         let arena_entries = idx
             .iter()
-            .zip(&entries)
+            .zip(entries)
             .zip(&placement.offsets)
             .map(|((&i, e), &offset)| {
                 let b = plannable[i];

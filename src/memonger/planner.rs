@@ -679,9 +679,14 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
     } else {
         opts.search_node_limit / 2
     };
-    // A quarter of the time is kept for the names.
-    let arena_deadline =
-        search_start + search_deadline.saturating_duration_since(search_start) * 3 / 4;
+    // A quarter of the time is kept for the names; an eighth where an arena is too large for
+    // the exact search: window repair needs the time there, and the name search rarely
+    // improves a large net's greedy names (random 20,000-op DAGs: none in a second).
+    let large = device_entries
+        .iter()
+        .any(|e| e.len() > opts.quadratic_limit);
+    let left = search_deadline.saturating_duration_since(search_start);
+    let arena_deadline = search_start + if large { left * 7 / 8 } else { left * 3 / 4 };
     for (d, entries) in device_entries.iter().enumerate() {
         let share = arena_nodes.saturating_sub(search_nodes) / (devices - d as u64);
         let limits = Limits {

@@ -347,7 +347,7 @@ typedef struct DLManagedTensorVersioned {
 /**
  * ABI minor version; bumped when functions or constants are added.
  */
-#define C2RS_ABI_MINOR 1
+#define C2RS_ABI_MINOR 2
 
 /**
  * CPU device type (Caffe2 `DeviceType`).

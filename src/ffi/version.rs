@@ -10,7 +10,7 @@ use super::status::status_name;
 /// ABI major version; equals the SONAME suffix (libcaffe2rs.so.0). Bumped only for breaking changes.
 pub const C2RS_ABI_MAJOR: u32 = 0;
 /// ABI minor version; bumped when functions or constants are added.
-pub const C2RS_ABI_MINOR: u32 = 1;
+pub const C2RS_ABI_MINOR: u32 = 2;
 
 /// CPU device type (Caffe2 `DeviceType`).
 pub const C2RS_DEVICE_CPU: i32 = 0;

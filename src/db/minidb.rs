@@ -349,6 +349,17 @@ mod tests {
         dir.join("db").to_string_lossy().into_owned()
     }
 
+    /// A new DB holding `first` = `one` and `second` = `two`, closed; its path.
+    fn two_record_db(name: &str) -> String {
+        let path = temp_path(name);
+        let db = MiniDb::open(&path, Mode::New).unwrap();
+        let mut t = db.new_transaction().unwrap();
+        t.put(b"first", b"one").unwrap();
+        t.put(b"second", b"two").unwrap();
+        drop(t);
+        path
+    }
+
     fn read_all(path: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let db = MiniDb::open(path, Mode::Read)?;
         let mut c = db.new_cursor()?;
@@ -482,12 +493,7 @@ mod tests {
 
     #[test]
     fn a_record_cut_mid_write_keeps_the_complete_records_then_errors() {
-        let path = temp_path("cut");
-        let db = MiniDb::open(&path, Mode::New).unwrap();
-        let mut t = db.new_transaction().unwrap();
-        t.put(b"first", b"one").unwrap();
-        t.put(b"second", b"two").unwrap();
-        drop(t);
+        let path = two_record_db("cut");
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 2]).unwrap();
         let db = MiniDb::open(&path, Mode::Read).unwrap();
@@ -557,12 +563,7 @@ mod tests {
 
     #[test]
     fn the_in_memory_reader_gives_the_cursors_records_and_errors() {
-        let path = temp_path("in-memory");
-        let db = MiniDb::open(&path, Mode::New).unwrap();
-        let mut t = db.new_transaction().unwrap();
-        t.put(b"first", b"one").unwrap();
-        t.put(b"second", b"two").unwrap();
-        drop(t);
+        let path = two_record_db("in-memory");
         let bytes = std::fs::read(&path).unwrap();
         let from_cursor = read_all(&path).unwrap();
         let in_memory: Vec<(Vec<u8>, Vec<u8>)> = fuzzing::records(&bytes)

@@ -257,13 +257,7 @@ mod tests {
     /// Entries like issue 17's random DAG nets: one per op, alive up to 40 ops, 64 B to
     /// 16 KiB in 64-byte steps, and one in 50 alive up to 120 ops.
     fn random_entries(n: usize, seed: u64) -> Vec<Entry> {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let mut next = |m: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % m
-        };
+        let mut next = crate::memonger::test_rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         (0..n as u32)
             .map(|t| {
                 let life = if next(50) == 0 { next(120) } else { next(40) } as u32;

@@ -685,13 +685,7 @@ mod tests {
 
     #[test]
     fn search_matches_brute_force_on_random_small_instances() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut next = crate::memonger::test_rng(0x2545_f491_4f6c_dd1du64);
         let mut beats_greedy = 0;
         for _ in 0..400 {
             let n = 3 + next(5) as usize;
@@ -808,13 +802,7 @@ mod tests {
 
     #[test]
     fn search_around_fixed_entries_matches_brute_force() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut next = crate::memonger::test_rng(0x9e37_79b9_7f4a_7c15u64);
         let mut tight = 0;
         for _ in 0..300 {
             let n = 4 + next(5) as usize;

@@ -47,3 +47,16 @@ pub(crate) fn test_op(ty: &str, i: &[&str], o: &[&str]) -> crate::proto::Operato
         ..Default::default()
     }
 }
+
+/// A xorshift64 generator from `seed` (nonzero) for unit tests' random instances:
+/// `next(m)` is uniform enough in `0..m` for small `m`, and the same on every machine.
+#[cfg(test)]
+pub(crate) fn test_rng(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed;
+    move |m: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % m
+    }
+}

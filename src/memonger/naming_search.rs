@@ -545,13 +545,7 @@ mod tests {
 
     #[test]
     fn assignment_search_with_load_lookahead_decides_like_brute_force() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut next = crate::memonger::test_rng(0x2545_f491_4f6c_dd1du64);
         let (mut yes, mut no) = (0, 0);
         for _ in 0..400 {
             let n = 3 + next(5) as usize;

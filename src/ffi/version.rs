@@ -123,8 +123,8 @@ mod tests {
             v.starts_with(&format!("caffe2rs {} (git ", env!("CARGO_PKG_VERSION"))),
             "{v}"
         );
-        assert!(v.contains("abi 0.1"), "{v}");
-        assert_eq!(c2rs_abi_version(), 1);
+        assert!(v.contains("abi 0.2"), "{v}");
+        assert_eq!(c2rs_abi_version(), 2);
     }
 
     #[test]

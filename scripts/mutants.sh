@@ -49,7 +49,7 @@ CORE=(
 targets_for() {
   case $1 in
     src/memonger/*)
-      echo "memonger memonger_dag memonger_example_data memonger_golden memonger_upstream memonger_utils" ;;
+      echo "memonger memonger_dag memonger_example_data memonger_generated memonger_golden memonger_upstream memonger_utils" ;;
     src/queue/*)
       echo "queue queue_ops plans" ;;
     src/ops/queue_ops.rs)

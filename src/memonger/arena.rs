@@ -169,16 +169,17 @@ pub fn sweep_best_fit(entries: &[Entry]) -> Placement {
                 off
             }
             None => {
-                // Grow from the top, reusing a free block that touches it.
-                let mut start = top;
-                if let Some((&po, &ps)) = by_off.range(..top).next_back() {
-                    if po + ps == top {
-                        by_off.remove(&po);
-                        by_size.remove(&(ps, po));
-                        start = po;
-                    }
-                }
-                top = start + e.bytes;
+                // Grow from the top. No free block ends at the top: `free_block` merges a
+                // freed block with its neighbours and lowers the top when the result
+                // reaches it, and a split leaves the remainder's end where it was.
+                debug_assert!(
+                    by_off
+                        .range(..top)
+                        .next_back()
+                        .is_none_or(|(&o, &s)| o + s != top)
+                );
+                let start = top;
+                top += e.bytes;
                 start
             }
         };
@@ -225,4 +226,161 @@ pub fn check(entries: &[Entry], offsets: &[u64]) -> Option<(usize, usize)> {
         ends.insert((e.last, i));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(first: u32, last: u32, bytes: u64) -> Entry {
+        Entry { first, last, bytes }
+    }
+
+    fn entries(v: &[(u32, u32, u64)]) -> Vec<Entry> {
+        v.iter().map(|&(f, l, b)| e(f, l, b)).collect()
+    }
+
+    /// An overlap check of its own (every pair, not `check`): entries alive at a common op
+    /// have disjoint bytes, and the arena is the highest end.
+    fn assert_valid(entries: &[Entry], p: &Placement) {
+        for (i, a) in entries.iter().enumerate() {
+            for (j, b) in entries.iter().enumerate().skip(i + 1) {
+                let meet = a.first <= b.last && b.first <= a.last;
+                if meet && a.bytes > 0 && b.bytes > 0 {
+                    let (oa, ob) = (p.offsets[i], p.offsets[j]);
+                    assert!(
+                        oa + a.bytes <= ob || ob + b.bytes <= oa,
+                        "entries {i} and {j} overlap: {p:?}"
+                    );
+                }
+            }
+        }
+        let top = entries
+            .iter()
+            .zip(&p.offsets)
+            .map(|(e, o)| o + e.bytes)
+            .max()
+            .unwrap_or(0);
+        assert_eq!(p.arena_bytes, top);
+    }
+
+    fn assert_placed(entries: &[Entry], p: &Placement, offsets: &[u64], arena: u64) {
+        assert_valid(entries, p);
+        assert_eq!(p.offsets, offsets);
+        assert_eq!(p.arena_bytes, arena);
+    }
+
+    #[test]
+    fn best_gap_takes_the_smallest_gap_that_fits_at_its_lowest_offset_else_the_end() {
+        // Unsorted input; gaps [10, 20) and [30, 45) with a 5-byte gap [40, 45) past (30, 40).
+        assert_eq!(best_gap(&mut [(20, 30), (0, 10)], 5), 10);
+        assert_eq!(best_gap(&mut [(0, 10), (30, 40), (45, 50)], 4), 40);
+        // A smaller gap later that is too small does not win.
+        assert_eq!(best_gap(&mut [(0, 10), (30, 40), (42, 50)], 5), 10);
+        // Equal gaps: the lower one.
+        assert_eq!(best_gap(&mut [(0, 10), (15, 20), (25, 30)], 5), 10);
+        // No gap fits: the end of the highest range, past overlapping ranges.
+        assert_eq!(best_gap(&mut [(0, 10), (12, 20), (5, 30)], 8), 30);
+        assert_eq!(best_gap(&mut [], 8), 0);
+        // Touching ranges leave no gap, not even for an empty entry.
+        assert_eq!(best_gap(&mut [(0, 10), (10, 20)], 0), 20);
+        // A gap below the first range counts.
+        assert_eq!(best_gap(&mut [(8, 16)], 8), 0);
+    }
+
+    #[test]
+    fn greedy_by_size_reuses_bytes_across_time_and_orders_ties_by_longer_lifetime() {
+        let v = entries(&[(0, 1, 8), (1, 2, 8), (3, 3, 8)]);
+        assert_placed(&v, &greedy_by_size(&v), &[0, 8, 0], 16);
+        // Equal sizes: the longer-lived entry goes first, to the bottom.
+        let v = entries(&[(4, 6, 8), (0, 5, 8)]);
+        assert_placed(&v, &greedy_by_size(&v), &[8, 0], 16);
+        // Larger first.
+        let v = entries(&[(0, 0, 4), (0, 0, 16)]);
+        assert_placed(&v, &greedy_by_size(&v), &[16, 0], 20);
+    }
+
+    #[test]
+    fn greedy_by_breadth_places_the_busiest_op_first() {
+        // Live bytes: op 0: 8, op 1: 24, op 2: 32, op 3: 1. Op 2's entries go first (B, then
+        // C), then op 1's A above B, then D. Ops in index order would give A 0, B 8, C 24.
+        let v = entries(&[(0, 1, 8), (1, 2, 16), (2, 2, 16), (3, 3, 1)]);
+        assert_placed(&v, &greedy_by_breadth(&v, 3), &[16, 0, 16, 0], 32);
+    }
+
+    #[test]
+    fn sweep_best_fit_merges_a_freed_block_with_the_free_block_below() {
+        // A and B free at op 1 and merge into one 16-byte block for D; E then grows the top.
+        let v = entries(&[(0, 0, 8), (0, 0, 8), (0, 5, 8), (1, 1, 16), (1, 1, 8)]);
+        assert_placed(&v, &sweep_best_fit(&v), &[0, 8, 16, 0, 24], 32);
+    }
+
+    #[test]
+    fn sweep_best_fit_merges_a_freed_block_with_the_free_block_above() {
+        // P stays at the bottom; B (freed first) and then A below it merge at offset 32
+        // into the 24-byte block D takes whole; E grows the top.
+        let v = entries(&[
+            (0, 2, 8),
+            (0, 2, 16),
+            (0, 9, 8),
+            (0, 9, 32),
+            (3, 3, 24),
+            (3, 3, 8),
+        ]);
+        assert_placed(&v, &sweep_best_fit(&v), &[48, 32, 56, 0, 32, 64], 72);
+    }
+
+    #[test]
+    fn sweep_best_fit_lowers_the_top_when_the_highest_block_is_freed() {
+        // C at the top is freed at op 2, so D (larger than any free block) starts where C
+        // did instead of above it.
+        let v = entries(&[(0, 0, 8), (0, 3, 8), (1, 1, 16), (2, 2, 24)]);
+        assert_placed(&v, &sweep_best_fit(&v), &[0, 8, 16, 16], 40);
+    }
+
+    #[test]
+    fn sweep_best_fit_splits_a_block_and_merges_the_remainder_back() {
+        // E takes 16 of A's 24 bytes; when E is freed the rest merges back, H takes the
+        // whole 24; I and J find no free block and grow the top.
+        let v = entries(&[
+            (0, 0, 24),
+            (0, 9, 8),
+            (1, 1, 16),
+            (2, 2, 24),
+            (2, 2, 8),
+            (2, 2, 1),
+        ]);
+        assert_placed(&v, &sweep_best_fit(&v), &[0, 24, 0, 0, 32, 40], 41);
+        // Two pieces of one block.
+        let v = entries(&[(0, 0, 24), (0, 5, 8), (1, 1, 16), (1, 1, 8)]);
+        assert_placed(&v, &sweep_best_fit(&v), &[0, 24, 0, 16], 32);
+    }
+
+    #[test]
+    fn check_finds_overlaps_above_and_below_and_nothing_else() {
+        let v = entries(&[(0, 1, 8), (1, 2, 8)]);
+        assert_eq!(check(&v, &[0, 8]), None, "touching ranges");
+        assert_eq!(check(&v, &[8, 0]), None, "touching ranges");
+        assert_eq!(
+            check(&v, &[0, 4]),
+            Some((0, 1)),
+            "overlap with the range below"
+        );
+        assert_eq!(
+            check(&v, &[4, 0]),
+            Some((1, 0)),
+            "overlap with the range above"
+        );
+        assert_eq!(check(&v, &[0, 0]), Some((0, 1)));
+        let apart = entries(&[(0, 0, 8), (1, 1, 8)]);
+        assert_eq!(check(&apart, &[0, 0]), None, "alive at different ops");
+        let empty = entries(&[(0, 1, 8), (1, 1, 0)]);
+        assert_eq!(
+            check(&empty, &[0, 4]),
+            None,
+            "an empty entry holds no bytes"
+        );
+        let three = entries(&[(0, 3, 8), (1, 3, 8), (2, 3, 8)]);
+        assert_eq!(check(&three, &[0, 8, 12]), Some((1, 2)));
+    }
 }

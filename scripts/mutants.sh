@@ -140,8 +140,10 @@ for g in "${order[@]}"; do
   out=$root/target/mutants-out/$g
   mkdir -p "$out"
   clean_stale
+  # --gitignore: the scratch copy leaves out what git ignores (target/, a fuzz corpus
+  # that a running campaign changes under the copy).
   args=(--profile mutants -j "$jobs" --timeout "$timeout" --build-timeout 600
-        --baseline "$baseline" -o "$out" -C=--lib)
+        --baseline "$baseline" --gitignore true -o "$out" -C=--lib)
   for t in ${group_targets[$g]}; do
     args+=("-C=--test=$t")
   done

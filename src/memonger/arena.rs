@@ -144,6 +144,10 @@ pub fn sweep_best_fit(entries: &[Entry]) -> Placement {
     };
     for &i in &order {
         let e = entries[i];
+        if e.bytes == 0 {
+            // Holds no bytes: offset 0, outside the free lists (no zero-size blocks there).
+            continue;
+        }
         while let Some(&(last, j)) = ends.first() {
             if last >= e.first {
                 break;
@@ -351,6 +355,9 @@ mod tests {
             (2, 2, 1),
         ]);
         assert_placed(&v, &sweep_best_fit(&v), &[0, 24, 0, 0, 32, 40], 41);
+        // Entries of no bytes sit at 0 and leave the free blocks as they were.
+        let v = entries(&[(0, 0, 24), (0, 5, 8), (1, 1, 0), (1, 1, 24), (1, 1, 0)]);
+        assert_placed(&v, &sweep_best_fit(&v), &[0, 24, 0, 0, 0], 32);
         // Two pieces of one block.
         let v = entries(&[(0, 0, 24), (0, 5, 8), (1, 1, 16), (1, 1, 8)]);
         assert_placed(&v, &sweep_best_fit(&v), &[0, 24, 0, 16], 32);

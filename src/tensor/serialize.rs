@@ -75,10 +75,9 @@ pub fn tensor_from_proto_budgeted(
 ) -> Result<Tensor> {
     let layout = ProtoLayout::check(proto)?;
     layout.charge_zero_fill(budget)?;
-    let mut tensor = Tensor::zeros(layout.dtype, &proto.dims).map_err(|e| match e.kind() {
-        ErrorKind::InvalidArgument => C2rsError::parse(e.message()),
-        _ => e,
-    })?;
+    // `ProtoLayout::check` has refused every dims `Tensor::zeros` would (negative,
+    // overflowing, too large): what is left to fail is memory.
+    let mut tensor = Tensor::zeros(layout.dtype, &proto.dims)?;
     layout.payload.write_into(&mut tensor, layout.segment)?;
     Ok(tensor)
 }
@@ -418,6 +417,59 @@ pub fn tensor_range_to_proto(
 mod tests {
     use super::*;
     use crate::proto::tensor_proto::Segment;
+
+    /// The zero-fill error says what is left of the budget once part of it is used, and
+    /// only then.
+    #[test]
+    fn zero_fill_errors_say_what_is_left_once_the_budget_is_used() {
+        let mut fresh = ZeroFillBudget::default();
+        let e = fresh
+            .charge(MAX_IMPLICIT_ZERO_BYTES + 1, || "t".into())
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Parse);
+        assert_eq!(
+            e.message(),
+            format!(
+                "t: the {} bytes outside it are not in the input (at most \
+                 {MAX_IMPLICIT_ZERO_BYTES} bytes of zeros are filled in per decode)",
+                MAX_IMPLICIT_ZERO_BYTES + 1
+            )
+        );
+        let mut used = ZeroFillBudget::default();
+        used.charge(10, || "a".into()).unwrap();
+        let e = used
+            .charge(MAX_IMPLICIT_ZERO_BYTES, || "b".into())
+            .unwrap_err();
+        assert!(
+            e.message().ends_with(&format!(
+                "per decode, {} left)",
+                MAX_IMPLICIT_ZERO_BYTES - 10
+            )),
+            "{}",
+            e.message()
+        );
+        // What is left can still be taken to the last byte.
+        used.charge(MAX_IMPLICIT_ZERO_BYTES - 10, || "c".into())
+            .unwrap();
+        assert!(used.charge(1, || "d".into()).is_err());
+    }
+
+    /// Exactly isize::MAX bytes is not "too large" by itself: such a proto fails on its
+    /// missing payload instead; one byte more is too large.
+    #[test]
+    fn the_size_limit_is_isize_max_bytes_inclusive() {
+        let at_limit = proto(DataType::Uint8, &[isize::MAX as i64]);
+        let e = tensor_from_proto(&at_limit).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Parse);
+        assert!(!e.message().contains("too large"), "{}", e.message());
+        let over = proto(DataType::Int16, &[isize::MAX as i64 / 2 + 1]);
+        let e = tensor_from_proto(&over).unwrap_err();
+        assert!(
+            e.message().contains("too large to allocate"),
+            "{}",
+            e.message()
+        );
+    }
 
     fn proto(dtype: DataType, dims: &[i64]) -> TensorProto {
         TensorProto {

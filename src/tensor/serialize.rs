@@ -821,6 +821,17 @@ mod tests {
             p.raw_data = Some(bytes.clone());
             let t = tensor_from_proto(&p).unwrap_or_else(|e| panic!("{dtype}: {}", e.message()));
             assert_eq!(t.bytes().unwrap(), &bytes[..], "{dtype}");
+            // For the dtypes with a field of their own, only that field counts: stray
+            // byte_data does not stop raw_data from being read.
+            if matches!(
+                dtype,
+                DataType::Float | DataType::Int32 | DataType::Int64 | DataType::Double
+            ) {
+                p.byte_data = Some(vec![1, 2, 3]);
+                let t = tensor_from_proto(&p)
+                    .unwrap_or_else(|e| panic!("{dtype} with byte_data: {}", e.message()));
+                assert_eq!(t.bytes().unwrap(), &bytes[..], "{dtype} with byte_data");
+            }
         }
         // STRING elements have no fixed size: raw_data cannot hold them.
         let mut s = proto(DataType::String, &[1]);

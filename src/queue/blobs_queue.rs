@@ -800,6 +800,35 @@ mod tests {
         assert_eq!(got, (0..8).collect::<Vec<_>>());
     }
 
+    /// The predicates a sleeper re-checks under the waker's lock (`sleep(|| is_empty …)`):
+    /// a wrong one puts a thread to sleep after the transfer that should have kept it awake,
+    /// a lost wake-up the stress test above can only hit by chance. Both layouts: the ring
+    /// (up to 1024 records) and the deque above it.
+    #[test]
+    fn store_predicates_follow_the_records_in_both_layouts() {
+        for capacity in [2i64, 1025] {
+            let q = queue(capacity, false);
+            assert!(matches!(q.store, Store::Ring(_)) == (capacity == 2));
+            assert!(q.store.is_empty() && !q.store.is_full(), "{capacity}: new");
+            for v in 0..capacity as u64 - 1 {
+                write(&q, v);
+            }
+            assert!(
+                !q.store.is_empty() && !q.store.is_full(),
+                "{capacity}: one free"
+            );
+            write(&q, 99);
+            assert!(!q.store.is_empty() && q.store.is_full(), "{capacity}: full");
+            for _ in 0..capacity {
+                assert_eq!(read(&q, None).0, Outcome::Done);
+            }
+            assert!(
+                q.store.is_empty() && !q.store.is_full(),
+                "{capacity}: drained"
+            );
+        }
+    }
+
     #[test]
     fn stats_count_attempts_records_and_bytes() {
         for capacity in [2, 1 << 40] {

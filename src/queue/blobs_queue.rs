@@ -296,8 +296,7 @@ impl<S: QueueSlot> BlobsQueue<S> {
                     }
                     self.start_wait(&mut waiting, true);
                     if backoff.is_completed() {
-                        self.readers
-                            .sleep(|| self.store.is_empty() && !self.is_closed(), deadline);
+                        self.readers.sleep(|| self.readers_blocked(), deadline);
                     } else {
                         backoff.snooze();
                     }
@@ -307,6 +306,17 @@ impl<S: QueueSlot> BlobsQueue<S> {
         };
         self.end_call(waiting, true, !matches!(outcome, Ok(Outcome::Done)));
         outcome
+    }
+
+    /// Whether a reader must keep sleeping: nothing to read and not closed. Re-checked under
+    /// the waker's lock after registering, so a write or close in between is not missed.
+    fn readers_blocked(&self) -> bool {
+        self.store.is_empty() && !self.is_closed()
+    }
+
+    /// Whether a writer must keep sleeping: no room and not closed (as for readers).
+    fn writers_blocked(&self) -> bool {
+        self.store.is_full() && !self.is_closed()
     }
 
     /// Writes one record: `put` fills the row (the caller's record goes in, the slot's old
@@ -355,8 +365,7 @@ impl<S: QueueSlot> BlobsQueue<S> {
                     }
                     self.start_wait(&mut waiting, false);
                     if backoff.is_completed() {
-                        self.writers
-                            .sleep(|| self.store.is_full() && !self.is_closed(), None);
+                        self.writers.sleep(|| self.writers_blocked(), None);
                     } else {
                         backoff.snooze();
                     }
@@ -827,6 +836,22 @@ mod tests {
                 "{capacity}: drained"
             );
         }
+    }
+
+    /// Sleepers stay asleep only while their side is blocked and the queue is open.
+    #[test]
+    fn sleepers_stay_blocked_only_while_their_side_cannot_go_on_and_the_queue_is_open() {
+        let q = queue(1, false);
+        assert!(q.readers_blocked() && !q.writers_blocked(), "empty");
+        write(&q, 1);
+        assert!(!q.readers_blocked() && q.writers_blocked(), "full");
+        q.close();
+        assert!(!q.readers_blocked() && !q.writers_blocked(), "full, closed");
+        assert_eq!(read(&q, None).0, Outcome::Done);
+        assert!(
+            !q.readers_blocked() && !q.writers_blocked(),
+            "empty, closed"
+        );
     }
 
     #[test]

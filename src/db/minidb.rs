@@ -630,5 +630,17 @@ mod tests {
             assert_eq!(c.value(), b"value");
         }
         assert_eq!(mappings_of(&path), 0);
+        // Past the end the cursor hands out empty records that hold no mapping.
+        let mut c = db.new_cursor().unwrap();
+        c.next().unwrap();
+        assert!(!c.valid());
+        let (key, value) = c.take_shared();
+        drop(c);
+        assert!(key.as_ref().is_empty() && value.as_ref().is_empty());
+        assert_eq!(
+            mappings_of(&path),
+            0,
+            "an invalid cursor's records map nothing"
+        );
     }
 }

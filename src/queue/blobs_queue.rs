@@ -449,7 +449,6 @@ impl<S> Drop for BlobsQueue<S> {
             !self.readers.has_sleepers() && !self.writers.has_sleepers(),
             "a BlobsQueue dropped with sleepers"
         );
-        self.closing.store(true, Ordering::SeqCst);
     }
 }
 

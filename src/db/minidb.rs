@@ -469,7 +469,12 @@ mod tests {
     #[test]
     fn lengths_beyond_the_mapped_file_are_parse_errors() {
         let path = temp_path("lengths");
-        let cases: [(&[u8], &str); 3] = [
+        let cases: [(&[u8], &str); 4] = [
+            // Both lengths and nothing after them.
+            (
+                b"\x01\x00\x00\x00\x01\x00\x00\x00",
+                "truncated record: key 1 + value 1 bytes, 0 left in the file (record at byte 0)",
+            ),
             (
                 b"\x01\x00\x00\x00\xff\xff\xff\x7fk",
                 "truncated record: key 1 + value 2147483647 bytes, 1 left in the file (record at byte 0)",

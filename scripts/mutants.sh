@@ -27,6 +27,10 @@
 #                  (cargo-mutants --iterate), retesting only the rest
 #   MUTANTS_ARGS   more cargo-mutants options, e.g. "-F sweep_best_fit" or "--shard 1/2"
 set -euo pipefail
+# A mutant can make a test allocate without bound (one took 23 GB and brought the OOM killer
+# onto the machine's other work): cap every process's address space; such a mutant then
+# fails its tests (caught). MUTANTS_VMEM_KB overrides the cap (default 12 GiB).
+ulimit -S -v "${MUTANTS_VMEM_KB:-12582912}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 

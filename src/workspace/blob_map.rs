@@ -127,18 +127,9 @@ impl BlobMap {
     /// The local blob `name`, created empty if there is none (a forward of that name stays,
     /// shadowed).
     pub(super) fn get_or_insert_blob(&self, name: &str) -> Arc<Blob> {
-        let hash = self.hash(name.as_bytes());
-        let mut table = self.write(hash);
-        let slot = table
-            .entry(hash, eq(name.as_bytes()), slot_hash)
-            .or_insert_with(|| Slot {
-                hash,
-                name: name.into(),
-                blob: None,
-                forward: None,
-            })
-            .into_mut();
-        Arc::clone(slot.blob.get_or_insert_with(|| Arc::new(Blob::new())))
+        self.with_slot(name, |slot| {
+            Arc::clone(slot.blob.get_or_insert_with(|| Arc::new(Blob::new())))
+        })
     }
 
     /// Removes the local blob `name` and returns it (a forward of that name stays).
@@ -219,22 +210,20 @@ impl BlobMap {
 
     /// Forwards `name` to `target` (replacing any forward it had).
     pub(super) fn set_forward(&self, name: &str, target: Forward) {
-        let hash = self.hash(name.as_bytes());
-        let mut table = self.write(hash);
-        let slot = table
-            .entry(hash, eq(name.as_bytes()), slot_hash)
-            .or_insert_with(|| Slot {
-                hash,
-                name: name.into(),
-                blob: None,
-                forward: None,
-            })
-            .into_mut();
-        slot.forward = Some(Box::new(target));
+        self.with_slot(name, |slot| slot.forward = Some(Box::new(target)));
     }
 
     /// Replaces the forward of `name` by the local blob `blob`, in one step for every reader.
     pub(super) fn replace_forward_with_blob(&self, name: &str, blob: Arc<Blob>) {
+        self.with_slot(name, |slot| {
+            slot.forward = None;
+            slot.blob = Some(blob);
+        });
+    }
+
+    /// Runs `f` on the slot of `name` (created empty if there is none) under its shard's
+    /// write lock.
+    fn with_slot<R>(&self, name: &str, f: impl FnOnce(&mut Slot) -> R) -> R {
         let hash = self.hash(name.as_bytes());
         let mut table = self.write(hash);
         let slot = table
@@ -246,8 +235,7 @@ impl BlobMap {
                 forward: None,
             })
             .into_mut();
-        slot.forward = None;
-        slot.blob = Some(blob);
+        f(slot)
     }
 
     /// Every shard read-locked (in index order, so concurrent renames cannot deadlock with it):

@@ -11,7 +11,8 @@
 # when a target finds something (crash, abort, timeout, out-of-memory, C2RS_PANIC, an
 # unexpected C2RS_INTERNAL); the input is left in fuzz/artifacts/TARGET/ and the log in
 # fuzz/logs/TARGET.log. The corpus grows in fuzz/corpus/TARGET/ (not committed); the seeds are
-# regenerated on every run into fuzz/seeds/ from tests/data/golden, tests/data/hostile and the
+# regenerated on every run, into the run's own scratch directory (so that several runs of
+# different targets can go side by side), from tests/data/golden, tests/data/hostile and the
 # registered operators.
 #
 # The build calls `cargo +nightly build` with the flags `cargo fuzz build -a` would use
@@ -100,8 +101,7 @@ if [ ${#replay[@]} -gt 0 ]; then
   exit $?
 fi
 
-seeds=$root/fuzz/seeds
-rm -rf "$seeds"
+seeds=$scratch/seeds
 seedgen_args=("$seeds")
 if [ "${FUZZ_HOSTILE_SEEDS:-1}" = 0 ]; then
   seedgen_args+=(--no-hostile)

@@ -26,6 +26,8 @@
 #   ITERATE=0      1: skip mutants caught or unviable in the previous run of the group
 #                  (cargo-mutants --iterate), retesting only the rest
 #   MUTANTS_ARGS   more cargo-mutants options, e.g. "-F sweep_best_fit" or "--shard 1/2"
+#   MUTANTS_TARGET_DIR  cargo's target dir (default target/mutants); give a second run that
+#                  goes beside a first one (on other groups) a dir of its own
 set -euo pipefail
 # A mutant can make a test allocate without bound (one took 23 GB and brought the OOM killer
 # onto the machine's other work): cap every process's address space; such a mutant then
@@ -110,7 +112,7 @@ if [ $list_only = 1 ]; then
   exit 0
 fi
 
-export CARGO_TARGET_DIR=$root/target/mutants
+export CARGO_TARGET_DIR=${MUTANTS_TARGET_DIR:-$root/target/mutants}
 jobs=${JOBS:-1}
 timeout=${TIMEOUT:-30}
 baseline=${BASELINE:-skip}

@@ -41,7 +41,7 @@ impl Reusable {
         let Elements::Bytes(arc) = &mut t.elements else {
             return Err(t);
         };
-        let Some(storage) = Arc::get_mut(arc) else {
+        let Some(storage) = super::sole_storage(arc) else {
             return Err(t);
         };
         if !storage.release_host() {
@@ -55,6 +55,7 @@ impl Reusable {
     /// The tensor of `dtype` and `dims` over `storage`, in this allocation. When the shape
     /// does not fit the storage, the error comes back with both, the storage not dropped, so
     /// that a caller who adopted a host buffer can undo the adoption.
+    #[inline]
     pub fn fill(
         mut self,
         dtype: DataType,
@@ -66,20 +67,18 @@ impl Reusable {
         };
         let t = &mut *self.0;
         match &mut t.elements {
-            Elements::Bytes(arc) => {
-                let slot = Arc::as_ptr(arc) as *mut Storage;
-                // SAFETY: by the type's invariant this `Arc` is the only reference to its
-                // storage (no other strong or weak one exists: `reclaim` checked with
-                // `get_mut`, `new` made it, and a `Reusable` never clones it), so writing
-                // through its pointer (which `Arc` derives with write provenance, as its
-                // `get_mut` does) races with nothing and aliases no reference. The old value owns
-                // nothing (type invariant), so skipping its drop loses nothing.
-                unsafe { slot.write(storage) };
-            }
-            // Not reachable by the invariant; stays correct if it were.
+            // The `Arc` is unique by the type's invariant (`reclaim` checked, `new` made it, a
+            // `Reusable` never clones it). The old storage owns nothing (type invariant), so
+            // forgetting it loses nothing and spares the call to its destructor.
+            Elements::Bytes(arc) => match super::sole_storage(arc) {
+                Some(slot) => std::mem::forget(std::mem::replace(slot, storage)),
+                // Not reachable by the invariant; stays correct if it were.
+                None => *arc = Arc::new(storage),
+            },
             Elements::Strings(_) => t.elements = Elements::Bytes(Arc::new(storage)),
         }
         t.dtype = dtype;
+        // One push per dim: `extend_from_slice` calls memmove, slower for the usual 1–4 dims.
         for &d in dims {
             t.dims.push(d);
         }

@@ -28,9 +28,33 @@ use crate::error::{C2rsError, Result};
 #[derive(Clone)]
 enum Elements {
     /// Fixed-size elements in one aligned (or adopted) buffer of exactly `numel * item_size` bytes.
+    /// Never downgraded: no `Weak<Storage>` exists anywhere (this `Arc` does not leave the crate,
+    /// `Tensor::storage` is crate-private), so a strong count of 1 proves a reference unique
+    /// (`sole_storage`).
     Bytes(Arc<Storage>),
     /// One byte string per element (STRING); arbitrary bytes, not necessarily UTF-8.
     Strings(Arc<Vec<Vec<u8>>>),
+}
+
+/// `&mut` to the storage behind `arc` when `arc` is its only reference; `None` when it is
+/// shared. `Arc::get_mut` without its locked read-modify-write of the weak count (the lock
+/// guards against a concurrent `Weak::upgrade`, and storages have no `Weak`): on the handle
+/// free path that instruction was most of the call.
+fn sole_storage(arc: &mut Arc<Storage>) -> Option<&mut Storage> {
+    if Arc::strong_count(arc) != 1 {
+        return None;
+    }
+    debug_assert_eq!(Arc::weak_count(arc), 0, "storages are never downgraded");
+    // Pairs with the release decrement of every other reference that was dropped, so their
+    // accesses to the storage happen before ours (as `Arc::get_mut`'s acquire does).
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+    let ptr = Arc::as_ptr(arc) as *mut Storage;
+    // SAFETY: the strong count is 1 and we hold that reference mutably, so no other `Arc`
+    // exists and none can be made but through `arc` (borrowed here); no `Weak` exists to
+    // upgrade (`Elements::Bytes` is never downgraded). So the storage is reachable only through
+    // this borrow for its lifetime. `Arc::as_ptr` keeps the allocation's write provenance (as
+    // `get_mut` uses it).
+    Some(unsafe { &mut *ptr })
 }
 
 /// A CPU tensor.
@@ -285,14 +309,15 @@ impl Tensor {
                 "STRING tensors have no raw data; use the string accessors",
             ));
         };
-        if Arc::get_mut(arc).is_none_or(|s| s.is_read_only()) {
+        if sole_storage(arc).is_none_or(|s| s.is_read_only()) {
             *arc = Arc::new(Storage::copy_of(arc.as_slice())?);
         }
-        Arc::get_mut(arc).ok_or_else(|| C2rsError::internal("fresh storage is not unique"))
+        sole_storage(arc).ok_or_else(|| C2rsError::internal("fresh storage is not unique"))
     }
 
-    /// The shared storage (for zero-copy exports); `None` for STRING.
-    pub fn storage(&self) -> Option<&Arc<Storage>> {
+    /// The shared storage (for zero-copy exports); `None` for STRING. Crate-private: see
+    /// `Elements::Bytes` (never downgraded).
+    pub(crate) fn storage(&self) -> Option<&Arc<Storage>> {
         match &self.elements {
             Elements::Bytes(s) => Some(s),
             Elements::Strings(_) => None,
@@ -390,9 +415,9 @@ impl Tensor {
         else {
             return false;
         };
-        // `src` sharing the buffer makes it shared: `get_mut` refuses, and the caller copies
+        // `src` sharing the buffer makes it shared: `sole_storage` refuses, and the caller copies
         // (a fed blob never shares the host's buffer).
-        match Arc::get_mut(dst) {
+        match sole_storage(dst) {
             Some(storage) if !storage.is_read_only() && storage.len() == from.len() => {
                 storage.as_mut_slice().copy_from_slice(from.as_slice());
                 true
@@ -447,6 +472,44 @@ fn values_of_len<T>(values: &[T], numel: usize) -> Result<&[T]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sole_storage_is_refused_while_a_copy_shares_it_and_granted_after_the_copy_drops_elsewhere() {
+        let mut t = Tensor::zeros(DataType::Int32, &[4]).unwrap();
+        let Elements::Bytes(arc) = &mut t.elements else {
+            panic!("an INT32 tensor has byte storage")
+        };
+        assert!(
+            sole_storage(arc).is_some(),
+            "a fresh tensor owns its storage"
+        );
+        let copy = t.clone();
+        let Elements::Bytes(arc) = &mut t.elements else {
+            unreachable!()
+        };
+        assert!(sole_storage(arc).is_none(), "a copy shares it");
+        // The copy writes nothing (shared storage is read-only), then drops on another
+        // thread; afterwards the original is the sole owner again and writes in place.
+        std::thread::spawn(move || assert_eq!(copy.typed::<i32>().unwrap(), &[0; 4]))
+            .join()
+            .unwrap();
+        let before = t.data_ptr().unwrap();
+        t.typed_mut::<i32>().unwrap().copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(
+            t.data_ptr().unwrap(),
+            before,
+            "no copy-on-write once unshared"
+        );
+        let shared = t.clone();
+        t.typed_mut::<i32>().unwrap()[0] = 9;
+        assert_ne!(
+            t.data_ptr().unwrap(),
+            before,
+            "shared: the writer copies first"
+        );
+        assert_eq!(shared.typed::<i32>().unwrap(), &[1, 2, 3, 4]);
+        assert_eq!(t.typed::<i32>().unwrap(), &[9, 2, 3, 4]);
+    }
 
     #[test]
     fn zeros_covers_scalars_and_zero_size_dims() {

@@ -183,6 +183,7 @@ impl Storage {
     /// # Safety
     /// As `adopt` (writable, nothing else writes meanwhile); `release.func` must be safe to
     /// call once with `release.ctx` from any thread.
+    #[inline]
     pub unsafe fn adopt_host(ptr: *mut u8, len: usize, release: HostRelease) -> Self {
         Self {
             ptr: NonNull::new(ptr),

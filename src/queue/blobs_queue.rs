@@ -42,16 +42,21 @@ pub const RING_MAX_CAPACITY: usize = 1024;
 /// created (as name reservations) only for such queues.
 pub const RING_MAX_SLOTS: usize = 4096;
 
-/// Spin rounds (`2^k` pause instructions in round k) before a waiter starts yielding.
-const SPIN_ROUNDS: u32 = 2;
-/// Yield rounds (`sched_yield`) after the spins before a waiter sleeps. On two cores shared by
-/// producers and consumers a yield hands the core to the other side, which usually makes the
-/// transfer sooner than a park/unpark round trip; a long spin burns the slice it needs.
-/// Measured with bench_queue on the 2-core shared host (load 10-13, three interleaved runs of
-/// three reps, records/s): these 2 + 2 rounds against crossbeam's Backoff (7 spin rounds up to
-/// 64 pauses, then 4 yields): 1x1 cap 4 0.29-0.41M vs 0.14-0.16M, 2x2 cap 4 0.37-0.47M vs
-/// 0.17-0.35M, 4x4 cap 4 0.62-0.87M vs 0.14-0.50M, 2x2 cap 64 1.2-2.1M vs 1.2-1.7M.
-const YIELD_ROUNDS: u32 = 2;
+/// Spin rounds (`2^k` pause instructions in round k: 63 in all) before a waiter starts
+/// yielding.
+const SPIN_ROUNDS: u32 = 6;
+/// Yield rounds (`sched_yield`) after the spins before a waiter sleeps. A yield hands the core
+/// to a runnable thread when there is one (on two cores shared by producers and consumers,
+/// usually the other side, which then makes the transfer) and returns at once when there is
+/// none, so the waiter keeps polling for a few microseconds without sleeping: a consumer that
+/// parks as soon as a capacity-4 queue is empty costs its producer a futex wake per record.
+/// bench_queue on the idle 2-CPU VM, three interleaved runs of five reps, caffe2rs ÷ moodycamel
+/// and ÷ crossbeam records/s: at 1x1 capacity 4, 2 spin + 2 yield rounds (the earlier choice,
+/// made under load 10-13) gave 0.03-0.08 / 0.02-0.04 at 9-20× crossbeam's CPU per record;
+/// these 6 + 20 rounds give 0.85-1.34 / 0.48-0.54 at 1.9-2.2×; 2x2 capacity 4 0.20-0.42 /
+/// 0.11-0.36 became 0.93-1.36 / 0.43-0.54 (crossbeam's own Backoff, 7 + 4: 1x1 0.66-1.19 /
+/// 0.11-0.75). Under four busy loops beside the benchmark no setting was consistently better.
+const YIELD_ROUNDS: u32 = 20;
 
 /// Bounded spin-then-yield between attempts.
 struct Backoff {

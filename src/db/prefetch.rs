@@ -213,7 +213,7 @@ impl BatchReader {
             if let Some(e) = &s.state.lock().failed {
                 return Err(e.clone());
             }
-            let result = s.take_records().and_then(|records| s.assemble(records));
+            let result = caught(|| s.take_records()).and_then(|r| caught(|| s.assemble(r)));
             if let Err(e) = &result {
                 s.state.lock().failed = Some(e.clone());
             }
@@ -283,11 +283,11 @@ impl Shared {
                     state.started += 1;
                     state.started - 1
                 };
-                (seq, self.take_records())
+                (seq, caught(|| self.take_records()))
             };
             // Only taking records is ordered; assembling (the copying) runs in parallel
             // across workers.
-            let result = records.and_then(|r| self.assemble(r));
+            let result = records.and_then(|r| caught(|| self.assemble(r)));
             let bytes = result
                 .as_ref()
                 .map_or(0, |batch| batch.iter().map(Tensor::nbytes).sum());
@@ -304,6 +304,16 @@ impl Shared {
             }
         }
     }
+}
+
+/// Runs one step of a worker, turning a panic into that batch's error. A worker that died
+/// mid-batch would never fill its sequence number, and consumers wait for batches in order:
+/// without this, a bug in decoding (or in a DB's cursor) would hang every consumer instead of
+/// failing the batch, which then sticks like any other error. The step's state is not reused:
+/// the reader fails for good at that batch.
+fn caught<T>(step: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step))
+        .unwrap_or_else(|payload| Err(C2rsError::from_panic(&*payload).context("prefetch thread")))
 }
 
 impl Drop for BatchReader {
@@ -498,6 +508,102 @@ mod tests {
             let e = br.next().unwrap_err();
             assert!(e.message().contains("record 'key005'"), "{}", e.message());
             assert_eq!(br.next().unwrap_err(), e, "sticky");
+        }
+    }
+
+    /// A DB whose cursor yields `records` int records and panics when asked to move past
+    /// `panic_at` (a stand-in for a bug in a DB backend or in decoding).
+    struct PanickingDb {
+        records: Vec<Vec<u8>>,
+        panic_at: usize,
+    }
+
+    struct PanickingCursor {
+        records: Vec<Vec<u8>>,
+        panic_at: usize,
+        at: usize,
+    }
+
+    impl crate::db::Db for PanickingDb {
+        fn new_cursor(&self) -> Result<Box<dyn crate::db::Cursor>> {
+            Ok(Box::new(PanickingCursor {
+                records: self.records.clone(),
+                panic_at: self.panic_at,
+                at: usize::MAX,
+            }))
+        }
+        fn new_transaction(&self) -> Result<Box<dyn crate::db::Transaction>> {
+            Err(C2rsError::unsupported("read-only test DB"))
+        }
+    }
+
+    impl crate::db::Cursor for PanickingCursor {
+        fn seek(&mut self, _: &[u8]) -> Result<()> {
+            Err(C2rsError::unsupported("no seek"))
+        }
+        fn supports_seek(&self) -> bool {
+            false
+        }
+        fn seek_to_first(&mut self) -> Result<()> {
+            self.at = 0;
+            Ok(())
+        }
+        fn next(&mut self) -> Result<()> {
+            let next = self.at.wrapping_add(1);
+            assert!(next != self.panic_at, "cursor bug at record {next}");
+            self.at = next;
+            Ok(())
+        }
+        fn key(&self) -> &[u8] {
+            b"k"
+        }
+        fn value(&self) -> &[u8] {
+            self.records.get(self.at).map_or(&[], |v| v)
+        }
+        fn valid(&self) -> bool {
+            self.at < self.records.len()
+        }
+    }
+
+    #[test]
+    fn a_panic_in_a_worker_fails_that_batch_in_order_instead_of_hanging_the_consumer() {
+        let records: Vec<Vec<u8>> = (0..8)
+            .map(|i| {
+                let t = Tensor::from_slice(DataType::Int32, &[], &[i]).unwrap();
+                TensorProtos {
+                    protos: vec![tensor_to_proto(&t).unwrap()],
+                }
+                .encode_to_vec()
+            })
+            .collect();
+        for threads in [0, 1, 3] {
+            let db = PanickingDb {
+                records: records.clone(),
+                panic_at: 4,
+            };
+            let reader = Arc::new(DbReader::streaming(Box::new(db), "panicky", "test").unwrap());
+            let br = BatchReader::new(
+                reader,
+                BatchAssembler {
+                    batch_size: 2,
+                    num_outputs: 1,
+                },
+                2,
+                threads,
+            )
+            .unwrap();
+            // The streaming reader pulls before each record: records 0-3 are two batches, the
+            // pull of record 4 panics.
+            assert_eq!(values(&br.next().unwrap()), [0, 1], "threads {threads}");
+            assert_eq!(values(&br.next().unwrap()), [2, 3], "threads {threads}");
+            let e = br.next().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Panic, "threads {threads}");
+            assert_eq!(
+                e.message(),
+                "prefetch thread: panic: cursor bug at record 4",
+                "threads {threads}"
+            );
+            assert_eq!(br.next().unwrap_err(), e, "sticky, threads {threads}");
         }
     }
 

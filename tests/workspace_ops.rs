@@ -729,6 +729,11 @@ fn simple_net_stops_at_first_failure_and_names_the_op() {
         ],
     );
     ws.create_net(&d, false).unwrap();
+    assert_eq!(
+        ws.last_failed_op_net_position(),
+        None,
+        "nothing failed yet in a new workspace"
+    );
     let e = ws.run_net(name).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RunFailed);
     assert_eq!(e.message(), "op #1 (WsTestCount): operator returned false");

@@ -48,6 +48,25 @@ fn blob_access() {
 }
 
 #[test]
+fn root_folders_and_parents_are_kept_as_given() {
+    let root = Workspace::new();
+    assert_eq!(root.root_folder(), ".");
+    assert!(root.parent().is_none());
+    let rooted = Workspace::with_root("/data/run7");
+    assert_eq!(rooted.root_folder(), "/data/run7");
+    let child = Workspace::new_child(&rooted);
+    assert_eq!(
+        child.root_folder(),
+        ".",
+        "a child does not inherit the root folder"
+    );
+    assert!(Arc::ptr_eq(child.parent().expect("a parent"), &rooted));
+    let rooted_child = Workspace::new_child_with_root("out", &root);
+    assert_eq!(rooted_child.root_folder(), "out");
+    assert!(Arc::ptr_eq(rooted_child.parent().expect("a parent"), &root));
+}
+
+#[test]
 fn sharing_between_parent_and_child() {
     let parent = Workspace::new();
     let child = Workspace::new_child(&parent);

@@ -739,6 +739,10 @@ fn simple_net_stops_at_first_failure_and_names_the_op() {
     assert_eq!(e.message(), "op #1 (WsTestCount): operator returned false");
     assert_eq!(c.load(Ordering::SeqCst), 1);
     assert_eq!(ws.last_failed_op_net_position(), Some(1));
+    // A later failure outside any net has no position: it replaces the net's.
+    ws.run_operator_once(&op("WsTestFalse", &[], &["o"]))
+        .unwrap_err();
+    assert_eq!(ws.last_failed_op_net_position(), None);
 }
 
 #[test]

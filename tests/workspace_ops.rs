@@ -164,6 +164,16 @@ fn register_test_ops() {
             }))
         })
         .unwrap();
+        // Building it raises flag `started` (arg), then waits (bounded) for flag `release`.
+        r.register(OpSchema::new("WsTestSlowCreate"), |b| {
+            raise(&b.single_arg::<String>("started", String::new())?);
+            let release = b.single_arg::<String>("release", String::new())?;
+            if !wait_for(&release, Duration::from_secs(20)) {
+                return Err(C2rsError::timeout("WsTestSlowCreate was never released"));
+            }
+            Ok(FnOperator::boxed(b, |_| Ok(true)))
+        })
+        .unwrap();
         r.register(
             OpSchema::new("WsTestRequired").arg_is_required("test_arg"),
             |b| Ok(FnOperator::boxed(b, |_| Ok(true))),
@@ -241,6 +251,50 @@ fn registry_works_and_wrong_device_fails() {
     });
     let e = create_operator(&d, &ws, None).err().unwrap();
     assert_eq!(e.message(), "Device type 42 not registered.");
+}
+
+/// Thread A starts building net `name` (slowly); while it builds, thread B creates a net of
+/// the same name. With `overwrite` A's net replaces B's when it is done; without, A fails.
+fn race_to_create(name: &str, overwrite: bool) {
+    register_test_ops();
+    let ws = Workspace::new();
+    let (started, release) = (format!("{name}:building"), format!("{name}:created"));
+    let slow = net(
+        name,
+        "simple",
+        vec![with_arg(
+            with_arg(
+                op("WsTestSlowCreate", &[], &[]),
+                support::arg_s("started", &started),
+            ),
+            support::arg_s("release", &release),
+        )],
+    );
+    let a = {
+        let ws = Arc::clone(&ws);
+        std::thread::spawn(move || ws.create_net(&slow, overwrite))
+    };
+    assert!(wait_for(&started, Duration::from_secs(20)));
+    let fast = net(name, "simple", vec![op("WsTestJust", &[], &[])]);
+    let b = ws
+        .create_net(&fast, false)
+        .expect("nothing under the name yet");
+    raise(&release);
+    let a = a.join().unwrap();
+    let kept = ws.get_net(name).expect("a net under the name");
+    if overwrite {
+        assert!(Arc::ptr_eq(&kept, &a.expect("overwrite replaces")));
+    } else {
+        let e = a.err().expect("the name was taken while building");
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+        assert!(Arc::ptr_eq(&kept, &b), "the first net stays");
+    }
+}
+
+#[test]
+fn a_net_created_under_the_name_while_another_builds_wins_unless_overwrite() {
+    race_to_create("race_keep", false);
+    race_to_create("race_overwrite", true);
 }
 
 #[test]

@@ -64,6 +64,16 @@ fn root_folders_and_parents_are_kept_as_given() {
     let rooted_child = Workspace::new_child_with_root("out", &root);
     assert_eq!(rooted_child.root_folder(), "out");
     assert!(Arc::ptr_eq(rooted_child.parent().expect("a parent"), &root));
+    rooted.create_blob("a");
+    rooted.create_blob("b");
+    assert_eq!(
+        format!("{rooted:?}"),
+        r#"Workspace { root_folder: "/data/run7", has_parent: false, local_blobs: 2, nets: 0 }"#
+    );
+    assert_eq!(
+        format!("{child:?}"),
+        r#"Workspace { root_folder: ".", has_parent: true, local_blobs: 0, nets: 0 }"#
+    );
 }
 
 #[test]

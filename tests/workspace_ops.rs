@@ -745,6 +745,17 @@ fn unknown_net_type_creates_no_entry_and_missing_net_is_not_found() {
         e.message(),
         "Could not create net: odd of type no_such_executor"
     );
+    // Any other failure to build keeps its own error, a missing operator type included.
+    let e = ws
+        .run_net_once(&net("odd", "simple", vec![op("NoSuchOperator", &[], &[])]))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(
+        e.message()
+            .contains("Cannot create operator of type 'NoSuchOperator'"),
+        "{}",
+        e.message()
+    );
     let e = ws.run_net("missing").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert_eq!(e.message(), "Network missing does not exist yet.");

@@ -430,11 +430,13 @@ mod tests {
         };
         let batch = || Ok(Vec::new());
         state.ready.insert(4, batch());
-        assert!(!state.consumers_due(), "nobody waits");
         state.waiting = 1;
         assert!(!state.consumers_due(), "batch 3 missing");
         state.ready.insert(3, Err(C2rsError::parse("bad record")));
         assert!(state.consumers_due(), "3 (an error counts) and 4 ready");
+        state.waiting = 0;
+        assert!(!state.consumers_due(), "nobody waits");
+        state.waiting = 1;
         state.wake_at = Some(6);
         assert!(!state.consumers_due(), "5 missing");
         state.wake_at = None;

@@ -490,21 +490,21 @@ mod tests {
         }
     }
 
+    /// Batches of two one-output records, two batches ahead.
+    fn pairs(reader: Arc<DbReader>, threads: usize) -> BatchReader {
+        let assembler = BatchAssembler {
+            batch_size: 2,
+            num_outputs: 1,
+        };
+        BatchReader::new(reader, assembler, 2, threads).unwrap()
+    }
+
     #[test]
     fn a_prefetch_error_arrives_in_order_names_the_key_and_sticks() {
         let path = int_db("error", 10, Some(5));
         for threads in [0, 2] {
             let reader = Arc::new(DbReader::open("minidb", &path, 1, 0).unwrap());
-            let br = BatchReader::new(
-                reader,
-                BatchAssembler {
-                    batch_size: 2,
-                    num_outputs: 1,
-                },
-                2,
-                threads,
-            )
-            .unwrap();
+            let br = pairs(reader, threads);
             assert_eq!(values(&br.next().unwrap()), [0, 1]);
             assert_eq!(values(&br.next().unwrap()), [2, 3]);
             let e = br.next().unwrap_err();
@@ -584,16 +584,7 @@ mod tests {
                 panic_at: 4,
             };
             let reader = Arc::new(DbReader::streaming(Box::new(db), "panicky", "test").unwrap());
-            let br = BatchReader::new(
-                reader,
-                BatchAssembler {
-                    batch_size: 2,
-                    num_outputs: 1,
-                },
-                2,
-                threads,
-            )
-            .unwrap();
+            let br = pairs(reader, threads);
             // The streaming reader pulls before each record: records 0-3 are two batches, the
             // pull of record 4 panics.
             assert_eq!(values(&br.next().unwrap()), [0, 1], "threads {threads}");

@@ -564,6 +564,130 @@ mod tests {
         assert_eq!(batch[0].typed::<f32>().unwrap(), &[1.0, 2.0, 1.0, 2.0]);
     }
 
+    /// A TensorProtos record holding one hand-encoded TensorProto (`fields`, raw bytes).
+    fn one_proto(key: &str, fields: &[&[u8]]) -> Record {
+        let t = fields.concat();
+        let mut v = vec![0x0a, t.len() as u8];
+        v.extend_from_slice(&t);
+        (key.as_bytes().to_vec(), v)
+    }
+
+    /// Packed float_data (field 3) holding `values`.
+    fn packed_floats(values: &[f32]) -> Vec<u8> {
+        let mut v = vec![0x1a, (values.len() * 4) as u8];
+        for x in values {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v
+    }
+
+    /// Batches `records` two at a time and checks the result against the full decoder's rows
+    /// (or, when the full decoder refuses a record, that the batch is refused with its kind).
+    fn batches_like_the_full_decoder(records: &[Record]) -> Result<Vec<Tensor>> {
+        let got = BatchAssembler {
+            batch_size: records.len(),
+            num_outputs: 1,
+        }
+        .assemble(records);
+        let rows: Result<Vec<Tensor>> = records
+            .iter()
+            .map(|(k, v)| decode_record(k, v, 1).map(|mut t| t.swap_remove(0)))
+            .collect();
+        match (&got, rows) {
+            (Ok(batch), Ok(rows)) => {
+                let expected =
+                    crate::tensor::rows::stack_rows(&rows.iter().collect::<Vec<_>>()).unwrap();
+                assert_eq!(batch[0], expected);
+            }
+            (Err(e), Err(full)) => assert_eq!(e.kind(), full.kind(), "{e} vs {full}"),
+            (got, full) => panic!("batch {got:?}, full decoder {full:?}"),
+        }
+        got
+    }
+
+    #[test]
+    fn hand_encoded_forms_batch_as_the_full_decoder_reads_them() {
+        let dims_2 = [0x08u8, 0x02];
+        let float = [0x10u8, 0x01];
+        // No data_type field: FLOAT, the proto's default.
+        let batch = batches_like_the_full_decoder(&[
+            one_proto("implicit", &[&dims_2, &packed_floats(&[1.0, 2.0])]),
+            one_proto("explicit", &[&dims_2, &float, &packed_floats(&[3.0, 4.0])]),
+        ])
+        .unwrap();
+        assert_eq!(batch[0].dtype(), DataType::Float);
+        assert_eq!(batch[0].typed::<f32>().unwrap(), &[1.0, 2.0, 3.0, 4.0]);
+        // Packed dims (field 1, length-delimited) equal unpacked ones.
+        let packed_dims = [0x0au8, 0x02, 0x01, 0x02];
+        let batch = batches_like_the_full_decoder(&[
+            one_proto(
+                "packed",
+                &[&packed_dims, &float, &packed_floats(&[1.0, 2.0])],
+            ),
+            one_proto(
+                "unpacked",
+                &[
+                    &[0x08, 0x01, 0x08, 0x02],
+                    &float,
+                    &packed_floats(&[3.0, 4.0]),
+                ],
+            ),
+        ])
+        .unwrap();
+        assert_eq!(batch[0].dims(), &[2, 1, 2]);
+        // A FLOAT tensor with a stray int32_data (field 4) beside its float_data.
+        let stray_int32 = [0x22u8, 0x02, 0x07, 0x09];
+        batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims_2, &float, &packed_floats(&[1.0, 2.0])]),
+            one_proto(
+                "b",
+                &[&dims_2, &float, &packed_floats(&[3.0, 4.0]), &stray_int32],
+            ),
+        ])
+        .unwrap();
+        batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims_2, &float, &packed_floats(&[1.0, 2.0])]),
+            one_proto(
+                "b",
+                &[&dims_2, &float, &stray_int32, &packed_floats(&[3.0, 4.0])],
+            ),
+        ])
+        .unwrap();
+        // A stray byte_data (field 5) before float_data: together they are the row's 8 bytes,
+        // but only float_data is the FLOAT tensor's data (one float for two elements).
+        let stray_bytes = [0x2au8, 0x04, 1, 2, 3, 4];
+        batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims_2, &float, &packed_floats(&[1.0, 2.0])]),
+            one_proto(
+                "b",
+                &[&dims_2, &float, &stray_bytes, &packed_floats(&[3.0])],
+            ),
+        ])
+        .unwrap_err();
+        // float_data split over two packed runs is one payload.
+        let batch = batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims_2, &float, &packed_floats(&[1.0, 2.0])]),
+            one_proto(
+                "b",
+                &[
+                    &dims_2,
+                    &float,
+                    &packed_floats(&[3.0]),
+                    &packed_floats(&[4.0]),
+                ],
+            ),
+        ])
+        .unwrap();
+        assert_eq!(batch[0].typed::<f32>().unwrap(), &[1.0, 2.0, 3.0, 4.0]);
+        // TensorProtos' field 1 as a varint instead of a message: a parse error.
+        let e = batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims_2, &float, &packed_floats(&[1.0, 2.0])]),
+            (b"b".to_vec(), vec![0x08, 0x01]),
+        ])
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Parse, "{e}");
+    }
+
     #[test]
     fn mismatched_records_name_the_key_and_both_shapes() {
         let records = vec![

@@ -280,6 +280,17 @@ mod tests {
         let got: Vec<&[u8]> = batch.pairs().iter().map(|&(k, _)| k).collect();
         assert_eq!(got, [b"01", b"04", b"07", b"01"]);
         assert_eq!((batch.len(), keys(&reader, 1)[0].as_str()), (4, "04"));
+        assert!(!batch.is_empty());
+        assert!(reader.read_many(0).unwrap().is_empty());
+        assert_eq!(
+            (
+                reader.db_type(),
+                reader.source(),
+                reader.num_shards(),
+                reader.shard_id()
+            ),
+            ("lmdb", path.as_str(), 3, 1)
+        );
     }
 
     // Ported from DBReaderTest: after a seek the reader continues from there; 10 threads each

@@ -679,6 +679,28 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(batch[0].typed::<f32>().unwrap(), &[1.0, 2.0, 3.0, 4.0]);
+        // Unpacked int32_data and int64_data (one varint field per value; Caffe2 packs them),
+        // beside packed ones; int32 negatives travel as 10-byte sign-extended varints.
+        let int32 = [0x10u8, 0x02];
+        let minus_one = [
+            0x20u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
+        let batch = batches_like_the_full_decoder(&[
+            one_proto("unpacked", &[&dims_2, &int32, &[0x20, 0x05], &minus_one]),
+            one_proto("packed", &[&dims_2, &int32, &[0x22, 0x02, 0x07, 0x09]]),
+        ])
+        .unwrap();
+        assert_eq!(batch[0].typed::<i32>().unwrap(), &[5, -1, 7, 9]);
+        let int64 = [0x10u8, 0x0a];
+        let batch = batches_like_the_full_decoder(&[
+            one_proto("unpacked", &[&dims_2, &int64, &[0x50, 0x03], &[0x50, 0x04]]),
+            one_proto(
+                "mixed",
+                &[&dims_2, &int64, &[0x50, 0x05], &[0x52, 0x01, 0x06]],
+            ),
+        ])
+        .unwrap();
+        assert_eq!(batch[0].typed::<i64>().unwrap(), &[3, 4, 5, 6]);
         // TensorProtos' field 1 as a varint instead of a message: a parse error.
         let e = batches_like_the_full_decoder(&[
             one_proto("a", &[&dims_2, &float, &packed_floats(&[1.0, 2.0])]),

@@ -146,3 +146,32 @@ pub fn peak_live(num_ops: usize, items: impl Iterator<Item = (u32, u32, u64)>) -
     }
     (peak as u64, per_op)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Interval;
+
+    fn iv(first: u32, last: u32) -> Interval {
+        Interval {
+            first,
+            last,
+            last_read: first,
+        }
+    }
+
+    #[test]
+    fn intervals_are_closed_so_sharing_one_op_intersects() {
+        let cases = [
+            ((1, 3), (3, 5), true),
+            ((1, 3), (4, 5), false),
+            ((2, 2), (2, 2), true),
+            ((0, 9), (4, 5), true),
+            ((6, 7), (0, 5), false),
+        ];
+        for ((a0, a1), (b0, b1), want) in cases {
+            let (a, b) = (iv(a0, a1), iv(b0, b1));
+            assert_eq!(a.intersects(&b), want, "{a:?} vs {b:?}");
+            assert_eq!(b.intersects(&a), want, "{b:?} vs {a:?}");
+        }
+    }
+}

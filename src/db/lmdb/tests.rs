@@ -140,6 +140,29 @@ fn new_refuses_an_existing_directory_and_files_are_not_sources() {
 }
 
 #[test]
+fn write_mode_takes_an_empty_data_file_as_a_new_db_and_checks_a_damaged_one() {
+    // A zero-length data.mdb (a writer that died before its first commit) is what liblmdb
+    // initializes: opening for writing works and the DB takes records.
+    let dir = temp_dir("empty-data-file");
+    let path = dir.0.clone();
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(format!("{path}/data.mdb"), b"").unwrap();
+    let db = LmDb::open(&path, Mode::Write).expect("an empty data file opens for writing");
+    let mut t = db.new_transaction().unwrap();
+    t.put(b"k", b"v").unwrap();
+    t.commit().unwrap();
+    drop(t);
+    assert_eq!(walk(&db), [(b"k".to_vec(), b"v".to_vec())]);
+    drop(db);
+    // A non-empty file that is not an LMDB file is checked before liblmdb trusts it.
+    let dir = temp_dir("garbage-data-file");
+    let path = dir.0.clone();
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(format!("{path}/data.mdb"), [0x5au8; 8192]).unwrap();
+    assert!(LmDb::open(&path, Mode::Write).is_err());
+}
+
+#[test]
 fn long_keys_are_refused() {
     let path = temp_dir("long");
     let db = LmDb::open(&path, Mode::New).unwrap();

@@ -149,7 +149,39 @@ pub fn peak_live(num_ops: usize, items: impl Iterator<Item = (u32, u32, u64)>) -
 
 #[cfg(test)]
 mod tests {
-    use super::Interval;
+    use super::{Interval, Liveness};
+    use crate::memonger::graph::NetGraph;
+    use crate::proto::{NetDef, OperatorDef};
+
+    #[test]
+    fn only_a_read_at_an_earlier_op_is_a_read_before_write() {
+        let op = |ins: &[&str], outs: &[&str]| OperatorDef {
+            r#type: Some("Relu".into()),
+            input: ins.iter().map(|s| s.to_string()).collect(),
+            output: outs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        // `a` is read and first written by the same op (in place); `b` is read by op 0 and
+        // first written by op 1.
+        let net = NetDef {
+            external_input: vec!["x".into()],
+            op: vec![
+                op(&["a", "b"], &["a"]),
+                op(&["x"], &["b"]),
+                op(&["a", "b"], &["y"]),
+            ],
+            ..Default::default()
+        };
+        let g = NetGraph::build(&net);
+        let is_static: Vec<bool> = g.names.iter().map(|n| n == "x").collect();
+        let live = Liveness::compute(&g, &is_static);
+        let names: Vec<&str> = live
+            .read_before_write
+            .iter()
+            .map(|&b| g.names[b as usize].as_str())
+            .collect();
+        assert_eq!(names, ["b"]);
+    }
 
     fn iv(first: u32, last: u32) -> Interval {
         Interval {

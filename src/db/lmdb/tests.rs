@@ -163,6 +163,19 @@ fn write_mode_takes_an_empty_data_file_as_a_new_db_and_checks_a_damaged_one() {
 }
 
 #[test]
+fn writers_of_one_directory_share_its_environment_while_others_open() {
+    let (one, two) = (temp_dir("shared-env-1"), temp_dir("shared-env-2"));
+    let first = LmDb::open(&one.0, Mode::New).unwrap();
+    // Opening another directory prunes the registry of environments; the live one stays.
+    let _other = LmDb::open(&two.0, Mode::New).unwrap();
+    let second = LmDb::open(&one.0, Mode::Write).unwrap();
+    assert!(Arc::ptr_eq(
+        first.writer.as_ref().unwrap(),
+        second.writer.as_ref().unwrap()
+    ));
+}
+
+#[test]
 fn long_keys_are_refused() {
     let path = temp_dir("long");
     let db = LmDb::open(&path, Mode::New).unwrap();

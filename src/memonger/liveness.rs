@@ -192,6 +192,14 @@ mod tests {
     }
 
     #[test]
+    fn peak_live_counts_each_size_over_its_closed_interval() {
+        // Three ops: 10 bytes live at ops 0-1, 5 at ops 1-2, 7 past the end (external output).
+        let (peak, per_op) = super::peak_live(3, [(0, 1, 10), (1, 2, 5), (2, 3, 7)].into_iter());
+        assert_eq!(per_op, [10, 15, 12]);
+        assert_eq!(peak, 15);
+    }
+
+    #[test]
     fn intervals_are_closed_so_sharing_one_op_intersects() {
         let cases = [
             ((1, 3), (3, 5), true),

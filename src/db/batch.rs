@@ -567,6 +567,8 @@ mod tests {
     /// A TensorProtos record holding one hand-encoded TensorProto (`fields`, raw bytes).
     fn one_proto(key: &str, fields: &[&[u8]]) -> Record {
         let t = fields.concat();
+        // The length is written as a one-byte varint.
+        assert!(t.len() < 128, "one_proto writes lengths below 128 only");
         let mut v = vec![0x0a, t.len() as u8];
         v.extend_from_slice(&t);
         (key.as_bytes().to_vec(), v)
@@ -574,6 +576,10 @@ mod tests {
 
     /// Packed float_data (field 3) holding `values`.
     fn packed_floats(values: &[f32]) -> Vec<u8> {
+        assert!(
+            values.len() * 4 < 128,
+            "packed_floats writes lengths below 128 only"
+        );
         let mut v = vec![0x1a, (values.len() * 4) as u8];
         for x in values {
             v.extend_from_slice(&x.to_le_bytes());
@@ -581,7 +587,7 @@ mod tests {
         v
     }
 
-    /// Batches `records` two at a time and checks the result against the full decoder's rows
+    /// Batches all of `records` as one batch and checks the result against the full decoder's rows
     /// (or, when the full decoder refuses a record, that the batch is refused with its kind).
     fn batches_like_the_full_decoder(records: &[Record]) -> Result<Vec<Tensor>> {
         let got = BatchAssembler {

@@ -107,17 +107,11 @@ impl Db for LmDb {
         let (snapshot, pin) = match env {
             None => (Snapshot::open(&self.file, None)?, None),
             Some(env) => {
-                // Pinned: the snapshot of our read transaction. Its meta page stays in the file
-                // until two more commits; should other threads commit that fast, pin again.
-                let mut attempt = 1;
-                loop {
-                    let pin = env.pin()?;
-                    match Snapshot::open(&self.file, Some(pin.txnid)) {
-                        Ok(snapshot) => break (snapshot, Some(pin)),
-                        Err(_) if attempt < PIN_ATTEMPTS => attempt += 1,
-                        Err(e) => return Err(e),
-                    }
-                }
+                let (snapshot, pin) = open_pinned(
+                    || env.pin(),
+                    |pin: &writer::Pin| Snapshot::open(&self.file, Some(pin.txnid)),
+                )?;
+                (snapshot, Some(pin))
             }
         };
         let mut cursor = LmdbCursor::new(snapshot, pin);
@@ -132,6 +126,26 @@ impl Db for LmDb {
                 "LMDB {} is open for reading; transactions need WRITE or NEW mode",
                 self.dir
             ))),
+        }
+    }
+}
+
+/// Opens the snapshot of a pinned read transaction: `pin` takes the transaction, `open` finds
+/// its meta page in the file. That meta page stays in the file until two more commits; should
+/// other threads commit that fast, the pin is dropped and taken again, `PIN_ATTEMPTS` times in
+/// all, and the last failure is the result. (`pin` and `open` are parameters so that tests can
+/// make the race happen.)
+fn open_pinned<P, S>(
+    mut pin: impl FnMut() -> Result<P>,
+    mut open: impl FnMut(&P) -> Result<S>,
+) -> Result<(S, P)> {
+    let mut attempt = 1;
+    loop {
+        let p = pin()?;
+        match open(&p) {
+            Ok(snapshot) => return Ok((snapshot, p)),
+            Err(_) if attempt < PIN_ATTEMPTS => attempt += 1,
+            Err(e) => return Err(e),
         }
     }
 }

@@ -569,3 +569,59 @@ fn named_sub_databases_and_sorted_duplicates_are_refused() {
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert!(e.message().contains("sorted duplicates"), "{}", e.message());
 }
+
+/// A pinned snapshot whose meta page is gone (other threads committed twice while the cursor
+/// opened it) is pinned again: `fails` failed opens are retried while attempts remain.
+/// Returns what `open_pinned` gave and how many pins it took.
+fn pinned_after_failures(fails: u32) -> (Result<(u32, u32)>, u32) {
+    use std::cell::Cell;
+    let pins = Cell::new(0u32);
+    let got = super::open_pinned(
+        || {
+            pins.set(pins.get() + 1);
+            // A pin that never stops failing would loop forever; end it with a pin of 0, which
+            // the open below takes as a success, so that a missing bound shows as a wrong result.
+            Ok(if pins.get() > 10 { 0 } else { pins.get() })
+        },
+        |&pin: &u32| {
+            if pin == 0 || pin > fails {
+                Ok(pin * 100)
+            } else {
+                Err(C2rsError::parse(format!("meta page of pin {pin} is gone")))
+            }
+        },
+    );
+    (got, pins.get())
+}
+
+#[test]
+fn a_lost_pinned_snapshot_is_pinned_again_up_to_three_times() {
+    let (got, pins) = pinned_after_failures(0);
+    assert_eq!((got.unwrap(), pins), ((100, 1), 1));
+    let (got, pins) = pinned_after_failures(1);
+    assert_eq!((got.unwrap(), pins), ((200, 2), 2));
+    let (got, pins) = pinned_after_failures(2);
+    assert_eq!((got.unwrap(), pins), ((300, 3), 3));
+    // The third failure is the answer: the last error, after exactly three pins.
+    let (got, pins) = pinned_after_failures(3);
+    let e = got.unwrap_err();
+    assert_eq!((e.kind(), pins), (ErrorKind::Parse, 3));
+    assert_eq!(e.message(), "meta page of pin 3 is gone");
+    let (got, pins) = pinned_after_failures(u32::MAX);
+    assert_eq!((got.unwrap_err().kind(), pins), (ErrorKind::Parse, 3));
+}
+
+#[test]
+fn a_failed_pin_is_returned_without_opening() {
+    let opened = std::cell::Cell::new(false);
+    let e = super::open_pinned(
+        || Err::<u32, _>(C2rsError::io("no read slot")),
+        |_: &u32| {
+            opened.set(true);
+            Ok(())
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.message(), "no read slot");
+    assert!(!opened.get());
+}

@@ -659,6 +659,59 @@ fn dag_recycling_treats_subnet_reads_as_reads_of_the_parent_op() {
     assert_same_outputs(&n, &r.net, &["y"]);
 }
 
+/// Only the control-flow ops whose subnets the pass rewrites (`If`, `AsyncIf`, and the
+/// `RecurrentNetwork*` family) let a parent blob their subnet reads be recycled, with the
+/// subnet renamed to follow; a subnet of any other op (`Do`, `While`, ...) keeps the names it
+/// reads, so the blob keeps its name.
+#[test]
+fn dag_recycling_renames_subnet_reads_only_for_ops_whose_subnets_it_rewrites() {
+    // `p` is free after op 1, so `a` (written at op 2, read by op 3's subnet) could take its
+    // name.
+    let recycled = |op_type: &str| {
+        let sub = NetDef {
+            op: vec![op("Copy", &["a"], &["out"])],
+            ..Default::default()
+        };
+        let mut with_subnet = op(op_type, &["cond"], &["out"]);
+        // The argument each op type keeps its subnet in.
+        let arg_name = match op_type {
+            t if t.starts_with("RecurrentNetwork") => "step_net",
+            t if t.ends_with("If") => "then_net",
+            _ => "net",
+        };
+        with_subnet.arg.push(Argument {
+            name: Some(arg_name.into()),
+            n: Some(sub),
+            ..Default::default()
+        });
+        let ops = vec![
+            op("Relu", &["x"], &["p"]),
+            op("Relu", &["p"], &["q"]),
+            op("Relu", &["q"], &["a"]),
+            with_subnet,
+            op("Sum", &["q", "out"], &["y"]),
+        ];
+        let n = net(ops, &["x", "cond"], &["y"]);
+        let r = optimize_inference_for_dag(&n, &["x".into()], "").unwrap();
+        let a_final = r.net.op[2].output[0].clone();
+        let read_in_subnet = r.net.op[3].arg[0].n.as_ref().unwrap().op[0].input[0].clone();
+        assert_eq!(read_in_subnet, a_final, "{op_type}: {:?}", r.mapping);
+        assert_same_outputs(&n, &r.net, &["y"]);
+        a_final != "a"
+    };
+    for op_type in [
+        "If",
+        "AsyncIf",
+        "RecurrentNetwork",
+        "RecurrentNetworkGradient",
+    ] {
+        assert!(recycled(op_type), "{op_type}: `a` was not recycled");
+    }
+    for op_type in ["Do", "While", "SafeDo", "NotIf"] {
+        assert!(!recycled(op_type), "{op_type}: `a` was recycled");
+    }
+}
+
 /// Fix #48021: an in-place op on an external input does not make its output shareable, and
 /// external outputs are never remapped.
 #[test]

@@ -146,3 +146,75 @@ fn new_row<S: Default>(num_blobs: usize) -> Result<Vec<S>> {
     row.resize_with(num_blobs, S::default);
     Ok(row)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(d: &Deque<Option<u64>>, v: u64) -> Push {
+        d.try_push(&mut |row: &mut [Option<u64>]| row[0] = Some(v))
+            .unwrap()
+    }
+
+    /// Pops one record; returns what its row held and leaves the row's content in place (as
+    /// an operator reader that swaps contents would leave its old ones).
+    fn pop(d: &Deque<Option<u64>>) -> Option<u64> {
+        let mut got = None;
+        match d
+            .try_pop(&mut |_: &[Option<u64>]| Ok::<(), ()>(()), &mut |row| {
+                got = row[0]
+            })
+            .unwrap()
+        {
+            Pop::Done => got,
+            Pop::Empty => None,
+            Pop::Refused(()) | Pop::Busy => panic!("refused or busy"),
+        }
+    }
+
+    #[test]
+    fn rows_are_made_as_records_arrive_and_at_most_spare_rows_are_kept_after_reads() {
+        let d = Deque::<Option<u64>>::new(1 << 40, 1);
+        assert_eq!(d.state.lock().rows.capacity(), 0);
+        let n = SPARE_ROWS as u64 + 10;
+        for v in 0..n {
+            assert!(matches!(push(&d, v), Push::Done));
+        }
+        assert_eq!(d.len(), n);
+        for v in 0..n {
+            assert_eq!(pop(&d), Some(v));
+        }
+        assert_eq!(pop(&d), None);
+        let state = d.state.lock();
+        assert!(state.rows.is_empty());
+        assert_eq!(state.spare.len(), SPARE_ROWS);
+    }
+
+    #[test]
+    fn a_read_row_comes_back_to_the_next_writer_with_its_old_content() {
+        let d = Deque::<Option<u64>>::new(4, 1);
+        assert!(matches!(push(&d, 7), Push::Done));
+        assert_eq!(pop(&d), Some(7));
+        // The next writer sees the recycled row's content before it writes.
+        let mut seen = None;
+        d.try_push(&mut |row: &mut [Option<u64>]| seen = row[0])
+            .unwrap();
+        assert_eq!(seen, Some(7));
+        assert_eq!((d.reads(), d.writes()), (1, 2));
+        assert_eq!(d.dequeued_bytes(), vec![8]);
+    }
+
+    #[test]
+    fn a_full_deque_refuses_writes_until_a_read() {
+        let d = Deque::<Option<u64>>::new(2, 1);
+        assert!(d.is_empty() && !d.is_full());
+        assert!(d.dequeued_bytes().is_empty());
+        assert!(matches!(push(&d, 1), Push::Done));
+        assert!(matches!(push(&d, 2), Push::Done));
+        assert!(d.is_full() && !d.is_empty());
+        assert!(matches!(push(&d, 3), Push::Full));
+        assert_eq!(pop(&d), Some(1));
+        assert!(matches!(push(&d, 3), Push::Done));
+        assert_eq!((pop(&d), pop(&d), pop(&d)), (Some(2), Some(3), None));
+    }
+}

@@ -712,6 +712,67 @@ fn dag_recycling_renames_subnet_reads_only_for_ops_whose_subnets_it_rewrites() {
     }
 }
 
+/// With shapes, the free blob a new name takes depends on the rule: Caffe2's keeps the first
+/// free blob unless a later one is at least as big while the kept one is too small;
+/// `best_fit` takes the smallest free blob that is big enough, else the largest (the first
+/// of equals either way).
+#[test]
+fn dag_recycling_with_shapes_picks_a_free_blob_by_caffe2s_rule_or_by_best_fit() {
+    // `a`, `b`, `c` are freed in that order once op 3 read them; op 4's output `v` takes one
+    // of them. Returns which.
+    let ops = vec![
+        op("Relu", &["x"], &["a"]),
+        op("Relu", &["x"], &["b"]),
+        op("Relu", &["x"], &["c"]),
+        op("Sum", &["a", "b", "c"], &["w"]),
+        op("Relu", &["w"], &["v"]),
+        op("Relu", &["v"], &["y"]),
+    ];
+    let n = net(ops, &["x"], &["y"]);
+    let lender_of_v = |[a, b, c]: [i64; 3], v: i64, best_fit: bool| {
+        let shapes = [("a", a), ("b", b), ("c", c), ("w", 1), ("v", v)];
+        let r = compute_blob_recycling_for_dag(
+            &n,
+            &DagOptions {
+                heads: vec!["x".into()],
+                op_indices: (0..6).collect(),
+                shareable: ["a", "b", "c", "w", "v"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                blob_shapes: shapes
+                    .iter()
+                    .map(|&(b, e)| (b.to_string(), vec![e]))
+                    .collect(),
+                best_fit,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_same_outputs(&n, &r.net, &["y"]);
+        let v = r.net.op[4].output[0].clone();
+        // The name `v` took is the one op 0, 1 or 2 now writes.
+        let lender = r.net.op[..3]
+            .iter()
+            .position(|o| o.output[0] == v)
+            .unwrap_or_else(|| panic!("`v` took no free blob: {:?}", r.mapping));
+        ["a", "b", "c"][lender]
+    };
+    // Caffe2's rule.
+    assert_eq!(lender_of_v([1000, 100, 10], 50, false), "a");
+    assert_eq!(lender_of_v([1000, 100, 10], 5000, false), "a");
+    assert_eq!(lender_of_v([10, 100, 1000], 50, false), "b");
+    assert_eq!(lender_of_v([10, 100, 100], 500, false), "c");
+    assert_eq!(lender_of_v([100, 1000, 10], 100, false), "a");
+    // Best fit: the smallest big enough, else the largest; the first of equals.
+    assert_eq!(lender_of_v([1000, 100, 10], 50, true), "b");
+    assert_eq!(lender_of_v([1000, 100, 10], 5, true), "c");
+    assert_eq!(lender_of_v([1000, 100, 10], 5000, true), "a");
+    assert_eq!(lender_of_v([10, 100, 1000], 5000, true), "c");
+    assert_eq!(lender_of_v([1000, 100, 100], 50, true), "b");
+    assert_eq!(lender_of_v([10, 10, 1], 5000, true), "a");
+}
+
 /// Fix #48021: an in-place op on an external input does not make its output shareable, and
 /// external outputs are never remapped.
 #[test]

@@ -375,7 +375,10 @@ mod tests {
         let values: Vec<i32> = (0..10).collect();
         let t = Tensor::from_slice(DataType::Int32, &[10], &values).unwrap();
         assert!(q.enqueue_many(&[&t]).unwrap());
+        assert!(!q.is_closed());
         q.close();
+        assert!(q.is_closed());
+        assert_eq!(q.size(), 10, "close keeps the queued rows");
         assert_eq!(
             q.dequeue(5).unwrap().unwrap()[0].typed::<i32>().unwrap(),
             &values[..5]

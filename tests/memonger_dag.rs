@@ -773,6 +773,47 @@ fn dag_recycling_with_shapes_picks_a_free_blob_by_caffe2s_rule_or_by_best_fit() 
     assert_eq!(lender_of_v([10, 10, 1], 5000, true), "a");
 }
 
+/// As Caffe2's pass, a name that no op reads (a dead output) is never freed, so no later
+/// blob takes it, while a name whose readers all ran is lent.
+#[test]
+fn dag_recycling_never_lends_a_name_nobody_reads() {
+    let ops = vec![
+        op("Split", &["x"], &["a", "dead"]),
+        op("Relu", &["a"], &["b"]),
+        op("Relu", &["b"], &["c"]),
+        op("Relu", &["c"], &["y"]),
+    ];
+    let n = net(ops, &["x"], &["y"]);
+    let r = compute_blob_recycling_for_dag(
+        &n,
+        &DagOptions {
+            heads: vec!["x".into()],
+            op_indices: (0..4).collect(),
+            shareable: ["a", "dead", "b", "c"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_same_outputs(&n, &r.net, &["y"]);
+    let writers_of = |name: &str| {
+        r.net
+            .op
+            .iter()
+            .filter(|o| o.output.iter().any(|b| b == name))
+            .count()
+    };
+    assert_eq!(writers_of("dead"), 1, "{:?}", r.mapping);
+    // `a` is free once op 1 read it: op 2's output takes its name.
+    assert_eq!(
+        r.net.op[2].output[0], r.net.op[0].output[0],
+        "{:?}",
+        r.mapping
+    );
+}
+
 /// Fix #48021: an in-place op on an external input does not make its output shareable, and
 /// external outputs are never remapped.
 #[test]

@@ -814,6 +814,42 @@ fn dag_recycling_never_lends_a_name_nobody_reads() {
     );
 }
 
+/// Without shapes, as Caffe2's heap, the free name lent most often goes first, whatever the
+/// names' order.
+#[test]
+fn dag_recycling_without_shapes_lends_the_most_shared_free_name_first() {
+    // `z` is lent to `q`, `p` to `s`, `z` again to `t`; then `p` (lent once) and `a` (never
+    // lent, first in name order) are free when `u` needs a name.
+    let ops = vec![
+        op("Split", &["x"], &["a", "z"]),
+        op("Relu", &["z"], &["p"]),
+        op("Relu", &["p"], &["q"]),
+        op("Relu", &["q"], &["s"]),
+        op("Sum", &["s", "a"], &["t"]),
+        op("Relu", &["t"], &["u"]),
+        op("Relu", &["u"], &["y"]),
+    ];
+    let n = net(ops, &["x"], &["y"]);
+    let r = compute_blob_recycling_for_dag(
+        &n,
+        &DagOptions {
+            heads: vec!["x".into()],
+            op_indices: (0..7).collect(),
+            shareable: ["a", "z", "p", "q", "s", "t", "u"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_same_outputs(&n, &r.net, &["y"]);
+    let out = |k: usize| r.net.op[k].output[0].as_str();
+    let (z, p) = (r.net.op[0].output[1].as_str(), out(1));
+    assert_eq!((out(2), out(3), out(4)), (z, p, z), "{:?}", r.mapping);
+    assert_eq!(out(5), p, "{:?}", r.mapping);
+}
+
 /// Fix #48021: an in-place op on an external input does not make its output shareable, and
 /// external outputs are never remapped.
 #[test]

@@ -712,6 +712,32 @@ fn dag_recycling_renames_subnet_reads_only_for_ops_whose_subnets_it_rewrites() {
     }
 }
 
+/// An `If` whose `then_net` is a text-format net (in `s`): the pass does not rewrite text
+/// subnets of `If`, so what they read keeps its name.
+#[test]
+fn dag_recycling_keeps_the_names_a_text_format_if_subnet_reads() {
+    let mut if_op = op("If", &["cond"], &["out"]);
+    if_op.arg.push(Argument {
+        name: Some("then_net".into()),
+        s: Some(b"op {\n  input: \"a\"\n  output: \"out\"\n  type: \"Copy\"\n}\n".to_vec()),
+        ..Default::default()
+    });
+    let ops = vec![
+        op("Relu", &["x"], &["p"]),
+        op("Relu", &["p"], &["q"]),
+        op("Relu", &["q"], &["a"]),
+        if_op,
+        op("Sum", &["q", "out"], &["y"]),
+    ];
+    let n = net(ops, &["x", "cond"], &["y"]);
+    let r = optimize_inference_for_dag(&n, &["x".into()], "").unwrap();
+    assert_eq!(r.net.op[2].output[0], "a", "{:?}", r.mapping);
+    assert_eq!(r.net.op[3].arg[0].s, n.op[3].arg[0].s);
+    // With a NetDef `then_net` the same `a` takes `p`'s name: see
+    // dag_recycling_renames_subnet_reads_only_for_ops_whose_subnets_it_rewrites.
+    assert!(r.mapping.is_empty(), "{:?}", r.mapping);
+}
+
 /// With shapes, the free blob a new name takes depends on the rule: Caffe2's keeps the first
 /// free blob unless a later one is at least as big while the kept one is too small;
 /// `best_fit` takes the smallest free blob that is big enough, else the largest (the first

@@ -712,6 +712,35 @@ fn dag_recycling_renames_subnet_reads_only_for_ops_whose_subnets_it_rewrites() {
     }
 }
 
+/// A blob read directly by an early op and again inside a later `If`'s subnet lives until
+/// the `If`: the op between them does not take its name.
+#[test]
+fn dag_recycling_keeps_a_blob_alive_until_a_subnet_reads_it_after_a_direct_read() {
+    let then_net = NetDef {
+        op: vec![op("Copy", &["a"], &["out"])],
+        ..Default::default()
+    };
+    let mut if_op = op("If", &["cond"], &["out"]);
+    if_op.arg.push(Argument {
+        name: Some("then_net".into()),
+        n: Some(then_net),
+        ..Default::default()
+    });
+    let ops = vec![
+        op("Relu", &["x"], &["a"]),
+        op("Relu", &["a"], &["b"]),
+        op("Relu", &["b"], &["c"]),
+        if_op,
+        op("Sum", &["c", "out"], &["y"]),
+    ];
+    let n = net(ops, &["x", "cond"], &["y"]);
+    let r = optimize_inference_for_dag(&n, &["x".into()], "").unwrap();
+    let a = &r.net.op[0].output[0];
+    assert_ne!(&r.net.op[2].output[0], a, "{:?}", r.mapping);
+    assert_eq!(&r.net.op[3].arg[0].n.as_ref().unwrap().op[0].input[0], a);
+    assert_same_outputs(&n, &r.net, &["y"]);
+}
+
 /// An `If` whose `then_net` is a text-format net (in `s`): the pass does not rewrite text
 /// subnets of `If`, so what they read keeps its name.
 #[test]

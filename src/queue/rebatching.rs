@@ -677,4 +677,29 @@ mod tests {
         );
         assert!(q.dequeue(1).unwrap().is_none());
     }
+    #[test]
+    fn a_batch_fills_only_the_room_left_and_waits_for_the_rest() {
+        let q = Arc::new(RebatchingQueue::new(4, 1).unwrap());
+        assert!(q.enqueue_many(&[&ints(&[0, 1], &[2])]).unwrap());
+        let producer = {
+            let q = q.clone();
+            std::thread::spawn(move || q.enqueue_many(&[&ints(&[2, 3, 4, 5], &[4])]).unwrap())
+        };
+        // The producer puts in the 2 rows that fit, at once, then waits: the size never
+        // passes the capacity.
+        while q.size() < 4 {
+            std::thread::yield_now();
+        }
+        assert_eq!(q.size(), 4);
+        assert_eq!(
+            q.dequeue(3).unwrap().unwrap()[0].typed::<i32>().unwrap(),
+            &[0, 1, 2]
+        );
+        assert!(producer.join().unwrap());
+        assert_eq!(q.size(), 3);
+        assert_eq!(
+            q.dequeue(3).unwrap().unwrap()[0].typed::<i32>().unwrap(),
+            &[3, 4, 5]
+        );
+    }
 }

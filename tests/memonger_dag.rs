@@ -598,6 +598,24 @@ fn rnn_step_nets_and_rename_args_follow_the_recycling() {
                 assert_eq!(arg.s.as_deref(), Some(y.as_bytes()));
             }
         }
+        // `.rename` args only for renamed slots, one per name.
+        let renames: Vec<&str> = o_after
+            .arg
+            .iter()
+            .filter_map(|a| a.name.as_deref()?.strip_suffix(".rename"))
+            .collect();
+        let mut renamed: Vec<&str> = o_before
+            .input
+            .iter()
+            .chain(&o_before.output)
+            .filter(|x| map.contains_key(x.as_str()))
+            .map(|x| x.as_str())
+            .collect();
+        renamed.sort_unstable();
+        renamed.dedup();
+        let mut sorted = renames.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, renamed, "{ty}: `.rename` args {renames:?}");
         // Step nets and name args follow the mapping.
         for arg in &o_after.arg {
             if let Some(inner) = &arg.n {
@@ -738,6 +756,29 @@ fn dag_recycling_keeps_a_blob_alive_until_a_subnet_reads_it_after_a_direct_read(
     let a = &r.net.op[0].output[0];
     assert_ne!(&r.net.op[2].output[0], a, "{:?}", r.mapping);
     assert_eq!(&r.net.op[3].arg[0].n.as_ref().unwrap().op[0].input[0], a);
+    assert_same_outputs(&n, &r.net, &["y"]);
+}
+
+/// Shared names skip those the net already uses: with `__m0_shared` and `__m1_shared` taken,
+/// the first shared name is `__m2_shared`.
+#[test]
+fn dag_recycling_skips_shared_names_the_net_already_uses() {
+    let ops = vec![
+        op("Relu", &["x"], &["p"]),
+        op("Relu", &["p"], &["q"]),
+        op("Relu", &["q"], &["a"]),
+        op("Sum", &["a", "__m1_shared"], &["y"]),
+    ];
+    let n = net(ops, &["x", "__m0_shared", "__m1_shared"], &["y"]);
+    let r = optimize_inference_for_dag(&n, &["x".into()], "").unwrap();
+    assert_eq!(
+        r.mapping,
+        vec![
+            ("p".to_string(), "__m2_shared".to_string()),
+            ("a".to_string(), "__m2_shared".to_string())
+        ]
+    );
+    assert_eq!(r.shared, 1);
     assert_same_outputs(&n, &r.net, &["y"]);
 }
 

@@ -730,6 +730,39 @@ fn dag_recycling_renames_subnet_reads_only_for_ops_whose_subnets_it_rewrites() {
     }
 }
 
+/// Both branches of an `If` (`then_net` and `else_net`) follow the renaming of what they read.
+#[test]
+fn dag_recycling_renames_both_branches_of_an_if() {
+    let branch = || NetDef {
+        op: vec![op("Copy", &["a"], &["out"])],
+        ..Default::default()
+    };
+    let mut if_op = op("If", &["cond"], &["out"]);
+    for name in ["then_net", "else_net"] {
+        if_op.arg.push(Argument {
+            name: Some(name.into()),
+            n: Some(branch()),
+            ..Default::default()
+        });
+    }
+    let ops = vec![
+        op("Relu", &["x"], &["p"]),
+        op("Relu", &["p"], &["q"]),
+        op("Relu", &["q"], &["a"]),
+        if_op,
+        op("Sum", &["q", "out"], &["y"]),
+    ];
+    let n = net(ops, &["x", "cond"], &["y"]);
+    let r = optimize_inference_for_dag(&n, &["x".into()], "").unwrap();
+    let a = &r.net.op[2].output[0];
+    assert_ne!(a, "a", "{:?}", r.mapping);
+    for arg in &r.net.op[3].arg {
+        let read = &arg.n.as_ref().unwrap().op[0].input[0];
+        assert_eq!(read, a, "{:?}", arg.name);
+    }
+    assert_same_outputs(&n, &r.net, &["y"]);
+}
+
 /// A blob read directly by an early op and again inside a later `If`'s subnet lives until
 /// the `If`: the op between them does not take its name.
 #[test]

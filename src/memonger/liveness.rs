@@ -197,6 +197,9 @@ mod tests {
         let (peak, per_op) = super::peak_live(3, [(0, 1, 10), (1, 2, 5), (2, 3, 7)].into_iter());
         assert_eq!(per_op, [10, 15, 12]);
         assert_eq!(peak, 15);
+        // The slot past the last op counts toward the peak too.
+        let (peak, per_op) = super::peak_live(2, [(0, 0, 1), (2, 2, 9)].into_iter());
+        assert_eq!((peak, per_op), (9, vec![1, 0]));
     }
 
     #[test]

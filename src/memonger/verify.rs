@@ -260,3 +260,123 @@ pub fn verify(before: &NetDef, after: &NetDef, static_blobs: &[String]) -> Vec<V
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(ty: &str, inputs: &[&str], outputs: &[&str], arg: Vec<Argument>) -> OperatorDef {
+        OperatorDef {
+            r#type: Some(ty.into()),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            arg,
+            ..Default::default()
+        }
+    }
+
+    fn net(ops: Vec<OperatorDef>) -> NetDef {
+        NetDef {
+            op: ops,
+            external_input: vec!["x".into()],
+            external_output: vec!["y".into()],
+            ..Default::default()
+        }
+    }
+
+    fn int_arg(name: &str, i: i64) -> Argument {
+        Argument {
+            name: Some(name.into()),
+            i: Some(i),
+            ..Default::default()
+        }
+    }
+
+    fn subnet_arg(name: &str, reads: &str) -> Argument {
+        Argument {
+            name: Some(name.into()),
+            n: Some(net(vec![op("Copy", &[reads], &["out"], vec![])])),
+            ..Default::default()
+        }
+    }
+
+    /// `x -> a -> y`, with `args` on the first op.
+    fn chain(args: Vec<Argument>) -> NetDef {
+        net(vec![
+            op("Relu", &["x"], &["a"], args),
+            op("Relu", &["a"], &["y"], vec![]),
+        ])
+    }
+
+    fn messages(v: &[Violation]) -> Vec<&str> {
+        v.iter().map(|x| x.0.as_str()).collect()
+    }
+
+    #[test]
+    fn changed_arguments_are_violations_but_rename_args_and_renamed_subnets_are_not() {
+        let before = chain(vec![int_arg("axis", 1), subnet_arg("then_net", "a")]);
+        assert!(verify(&before, &before, &[]).is_empty());
+        // A plain argument's value changed.
+        let after = chain(vec![int_arg("axis", 2), subnet_arg("then_net", "a")]);
+        assert_eq!(
+            messages(&verify(&before, &after, &[])),
+            ["op #0 (Relu): arguments changed"]
+        );
+        // A `.rename` argument added (as on RecurrentNetwork ops) and the names inside a
+        // subnet renamed: not a change of the op's arguments.
+        let mut renamed = chain(vec![int_arg("axis", 1), subnet_arg("then_net", "b")]);
+        renamed.op[0].arg.push(Argument {
+            name: Some("a.rename".into()),
+            s: Some(b"b".to_vec()),
+            ..Default::default()
+        });
+        assert!(verify(&before, &renamed, &[]).is_empty());
+        // A subnet moved to another argument is a change.
+        let moved = chain(vec![int_arg("axis", 1), subnet_arg("else_net", "a")]);
+        assert_eq!(
+            messages(&verify(&before, &moved, &[])),
+            ["op #0 (Relu): arguments changed"]
+        );
+    }
+
+    #[test]
+    fn a_changed_type_engine_or_device_is_a_violation() {
+        let before = chain(vec![]);
+        let change = |f: &dyn Fn(&mut OperatorDef)| {
+            let mut after = before.clone();
+            f(&mut after.op[1]);
+            messages(&verify_graph_equality(&before, &after))
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        };
+        let changed = ["op #1 (Relu): type, engine or device option changed"];
+        assert_eq!(change(&|o| o.r#type = Some("Sigmoid".into())), changed);
+        assert_eq!(change(&|o| o.engine = Some("CUDNN".into())), changed);
+        assert_eq!(
+            change(&|o| o.device_option = Some(crate::proto::DeviceOption {
+                device_type: Some(1),
+                ..Default::default()
+            })),
+            changed
+        );
+    }
+
+    #[test]
+    fn a_changed_slot_count_is_a_violation_whichever_slots_changed() {
+        let before = chain(vec![]);
+        let grow = |f: &dyn Fn(&mut OperatorDef)| {
+            let mut after = before.clone();
+            f(&mut after.op[0]);
+            messages(&verify_graph_equality(&before, &after))
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        };
+        let changed = ["op #0 (Relu): slot counts changed"];
+        assert_eq!(grow(&|o| o.input.push("x".into())), changed);
+        assert_eq!(grow(&|o| o.output.push("extra".into())), changed);
+        assert_eq!(grow(&|o| o.control_input.push("x".into())), changed);
+        assert!(grow(&|_| {}).is_empty());
+    }
+}

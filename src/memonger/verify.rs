@@ -340,6 +340,47 @@ mod tests {
     }
 
     #[test]
+    fn in_place_pairs_must_stay_as_they_were() {
+        let in_place = |out: &str| {
+            net(vec![
+                op("Relu", &["x"], &["a"], vec![]),
+                op("Sum", &["a", "x"], &[out], vec![]),
+                op("Relu", &[out], &["y"], vec![]),
+            ])
+        };
+        let before = in_place("a");
+        // Renamed consistently, still in place: fine.
+        let renamed = net(vec![
+            op("Relu", &["x"], &["b"], vec![]),
+            op("Sum", &["b", "x"], &["b"], vec![]),
+            op("Relu", &["b"], &["y"], vec![]),
+        ]);
+        assert!(verify_inplace_blobs(&before, &renamed).is_empty());
+        // No longer in place, or newly in place.
+        let moved = ["op #1 (Sum): in-place input/output pairs differ"];
+        assert_eq!(
+            messages(&verify_inplace_blobs(&before, &in_place("c"))),
+            moved
+        );
+        assert_eq!(
+            messages(&verify_inplace_blobs(&in_place("c"), &before)),
+            moved
+        );
+        assert_eq!(
+            messages(&verify(&before, &in_place("c"), &[])).first(),
+            moved.first()
+        );
+        // Only in-place pairs are compared here (slot counts are verify_graph_equality's):
+        // an op that gains an input while staying out of place passes this check.
+        let wider = net(vec![
+            op("Relu", &["x"], &["a"], vec![]),
+            op("Sum", &["a", "x", "x"], &["c"], vec![]),
+            op("Relu", &["c"], &["y"], vec![]),
+        ]);
+        assert!(verify_inplace_blobs(&in_place("c"), &wider).is_empty());
+    }
+
+    #[test]
     fn a_changed_type_engine_or_device_is_a_violation() {
         let before = chain(vec![]);
         let change = |f: &dyn Fn(&mut OperatorDef)| {

@@ -381,6 +381,41 @@ mod tests {
     }
 
     #[test]
+    fn external_lists_and_the_names_of_static_and_external_blobs_must_stay() {
+        let before = chain(vec![]);
+        let lists = ["external input or output lists changed"];
+        let mut after = before.clone();
+        after.external_input.push("w".into());
+        assert_eq!(messages(&verify(&before, &after, &[])), lists);
+        let mut after = before.clone();
+        after.external_output.push("a".into());
+        assert_eq!(messages(&verify(&before, &after, &[])), lists);
+        // The external input (static) renamed where it is read.
+        let mut after = before.clone();
+        after.op[0].input[0] = "x2".into();
+        assert!(
+            messages(&verify(&before, &after, &[]))
+                .contains(&"op #0 (Relu): static or external blob `x` was renamed to `x2`"),
+            "{:?}",
+            verify(&before, &after, &[])
+        );
+        // The external output renamed where it is written.
+        let mut after = before.clone();
+        after.op[1].output[0] = "y2".into();
+        assert!(
+            messages(&verify(&before, &after, &[]))
+                .contains(&"op #1 (Relu): static or external blob `y` was renamed to `y2`"),
+            "{:?}",
+            verify(&before, &after, &[])
+        );
+        // An activation renamed consistently is fine.
+        let mut after = before.clone();
+        after.op[0].output[0] = "a2".into();
+        after.op[1].input[0] = "a2".into();
+        assert!(verify(&before, &after, &[]).is_empty());
+    }
+
+    #[test]
     fn a_changed_type_engine_or_device_is_a_violation() {
         let before = chain(vec![]);
         let change = |f: &dyn Fn(&mut OperatorDef)| {

@@ -415,6 +415,89 @@ mod tests {
         assert!(verify(&before, &after, &[]).is_empty());
     }
 
+    /// `x -> a -> b -> c -> y`.
+    fn long_chain() -> NetDef {
+        net(vec![
+            op("Relu", &["x"], &["a"], vec![]),
+            op("Relu", &["a"], &["b"], vec![]),
+            op("Relu", &["b"], &["c"], vec![]),
+            op("Relu", &["c"], &["y"], vec![]),
+        ])
+    }
+
+    /// `net` with slot `(op, is_output, slot)` renamed to `to`.
+    fn renamed(net: &NetDef, slots: &[(usize, bool, usize)], to: &str) -> NetDef {
+        let mut after = net.clone();
+        for &(i, out, k) in slots {
+            let names = if out {
+                &mut after.op[i].output
+            } else {
+                &mut after.op[i].input
+            };
+            names[k] = to.into();
+        }
+        after
+    }
+
+    #[test]
+    fn shared_names_must_be_consistent_not_static_and_never_held_by_two_live_blobs() {
+        let before = long_chain();
+        // `a` and `c` do not overlap ([0, 1] and [2, 3]): sharing a name is the point.
+        let shared = renamed(&before, &[(2, true, 0), (3, false, 0)], "a");
+        assert!(verify(&before, &shared, &[]).is_empty());
+        // `a` written twice (ops 0 and 2), each version renamed on its own: the producers
+        // hold, but one name is given two final names.
+        let twice = net(vec![
+            op("Relu", &["x"], &["a"], vec![]),
+            op("Relu", &["a"], &["b"], vec![]),
+            op("Relu", &["b"], &["a"], vec![]),
+            op("Relu", &["a"], &["y"], vec![]),
+        ]);
+        let split = renamed(
+            &renamed(&twice, &[(0, true, 0), (1, false, 0)], "p"),
+            &[(2, true, 0), (3, false, 0)],
+            "q",
+        );
+        assert!(
+            messages(&verify(&twice, &split, &[]))
+                .contains(&"op #2 (Relu): blob `a` is renamed inconsistently (`p` and `q`)"),
+            "{:?}",
+            verify(&twice, &split, &[])
+        );
+        // An activation renamed to the external input.
+        let to_static = renamed(&before, &[(2, true, 0), (3, false, 0)], "x");
+        assert!(
+            messages(&verify(&before, &to_static, &[]))
+                .contains(&"activation `c` was renamed to the static blob `x`"),
+            "{:?}",
+            verify(&before, &to_static, &[])
+        );
+        // `b` ([1, 2]) renamed to `a` ([0, 1]): both alive at op 1 (where `a` is read and `b`
+        // written, now in place).
+        let overlap = renamed(&before, &[(1, true, 0), (2, false, 0)], "a");
+        assert!(
+            messages(&verify(&before, &overlap, &[])).contains(
+                &"blobs `a` and `b` are both alive at op #1 (Relu) but share the name `a`"
+            ),
+            "{:?}",
+            verify(&before, &overlap, &[])
+        );
+    }
+
+    #[test]
+    fn a_shared_name_must_stay_on_one_device() {
+        let mut before = long_chain();
+        before.op[2].device_option = Some(crate::proto::DeviceOption {
+            device_type: Some(1),
+            ..Default::default()
+        });
+        let shared = renamed(&before, &[(2, true, 0), (3, false, 0)], "a");
+        assert_eq!(
+            messages(&verify(&before, &shared, &[])),
+            ["blobs `a` and `c` live on different devices but share the name `a`"]
+        );
+    }
+
     #[test]
     fn a_changed_type_engine_or_device_is_a_violation() {
         let before = chain(vec![]);

@@ -485,6 +485,28 @@ mod tests {
     }
 
     #[test]
+    fn two_live_blobs_among_three_under_one_name_are_found() {
+        let before = net(vec![
+            op("Relu", &["x"], &["a"], vec![]),
+            op("Relu", &["a"], &["b"], vec![]),
+            op("Relu", &["b"], &["c"], vec![]),
+            op("Relu", &["c"], &["d"], vec![]),
+            op("Relu", &["d"], &["y"], vec![]),
+        ]);
+        // `a` [0, 1] and `c` [2, 3] may share; `d` [3, 4] overlaps `c` at op 3.
+        let three = renamed(&before, &[(2, true, 0), (3, false, 0)], "a");
+        assert!(verify(&before, &three, &[]).is_empty());
+        let three = renamed(&three, &[(3, true, 0), (4, false, 0)], "a");
+        assert!(
+            messages(&verify(&before, &three, &[])).contains(
+                &"blobs `c` and `d` are both alive at op #3 (Relu) but share the name `a`"
+            ),
+            "{:?}",
+            verify(&before, &three, &[])
+        );
+    }
+
+    #[test]
     fn a_shared_name_must_stay_on_one_device() {
         let mut before = long_chain();
         before.op[2].device_option = Some(crate::proto::DeviceOption {

@@ -507,6 +507,50 @@ mod tests {
     }
 
     #[test]
+    fn a_long_lived_tenant_is_checked_against_every_later_one() {
+        // `a` and `b` both written at op 0; `a` read at op 1 (or op 4), `b` at op 4 (or op 1);
+        // `c` written at op 4.
+        let build = |late: &str, early: &str| {
+            net(vec![
+                op("Split", &["x"], &["a", "b"], vec![]),
+                op("Relu", &[early], &["p"], vec![]),
+                op("Relu", &["p"], &["q"], vec![]),
+                op("Relu", &["q"], &["r"], vec![]),
+                op("Sum", &[late, "r"], &["c"], vec![]),
+                op("Relu", &["c"], &["y"], vec![]),
+            ])
+        };
+        let has = |before: &NetDef, after: &NetDef, m: &str| {
+            let v = verify(before, after, &[]);
+            assert!(messages(&v).contains(&m), "{v:?}");
+        };
+        // `a` [0, 4] outlives `b` [0, 1]; `c` [4, 5] overlaps `a`, not `b`.
+        let before = build("a", "b");
+        let after = renamed(
+            &before,
+            &[(0, true, 1), (1, false, 0), (4, true, 0), (5, false, 0)],
+            "a",
+        );
+        has(
+            &before,
+            &after,
+            "blobs `a` and `c` are both alive at op #4 (Sum) but share the name `a`",
+        );
+        // `b` [0, 4] outlives `a` [0, 1]; `c` [4, 5] overlaps `b`, not `a`.
+        let before = build("b", "a");
+        let after = renamed(
+            &before,
+            &[(0, true, 0), (1, false, 0), (4, true, 0), (5, false, 0)],
+            "b",
+        );
+        has(
+            &before,
+            &after,
+            "blobs `b` and `c` are both alive at op #4 (Sum) but share the name `b`",
+        );
+    }
+
+    #[test]
     fn a_shared_name_must_stay_on_one_device() {
         let mut before = long_chain();
         before.op[2].device_option = Some(crate::proto::DeviceOption {

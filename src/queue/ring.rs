@@ -316,6 +316,42 @@ mod tests {
         (p, got)
     }
 
+    /// A write that finds the next cell claimed by a reader that has not decided yet (its
+    /// `check` runs) is `Busy`, to be retried, not `Full`: that record may be about to leave.
+    #[test]
+    fn a_write_during_a_readers_check_is_busy_not_full() {
+        use std::sync::mpsc;
+        let r = Ring::<Option<u64>>::new(1, 1);
+        assert!(matches!(push(&r, 1), Push::Done));
+        let (claimed_tx, claimed_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let ring = &r;
+        std::thread::scope(|s| {
+            let reader = s.spawn(move || {
+                let mut got = None;
+                let p = ring.try_pop(
+                    &mut |_: &[Option<u64>]| {
+                        claimed_tx.send(()).unwrap();
+                        go_rx.recv().unwrap();
+                        Ok::<(), ()>(())
+                    },
+                    &mut |row: &mut [Option<u64>]| got = row[0].take(),
+                );
+                (matches!(p, Pop::Done), got)
+            });
+            claimed_rx.recv().unwrap();
+            // Looked at while the reader waits, asserted once it is let go.
+            let write = push(&r, 2);
+            let full = r.is_full();
+            go_tx.send(()).unwrap();
+            assert!(matches!(write, Push::Busy));
+            assert!(!full, "a claimed record is not full");
+            assert_eq!(reader.join().unwrap(), (true, Some(1)));
+        });
+        assert!(matches!(push(&r, 2), Push::Done));
+        assert!(matches!(pop(&r), (Pop::Done, Some(2))));
+    }
+
     #[test]
     fn capacity_one_cycles_through_its_stamps() {
         let r = Ring::<Option<u64>>::new(1, 1);

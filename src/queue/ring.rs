@@ -352,6 +352,37 @@ mod tests {
         assert!(matches!(pop(&r), (Pop::Done, Some(2))));
     }
 
+    /// A read that finds the next record claimed by a writer still filling it is `Busy`, to
+    /// be retried, not `Empty`: the record is about to be published.
+    #[test]
+    fn a_read_during_a_writers_put_is_busy_not_empty() {
+        use std::sync::mpsc;
+        let r = Ring::<Option<u64>>::new(2, 1);
+        let (claimed_tx, claimed_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let ring = &r;
+        std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                let p = ring.try_push(&mut |row: &mut [Option<u64>]| {
+                    claimed_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                    row[0] = Some(7);
+                });
+                matches!(p, Push::Done)
+            });
+            claimed_rx.recv().unwrap();
+            // Looked at while the writer waits, asserted once it is let go.
+            let (read, _) = pop(&r);
+            let empty = r.is_empty();
+            go_tx.send(()).unwrap();
+            assert!(matches!(read, Pop::Busy));
+            assert!(!empty, "a record being written is not nothing");
+            assert!(writer.join().unwrap());
+        });
+        assert!(matches!(pop(&r), (Pop::Done, Some(7))));
+        assert!(matches!(pop(&r), (Pop::Empty, None)));
+    }
+
     #[test]
     fn capacity_one_cycles_through_its_stamps() {
         let r = Ring::<Option<u64>>::new(1, 1);

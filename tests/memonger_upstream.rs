@@ -340,6 +340,35 @@ fn planner_is_deterministic() {
     assert!(a.violations.is_empty());
 }
 
+/// `arena_json` states the plan: alignment, then per device its arena size and every entry
+/// (blob, final name, offset, bytes, first and last op) as the plan holds them.
+#[test]
+fn arena_json_lists_every_device_and_entry_of_the_plan() {
+    let n = fc_training_net();
+    let plan = planner::plan(&n, None, &planner::PlanOptions::default()).unwrap();
+    assert!(!plan.arenas.is_empty() && plan.arenas.iter().any(|a| !a.entries.is_empty()));
+    let json: serde_json::Value = serde_json::from_str(&plan.arena_json()).unwrap();
+    assert_eq!(json["alignment"], plan.alignment);
+    let devices = json["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), plan.arenas.len());
+    for (d, a) in devices.iter().zip(&plan.arenas) {
+        assert_eq!(d["device_type"], a.device.0);
+        assert_eq!(d["device_id"], a.device.1);
+        assert_eq!(d["arena_bytes"], a.arena_bytes);
+        let entries = d["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), a.entries.len());
+        for (j, e) in entries.iter().zip(&a.entries) {
+            assert_eq!(j["blob"], e.blob.as_str());
+            assert_eq!(j["final_name"], e.final_name.as_str());
+            assert_eq!(j["offset"], e.offset);
+            assert_eq!(j["bytes"], e.bytes);
+            assert_eq!(j["first"], e.first);
+            assert_eq!(j["last"], e.last);
+            assert_eq!(plan.offset(&e.blob), Some((e.offset, e.bytes)));
+        }
+    }
+}
+
 #[test]
 fn planner_refuses_dag_nets_and_returns_them_unchanged() {
     let mut n = fc_training_net();

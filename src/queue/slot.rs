@@ -154,6 +154,27 @@ mod tests {
         Tensor::from_slice(DataType::Int32, &[1], &[v]).unwrap()
     }
 
+    /// The `queue_dequeued_bytes` stats count tensor element bytes, the bytes of string
+    /// tensors' elements and of string blobs, and nothing for other contents.
+    #[test]
+    fn content_bytes_count_what_each_kind_of_slot_holds() {
+        let strings = Tensor::from_strings(&[2], vec![b"ab".to_vec(), b"cde".to_vec()]).unwrap();
+        let cases = [
+            (Slot::Empty, 0),
+            (Slot::Tensor(Box::new(t(1))), 4),
+            (Slot::Tensor(Box::new(strings.clone())), 5),
+            (Slot::Content(Box::new(BlobContent::Tensor(strings))), 5),
+            (
+                Slot::Content(Box::new(BlobContent::String(b"xyz".to_vec()))),
+                3,
+            ),
+            (Slot::Content(Box::new(BlobContent::Empty)), 0),
+        ];
+        for (slot, bytes) in cases {
+            assert_eq!(slot.content_bytes(), bytes, "{}", slot.type_name());
+        }
+    }
+
     #[test]
     fn slots_stay_two_words() {
         assert_eq!(std::mem::size_of::<Slot>(), 16);

@@ -196,6 +196,22 @@ fn planner_without_shapes_reaches_lb_count_on_every_golden_netdef() {
     }
 }
 
+/// The planner's name candidates (each also runs with `+improve`).
+const NAME_ALGORITHMS: [&str; 12] = [
+    "left_edge",
+    "greedy_by_size",
+    "greedy_by_size_time_fit",
+    "arena_offsets",
+    "arena_offsets_breadth",
+    "bucketed_1.25",
+    "bucketed_1.5",
+    "bucketed_2",
+    "bucketed_4",
+    "bucketed_8",
+    "bucketed_16",
+    "bucketed_inf",
+];
+
 fn check_memonger_nets(name_target: f64) {
     let manifest = std::fs::read_to_string(golden("memonger/manifest.json")).unwrap();
     let entries = manifest_entries(&manifest);
@@ -209,6 +225,19 @@ fn check_memonger_nets(name_target: f64) {
         let plan = planner::plan(&net, Some(&shapes), &planner::PlanOptions::default()).unwrap();
         let f = &plan.figures;
         assert!(plan.violations.is_empty(), "{file}: {:?}", plan.violations);
+        // The reported name algorithm is one the planner has (one net's winner is an
+        // `+improve` candidate).
+        let base = plan
+            .name_algorithm
+            .strip_suffix("+improve")
+            .unwrap_or(plan.name_algorithm);
+        assert!(
+            NAME_ALGORITHMS.contains(&base)
+                || (base == plan.name_algorithm
+                    && ["search", "caffe2_fast", "none"].contains(&base)),
+            "{file}: {}",
+            plan.name_algorithm
+        );
         assert!(verify::verify(&net, &plan.net, &net.external_input).is_empty());
         assert_no_live_name_sharing(&net, &plan.net);
         assert_arena_disjoint(&net, &plan);

@@ -971,3 +971,29 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
         offsets,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name candidate's improved form is reported under its own name plus `+improve`.
+    #[test]
+    fn each_name_candidate_has_its_own_improved_name() {
+        for base in [
+            "left_edge",
+            "greedy_by_size",
+            "greedy_by_size_time_fit",
+            "arena_offsets",
+            "arena_offsets_breadth",
+            "bucketed_1.25",
+            "bucketed_1.5",
+            "bucketed_2",
+            "bucketed_4",
+            "bucketed_8",
+            "bucketed_16",
+            "bucketed_inf",
+        ] {
+            assert_eq!(improved_name(base), format!("{base}+improve"));
+        }
+    }
+}

@@ -176,6 +176,33 @@ mod tests {
     }
 
     #[test]
+    fn only_a_slot_holding_nothing_is_empty() {
+        assert!(Slot::Empty.is_empty());
+        assert!(Slot::Content(Box::new(BlobContent::Empty)).is_empty());
+        assert!(!Slot::Tensor(Box::new(t(1))).is_empty());
+        assert!(!Slot::Content(Box::new(BlobContent::Tensor(t(1)))).is_empty());
+        assert!(!Slot::Content(Box::new(BlobContent::String(Vec::new()))).is_empty());
+    }
+
+    /// A host tensor put into a slot that still holds an earlier content (an operator
+    /// reader's recycled one, or a host tensor) drops that content: its storage is released.
+    #[test]
+    fn put_tensor_drops_what_the_slot_held() {
+        let kept = t(5);
+        for content in [false, true] {
+            let mut slot = if content {
+                Slot::Content(Box::new(BlobContent::Tensor(kept.clone())))
+            } else {
+                Slot::Tensor(Box::new(kept.clone()))
+            };
+            assert!(!kept.writes_in_place(), "the slot shares the storage");
+            slot.put_tensor(Box::new(t(6)));
+            assert!(kept.writes_in_place(), "the old content was dropped");
+            assert_eq!(slot.tensor().unwrap().typed::<i32>().unwrap(), &[6]);
+        }
+    }
+
+    #[test]
     fn slots_stay_two_words() {
         assert_eq!(std::mem::size_of::<Slot>(), 16);
     }

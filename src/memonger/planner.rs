@@ -976,6 +976,85 @@ pub fn plan(net: &NetDef, shapes: Option<&ShapeMap>, opts: &PlanOptions) -> Resu
 mod tests {
     use super::*;
 
+    /// Pseudo-random entries: 12 lifetimes within 14 ops, 1-99 bytes.
+    fn random_entries(seed: u64) -> Vec<Entry> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        (0..12)
+            .map(|_| {
+                let first = next(10) as u32;
+                Entry {
+                    first,
+                    last: first + next(5) as u32,
+                    bytes: 1 + next(99),
+                }
+            })
+            .collect()
+    }
+
+    /// Without search nodes, `plan_arena` runs the algorithm asked for, or under `Auto` the
+    /// three greedy ones (only the O(n log n) sweep above `quadratic_limit` entries), and
+    /// keeps the smallest arena, the first of equals.
+    #[test]
+    fn plan_arena_runs_the_algorithm_asked_for_or_keeps_the_smallest() {
+        let greedy = Limits {
+            deadline: None,
+            max_nodes: 0,
+        };
+        let run = |e: &[Entry], algorithm: ArenaAlgorithm, quadratic_limit: usize| {
+            let opts = PlanOptions {
+                arena_algorithm: algorithm,
+                quadratic_limit,
+                ..Default::default()
+            };
+            let (name, m) = plan_arena(e, 14, &opts, &greedy);
+            (name, m.placement)
+        };
+        let (mut sweep_lost, mut greedy_differ) = (false, false);
+        for seed in 0..300 {
+            let e = random_entries(seed);
+            let by_size = arena::greedy_by_size(&e);
+            let by_breadth = arena::greedy_by_breadth(&e, 14);
+            let sweep = arena::sweep_best_fit(&e);
+            assert_eq!(
+                run(&e, ArenaAlgorithm::GreedyBySize, 4096),
+                ("greedy_by_size", by_size.clone())
+            );
+            assert_eq!(
+                run(&e, ArenaAlgorithm::GreedyByBreadth, 4096),
+                ("greedy_by_breadth", by_breadth.clone())
+            );
+            assert_eq!(
+                run(&e, ArenaAlgorithm::SweepBestFit, 4096),
+                ("sweep_best_fit", sweep.clone())
+            );
+            // More entries than the quadratic limit: the sweep alone.
+            assert_eq!(
+                run(&e, ArenaAlgorithm::Auto, e.len() - 1),
+                ("sweep_best_fit", sweep.clone())
+            );
+            let mut best = ("greedy_by_size", by_size);
+            for cand in [("greedy_by_breadth", by_breadth), ("sweep_best_fit", sweep)] {
+                if cand.1.arena_bytes < best.1.arena_bytes {
+                    best = cand;
+                }
+            }
+            assert_eq!(run(&e, ArenaAlgorithm::Auto, e.len()), best, "seed {seed}");
+            sweep_lost |= best.0 != "sweep_best_fit";
+            greedy_differ |= arena::greedy_by_size(&e).arena_bytes
+                != arena::greedy_by_breadth(&e, 14).arena_bytes;
+        }
+        assert!(
+            sweep_lost && greedy_differ,
+            "the entries do not tell the algorithms apart"
+        );
+    }
+
     /// Every name candidate's improved form is reported under its own name plus `+improve`.
     #[test]
     fn each_name_candidate_has_its_own_improved_name() {

@@ -883,6 +883,44 @@ mod tests {
         }
     }
 
+    /// A write that fails (full, then closed) is an attempt: it counts in the balance and in
+    /// the write time count, as a read that fails does.
+    #[test]
+    fn stats_count_a_failed_write_as_an_attempt() {
+        for capacity in [2, 1 << 40] {
+            let q: BlobsQueue<Option<u64>> =
+                BlobsQueue::new("fail_q", capacity, 1, &["data".to_string()], false).unwrap();
+            for v in 0..capacity.min(2) as u64 {
+                assert_eq!(write(&q, v), Outcome::Done);
+            }
+            let queued = capacity.min(2) as i64;
+            if capacity == 2 {
+                // Full: the next write waits until close makes it fail.
+                std::thread::scope(|s| {
+                    let w = s.spawn(|| write(&q, 9));
+                    while q.stats().snapshot().balance != queued + 1 {
+                        std::thread::yield_now();
+                    }
+                    q.close();
+                    assert_eq!(w.join().unwrap(), Outcome::Closed);
+                });
+            } else {
+                q.close();
+                // Not full: a non-strict write after close still goes in (Caffe2).
+                assert_eq!(write(&q, 9), Outcome::Done);
+            }
+            let keyed = q.stats().keyed();
+            let get = |k: &str| keyed.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
+            let attempts = queued + 1;
+            assert_eq!(
+                get("fail_q/queue_balance"),
+                Some(attempts),
+                "capacity {capacity}"
+            );
+            assert_eq!(get("fail_q/write_time_ns/count"), Some(attempts));
+        }
+    }
+
     /// `try_write` as Caffe2's `tryWrite` (close ignored) unless strict (close refuses), on
     /// both stores: open and closed, with room and full.
     #[test]

@@ -890,10 +890,10 @@ mod tests {
         for capacity in [2, 1 << 40] {
             let q: BlobsQueue<Option<u64>> =
                 BlobsQueue::new("fail_q", capacity, 1, &["data".to_string()], false).unwrap();
-            for v in 0..capacity.min(2) as u64 {
+            let queued = capacity.min(2);
+            for v in 0..queued as u64 {
                 assert_eq!(write(&q, v), Outcome::Done);
             }
-            let queued = capacity.min(2) as i64;
             if capacity == 2 {
                 // Full: the next write waits until close makes it fail.
                 std::thread::scope(|s| {

@@ -1055,6 +1055,80 @@ mod tests {
         );
     }
 
+    /// Whether `p` places `e` without two entries alive at one op sharing a byte.
+    fn disjoint(e: &[Entry], p: &Placement) -> bool {
+        (0..e.len()).all(|i| {
+            (i + 1..e.len()).all(|j| {
+                let (a, b) = (&e[i], &e[j]);
+                let live_together = a.first <= b.last && b.first <= a.last;
+                let (oa, ob) = (p.offsets[i], p.offsets[j]);
+                !live_together || oa + a.bytes <= ob || ob + b.bytes <= oa
+            })
+        }) && e
+            .iter()
+            .zip(&p.offsets)
+            .all(|(x, &o)| o + x.bytes <= p.arena_bytes)
+    }
+
+    /// With search nodes, a greedy arena above the lower bound is searched (exact search,
+    /// then window repair); one at the bound is not. The result never loses to the greedy
+    /// one, is named "search" only when it beats it, and says whether it reached the bound.
+    #[test]
+    fn plan_arena_searches_only_above_the_bound_and_never_loses_to_greedy() {
+        let opts = PlanOptions::default();
+        let (mut improved, mut at_bound) = (0, 0);
+        for seed in 0..300 {
+            let e = random_entries(seed);
+            let lb = arena_search::lower_bound(&e);
+            let (greedy_name, greedy) = plan_arena(
+                &e,
+                14,
+                &opts,
+                &Limits {
+                    deadline: None,
+                    max_nodes: 0,
+                },
+            );
+            assert_eq!(greedy.nodes, 0);
+            assert_eq!(greedy.lower_bound, lb);
+            assert_eq!(greedy.proven, greedy.placement.arena_bytes <= lb);
+            let (name, m) = plan_arena(
+                &e,
+                14,
+                &opts,
+                &Limits {
+                    deadline: None,
+                    max_nodes: 20_000,
+                },
+            );
+            assert!(disjoint(&e, &m.placement), "seed {seed}");
+            assert_eq!(m.lower_bound, lb);
+            assert_eq!(m.proven, m.placement.arena_bytes <= lb);
+            assert!(m.placement.arena_bytes >= lb);
+            let g = greedy.placement.arena_bytes;
+            if g <= lb {
+                at_bound += 1;
+                assert_eq!(
+                    (name, m.nodes),
+                    (greedy_name, 0),
+                    "seed {seed}: not searched"
+                );
+                assert_eq!(m.placement, greedy.placement);
+            } else if m.placement.arena_bytes < g {
+                improved += 1;
+                assert_eq!(name, "search", "seed {seed}");
+                assert!(m.nodes > 0);
+            } else {
+                assert_eq!(m.placement.arena_bytes, g);
+                assert_eq!(name, greedy_name, "seed {seed}");
+            }
+        }
+        assert!(
+            improved > 0 && at_bound > 0,
+            "improved {improved}, at the bound {at_bound}"
+        );
+    }
+
     /// Every name candidate's improved form is reported under its own name plus `+improve`.
     #[test]
     fn each_name_candidate_has_its_own_improved_name() {

@@ -643,26 +643,46 @@ fn rnn_step_nets_and_rename_args_follow_the_recycling() {
     assert_same_outputs(&n, &r.net, &["loss", "fc_out_w_grad", "input_blob_w_grad"]);
 }
 
+/// An op of `op_type` reading `cond` and writing `out`, with one subnet per name in `args`,
+/// each copying `a` to `out`.
+fn copying_a_in_subnets(op_type: &str, args: &[&str]) -> OperatorDef {
+    let mut o = op(op_type, &["cond"], &["out"]);
+    for name in args {
+        o.arg.push(Argument {
+            name: Some(name.to_string()),
+            n: Some(NetDef {
+                op: vec![op("Copy", &["a"], &["out"])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    o
+}
+
+/// `x -> p -> q -> a`, then `reader` (which reads `a` in a subnet and writes `out`), then
+/// `y = q + out`: `p` is free once op 1 ran, so `a` could take its name.
+fn a_could_take_ps_name(reader: OperatorDef) -> NetDef {
+    let ops = vec![
+        op("Relu", &["x"], &["p"]),
+        op("Relu", &["p"], &["q"]),
+        op("Relu", &["q"], &["a"]),
+        reader,
+        op("Sum", &["q", "out"], &["y"]),
+    ];
+    net(ops, &["x", "cond"], &["y"])
+}
+
 /// An `If` whose then_net reads a parent activation: the activation stays alive until the
 /// If runs (not recycled before), and a renamed blob is renamed inside then_net as well.
 #[test]
 fn dag_recycling_treats_subnet_reads_as_reads_of_the_parent_op() {
-    let then_net = NetDef {
-        op: vec![op("Copy", &["a"], &["out"])],
-        ..Default::default()
-    };
-    let mut if_op = op("If", &["cond"], &["out"]);
-    if_op.arg.push(Argument {
-        name: Some("then_net".into()),
-        n: Some(then_net),
-        ..Default::default()
-    });
     let ops = vec![
         op("Relu", &["x"], &["a"]),
         op("Relu", &["x"], &["b"]),
         op("Relu", &["b"], &["c"]),
         op("Relu", &["c"], &["d"]),
-        if_op,
+        copying_a_in_subnets("If", &["then_net"]),
         op("Sum", &["d", "out"], &["y"]),
     ];
     let n = net(ops, &["x", "cond"], &["y"]);
@@ -683,33 +703,14 @@ fn dag_recycling_treats_subnet_reads_as_reads_of_the_parent_op() {
 /// reads, so the blob keeps its name.
 #[test]
 fn dag_recycling_renames_subnet_reads_only_for_ops_whose_subnets_it_rewrites() {
-    // `p` is free after op 1, so `a` (written at op 2, read by op 3's subnet) could take its
-    // name.
     let recycled = |op_type: &str| {
-        let sub = NetDef {
-            op: vec![op("Copy", &["a"], &["out"])],
-            ..Default::default()
-        };
-        let mut with_subnet = op(op_type, &["cond"], &["out"]);
         // The argument each op type keeps its subnet in.
         let arg_name = match op_type {
             t if t.starts_with("RecurrentNetwork") => "step_net",
             t if t.ends_with("If") => "then_net",
             _ => "net",
         };
-        with_subnet.arg.push(Argument {
-            name: Some(arg_name.into()),
-            n: Some(sub),
-            ..Default::default()
-        });
-        let ops = vec![
-            op("Relu", &["x"], &["p"]),
-            op("Relu", &["p"], &["q"]),
-            op("Relu", &["q"], &["a"]),
-            with_subnet,
-            op("Sum", &["q", "out"], &["y"]),
-        ];
-        let n = net(ops, &["x", "cond"], &["y"]);
+        let n = a_could_take_ps_name(copying_a_in_subnets(op_type, &[arg_name]));
         let r = optimize_inference_for_dag(&n, &["x".into()], "").unwrap();
         let a_final = r.net.op[2].output[0].clone();
         let read_in_subnet = r.net.op[3].arg[0].n.as_ref().unwrap().op[0].input[0].clone();
@@ -733,26 +734,7 @@ fn dag_recycling_renames_subnet_reads_only_for_ops_whose_subnets_it_rewrites() {
 /// Both branches of an `If` (`then_net` and `else_net`) follow the renaming of what they read.
 #[test]
 fn dag_recycling_renames_both_branches_of_an_if() {
-    let branch = || NetDef {
-        op: vec![op("Copy", &["a"], &["out"])],
-        ..Default::default()
-    };
-    let mut if_op = op("If", &["cond"], &["out"]);
-    for name in ["then_net", "else_net"] {
-        if_op.arg.push(Argument {
-            name: Some(name.into()),
-            n: Some(branch()),
-            ..Default::default()
-        });
-    }
-    let ops = vec![
-        op("Relu", &["x"], &["p"]),
-        op("Relu", &["p"], &["q"]),
-        op("Relu", &["q"], &["a"]),
-        if_op,
-        op("Sum", &["q", "out"], &["y"]),
-    ];
-    let n = net(ops, &["x", "cond"], &["y"]);
+    let n = a_could_take_ps_name(copying_a_in_subnets("If", &["then_net", "else_net"]));
     let r = optimize_inference_for_dag(&n, &["x".into()], "").unwrap();
     let a = &r.net.op[2].output[0];
     assert_ne!(a, "a", "{:?}", r.mapping);
@@ -767,21 +749,11 @@ fn dag_recycling_renames_both_branches_of_an_if() {
 /// the `If`: the op between them does not take its name.
 #[test]
 fn dag_recycling_keeps_a_blob_alive_until_a_subnet_reads_it_after_a_direct_read() {
-    let then_net = NetDef {
-        op: vec![op("Copy", &["a"], &["out"])],
-        ..Default::default()
-    };
-    let mut if_op = op("If", &["cond"], &["out"]);
-    if_op.arg.push(Argument {
-        name: Some("then_net".into()),
-        n: Some(then_net),
-        ..Default::default()
-    });
     let ops = vec![
         op("Relu", &["x"], &["a"]),
         op("Relu", &["a"], &["b"]),
         op("Relu", &["b"], &["c"]),
-        if_op,
+        copying_a_in_subnets("If", &["then_net"]),
         op("Sum", &["c", "out"], &["y"]),
     ];
     let n = net(ops, &["x", "cond"], &["y"]);
@@ -825,14 +797,7 @@ fn dag_recycling_keeps_the_names_a_text_format_if_subnet_reads() {
         s: Some(b"op {\n  input: \"a\"\n  output: \"out\"\n  type: \"Copy\"\n}\n".to_vec()),
         ..Default::default()
     });
-    let ops = vec![
-        op("Relu", &["x"], &["p"]),
-        op("Relu", &["p"], &["q"]),
-        op("Relu", &["q"], &["a"]),
-        if_op,
-        op("Sum", &["q", "out"], &["y"]),
-    ];
-    let n = net(ops, &["x", "cond"], &["y"]);
+    let n = a_could_take_ps_name(if_op);
     let r = optimize_inference_for_dag(&n, &["x".into()], "").unwrap();
     assert_eq!(r.net.op[2].output[0], "a", "{:?}", r.mapping);
     assert_eq!(r.net.op[3].arg[0].s, n.op[3].arg[0].s);

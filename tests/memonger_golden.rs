@@ -196,22 +196,6 @@ fn planner_without_shapes_reaches_lb_count_on_every_golden_netdef() {
     }
 }
 
-/// The planner's name candidates (each also runs with `+improve`).
-const NAME_ALGORITHMS: [&str; 12] = [
-    "left_edge",
-    "greedy_by_size",
-    "greedy_by_size_time_fit",
-    "arena_offsets",
-    "arena_offsets_breadth",
-    "bucketed_1.25",
-    "bucketed_1.5",
-    "bucketed_2",
-    "bucketed_4",
-    "bucketed_8",
-    "bucketed_16",
-    "bucketed_inf",
-];
-
 fn check_memonger_nets(name_target: f64) {
     let manifest = std::fs::read_to_string(golden("memonger/manifest.json")).unwrap();
     let entries = manifest_entries(&manifest);
@@ -232,7 +216,7 @@ fn check_memonger_nets(name_target: f64) {
             .strip_suffix("+improve")
             .unwrap_or(plan.name_algorithm);
         assert!(
-            NAME_ALGORITHMS.contains(&base)
+            planner::NAME_CANDIDATES.contains(&base)
                 || (base == plan.name_algorithm
                     && ["search", "caffe2_fast", "none"].contains(&base)),
             "{file}: {}",

@@ -230,6 +230,23 @@ fn score<'a>(acts: &[BlobId], final_of: impl Fn(BlobId) -> &'a str, size: &[u64]
     (max.len(), max.values().sum())
 }
 
+/// The name candidates the planner may report as `name_algorithm` (each also as
+/// `<name>+improve`, after `naming::improve`), besides "search", "caffe2_fast" and "none".
+pub const NAME_CANDIDATES: [&str; 12] = [
+    "left_edge",
+    "greedy_by_size",
+    "greedy_by_size_time_fit",
+    "arena_offsets",
+    "arena_offsets_breadth",
+    "bucketed_1.25",
+    "bucketed_1.5",
+    "bucketed_2",
+    "bucketed_4",
+    "bucketed_8",
+    "bucketed_16",
+    "bucketed_inf",
+];
+
 fn improved_name(name: &str) -> &'static str {
     match name {
         "left_edge" => "left_edge+improve",
@@ -1132,20 +1149,7 @@ mod tests {
     /// Every name candidate's improved form is reported under its own name plus `+improve`.
     #[test]
     fn each_name_candidate_has_its_own_improved_name() {
-        for base in [
-            "left_edge",
-            "greedy_by_size",
-            "greedy_by_size_time_fit",
-            "arena_offsets",
-            "arena_offsets_breadth",
-            "bucketed_1.25",
-            "bucketed_1.5",
-            "bucketed_2",
-            "bucketed_4",
-            "bucketed_8",
-            "bucketed_16",
-            "bucketed_inf",
-        ] {
+        for base in NAME_CANDIDATES {
             assert_eq!(improved_name(base), format!("{base}+improve"));
         }
     }

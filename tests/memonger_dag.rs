@@ -11,7 +11,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use caffe2rs::memonger::dag::{DagOptions, compute_blob_recycling_for_dag};
+use caffe2rs::memonger::dag::{DagOptions, DagResult, compute_blob_recycling_for_dag};
 use caffe2rs::memonger::python::{ShareGradOptions, optimize_inference_for_dag, share_grad_blobs};
 use caffe2rs::memonger::verify;
 use caffe2rs::proto::{Argument, DeviceOption, NetDef, OperatorDef};
@@ -643,6 +643,20 @@ fn rnn_step_nets_and_rename_args_follow_the_recycling() {
     assert_same_outputs(&n, &r.net, &["loss", "fc_out_w_grad", "input_blob_w_grad"]);
 }
 
+/// Caffe2's DAG recycling of every op of `n` from head `x`, with `shareable` names.
+fn recycle_from_x(n: &NetDef, shareable: &[&str]) -> DagResult {
+    compute_blob_recycling_for_dag(
+        n,
+        &DagOptions {
+            heads: vec!["x".into()],
+            op_indices: (0..n.op.len()).collect(),
+            shareable: shareable.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 /// An op of `op_type` reading `cond` and writing `out`, with one subnet per name in `args`,
 /// each copying `a` to `out`.
 fn copying_a_in_subnets(op_type: &str, args: &[&str]) -> OperatorDef {
@@ -878,19 +892,7 @@ fn dag_recycling_never_lends_a_name_nobody_reads() {
         op("Relu", &["c"], &["y"]),
     ];
     let n = net(ops, &["x"], &["y"]);
-    let r = compute_blob_recycling_for_dag(
-        &n,
-        &DagOptions {
-            heads: vec!["x".into()],
-            op_indices: (0..4).collect(),
-            shareable: ["a", "dead", "b", "c"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let r = recycle_from_x(&n, &["a", "dead", "b", "c"]);
     assert_same_outputs(&n, &r.net, &["y"]);
     let writers_of = |name: &str| {
         r.net
@@ -924,19 +926,7 @@ fn dag_recycling_without_shapes_lends_the_most_shared_free_name_first() {
         op("Relu", &["u"], &["y"]),
     ];
     let n = net(ops, &["x"], &["y"]);
-    let r = compute_blob_recycling_for_dag(
-        &n,
-        &DagOptions {
-            heads: vec!["x".into()],
-            op_indices: (0..7).collect(),
-            shareable: ["a", "z", "p", "q", "s", "t", "u"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let r = recycle_from_x(&n, &["a", "z", "p", "q", "s", "t", "u"]);
     assert_same_outputs(&n, &r.net, &["y"]);
     let out = |k: usize| r.net.op[k].output[0].as_str();
     let (z, p) = (r.net.op[0].output[1].as_str(), out(1));
@@ -955,19 +945,7 @@ fn dag_recycling_never_remaps_external_blobs() {
         op("Relu", &["b"], &["out"]),
     ];
     let n = net(ops, &["x"], &["out"]);
-    let r = compute_blob_recycling_for_dag(
-        &n,
-        &DagOptions {
-            heads: vec!["x".into()],
-            op_indices: (0..4).collect(),
-            shareable: ["x", "a", "b", "out"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let r = recycle_from_x(&n, &["x", "a", "b", "out"]);
     for (k, v) in &r.mapping {
         assert!(
             k != "x" && k != "out" && v != "x" && v != "out",

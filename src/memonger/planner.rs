@@ -995,6 +995,12 @@ mod tests {
 
     /// Pseudo-random entries: 12 lifetimes within 14 ops, 1-99 bytes.
     fn random_entries(seed: u64) -> Vec<Entry> {
+        random_entries_n(seed, 12)
+    }
+
+    /// Pseudo-random entries: `n` lifetimes of up to 5 ops starting in the first `n - 2`
+    /// ops, 1-99 bytes.
+    fn random_entries_n(seed: u64, n: usize) -> Vec<Entry> {
         let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         let mut next = |n: u64| {
             x ^= x << 13;
@@ -1002,9 +1008,9 @@ mod tests {
             x ^= x << 17;
             x % n
         };
-        (0..12)
+        (0..n)
             .map(|_| {
-                let first = next(10) as u32;
+                let first = next(n as u64 - 2) as u32;
                 Entry {
                     first,
                     last: first + next(5) as u32,
@@ -1142,6 +1148,68 @@ mod tests {
         assert!(
             improved > 0 && at_bound > 0,
             "improved {improved}, at the bound {at_bound}"
+        );
+    }
+
+    /// Above `quadratic_limit` entries the greedy sweep is handed to window repair alone;
+    /// at or below it the exact search goes first and repair takes the nodes it left. Either
+    /// way the plan stays valid, never loses to greedy, is named "search" only when it beats
+    /// it, says whether it reached the bound, and spends no more nodes than it was given.
+    #[test]
+    fn plan_arena_repairs_windows_within_the_node_limit() {
+        let (mut repaired, mut repaired_to_bound, mut limited) = (0, 0, 0);
+        for seed in 0..200 {
+            let e = random_entries_n(seed, 40);
+            let lb = arena_search::lower_bound(&e);
+            let sweep = arena::sweep_best_fit(&e);
+            for (quadratic_limit, max_nodes) in [(e.len() - 1, 20_000), (e.len(), 60)] {
+                let opts = PlanOptions {
+                    quadratic_limit,
+                    ..Default::default()
+                };
+                let limits = Limits {
+                    deadline: None,
+                    max_nodes,
+                };
+                let (greedy_name, greedy) = plan_arena(
+                    &e,
+                    40,
+                    &opts,
+                    &Limits {
+                        deadline: None,
+                        max_nodes: 0,
+                    },
+                );
+                let (name, m) = plan_arena(&e, 40, &opts, &limits);
+                let at = format!("seed {seed}, limit {quadratic_limit}");
+                assert!(disjoint(&e, &m.placement), "{at}");
+                assert!(m.nodes <= max_nodes, "{at}: {} nodes", m.nodes);
+                assert_eq!(m.lower_bound, lb, "{at}");
+                assert_eq!(m.proven, m.placement.arena_bytes <= lb, "{at}");
+                let g = greedy.placement.arena_bytes;
+                assert!(m.placement.arena_bytes <= g, "{at}");
+                if g > lb {
+                    assert!(m.nodes > 0, "{at}: not searched");
+                }
+                if m.placement.arena_bytes < g {
+                    assert_eq!(name, "search", "{at}");
+                } else {
+                    assert_eq!(name, greedy_name, "{at}");
+                }
+                if quadratic_limit < e.len() {
+                    assert_eq!(greedy.placement, sweep, "{at}");
+                    if m.placement.arena_bytes < g {
+                        repaired += 1;
+                        repaired_to_bound += usize::from(m.proven);
+                    }
+                } else {
+                    limited += usize::from(m.nodes == max_nodes);
+                }
+            }
+        }
+        assert!(
+            repaired > 0 && repaired_to_bound > 0 && limited > 0,
+            "repaired {repaired} ({repaired_to_bound} to the bound), stopped by the limit {limited}"
         );
     }
 

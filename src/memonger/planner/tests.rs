@@ -230,3 +230,304 @@ fn each_name_candidate_has_its_own_improved_name() {
         assert_eq!(improved_name(base), format!("{base}+improve"));
     }
 }
+
+/// A net whose activations have exactly `entries`' lifetimes and sizes: op `i` (an op type
+/// without a schema) writes the blobs whose lifetime starts at `i` and reads those whose
+/// lifetime ends there (each entry needs `last > first`); with their shapes (UINT8, so
+/// bytes are elements).
+fn net_of(entries: &[Entry], num_ops: u32) -> (NetDef, ShapeMap) {
+    let name = |k: usize| format!("b{k}");
+    let mut net = NetDef::default();
+    for i in 0..num_ops {
+        let ins: Vec<String> = (0..entries.len())
+            .filter(|&k| entries[k].last == i)
+            .map(name)
+            .collect();
+        let outs: Vec<String> = (0..entries.len())
+            .filter(|&k| entries[k].first == i)
+            .map(name)
+            .collect();
+        let ins: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
+        let outs: Vec<&str> = outs.iter().map(|s| s.as_str()).collect();
+        net.op.push(crate::memonger::test_op("Step", &ins, &outs));
+    }
+    let mut shapes = ShapeMap::default();
+    for (k, e) in entries.iter().enumerate() {
+        shapes.insert(
+            name(k),
+            super::super::shapes::ShapeInfo {
+                bytes: Some(e.bytes),
+                dtype: 3,
+                unknown_reason: None,
+            },
+        );
+    }
+    (net, shapes)
+}
+
+/// Entries where every greedy arena is one byte above the peak of live bytes (32 at ops 4-5:
+/// 10 + 9 + 13), which the search reaches.
+const SEARCHED_ARENA: [(u32, u32, u64); 4] = [(2, 5, 10), (4, 5, 9), (0, 2, 14), (4, 5, 13)];
+/// Entries where Caffe2's fast pass gives names of 38 bytes against left edge's 43.
+const FAST_BEATS_LEFT_EDGE: [(u32, u32, u64); 8] = [
+    (1, 2, 3),
+    (1, 4, 13),
+    (1, 3, 2),
+    (7, 9, 2),
+    (7, 9, 9),
+    (3, 4, 13),
+    (6, 9, 14),
+    (6, 9, 7),
+];
+/// Entries where Caffe2's fast pass beats every other greedy name candidate (49 bytes).
+const FAST_BEATS_ALL: [(u32, u32, u64); 8] = [
+    (3, 6, 14),
+    (2, 3, 11),
+    (8, 9, 12),
+    (0, 4, 2),
+    (4, 8, 2),
+    (2, 5, 9),
+    (8, 9, 15),
+    (3, 7, 9),
+];
+
+fn entries(list: &[(u32, u32, u64)]) -> Vec<Entry> {
+    list.iter()
+        .map(|&(first, last, bytes)| Entry { first, last, bytes })
+        .collect()
+}
+
+/// Options for exact byte counts: alignment 1, and no search unless `budget` is set.
+fn exact(budget: Duration) -> PlanOptions {
+    PlanOptions {
+        alignment: 1,
+        search_budget: budget,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_arena_search_takes_a_greedy_arena_to_the_bound_within_the_node_limit() {
+    let (net, shapes) = net_of(&entries(&SEARCHED_ARENA), 6);
+    let greedy = plan(&net, Some(&shapes), &exact(Duration::ZERO)).unwrap();
+    let f = &greedy.figures;
+    assert_eq!(
+        (f.arena_bytes, f.arena_lb_bytes, f.arena_optimal),
+        (33, 32, false)
+    );
+    assert_eq!(f.search_nodes, 0);
+    assert_ne!(greedy.arena_algorithm, "search");
+    let searched = plan(&net, Some(&shapes), &exact(Duration::from_secs(60))).unwrap();
+    let f = &searched.figures;
+    assert_eq!(
+        (f.arena_bytes, f.arena_lb_bytes, f.arena_optimal),
+        (32, 32, true)
+    );
+    assert_eq!(searched.arena_algorithm, "search");
+    let needed = f.search_nodes;
+    assert!(needed > 0);
+    // However few nodes it is given, the whole search (arenas, then names) stays within them.
+    for limit in 1..=4 * needed {
+        let opts = PlanOptions {
+            search_node_limit: limit,
+            ..exact(Duration::from_secs(60))
+        };
+        let p = plan(&net, Some(&shapes), &opts).unwrap();
+        assert!(
+            p.figures.search_nodes <= limit,
+            "limit {limit}: {} nodes",
+            p.figures.search_nodes
+        );
+        assert!(p.figures.arena_bytes == 32 || p.figures.arena_bytes == 33);
+        assert_eq!(p.figures.arena_optimal, p.figures.arena_bytes == 32);
+    }
+}
+
+/// The name algorithm that gave the plan, and its name bytes, without search.
+fn names_by(list: &[(u32, u32, u64)], opts: PlanOptions) -> (&'static str, u64, u64) {
+    let e = entries(list);
+    let ops = e.iter().map(|x| x.last).max().unwrap_or(0) + 1;
+    let (net, shapes) = net_of(&e, ops);
+    let p = plan(&net, Some(&shapes), &opts).unwrap();
+    (
+        p.name_algorithm,
+        p.figures.name_bytes,
+        p.figures.c2_fast_bytes,
+    )
+}
+
+#[test]
+fn a_named_name_algorithm_runs_alone_and_auto_adds_caffe2_fast_pass() {
+    let with = |name_algorithm, quadratic_limit| PlanOptions {
+        name_algorithm,
+        quadratic_limit,
+        ..exact(Duration::ZERO)
+    };
+    assert_eq!(
+        names_by(&FAST_BEATS_LEFT_EDGE, with(NameAlgorithm::LeftEdge, 4096)),
+        ("left_edge", 43, 38)
+    );
+    let (name, ..) = names_by(
+        &FAST_BEATS_LEFT_EDGE,
+        with(NameAlgorithm::GreedyBySize, 4096),
+    );
+    assert_eq!(name, "greedy_by_size");
+    let (name, ..) = names_by(&FAST_BEATS_ALL, with(NameAlgorithm::GreedyBySize, 0));
+    assert_eq!(name, "greedy_by_size");
+    // Above the quadratic limit, Auto runs left edge and Caffe2's pass only.
+    assert_eq!(
+        names_by(&FAST_BEATS_LEFT_EDGE, with(NameAlgorithm::Auto, 0)),
+        ("caffe2_fast", 38, 38)
+    );
+    // At or below it, every candidate: here Caffe2's pass still wins.
+    assert_eq!(
+        names_by(&FAST_BEATS_ALL, with(NameAlgorithm::Auto, 4096)),
+        ("caffe2_fast", 49, 49)
+    );
+}
+
+#[test]
+fn caffe2_fast_pass_is_a_candidate_only_when_every_activation_is_planned() {
+    let e = entries(&FAST_BEATS_ALL);
+    let (mut net, shapes) = net_of(&e, 10);
+    // One more activation without a shape: not planned (unknown size).
+    net.op[0].output.push("unsized".into());
+    net.op[9].input.push("unsized".into());
+    let p = plan(&net, Some(&shapes), &exact(Duration::ZERO)).unwrap();
+    assert_eq!(p.figures.plannable, 8);
+    assert_ne!(p.name_algorithm, "caffe2_fast");
+}
+
+#[test]
+fn among_equal_name_candidates_the_first_is_reported() {
+    // Without shapes every size is 1: left edge (the first candidate) is optimal.
+    let (net, _) = net_of(&entries(&FAST_BEATS_ALL), 10);
+    let p = plan(&net, None, &exact(Duration::ZERO)).unwrap();
+    assert_eq!(p.name_algorithm, "left_edge");
+    assert_eq!(p.figures.names as u64, p.figures.lb_count);
+}
+
+fn on_device(mut op: crate::proto::OperatorDef, device_type: i32) -> crate::proto::OperatorDef {
+    op.device_option = Some(crate::proto::DeviceOption {
+        device_type: Some(device_type),
+        ..Default::default()
+    });
+    op
+}
+
+/// The `excluded` lists of a plan's report, by reason.
+fn excluded(p: &MemoryPlan) -> BTreeMap<String, Vec<String>> {
+    let report: serde_json::Value = serde_json::from_str(p.report_json()).unwrap();
+    serde_json::from_value(report["excluded"].clone()).unwrap()
+}
+
+#[test]
+fn an_activation_excluded_for_several_reasons_is_listed_under_the_first() {
+    use crate::memonger::test_op as op;
+    let net = NetDef {
+        external_input: vec!["x".into()],
+        op: vec![
+            // `early` is read before its first write.
+            op("Step", &["x", "early"], &["cc", "ca"]),
+            op("Step", &["x"], &["early"]),
+            // `ac` goes through an aliasing op, then is written on a second device.
+            op("Alias", &["early"], &["ac"]),
+            on_device(op("Step", &["x"], &["ac"]), 1),
+            // `ca` (written on CPU by op 0) is written on a second device, then aliased.
+            on_device(op("Step", &["cc"], &["ca"]), 1),
+            op("Alias", &["ca"], &["aliased"]),
+            // `conflict` only meets a second device; `unsized` has no shape.
+            op("Step", &["x"], &["conflict", "unsized"]),
+            on_device(op("Step", &["conflict"], &["conflict"]), 1),
+            op("Sum", &["ac", "aliased", "conflict", "unsized"], &["y"]),
+        ],
+        external_output: vec!["y".into()],
+        ..Default::default()
+    };
+    let mut shapes = ShapeMap::default();
+    for b in ["cc", "ca", "early", "ac", "aliased", "conflict", "y"] {
+        shapes.insert(
+            b.into(),
+            super::super::shapes::ShapeInfo {
+                bytes: Some(64),
+                dtype: 1,
+                unknown_reason: None,
+            },
+        );
+    }
+    let p = plan(&net, Some(&shapes), &exact(Duration::ZERO)).unwrap();
+    let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let got = excluded(&p);
+    assert_eq!(got["read_before_write"], list(&["early"]));
+    assert_eq!(got["aliasing_op"], list(&["ca", "ac", "aliased"]));
+    assert_eq!(got["device_conflict"], list(&["conflict"]));
+    assert_eq!(got["unknown_size"], list(&["unsized"]));
+    assert_eq!(p.figures.plannable, 2); // cc and y
+}
+
+#[test]
+fn the_name_bound_adds_the_activations_that_keep_their_names() {
+    let e = entries(&FAST_BEATS_ALL);
+    let (net, shapes) = net_of(&e, 10);
+    let base = plan(&net, Some(&shapes), &exact(Duration::ZERO)).unwrap();
+    // An aliased pair (excluded, 16 + 16 bytes) and an external output (kept, 100 bytes),
+    // alive beside everything.
+    let (mut more, mut shapes) = (net.clone(), shapes);
+    more.op[0].output.push("kept".into());
+    more.op[0].output.push("held".into());
+    more.op[9].input.push("held".into());
+    more.op
+        .push(crate::memonger::test_op("Alias", &["held"], &["alias"]));
+    more.external_output.push("kept".into());
+    more.external_output.push("alias".into());
+    for (b, bytes) in [("kept", 100), ("held", 16), ("alias", 16)] {
+        shapes.insert(
+            b.into(),
+            super::super::shapes::ShapeInfo {
+                bytes: Some(bytes),
+                dtype: 3,
+                unknown_reason: None,
+            },
+        );
+    }
+    let p = plan(&more, Some(&shapes), &exact(Duration::ZERO)).unwrap();
+    assert_eq!(excluded(&p)["aliasing_op"].len(), 2);
+    assert_eq!(p.figures.name_lb_bytes, base.figures.name_lb_bytes + 132);
+}
+
+#[test]
+fn blobs_of_two_dtypes_share_a_name_only_when_allowed() {
+    use crate::memonger::test_op as op;
+    let net = NetDef {
+        external_input: vec!["x".into()],
+        op: vec![
+            op("Relu", &["x"], &["a"]),
+            op("Relu", &["a"], &["b"]),
+            op("Relu", &["b"], &["c"]),
+            op("Relu", &["c"], &["y"]),
+        ],
+        external_output: vec!["y".into()],
+        ..Default::default()
+    };
+    // `a` and `c` never live together, but hold different dtypes.
+    let mut shapes = ShapeMap::default();
+    for (b, dtype) in [("a", 1), ("b", 1), ("c", 10), ("y", 1)] {
+        shapes.insert(
+            b.into(),
+            super::super::shapes::ShapeInfo {
+                bytes: Some(64),
+                dtype,
+                unknown_reason: None,
+            },
+        );
+    }
+    let p = plan(&net, Some(&shapes), &exact(Duration::ZERO)).unwrap();
+    assert_eq!(p.figures.names, 4);
+    let opts = PlanOptions {
+        share_across_dtypes: true,
+        ..exact(Duration::ZERO)
+    };
+    let p = plan(&net, Some(&shapes), &opts).unwrap();
+    assert_eq!(p.figures.names, 3);
+    assert_eq!(p.net.op[0].output, p.net.op[2].output);
+}

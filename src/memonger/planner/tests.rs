@@ -231,6 +231,15 @@ fn each_name_candidate_has_its_own_improved_name() {
     }
 }
 
+/// A known shape of `bytes` bytes and Caffe2 dtype `dtype`.
+fn known(bytes: u64, dtype: i32) -> super::super::shapes::ShapeInfo {
+    super::super::shapes::ShapeInfo {
+        bytes: Some(bytes),
+        dtype,
+        unknown_reason: None,
+    }
+}
+
 /// A net whose activations have exactly `entries`' lifetimes and sizes: op `i` (an op type
 /// without a schema) writes the blobs whose lifetime starts at `i` and reads those whose
 /// lifetime ends there (each entry needs `last > first`); with their shapes (UINT8, so
@@ -253,14 +262,7 @@ fn net_of(entries: &[Entry], num_ops: u32) -> (NetDef, ShapeMap) {
     }
     let mut shapes = ShapeMap::default();
     for (k, e) in entries.iter().enumerate() {
-        shapes.insert(
-            name(k),
-            super::super::shapes::ShapeInfo {
-                bytes: Some(e.bytes),
-                dtype: 3,
-                unknown_reason: None,
-            },
-        );
+        shapes.insert(name(k), known(e.bytes, 3));
     }
     (net, shapes)
 }
@@ -446,14 +448,7 @@ fn an_activation_excluded_for_several_reasons_is_listed_under_the_first() {
     };
     let mut shapes = ShapeMap::default();
     for b in ["cc", "ca", "early", "ac", "aliased", "conflict", "y"] {
-        shapes.insert(
-            b.into(),
-            super::super::shapes::ShapeInfo {
-                bytes: Some(64),
-                dtype: 1,
-                unknown_reason: None,
-            },
-        );
+        shapes.insert(b.into(), known(64, 1));
     }
     let p = plan(&net, Some(&shapes), &exact(Duration::ZERO)).unwrap();
     let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -481,14 +476,7 @@ fn the_name_bound_adds_the_activations_that_keep_their_names() {
     more.external_output.push("kept".into());
     more.external_output.push("alias".into());
     for (b, bytes) in [("kept", 100), ("held", 16), ("alias", 16)] {
-        shapes.insert(
-            b.into(),
-            super::super::shapes::ShapeInfo {
-                bytes: Some(bytes),
-                dtype: 3,
-                unknown_reason: None,
-            },
-        );
+        shapes.insert(b.into(), known(bytes, 3));
     }
     let p = plan(&more, Some(&shapes), &exact(Duration::ZERO)).unwrap();
     assert_eq!(excluded(&p)["aliasing_op"].len(), 2);
@@ -512,14 +500,7 @@ fn blobs_of_two_dtypes_share_a_name_only_when_allowed() {
     // `a` and `c` never live together, but hold different dtypes.
     let mut shapes = ShapeMap::default();
     for (b, dtype) in [("a", 1), ("b", 1), ("c", 10), ("y", 1)] {
-        shapes.insert(
-            b.into(),
-            super::super::shapes::ShapeInfo {
-                bytes: Some(64),
-                dtype,
-                unknown_reason: None,
-            },
-        );
+        shapes.insert(b.into(), known(64, dtype));
     }
     let p = plan(&net, Some(&shapes), &exact(Duration::ZERO)).unwrap();
     assert_eq!(p.figures.names, 4);

@@ -512,3 +512,49 @@ fn blobs_of_two_dtypes_share_a_name_only_when_allowed() {
     assert_eq!(p.figures.names, 3);
     assert_eq!(p.net.op[0].output, p.net.op[2].output);
 }
+
+/// `SEARCHED_ARENA` twice: ops 0-5 on the CPU, ops 6-11 (blobs renamed) on a CUDA device.
+fn searched_arena_on_two_devices() -> (NetDef, ShapeMap) {
+    let (mut net, mut shapes) = net_of(&entries(&SEARCHED_ARENA), 6);
+    let (second, _) = net_of(&entries(&SEARCHED_ARENA), 6);
+    let gpu = |s: &String| format!("gpu_{s}");
+    for op in second.op {
+        let mut op = on_device(op, 1);
+        op.input = op.input.iter().map(gpu).collect();
+        op.output = op.output.iter().map(gpu).collect();
+        net.op.push(op);
+    }
+    let renamed: Vec<(String, _)> = shapes.iter().map(|(k, v)| (gpu(k), v.clone())).collect();
+    shapes.extend(renamed);
+    (net, shapes)
+}
+
+/// Half the node limit goes to the arenas, shared evenly by the devices in turn, each
+/// passing on what it leaves: with twice the nodes one device needs, two such devices both
+/// reach the bound, and no limit is ever exceeded.
+#[test]
+fn the_arena_search_shares_its_nodes_between_devices() {
+    let limited = |limit| PlanOptions {
+        search_node_limit: limit,
+        ..exact(Duration::from_secs(60))
+    };
+    let (one, one_shapes) = net_of(&entries(&SEARCHED_ARENA), 6);
+    let enough = (1..10_000)
+        .find(|&l| {
+            let p = plan(&one, Some(&one_shapes), &limited(l)).unwrap();
+            p.figures.arena_optimal
+        })
+        .unwrap();
+    let (two, two_shapes) = searched_arena_on_two_devices();
+    let p = plan(&two, Some(&two_shapes), &limited(2 * enough)).unwrap();
+    assert_eq!(p.arenas.len(), 2);
+    assert_eq!(
+        (p.figures.arena_bytes, p.figures.arena_optimal),
+        (64, true),
+        "{enough} nodes for one device"
+    );
+    for limit in 1..=4 * enough {
+        let p = plan(&two, Some(&two_shapes), &limited(limit)).unwrap();
+        assert!(p.figures.search_nodes <= limit, "limit {limit}");
+    }
+}

@@ -158,6 +158,11 @@ fn assign(
     limits: &Limits,
     nodes: &mut u64,
 ) -> Option<Vec<u32>> {
+    // A try entered with its nodes spent stops before counting any: a search never spends
+    // more nodes than its limit, even when the caller's share for this try is zero.
+    if limits.expired(*nodes) {
+        return None;
+    }
     let k = caps.len();
     *nodes += 1;
     let mut load = Load::new(items, order, caps, limits)?;
@@ -247,6 +252,9 @@ fn assign_by_size(
     limits: &Limits,
     nodes: &mut u64,
 ) -> Option<Vec<(usize, u32)>> {
+    if limits.expired(*nodes) {
+        return None; // as in `assign`
+    }
     let mut order = idx.to_vec();
     order.sort_by_key(|&i| (Reverse(items[i].size), items[i].first, i));
     let k = caps.len();
@@ -503,6 +511,7 @@ mod tests {
                 max_nodes,
             };
             let r = improve(&items, &start, &limits);
+            assert!(r.nodes <= max_nodes, "{} nodes of {max_nodes}", r.nodes);
             assert!(check(&items, &r.chains).is_none(), "{max_nodes}");
             assert!(cost(&items, &r.chains).0 <= before, "{max_nodes}");
             assert_ne!(r.chains[0], r.chains[3]);

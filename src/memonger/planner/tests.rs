@@ -513,48 +513,80 @@ fn blobs_of_two_dtypes_share_a_name_only_when_allowed() {
     assert_eq!(p.net.op[0].output, p.net.op[2].output);
 }
 
-/// `SEARCHED_ARENA` twice: ops 0-5 on the CPU, ops 6-11 (blobs renamed) on a CUDA device.
-fn searched_arena_on_two_devices() -> (NetDef, ShapeMap) {
-    let (mut net, mut shapes) = net_of(&entries(&SEARCHED_ARENA), 6);
-    let (second, _) = net_of(&entries(&SEARCHED_ARENA), 6);
-    let gpu = |s: &String| format!("gpu_{s}");
+/// A net of `cpu` (ops `0..cpu_ops`, on the CPU) followed by `gpu` (blobs renamed, on a CUDA
+/// device), with their shapes.
+fn on_two_devices(cpu: &[Entry], cpu_ops: u32, gpu: &[Entry], gpu_ops: u32) -> (NetDef, ShapeMap) {
+    let (mut net, mut shapes) = net_of(cpu, cpu_ops);
+    let (second, second_shapes) = net_of(gpu, gpu_ops);
+    let rename = |s: &String| format!("gpu_{s}");
     for op in second.op {
         let mut op = on_device(op, 1);
-        op.input = op.input.iter().map(gpu).collect();
-        op.output = op.output.iter().map(gpu).collect();
+        op.input = op.input.iter().map(rename).collect();
+        op.output = op.output.iter().map(rename).collect();
         net.op.push(op);
     }
-    let renamed: Vec<(String, _)> = shapes.iter().map(|(k, v)| (gpu(k), v.clone())).collect();
-    shapes.extend(renamed);
+    shapes.extend(second_shapes.iter().map(|(k, v)| (rename(k), v.clone())));
     (net, shapes)
 }
 
+/// 30-49 entries over 20 ops whose arena search needs over 100,000 nodes to reach the bound.
+fn hard_entries() -> Vec<Entry> {
+    let mut next = crate::memonger::test_rng(6 * 7919 + 1);
+    let n = 30 + next(20) as usize;
+    (0..n)
+        .map(|_| {
+            let first = next(19) as u32;
+            let last = (first + 1 + next(8) as u32).min(19);
+            Entry {
+                first,
+                last,
+                bytes: 1 + next(1000),
+            }
+        })
+        .collect()
+}
+
 /// Half the node limit goes to the arenas, shared evenly by the devices in turn, each
-/// passing on what it leaves: with twice the nodes one device needs, two such devices both
-/// reach the bound, and no limit is ever exceeded.
+/// passing on what it leaves, and no limit is ever exceeded. With twice the nodes
+/// `SEARCHED_ARENA` needs alone, it still reaches its bound on the second device after a
+/// first device that uses every node it gets.
 #[test]
 fn the_arena_search_shares_its_nodes_between_devices() {
     let limited = |limit| PlanOptions {
         search_node_limit: limit,
         ..exact(Duration::from_secs(60))
     };
-    let (one, one_shapes) = net_of(&entries(&SEARCHED_ARENA), 6);
+    let easy = entries(&SEARCHED_ARENA);
+    let (one, one_shapes) = net_of(&easy, 6);
     let enough = (1..10_000)
         .find(|&l| {
             let p = plan(&one, Some(&one_shapes), &limited(l)).unwrap();
             p.figures.arena_optimal
         })
         .unwrap();
-    let (two, two_shapes) = searched_arena_on_two_devices();
+    let (two, two_shapes) = on_two_devices(&easy, 6, &easy, 6);
     let p = plan(&two, Some(&two_shapes), &limited(2 * enough)).unwrap();
-    assert_eq!(p.arenas.len(), 2);
     assert_eq!(
         (p.figures.arena_bytes, p.figures.arena_optimal),
         (64, true),
         "{enough} nodes for one device"
     );
+    let (mixed, mixed_shapes) = on_two_devices(&hard_entries(), 20, &easy, 6);
+    let p = plan(&mixed, Some(&mixed_shapes), &limited(2 * enough)).unwrap();
+    assert_eq!(p.arenas.len(), 2);
+    assert_eq!(p.arenas[1].arena_bytes, 32, "{enough} nodes for one device");
+    assert!(
+        !p.figures.arena_optimal,
+        "the first device reached its bound"
+    );
     for limit in 1..=4 * enough {
-        let p = plan(&two, Some(&two_shapes), &limited(limit)).unwrap();
-        assert!(p.figures.search_nodes <= limit, "limit {limit}");
+        for (net, shapes) in [(&two, &two_shapes), (&mixed, &mixed_shapes)] {
+            let p = plan(net, Some(shapes), &limited(limit)).unwrap();
+            assert!(
+                p.figures.search_nodes <= limit,
+                "limit {limit}: {} nodes",
+                p.figures.search_nodes
+            );
+        }
     }
 }

@@ -581,6 +581,37 @@ mod tests {
         assert!(q.dequeue(1).unwrap().is_none());
     }
 
+    /// String rows of several strings each are taken whole, also from a batch split by an
+    /// earlier take.
+    #[test]
+    fn string_rows_of_several_strings_split_at_row_boundaries() {
+        let q = RebatchingQueue::new(8, 1).unwrap();
+        let rows = |v: &[&str]| {
+            Tensor::from_strings(
+                &[v.len() as i64 / 2, 2],
+                v.iter().map(|x| x.as_bytes().to_vec()).collect(),
+            )
+            .unwrap()
+        };
+        let strs = |t: &Tensor| -> Vec<String> {
+            t.strings()
+                .unwrap()
+                .iter()
+                .map(|b| String::from_utf8(b.clone()).unwrap())
+                .collect()
+        };
+        q.enqueue_many(&[&rows(&["a0", "a1", "b0", "b1", "c0", "c1"])])
+            .unwrap();
+        q.enqueue_many(&[&rows(&["d0", "d1", "e0", "e1"])]).unwrap();
+        let out = q.dequeue(1).unwrap().unwrap();
+        assert_eq!(out[0].dims(), &[1, 2]);
+        assert_eq!(strs(&out[0]), ["a0", "a1"]);
+        let out = q.dequeue(3).unwrap().unwrap();
+        assert_eq!(out[0].dims(), &[3, 2]);
+        assert_eq!(strs(&out[0]), ["b0", "b1", "c0", "c1", "d0", "d1"]);
+        assert_eq!(strs(&q.dequeue(1).unwrap().unwrap()[0]), ["e0", "e1"]);
+    }
+
     #[test]
     fn batch_rows_do_not_alias_the_producer_or_the_output() {
         let q = RebatchingQueue::new(4, 1).unwrap();

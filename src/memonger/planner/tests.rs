@@ -590,3 +590,41 @@ fn the_arena_search_shares_its_nodes_between_devices() {
         }
     }
 }
+
+/// Entries whose arena every greedy algorithm packs at the bound (28 bytes) but whose
+/// greedy names cost 31 bytes; the name search finds 29, the bound.
+const NAMES_SEARCHED: [(u32, u32, u64); 10] = [
+    (9, 11, 11),
+    (4, 6, 3),
+    (0, 1, 1),
+    (1, 5, 4),
+    (10, 11, 3),
+    (6, 9, 1),
+    (8, 9, 16),
+    (1, 5, 1),
+    (1, 3, 16),
+    (6, 7, 11),
+];
+
+/// The name search runs with the nodes the arenas left, its nodes count in the figures, and
+/// "search" is reported only when it lowers the cost of the greedy names.
+#[test]
+fn the_name_search_is_reported_only_when_it_lowers_the_cost() {
+    let (net, shapes) = net_of(&entries(&NAMES_SEARCHED), 12);
+    let greedy = plan(&net, Some(&shapes), &exact(Duration::ZERO)).unwrap();
+    let searched = plan(&net, Some(&shapes), &exact(Duration::from_secs(60))).unwrap();
+    let (g, s) = (&greedy.figures, &searched.figures);
+    assert_eq!((g.arena_bytes, g.arena_lb_bytes), (28, 28));
+    assert_eq!((g.name_bytes, g.names_optimal), (31, false));
+    assert_eq!(
+        (s.name_bytes, s.name_lb_bytes, s.names_optimal),
+        (29, 29, true)
+    );
+    assert_eq!(searched.name_algorithm, "search");
+    assert_ne!(searched.arena_algorithm, "search");
+    assert!(s.search_nodes > 0);
+    // Without shapes left edge is optimal: searched or not, it keeps its name.
+    let plain = plan(&net, None, &exact(Duration::from_secs(60))).unwrap();
+    assert_eq!(plain.name_algorithm, "left_edge");
+    assert!(plain.figures.names_optimal);
+}

@@ -636,3 +636,29 @@ fn the_name_search_is_reported_only_when_it_lowers_the_cost() {
     assert_eq!(plain.name_algorithm, "left_edge");
     assert!(plain.figures.names_optimal);
 }
+
+/// A refused rewrite keeps every activation in its own slice (the naive arena); the figures
+/// still state the bound and whether the naive arena reaches it.
+#[test]
+fn a_refused_plan_reports_the_naive_arena_against_its_bound() {
+    let (mut net, shapes) = net_of(&entries(&SEARCHED_ARENA), 6);
+    net.r#type = Some("dag".into());
+    let p = plan(&net, Some(&shapes), &exact(Duration::from_secs(60))).unwrap();
+    assert!(p.refused.is_some());
+    assert_eq!(p.arena_algorithm, "naive");
+    let f = &p.figures;
+    assert_eq!(
+        (f.arena_bytes, f.arena_lb_bytes, f.arena_optimal),
+        (46, 32, false)
+    );
+    assert_eq!(f.search_nodes, 0);
+    // All alive at op 4: the naive arena is the bound.
+    let (mut net, shapes) = net_of(&entries(&[(0, 4, 5), (2, 4, 7), (4, 5, 9)]), 6);
+    net.r#type = Some("dag".into());
+    let p = plan(&net, Some(&shapes), &exact(Duration::from_secs(60))).unwrap();
+    let f = &p.figures;
+    assert_eq!(
+        (f.arena_bytes, f.arena_lb_bytes, f.arena_optimal),
+        (21, 21, true)
+    );
+}

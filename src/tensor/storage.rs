@@ -97,12 +97,11 @@ fn alloc_aligned(len: usize, zeroed: bool) -> Result<(NonNull<u8>, NonNull<u8>)>
 /// # Safety
 /// `base` must be the base `alloc_aligned(len, _)` returned, not yet freed.
 unsafe fn dealloc_aligned(base: NonNull<u8>, len: usize) {
-    let layout = if len <= SMALL_ALLOC_MAX {
-        // SAFETY: the same layout `aligned_layout` built for this `len` (it succeeded then).
-        unsafe { Layout::from_size_align_unchecked(len + SMALL_PAD, 16) }
-    } else {
-        // SAFETY: as above.
-        unsafe { Layout::from_size_align_unchecked(len, ALIGNMENT) }
+    // The layout the block was allocated with: the same function, so the two never disagree.
+    // It succeeded for this `len` then, so it cannot fail now; if it did, leaking beats
+    // freeing with a wrong layout.
+    let Ok(layout) = aligned_layout(len) else {
+        return;
     };
     // SAFETY: `base` was allocated with `layout` (caller's contract).
     unsafe { alloc::dealloc(base.as_ptr(), layout) };
@@ -575,6 +574,23 @@ mod tests {
             assert_eq!(s.len(), len);
         }
         assert!(Storage::zeroed(0).unwrap().as_ptr().is_null());
+    }
+
+    /// Up to `SMALL_ALLOC_MAX` bytes a plain malloc block padded by 48 bytes, above it an
+    /// exact aligned allocation: the overhead the module documents.
+    #[test]
+    fn small_buffers_take_padded_malloc_blocks_and_large_ones_exact_aligned_blocks() {
+        let layout = |len| {
+            let l = aligned_layout(len).unwrap();
+            (l.size(), l.align())
+        };
+        assert_eq!(layout(1), (49, 16));
+        assert_eq!(layout(SMALL_ALLOC_MAX), (SMALL_ALLOC_MAX + 48, 16));
+        assert_eq!(
+            layout(SMALL_ALLOC_MAX + 1),
+            (SMALL_ALLOC_MAX + 1, ALIGNMENT)
+        );
+        assert!(aligned_layout(usize::MAX - 8).is_err());
     }
 
     #[test]

@@ -716,6 +716,64 @@ mod tests {
         assert_eq!(e.kind(), crate::ErrorKind::Parse, "{e}");
     }
 
+    /// Forms the scanner leaves to the full decoder (a segment), and string records whose
+    /// count of strings differs from their dims, batch as the full decoder reads them.
+    #[test]
+    fn segments_and_string_counts_batch_as_the_full_decoder_reads_them() {
+        let dims = |d: u8| [0x08u8, d];
+        let segment = |begin: u8, end: u8| [0x5au8, 0x04, 0x08, begin, 0x10, end];
+        let (float, string) = ([0x10u8, 0x01], [0x10u8, 0x04]);
+        let text = |v: &str| {
+            let mut f = vec![0x32u8, v.len() as u8];
+            f.extend_from_slice(v.as_bytes());
+            f
+        };
+        // FLOAT elements 1 and 2 of 4: the others are zero.
+        let batch = batches_like_the_full_decoder(&[
+            one_proto(
+                "segment",
+                &[
+                    &dims(4),
+                    &float,
+                    &segment(1, 3),
+                    &packed_floats(&[1.0, 2.0]),
+                ],
+            ),
+            one_proto("whole", &[&dims(4), &float, &packed_floats(&[3.0; 4])]),
+        ])
+        .unwrap();
+        assert_eq!(
+            batch[0].typed::<f32>().unwrap(),
+            &[0.0, 1.0, 2.0, 0.0, 3.0, 3.0, 3.0, 3.0]
+        );
+        let strings = |t: &Tensor| -> Vec<Vec<u8>> { t.strings().unwrap().to_vec() };
+        let batch = batches_like_the_full_decoder(&[
+            one_proto("ab", &[&dims(2), &string, &text("a"), &text("b")]),
+            one_proto("cd", &[&dims(2), &string, &text("c"), &text("d")]),
+        ])
+        .unwrap();
+        assert_eq!(strings(&batch[0]), ["a", "b", "c", "d"].map(str::as_bytes));
+        // Element 1 of 3 only, and an empty segment: empty strings elsewhere.
+        let batch = batches_like_the_full_decoder(&[
+            one_proto("middle", &[&dims(3), &string, &segment(1, 2), &text("s")]),
+            one_proto("none", &[&dims(3), &string, &segment(0, 0)]),
+        ])
+        .unwrap();
+        assert_eq!(
+            strings(&batch[0]),
+            ["", "s", "", "", "", ""].map(str::as_bytes)
+        );
+        // Three strings for two elements: refused, as by the full decoder.
+        batches_like_the_full_decoder(&[
+            one_proto("ab", &[&dims(2), &string, &text("a"), &text("b")]),
+            one_proto(
+                "cde",
+                &[&dims(2), &string, &text("c"), &text("d"), &text("e")],
+            ),
+        ])
+        .unwrap_err();
+    }
+
     #[test]
     fn mismatched_records_name_the_key_and_both_shapes() {
         let records = vec![

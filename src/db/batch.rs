@@ -716,8 +716,9 @@ mod tests {
         assert_eq!(e.kind(), crate::ErrorKind::Parse, "{e}");
     }
 
-    /// Forms the scanner leaves to the full decoder (a segment), and string records whose
-    /// count of strings differs from their dims, batch as the full decoder reads them.
+    /// Forms the scanner leaves to the full decoder (a segment), payloads in a field that is
+    /// not the dtype's, and string records whose count of strings differs from their dims,
+    /// batch as the full decoder reads them.
     #[test]
     fn segments_and_string_counts_batch_as_the_full_decoder_reads_them() {
         let dims = |d: u8| [0x08u8, d];
@@ -763,6 +764,19 @@ mod tests {
             strings(&batch[0]),
             ["", "s", "", "", "", ""].map(str::as_bytes)
         );
+        // Packed bytes of the right length in a field that is not the dtype's: refused.
+        let floats_in_byte_data = [0x2au8, 0x08, 0, 0, 128, 63, 0, 0, 0, 64];
+        batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims(2), &float, &packed_floats(&[1.0, 2.0])]),
+            one_proto("b", &[&dims(2), &float, &floats_in_byte_data]),
+        ])
+        .unwrap_err();
+        let int32 = [0x10u8, 0x02];
+        batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims(2), &int32, &[0x22, 0x02, 0x07, 0x09]]),
+            one_proto("b", &[&dims(2), &int32, &packed_floats(&[1.0, 2.0])]),
+        ])
+        .unwrap_err();
         // Three strings for two elements: refused, as by the full decoder.
         batches_like_the_full_decoder(&[
             one_proto("ab", &[&dims(2), &string, &text("a"), &text("b")]),

@@ -193,11 +193,6 @@ impl Storage {
         }
     }
 
-    /// Whether this storage adopted a C host's buffer (`adopt_host`).
-    pub fn is_host(&self) -> bool {
-        matches!(self.owner, Owner::Host { .. })
-    }
-
     /// Releases an adopted host buffer now (its callback runs, once) and leaves the storage
     /// empty, owning nothing; `false` (nothing done) for any other storage.
     pub fn release_host(&mut self) -> bool {
@@ -652,6 +647,7 @@ mod tests {
             "an incomplete fill is never handed out"
         );
         assert!(SequentialFill::new(0).unwrap().finish().unwrap().is_empty());
+        assert!(!Storage::copy_of(&[7]).unwrap().is_empty());
     }
 
     #[test]

@@ -386,7 +386,8 @@ fn size_error(dtype: DataType, numel: usize, found: usize) -> C2rsError {
 }
 
 /// Writes the payload straight into `dst` when its form is one the scanner understood.
-/// Returns false when the caller must use the full decoder.
+/// Returns false when the caller must use the full decoder. Packed payloads that are already
+/// the row's bytes never come here: `push_row` copies them through `raw_parts`.
 fn fast_write(
     view: &TensorView<'_>,
     dtype: DataType,
@@ -396,25 +397,6 @@ fn fast_write(
     use DataType as D;
     match (&view.payload, dtype, view.field) {
         (Payload::None, _, _) if numel == 0 => Ok(true),
-        (Payload::Raw(parts), D::Float, 3)
-        | (Payload::Raw(parts), D::Double, 9)
-        | (
-            Payload::Raw(parts),
-            D::Byte | D::Uint8 | D::Int8 | D::Uint16 | D::Int16 | D::Float16,
-            5,
-        ) => {
-            let total: usize = parts.iter().map(|p| p.len()).sum();
-            if total != dst.len() {
-                let item = dtype.item_size().unwrap_or(1);
-                return Err(size_error(dtype, numel, total / item));
-            }
-            let mut at = 0;
-            for p in parts {
-                dst[at..at + p.len()].copy_from_slice(p);
-                at += p.len();
-            }
-            Ok(true)
-        }
         (Payload::Raw(parts), D::Bool, 5) => {
             let total: usize = parts.iter().map(|p| p.len()).sum();
             if total != dst.len() {
@@ -777,6 +759,17 @@ mod tests {
             one_proto("b", &[&dims(2), &int32, &packed_floats(&[1.0, 2.0])]),
         ])
         .unwrap_err();
+        // Three packed floats for two elements: the error gives both counts.
+        let e = batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims(2), &float, &packed_floats(&[1.0, 2.0])]),
+            one_proto("b", &[&dims(2), &float, &packed_floats(&[1.0, 2.0, 3.0])]),
+        ])
+        .unwrap_err();
+        assert!(
+            e.message()
+                .contains("a FLOAT tensor of 2 elements, found 3 items"),
+            "{e}"
+        );
         // Three strings for two elements: refused, as by the full decoder.
         batches_like_the_full_decoder(&[
             one_proto("ab", &[&dims(2), &string, &text("a"), &text("b")]),

@@ -759,6 +759,11 @@ mod tests {
             one_proto("b", &[&dims(2), &int32, &packed_floats(&[1.0, 2.0])]),
         ])
         .unwrap_err();
+        batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims(2), &float, &packed_floats(&[1.0, 2.0])]),
+            one_proto("b", &[&dims(2), &float, &[0x22, 0x02, 0x07, 0x09]]),
+        ])
+        .unwrap_err();
         // Three packed floats for two elements: the error gives both counts.
         let e = batches_like_the_full_decoder(&[
             one_proto("a", &[&dims(2), &float, &packed_floats(&[1.0, 2.0])]),

@@ -775,6 +775,30 @@ mod tests {
                 .contains("a FLOAT tensor of 2 elements, found 3 items"),
             "{e}"
         );
+        // BOOL from byte_data: any non-zero byte is true; a short payload is refused.
+        let bool_ = [0x10u8, 0x05];
+        let batch = batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims(3), &bool_, &[0x2a, 0x03, 1, 0, 2]]),
+            one_proto("b", &[&dims(3), &bool_, &[0x2a, 0x03, 0, 255, 0]]),
+        ])
+        .unwrap();
+        assert_eq!(batch[0].bytes().unwrap(), &[1, 0, 1, 0, 1, 0]);
+        batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims(3), &bool_, &[0x2a, 0x03, 1, 0, 2]]),
+            one_proto("b", &[&dims(3), &bool_, &[0x2a, 0x02, 1, 1]]),
+        ])
+        .unwrap_err();
+        // Three int32 values for two elements: the error counts the third.
+        let e = batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims(2), &int32, &[0x22, 0x02, 0x07, 0x09]]),
+            one_proto("b", &[&dims(2), &int32, &[0x22, 0x03, 0x07, 0x09, 0x0b]]),
+        ])
+        .unwrap_err();
+        assert!(
+            e.message()
+                .contains("a INT32 tensor of 2 elements, found 3 items"),
+            "{e}"
+        );
         // Three strings for two elements: refused, as by the full decoder.
         batches_like_the_full_decoder(&[
             one_proto("ab", &[&dims(2), &string, &text("a"), &text("b")]),

@@ -74,7 +74,7 @@ targets_for() {
     src/tensor/serialize.rs)
       echo "serialize golden_tensors golden_db load_save db_ops hostile_memory" ;;
     src/tensor/storage.rs | src/tensor/dlpack.rs)
-      echo "storage workspace_blobs queue_ops golden_tensors cuda_tensors size_limits hostile_memory" ;;
+      echo "storage storage_memory workspace_blobs queue_ops golden_tensors cuda_tensors size_limits hostile_memory" ;;
     src/db/minidb.rs | src/db/mapping.rs)
       echo "minidb db_ops golden_db load_save size_limits hostile_memory hostile_replay" ;;
     src/db/lmdb/*)

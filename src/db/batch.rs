@@ -799,6 +799,17 @@ mod tests {
                 .contains("a INT32 tensor of 2 elements, found 3 items"),
             "{e}"
         );
+        let int64 = [0x10u8, 0x0a];
+        let e = batches_like_the_full_decoder(&[
+            one_proto("a", &[&dims(2), &int64, &[0x52, 0x02, 0x07, 0x09]]),
+            one_proto("b", &[&dims(2), &int64, &[0x52, 0x03, 0x07, 0x09, 0x0b]]),
+        ])
+        .unwrap_err();
+        assert!(
+            e.message()
+                .contains("a INT64 tensor of 2 elements, found 3 items"),
+            "{e}"
+        );
         // Three strings for two elements: refused, as by the full decoder.
         batches_like_the_full_decoder(&[
             one_proto("ab", &[&dims(2), &string, &text("a"), &text("b")]),

@@ -699,10 +699,10 @@ mod tests {
     }
 
     /// Forms the scanner leaves to the full decoder (a segment), payloads in a field that is
-    /// not the dtype's, and string records whose count of strings differs from their dims,
-    /// batch as the full decoder reads them.
+    /// not the dtype's, BOOL from byte_data, strings, and payloads whose count differs from
+    /// the dims, batch as the full decoder reads them; count errors give both counts.
     #[test]
-    fn segments_and_string_counts_batch_as_the_full_decoder_reads_them() {
+    fn segments_odd_fields_and_wrong_counts_batch_as_the_full_decoder_reads_them() {
         let dims = |d: u8| [0x08u8, d];
         let segment = |begin: u8, end: u8| [0x5au8, 0x04, 0x08, begin, 0x10, end];
         let (float, string) = ([0x10u8, 0x01], [0x10u8, 0x04]);

@@ -450,6 +450,7 @@ impl SequentialFill {
     }
 
     /// Appends `n` bytes written by `fill` into a zeroed slice. On error nothing is appended.
+    /// With `n == 0` there is nothing to write and `fill` is not called.
     pub fn push_with(
         &mut self,
         n: usize,
@@ -636,6 +637,13 @@ mod tests {
         })
         .unwrap();
         assert!(f.push(&[6, 7]).is_err(), "overflow is refused");
+        f.push_with(0, |_| Err(C2rsError::internal("called for no bytes")))
+            .unwrap();
+        assert!(
+            f.push_with(1, |_| Err(C2rsError::internal("refused")))
+                .is_err(),
+            "a failed fill appends nothing"
+        );
         f.push(&[6]).unwrap();
         let s = f.finish().unwrap();
         assert_eq!(s.as_slice(), &[1, 2, 3, 4, 5, 6]);

@@ -659,11 +659,22 @@ mod tests {
     }
 
     #[test]
-    fn cast_slice_checks_length_and_alignment() {
+    fn cast_slices_check_length_and_alignment() {
         let s = Storage::copy_of(&[0, 0, 128, 63, 0, 0, 0, 64]).unwrap();
         assert_eq!(cast_slice::<f32>(s.as_slice()).unwrap(), &[1.0f32, 2.0]);
         assert!(cast_slice::<f32>(&s.as_slice()[..7]).is_none());
         assert!(cast_slice::<f32>(&s.as_slice()[1..5]).is_none());
+        let mut m = Storage::copy_of(&[0, 0, 128, 63, 0, 0, 0, 64, 0]).unwrap();
+        let bytes = m.as_mut_slice();
+        cast_slice_mut::<f32>(&mut bytes[..8]).unwrap()[1] = 3.0;
+        assert_eq!(&bytes[4..8], &3.0f32.to_le_bytes());
+        assert!(cast_slice_mut::<f32>(&mut bytes[..7]).is_none(), "length");
+        assert!(
+            cast_slice_mut::<f32>(&mut bytes[1..5]).is_none(),
+            "alignment"
+        );
+        assert!(cast_slice_mut::<f32>(&mut bytes[1..8]).is_none(), "both");
+        assert!(cast_slice_mut::<f32>(&mut bytes[..0]).unwrap().is_empty());
     }
 
     #[test]

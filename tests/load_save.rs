@@ -559,6 +559,32 @@ fn checkpoint_saves_every_n_iterations_under_the_pattern() {
         .collect();
     let it = tensor_from_proto(keys["iter#%0"].tensor.as_ref().unwrap()).unwrap();
     assert_eq!(it.typed::<i64>().unwrap(), &[4]);
+    // The iteration must be one INT64: neither two of them nor an INT32.
+    for bad in [
+        Tensor::from_slice(DataType::Int64, &[2], &[6i64, 7]).unwrap(),
+        Tensor::from_slice(DataType::Int32, &[1], &[6i32]).unwrap(),
+    ] {
+        feed(&ws, "iter", bad);
+        let e = ws
+            .run_operator_once(&op(
+                "Checkpoint",
+                &["iter", "w"],
+                &[],
+                vec![
+                    s("db", "ckpt_%03d.minidb"),
+                    s("db_type", "minidb"),
+                    i("every", 2),
+                ],
+            ))
+            .unwrap_err();
+        assert!(
+            e.message()
+                .contains("must be an INT64 scalar (the iteration)"),
+            "{}",
+            e.message()
+        );
+    }
+    assert!(!std::path::Path::new(&format!("{dir}/ckpt_006.minidb")).exists());
     let e = ws
         .run_operator_once(&op(
             "Snapshot",
